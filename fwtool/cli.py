@@ -1,0 +1,63 @@
+"""fwtool's command line: a thin click group. Each command lives in fwtool/commands/<name>.py."""
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import click
+
+from . import __version__, ui
+from .commands import boards as boards_cmd
+from .commands import build as build_cmd
+from .commands import doctor as doctor_cmd
+from .commands import vendor as vendor_cmd
+from .errors import Exit, FwtoolError
+
+EPILOG = """\b
+Examples:
+  fwtool build --board pico --model model.tflite   # C++ project -> firmware.uf2, fit-checked
+  fwtool flash                                     # last build -> the attached board, verified
+  fwtool monitor                                   # find the board's port, show inference live
+  fwtool doctor                                    # what is installed, what is missing
+\b
+Exit codes: 0 ok, 1 failed, 2 usage, 3 bad input, 4 missing tool/SDK, 5 does not fit,
+6 no device, 7 timeout, 8 expectation not met, 9 device lost, 130 interrupted.
+"""
+
+
+@click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="fwtool")
+def cli():
+    """Turn a trained TensorFlow Lite model into running, verified microcontroller firmware."""
+
+
+for _cmd in (build_cmd.build, boards_cmd.boards, doctor_cmd.doctor, vendor_cmd.vendor):
+    cli.add_command(_cmd)
+
+
+def main(argv=None) -> None:
+    try:
+        cli.main(args=argv, prog_name="fwtool", standalone_mode=False)
+    except FwtoolError as e:
+        if ui.is_json():
+            ui.emit_json(e.to_dict())
+        click.echo(f"error: {e.cause}", err=True)
+        if e.fix:
+            click.echo(f"  fix: {e.fix}", err=True)
+        sys.exit(int(e.code))
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("interrupted", err=True)
+        sys.exit(int(Exit.INTERRUPTED))
+    except Exception as e:  # a bug: one line, traceback only on request
+        if os.environ.get("FWTOOL_DEBUG"):
+            traceback.print_exc()
+        click.echo(f"error: internal error: {type(e).__name__}: {e}", err=True)
+        click.echo("  fix: re-run with FWTOOL_DEBUG=1 for a traceback and report it", err=True)
+        sys.exit(int(Exit.FAILED))
+    sys.exit(0)

@@ -1,0 +1,80 @@
+from pathlib import Path
+
+import click
+
+from .. import ui
+from ..build import BuildOptions, run
+from ..families import get_family
+from ..boards import get_board
+
+
+def print_report(r: dict) -> None:
+    u, s, a = r["usage"], r["sizes"], r["arena"]
+    click.echo(f"board     {r['board']['name']} ({r['board']['title']})")
+    m = r["model"]
+    click.echo(f"model     {m['name']}  {m['bytes']:,} B  sha256 {m['sha256'][:12]}  "
+               f"in {m['inputs'][0]['dtype']}{m['inputs'][0]['shape']}  out {m['outputs'][0]['dtype']}{m['outputs'][0]['shape']}")
+    click.echo("ops       " + ", ".join(f"{o['op']}{' (CMSIS-NN)' if o['cmsis_nn'] else ''}" for o in r["ops"]))
+    how = (f"measured {a['measured_bytes']:,} + margin {a['margin_bytes']:,}" if a["source"] == "measured"
+           else "--arena override")
+    click.echo(f"arena     {a['arena_bytes']:,} B ({how})")
+    click.echo(f"sections  text {s['text']:,}  data {s['data']:,}  bss {s['bss']:,}")
+    click.echo(f"flash     {ui.bar(u['flash_bytes'], u['flash_total'])} {u['flash_pct']:5.1f}%  "
+               f"{u['flash_bytes']:,} / {u['flash_total']:,} B")
+    click.echo(f"RAM       {ui.bar(u['ram_bytes'], u['ram_total'])} {u['ram_pct']:5.1f}%  "
+               f"{u['ram_bytes']:,} / {u['ram_total']:,} B")
+    click.echo(f"build     {r['build']['seconds']:.1f} s ({len(r['build']['changed_files'])} generated files changed)")
+    for note in r["build"].get("notes", []):
+        click.echo(f"note      {note}")
+    for k in ("uf2", "elf", "bin", "map", "report"):
+        if k in r["files"]:
+            click.echo(f"{k:9} {r['files'][k]}")
+
+
+@click.command()
+@click.option("--board", "-b", required=True, help="Board name (see 'fwtool boards').")
+@click.option("--model", "-m", required=True, type=click.Path(path_type=Path), help="int8 .tflite model.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Output folder [build/<board>].")
+@click.option("--arena", type=click.IntRange(min=1024), help="Tensor arena bytes (default: measured + margin).")
+@click.option("--input", "input_path", type=click.Path(path_type=Path),
+              help="Test input for the default app (.npy, int8 or float); default zeros.")
+@click.option("--labels", type=click.Path(path_type=Path), help="Text file, one label per output value.")
+@click.option("--stdio", type=click.Choice(["usb", "uart"]), help="Console (default: the board's, usually usb).")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), help="Parallel compile jobs [CPU count].")
+@click.option("--json", "as_json", is_flag=True, help="Print the build report as JSON on stdout.")
+@click.option("--verbose", "-v", is_flag=True, help="Show every compiler line.")
+def build(board, model, out_dir, arena, input_path, labels, stdio, jobs, as_json, verbose):
+    """Generate, compile and package firmware that runs MODEL on BOARD.
+
+    The model is checked (int8, ops with TFLM kernels, one subgraph), the arena measured, and flash/RAM fit
+    checked before compiling; only the model's kernels are compiled and linked. Writes
+    <out>/firmware.uf2 (+ .elf/.bin/.map), <out>/report.json and <out>/build.log.
+
+    \b
+    Examples:
+      fwtool build --board pico --model fire_alarm.tflite
+      fwtool build -b pico_w -m kws.tflite --labels labels.txt --input sample.npy
+      fwtool build -b pico -m model.tflite --arena 40000 --json > report.json
+    """
+    ui.set_json(as_json)
+    opts = BuildOptions(board=board, model=model, out_dir=out_dir, arena=arena, input=input_path, labels=labels,
+                        stdio=stdio, jobs=jobs)
+    family = get_family(get_board(board).family)
+    progress = {"step": "", "done": 0, "total": 0}
+    with ui.err.status("fwtool build: starting") as status:
+        def on_step(step):
+            progress["step"] = step
+            status.update(f"fwtool build: {step}")
+
+        def on_line(line):
+            if verbose:
+                ui.err.print(line, markup=False)
+            pr = family.progress(line) if hasattr(family, "progress") else None
+            if pr:
+                status.update(f"fwtool build: {progress['step']} [{pr[0]}/{pr[1]}]")
+
+        report = run(opts, on_line=on_line, on_step=on_step)
+    if as_json:
+        ui.emit_json(report)
+    else:
+        print_report(report)

@@ -1,0 +1,68 @@
+import click
+
+from .. import ui, vendor as vendor_mod
+from ..errors import BadInput
+
+
+@click.group()
+def vendor():
+    """The pinned upstream SDK trees (vendor/manifest.toml).
+
+    \b
+    Each tree is found, in order: its environment variable (PICO_SDK_PATH, PICO_TINYUSB_PATH,
+    FWTOOL_TFLMICRO_PATH, FWTOOL_CMSIS_DSP_PATH, FWTOOL_PICO_MIC_PATH, FWTOOL_RP2040JS_PATH), then
+    [vendor.<name>] path = "..." in the config file, then fwtool's cache (filled by 'fwtool vendor sync').
+    [vendor.<name>] url = "..." makes sync clone from a mirror instead.
+    """
+
+
+@vendor.command("sync")
+@click.argument("names", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Also the optional trees (audio front end, emulator bootrom).")
+@click.option("--force", is_flag=True, help="Fetch again even if the cache is complete.")
+def sync(names, all_, force):
+    """Fetch the pinned commits into the cache (shallow; safe to interrupt and re-run).
+
+    \b
+    Example:
+      fwtool vendor sync                 # what 'fwtool build' needs
+      fwtool vendor sync --all
+      fwtool vendor sync pico-tflmicro
+    """
+    deps = vendor_mod.manifest()
+    unknown = [n for n in names if n not in deps]
+    if unknown:
+        raise BadInput(f"unknown vendor tree(s): {', '.join(unknown)}; known: {', '.join(deps)}",
+                       "run 'fwtool vendor status' to list them")
+    chosen = [deps[n] for n in names] if names else [d for d in deps.values() if all_ or d.needed == "build"]
+    for dep in chosen:
+        loc = vendor_mod.locate(dep)
+        if loc.source in ("env", "config") and not names:
+            ui.info(f"{dep.name}: using {loc.path} ({loc.source}); not syncing")
+            continue
+        with ui.err.status(f"{dep.name} {dep.version}: fetching {dep.rev[:12]}…") as st:
+            def on_line(line, st=st, dep=dep):
+                line = line.strip().split("\r")[-1]
+                if line:
+                    st.update(f"{dep.name} {dep.version}: {line[:90]}")
+            path = vendor_mod.sync(dep, on_line=on_line, force=force)
+        ui.info(f"{dep.name} {dep.version}: {path} (commit {dep.rev[:12]} verified)")
+
+
+@vendor.command("status")
+@click.option("--json", "as_json", is_flag=True)
+def status(as_json):
+    """Where each pinned tree is found, and whether it is at the pinned commit.
+
+    \b
+    Example:
+      fwtool vendor status
+    """
+    ui.set_json(as_json)
+    locs = [vendor_mod.locate(d) for d in vendor_mod.manifest().values()]
+    if as_json:
+        ui.emit_json([loc.to_dict() for loc in locs])
+        return
+    for loc in locs:
+        where = f"{loc.source}: {loc.path}" if loc.path else f"missing (fwtool vendor sync {loc.dep.name})"
+        click.echo(f"{loc.dep.name:28} {loc.dep.version:10} {where}")

@@ -1,0 +1,56 @@
+"""One error type for every expected failure: a one-line cause, the fix, and an exit code scripts can trust.
+
+The CLI turns a FwtoolError into two lines on stderr (``error: <cause>`` and ``  fix: <fix>``) and exits with
+``code``; it never shows a traceback for these.
+"""
+from __future__ import annotations
+
+import enum
+
+
+class Exit(enum.IntEnum):
+    """Process exit codes. Documented in the README; never renumber, only add."""
+
+    OK = 0
+    FAILED = 1  # a step failed (compiler error, verify mismatch, device fault)
+    USAGE = 2  # bad command line (click's own code)
+    BAD_INPUT = 3  # corrupt/unsupported model, bad input file, unknown board
+    MISSING_TOOL = 4  # toolchain, SDK tree, node, permissions: the environment lacks something
+    DOES_NOT_FIT = 5  # model + arena + reserve exceed the board's flash or RAM
+    NO_DEVICE = 6  # no board attached / board not found / several boards and none chosen
+    TIMEOUT = 7  # a wait ran out (monitor --timeout, BOOTSEL never appeared)
+    MISMATCH = 8  # an expectation was not met (monitor --expect*, validate thresholds)
+    LOST_DEVICE = 9  # the board disappeared and did not come back
+    INTERRUPTED = 130  # Ctrl-C
+
+
+class FwtoolError(Exception):
+    """An expected failure. ``cause`` is one line; ``fix`` tells the user what to do."""
+
+    code: Exit = Exit.FAILED
+
+    def __init__(self, cause: str, fix: str | None = None, code: Exit | None = None):
+        super().__init__(cause)
+        self.cause = cause
+        self.fix = fix
+        if code is not None:
+            self.code = code
+
+    def to_dict(self) -> dict:
+        return {"error": self.cause, "fix": self.fix, "exit_code": int(self.code)}
+
+
+class BadInput(FwtoolError):
+    code = Exit.BAD_INPUT
+
+
+class MissingTool(FwtoolError):
+    code = Exit.MISSING_TOOL
+
+
+class DoesNotFit(FwtoolError):
+    code = Exit.DOES_NOT_FIT
+
+
+class NoDevice(FwtoolError):
+    code = Exit.NO_DEVICE

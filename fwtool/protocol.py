@@ -1,0 +1,103 @@
+"""The machine-readable lines fwtool firmware prints, defined once.
+
+The firmware template gets its printf formats from here (``c_formats()``); ``fwtool monitor``, ``fwtool run`` and
+``fwtool validate`` parse with ``parse_line()``. Format (one line each, ``key=value`` pairs separated by one space,
+values never contain spaces; vectors are comma-separated)::
+
+    FWT:BOOT model=fire_alarm sha256=4d5f2cd1842e board=pico arena=12345 arena_used=11872 ops=6 in=int8:1x124x129x1 out=int8:1x1 labels=fire_alarm fwtool=0.1.0
+    FWT:INFER n=7 us=24113 top=fire_alarm score=0.9961 scores=0.9961 q=127
+
+``scores`` are the dequantized values of output tensor 0 (``(q - zero_point) * scale``), ``q`` the raw quantized
+values, ``us`` the ``Invoke()`` time in microseconds from ``time_us_64()``, ``top`` the label of the highest score.
+Any other line the firmware prints is free text.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+PREFIX_BANNER = "FWT:BOOT"
+PREFIX_INFER = "FWT:INFER"
+
+# (field, printf conversion) in the order the firmware prints them.
+BANNER_FIELDS = [
+    ("model", "%s"), ("sha256", "%s"), ("board", "%s"), ("arena", "%lu"), ("arena_used", "%lu"),
+    ("ops", "%lu"), ("in", "%s"), ("out", "%s"), ("labels", "%s"), ("fwtool", "%s"),
+]
+INFER_FIELDS = [("n", "%lu"), ("us", "%lu"), ("top", "%s"), ("score", "%.4f")]
+INFER_VECTORS = [("scores", "%.4f"), ("q", "%d")]  # printed after the fixed fields, comma-separated
+
+_INT_FIELDS = {"arena", "arena_used", "ops", "n", "us"}
+_PAIR = re.compile(r"(\w+)=(\S*)")
+
+
+def c_formats() -> dict[str, str]:
+    """printf formats for the firmware template (each ends before the newline / vector part)."""
+    def fmt(prefix, fields):
+        return prefix + "".join(f" {name}={conv}" for name, conv in fields)
+
+    return {
+        "banner": fmt(PREFIX_BANNER, BANNER_FIELDS),
+        "infer": fmt(PREFIX_INFER, INFER_FIELDS),
+        "vectors": [{"name": n, "conv": c} for n, c in INFER_VECTORS],
+    }
+
+
+@dataclass
+class Banner:
+    fields: dict
+    raw: str = ""
+
+    @property
+    def labels(self) -> list[str]:
+        v = self.fields.get("labels", "")
+        return v.split(",") if v else []
+
+    def to_dict(self) -> dict:
+        return {"type": "banner", **self.fields}
+
+
+@dataclass
+class Inference:
+    n: int
+    us: int
+    top: str
+    score: float
+    scores: list[float] = field(default_factory=list)
+    q: list[int] = field(default_factory=list)
+    raw: str = ""
+
+    def to_dict(self) -> dict:
+        return {"type": "inference", "n": self.n, "us": self.us, "top": self.top, "score": self.score,
+                "scores": self.scores, "q": self.q}
+
+
+def _pairs(rest: str) -> dict:
+    out = {}
+    for k, v in _PAIR.findall(rest):
+        out[k] = int(v) if k in _INT_FIELDS and re.fullmatch(r"-?\d+", v) else v
+    return out
+
+
+def _vector(text: str, cast):
+    if not text:
+        return []
+    return [cast(x) for x in text.split(",")]
+
+
+def parse_line(line: str) -> Banner | Inference | None:
+    """Parse one line (without its newline). Returns None for free text or a malformed record."""
+    line = line.strip()
+    # The prefix may follow other text on the same line (e.g. a log prefix), so search, don't match.
+    i = line.find(PREFIX_BANNER + " ")
+    if i >= 0:
+        return Banner(_pairs(line[i + len(PREFIX_BANNER):]), raw=line)
+    i = line.find(PREFIX_INFER + " ")
+    if i >= 0:
+        p = _pairs(line[i + len(PREFIX_INFER):])
+        try:
+            return Inference(n=int(p["n"]), us=int(p["us"]), top=str(p["top"]), score=float(p["score"]),
+                             scores=_vector(p.get("scores", ""), float), q=_vector(p.get("q", ""), int), raw=line)
+        except (KeyError, ValueError):
+            return None
+    return None

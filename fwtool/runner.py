@@ -1,0 +1,69 @@
+"""Every subprocess fwtool starts goes through here: one place for tool lookup, streaming and errors."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Callable, Sequence
+
+from .errors import FwtoolError, MissingTool
+
+
+def which(tool: str) -> str | None:
+    return shutil.which(tool)
+
+
+def require(tool: str, fix: str) -> str:
+    path = which(tool)
+    if not path:
+        raise MissingTool(f"'{tool}' was not found on PATH", fix)
+    return path
+
+
+def capture(cmd: Sequence[str], cwd: Path | None = None, env: dict | None = None, timeout: float | None = 60,
+            check: bool = True) -> subprocess.CompletedProcess:
+    """Run to completion and capture stdout/stderr as text."""
+    try:
+        proc = subprocess.run(list(map(str, cmd)), cwd=cwd, env=_env(env), capture_output=True, text=True,
+                              timeout=timeout)
+    except FileNotFoundError as e:
+        raise MissingTool(f"'{cmd[0]}' was not found", "install it, then run 'fwtool doctor'") from e
+    except subprocess.TimeoutExpired as e:
+        raise FwtoolError(f"'{Path(cmd[0]).name}' did not finish within {timeout:.0f} s") from e
+    if check and proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [""]
+        raise FwtoolError(f"'{' '.join(map(str, cmd[:3]))}…' failed (exit {proc.returncode}): {tail[0]}")
+    return proc
+
+
+def stream(cmd: Sequence[str], cwd: Path | None = None, env: dict | None = None,
+           on_line: Callable[[str], None] | None = None, timeout: float | None = None) -> tuple[int, list[str]]:
+    """Run, feeding each output line (stdout and stderr merged) to ``on_line``; return (exit code, all lines)."""
+    lines: list[str] = []
+    try:
+        proc = subprocess.Popen(list(map(str, cmd)), cwd=cwd, env=_env(env), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1)
+    except FileNotFoundError as e:
+        raise MissingTool(f"'{cmd[0]}' was not found", "install it, then run 'fwtool doctor'") from e
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            lines.append(line)
+            if on_line:
+                on_line(line)
+        rc = proc.wait(timeout=timeout)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return rc, lines
+
+
+def _env(extra: dict | None) -> dict | None:
+    if not extra:
+        return None
+    env = dict(os.environ)
+    env.update({k: str(v) for k, v in extra.items()})
+    return env

@@ -1,0 +1,101 @@
+"""UF2 container: write from a flat binary, read back, validate (microsoft/uf2; RP2040 rules of its bootrom)."""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+MAGIC_START0 = 0x0A324655
+MAGIC_START1 = 0x9E5D5157
+MAGIC_END = 0x0AB16F30
+FLAG_NOT_MAIN_FLASH = 0x00000001
+FLAG_FAMILY_ID_PRESENT = 0x00002000
+RP2040_FAMILY_ID = 0xE48BFF56
+BLOCK_SIZE = 512
+PAYLOAD = 256
+_HEADER = struct.Struct("<8I")
+
+
+class UF2Error(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Block:
+    flags: int
+    address: int
+    payload_size: int
+    block_no: int
+    num_blocks: int
+    family_id: int
+    data: bytes  # payload only
+
+
+def from_bin(data: bytes, base: int, family_id: int = RP2040_FAMILY_ID) -> bytes:
+    """One 512-byte block per 256 bytes of ``data`` (last page zero-padded), as picotool writes them."""
+    pages = [data[i:i + PAYLOAD] for i in range(0, len(data), PAYLOAD)] or [b""]
+    out = bytearray()
+    for n, page in enumerate(pages):
+        page = page.ljust(PAYLOAD, b"\0")
+        out += _HEADER.pack(MAGIC_START0, MAGIC_START1, FLAG_FAMILY_ID_PRESENT, base + n * PAYLOAD, PAYLOAD,
+                            n, len(pages), family_id)
+        out += page.ljust(476, b"\0")
+        out += struct.pack("<I", MAGIC_END)
+    return bytes(out)
+
+
+def parse(data: bytes) -> list[Block]:
+    if len(data) == 0 or len(data) % BLOCK_SIZE:
+        raise UF2Error(f"size {len(data)} is not a non-zero multiple of {BLOCK_SIZE} bytes")
+    blocks = []
+    for off in range(0, len(data), BLOCK_SIZE):
+        m0, m1, flags, addr, size, no, num, fam = _HEADER.unpack_from(data, off)
+        (mend,) = struct.unpack_from("<I", data, off + 508)
+        if (m0, m1, mend) != (MAGIC_START0, MAGIC_START1, MAGIC_END):
+            raise UF2Error(f"block at offset {off} has bad magic numbers")
+        if size > 476:
+            raise UF2Error(f"block {no} has payload size {size} > 476")
+        blocks.append(Block(flags, addr, size, no, num, fam, bytes(data[off + 32:off + 32 + size])))
+    return blocks
+
+
+def to_image(blocks: list[Block]) -> tuple[int, bytes]:
+    """(lowest address, contiguous bytes) covered by the main-flash blocks; gaps are an error."""
+    main = sorted((b for b in blocks if not b.flags & FLAG_NOT_MAIN_FLASH), key=lambda b: b.address)
+    if not main:
+        raise UF2Error("no main-flash blocks")
+    base = main[0].address
+    out = bytearray()
+    for b in main:
+        if b.address != base + len(out):
+            raise UF2Error(f"blocks are not contiguous at 0x{b.address:08X}")
+        out += b.data
+    return base, bytes(out)
+
+
+def validate(data: bytes, family_id: int, base: int, expect: bytes | None = None) -> list[Block]:
+    """Check everything the RP2040 bootrom checks, plus contiguity from ``base`` and (optionally) exact content."""
+    blocks = parse(data)
+    n = len(blocks)
+    for i, b in enumerate(blocks):
+        if not b.flags & FLAG_FAMILY_ID_PRESENT:
+            raise UF2Error(f"block {i} has no family id (flags 0x{b.flags:08X})")
+        if b.family_id != family_id:
+            raise UF2Error(f"block {i} is for family 0x{b.family_id:08X}, not 0x{family_id:08X}")
+        if b.payload_size != PAYLOAD or b.address % PAYLOAD:
+            raise UF2Error(f"block {i} is not a 256-byte, 256-aligned page")
+        if b.block_no != i or b.num_blocks != n:
+            raise UF2Error(f"block {i} is numbered {b.block_no}/{b.num_blocks}, expected {i}/{n}")
+    start, image = to_image(blocks)
+    if start != base:
+        raise UF2Error(f"image starts at 0x{start:08X}, expected 0x{base:08X}")
+    if expect is not None:
+        padded = expect + b"\0" * (-len(expect) % PAYLOAD)
+        if image != padded:
+            raise UF2Error("UF2 content differs from the binary it was made from")
+    return blocks
+
+
+def family_of(path: Path) -> set[int]:
+    """Family ids present in a UF2 file (for refusing a wrong-family image before flashing)."""
+    return {b.family_id for b in parse(Path(path).read_bytes()) if b.flags & FLAG_FAMILY_ID_PRESENT}

@@ -1,0 +1,147 @@
+"""The pinned upstream trees (vendor/manifest.toml): where they are, and ``sync`` to fetch them into the cache.
+
+Lookup order for each entry: its environment variable (e.g. PICO_SDK_PATH), then ``path`` in the config file,
+then the cache (``<cache>/vendor/<name>-<rev12>``, complete only when its marker file names the pinned commit).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from . import config, runner
+from .errors import FwtoolError, MissingTool
+from .paths import cache_dir, resource_dir
+from .tomlcompat import tomllib
+
+MARKER = ".fwtool-vendor"
+
+
+@dataclass(frozen=True)
+class Dep:
+    name: str
+    url: str
+    rev: str
+    version: str
+    env: str
+    families: tuple[str, ...]
+    needed: str
+    exclude: tuple[str, ...]
+
+    @property
+    def stamp(self) -> str:
+        """What the cache marker records: the commit and the paths left out (a change means re-sync)."""
+        return "\n".join([self.rev, *self.exclude])
+
+    @property
+    def cache_path(self) -> Path:
+        return cache_dir() / "vendor" / f"{self.name}-{self.rev[:12]}"
+
+
+@dataclass
+class Located:
+    dep: Dep
+    path: Path | None
+    source: str  # "env", "config", "cache", "missing"
+    rev: str | None = None  # HEAD of the tree if it is a git checkout
+
+    @property
+    def pinned(self) -> bool:
+        return self.rev is not None and self.rev == self.dep.rev
+
+    def to_dict(self) -> dict:
+        return {"name": self.dep.name, "path": str(self.path) if self.path else None, "source": self.source,
+                "rev": self.rev, "pinned_rev": self.dep.rev, "version": self.dep.version, "pinned": self.pinned}
+
+
+def manifest() -> dict[str, Dep]:
+    d = tomllib.loads((resource_dir("vendor") / "manifest.toml").read_text())
+    return {name: Dep(name, e["url"], e["rev"], str(e.get("version", e["rev"][:7])), e["env"],
+                      tuple(e.get("families", [])), e.get("needed", "build"), tuple(e.get("exclude", [])))
+            for name, e in d.items()}
+
+
+def deps_for(family: str, needed: str = "build") -> list[Dep]:
+    return [d for d in manifest().values() if family in d.families and d.needed == needed]
+
+
+def _git_head(path: Path) -> str | None:
+    if not (path / ".git").exists():
+        return None
+    proc = runner.capture(["git", "-C", str(path), "rev-parse", "HEAD"], check=False, timeout=20)
+    return proc.stdout.strip() or None if proc.returncode == 0 else None
+
+
+def locate(dep: Dep) -> Located:
+    env = os.environ.get(dep.env)
+    if env:
+        p = Path(env).expanduser()
+        return Located(dep, p if p.is_dir() else None, "env" if p.is_dir() else "missing", _git_head(p))
+    cfg = config.vendor_override(dep.name).get("path")
+    if cfg:
+        p = Path(cfg).expanduser()
+        return Located(dep, p if p.is_dir() else None, "config" if p.is_dir() else "missing", _git_head(p))
+    p = dep.cache_path
+    marker = p / MARKER
+    if marker.is_file() and marker.read_text().strip() == dep.stamp:
+        return Located(dep, p, "cache", dep.rev)
+    return Located(dep, None, "missing")
+
+
+def require(dep: Dep) -> Path:
+    loc = locate(dep)
+    if loc.path is None:
+        where = os.environ.get(dep.env) or config.vendor_override(dep.name).get("path")
+        if where:
+            raise MissingTool(f"{dep.name} not found at {where} (from {dep.env} or the config file)",
+                              f"point {dep.env} at a {dep.name} checkout, or unset it and run 'fwtool vendor sync'")
+        raise MissingTool(f"{dep.name} {dep.version} is not in the cache",
+                          f"run 'fwtool vendor sync' (or set {dep.env} to an existing checkout)")
+    return loc.path
+
+
+def _git(args: list[str], cwd: Path, on_line=None) -> None:
+    rc, lines = runner.stream(["git", "-c", "advice.detachedHead=false", *args], cwd=cwd, on_line=on_line)
+    if rc != 0:
+        tail = next((ln for ln in reversed(lines) if ln.strip()), "")
+        raise FwtoolError(f"git {args[0]} failed in {cwd.name}: {tail.strip()}",
+                          "check the network or the mirror URL, then re-run 'fwtool vendor sync' (it resumes)")
+
+
+def sync(dep: Dep, on_line: Callable[[str], None] | None = None, force: bool = False) -> Path:
+    """Fetch exactly ``dep.rev`` into the cache. Interrupt-safe: work happens in ``<dir>.partial``, then a rename."""
+    runner.require("git", "install git (Debian: apt-get install git)")
+    final = dep.cache_path
+    if not force and (final / MARKER).is_file() and (final / MARKER).read_text().strip() == dep.stamp:
+        return final
+    url = config.vendor_override(dep.name).get("url", dep.url)
+    work = final.with_name(final.name + ".partial")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        _git(["init", "-q"], work)
+        if "://" not in url and Path(url).expanduser().exists():  # a mirror on disk
+            url = Path(url).expanduser().resolve().as_uri()
+        _git(["remote", "add", "origin", url], work)
+        if url.startswith("file://"):
+            # A local mirror serves with its own config; GitHub already allows fetching a commit with a filter.
+            _git(["config", "remote.origin.uploadpack",
+                  "git -c uploadpack.allowFilter=true -c uploadpack.allowAnySHA1InWant=true upload-pack"], work)
+        # Partial clone: commit and trees now, blobs only for the paths checked out.
+        _git(["fetch", "--depth", "1", "--filter=blob:none", "--progress", "origin", dep.rev], work, on_line)
+        _git(["sparse-checkout", "set", "--no-cone", "/*", *[f"!/{p}" for p in dep.exclude]], work)
+        _git(["checkout", "-q", "--detach", "FETCH_HEAD"], work, on_line)
+        head = _git_head(work)
+        if head != dep.rev:
+            raise FwtoolError(f"{dep.name}: fetched commit {head} is not the pinned {dep.rev}",
+                              "the URL serves different history; check the mirror")
+        (work / MARKER).write_text(dep.stamp + "\n")
+        if final.exists():
+            shutil.rmtree(final)
+        work.rename(final)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return final
