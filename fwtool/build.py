@@ -13,6 +13,7 @@ from typing import Callable
 import numpy as np
 
 from . import __version__, arena as arena_mod, elfsize, protocol, render, uf2, vendor
+from .apps import get_app
 from .boards import Board, get_board
 from .errors import BadInput, DoesNotFit, FwtoolError
 from .families import get_family
@@ -35,6 +36,7 @@ class BuildOptions:
     input: Path | None = None
     labels: Path | None = None
     stdio: str | None = None  # usb | uart (default: the board's)
+    app: str = "inference"  # templates/<family>/apps/<app>/
     jobs: int | None = None
     tflm_cores: int = 2
     usb_wait_ms: int = 2500
@@ -117,8 +119,10 @@ def fit_check(board: Board, family, model: Model, arena_bytes: int, input_bytes:
 def plan(opts: BuildOptions) -> Plan:
     board = get_board(opts.board)
     family = get_family(board.family)
+    app = get_app(family.template_dir, opts.app)
     model = load_model(opts.model)
     check_for_tflm(model)
+    app.check_model(model)
     input_bytes, input_source = read_input(opts.input, model)
     arena = arena_mod.size_for(model, opts.arena)
     labels = read_labels(opts.labels, model.outputs[0].elements)
@@ -187,7 +191,7 @@ def run(opts: BuildOptions, on_line: Callable[[str], None] = lambda s: None,
 
     on_step("generating the project")
     ctx = template_context(p, opts, family, vendor_paths)
-    files = render.render_all(family.template_dir, ctx)
+    files = render.render_all(family.template_dir, ctx, opts.app)
     changed = render.write_project(files, project_dir)
     _remove_artifacts(out_dir)  # from here on a failure must not leave an older firmware looking current
     t_compile = time.monotonic()
@@ -230,7 +234,7 @@ def run(opts: BuildOptions, on_line: Callable[[str], None] = lambda s: None,
         "files": {k: str(v) for k, v in outputs.items()},
         "build": {"seconds": round(time.monotonic() - t_start, 2), "compile_seconds": round(compile_s, 2),
                   "changed_files": changed, "tflm_sources": len(ctx["tflm_sources"]),
-                  "kernel_files": ctx["kernel_files"], "tflm_cores": opts.tflm_cores,
+                  "kernel_files": ctx["kernel_files"], "tflm_cores": opts.tflm_cores, "app": opts.app,
                   "project_dir": str(project_dir), "build_dir": str(build_dir),
                   "notes": list(opts.extra.get("notes", []))},
         "toolchain": {name: s.version for name, s in tool_status.items()},

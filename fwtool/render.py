@@ -10,14 +10,19 @@ import jinja2
 from .paths import resource_dir
 
 
-def environment(template_dir: str) -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(resource_dir("templates") / template_dir)),
-                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+def _render_dir(folder: Path, context: dict) -> dict[str, str]:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(folder)), undefined=jinja2.StrictUndefined,
+                             keep_trailing_newline=True, autoescape=False)
+    return {Path(name).name[:-3]: env.get_template(name).render(**context)
+            for name in env.list_templates() if name.endswith(".j2") and "/" not in name}
 
 
-def render_all(template_dir: str, context: dict) -> dict[str, str]:
-    env = environment(template_dir)
-    return {name[:-3]: env.get_template(name).render(**context) for name in env.list_templates() if name.endswith(".j2")}
+def render_all(template_dir: str, context: dict, app: str = "inference") -> dict[str, str]:
+    """The family's shared templates plus those of ``app`` (an app file overrides a shared one of that name)."""
+    root = resource_dir("templates") / template_dir
+    files = _render_dir(root, context)
+    files.update(_render_dir(root / "apps" / app, context))
+    return files
 
 
 def write_if_changed(path: Path, text: str) -> bool:

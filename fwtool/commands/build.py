@@ -39,11 +39,13 @@ def print_report(r: dict) -> None:
 @click.option("--input", "input_path", type=click.Path(path_type=Path),
               help="Test input for the default app (.npy, int8 or float); default zeros.")
 @click.option("--labels", type=click.Path(path_type=Path), help="Text file, one label per output value.")
+@click.option("--app", default="inference", show_default=True,
+              help="Firmware app (templates/<family>/apps/<app>): 'inference' runs the model in a loop.")
 @click.option("--stdio", type=click.Choice(["usb", "uart"]), help="Console (default: the board's, usually usb).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="Parallel compile jobs [CPU count].")
 @click.option("--json", "as_json", is_flag=True, help="Print the build report as JSON on stdout.")
 @click.option("--verbose", "-v", is_flag=True, help="Show every compiler line.")
-def build(board, model, out_dir, arena, input_path, labels, stdio, jobs, as_json, verbose):
+def build(board, model, out_dir, arena, input_path, labels, app, stdio, jobs, as_json, verbose):
     """Generate, compile and package firmware that runs MODEL on BOARD.
 
     The model is checked (int8, ops with TFLM kernels, one subgraph), the arena measured, and flash/RAM fit
@@ -58,7 +60,7 @@ def build(board, model, out_dir, arena, input_path, labels, stdio, jobs, as_json
     """
     ui.set_json(as_json)
     opts = BuildOptions(board=board, model=model, out_dir=out_dir, arena=arena, input=input_path, labels=labels,
-                        stdio=stdio, jobs=jobs)
+                        stdio=stdio, jobs=jobs, app=app)
     family = get_family(get_board(board).family)
     progress = {"step": "", "done": 0, "total": 0}
     with ui.err.status("fwtool build: starting") as status:
