@@ -6,6 +6,7 @@ values never contain spaces; vectors are comma-separated)::
 
     FWT:BOOT model=fire_alarm sha256=4d5f2cd1842e board=pico arena=12345 arena_used=11872 ops=6 in=int8:1x124x129x1 out=int8:1x1 labels=fire_alarm fwtool=0.1.0
     FWT:INFER n=7 us=24113 top=fire_alarm score=0.9961 scores=0.9961 q=127
+    FWT:ERROR AllocateTensors failed: arena too small (rebuild with a larger --arena)
 
 ``scores`` are the dequantized values of output tensor 0 (``(q - zero_point) * scale``), ``q`` the raw quantized
 values, ``us`` the ``Invoke()`` time in microseconds from ``time_us_64()``, ``top`` the label of the highest score.
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 
 PREFIX_BANNER = "FWT:BOOT"
 PREFIX_INFER = "FWT:INFER"
+PREFIX_ERROR = "FWT:ERROR"  # "FWT:ERROR <free text>": the firmware cannot run (repeated every second)
 
 # (field, printf conversion) in the order the firmware prints them.
 BANNER_FIELDS = [
@@ -72,6 +74,17 @@ class Inference:
                 "scores": self.scores, "q": self.q}
 
 
+@dataclass
+class FirmwareError:
+    """``FWT:ERROR <text>``: the firmware stopped (e.g. AllocateTensors failed) and keeps repeating why."""
+
+    text: str
+    raw: str = ""
+
+    def to_dict(self) -> dict:
+        return {"type": "error", "text": self.text}
+
+
 def _pairs(rest: str) -> dict:
     out = {}
     for k, v in _PAIR.findall(rest):
@@ -85,9 +98,12 @@ def _vector(text: str, cast):
     return [cast(x) for x in text.split(",")]
 
 
-def parse_line(line: str) -> Banner | Inference | None:
+def parse_line(line: str) -> Banner | Inference | FirmwareError | None:
     """Parse one line (without its newline). Returns None for free text or a malformed record."""
     line = line.strip()
+    i = line.find(PREFIX_ERROR)
+    if i >= 0 and line[i + len(PREFIX_ERROR):i + len(PREFIX_ERROR) + 1] in ("", " "):
+        return FirmwareError(line[i + len(PREFIX_ERROR):].strip(), raw=line)
     # The prefix may follow other text on the same line (e.g. a log prefix), so search, don't match.
     i = line.find(PREFIX_BANNER + " ")
     if i >= 0:
