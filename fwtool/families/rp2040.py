@@ -94,7 +94,14 @@ class RP2040Family(Family):
         return ["cmake", "-S", str(project_dir), "-B", str(build_dir), "-G", gen,
                 "-DCMAKE_BUILD_TYPE=Release", "-DPICO_NO_PICOTOOL=1",
                 f"-DPICO_SDK_PATH={paths['pico-sdk']}", f"-DPICO_TINYUSB_PATH={paths['tinyusb']}",
-                f"-DPICO_BOARD={options['board'].sdk['pico_board']}"]
+                f"-DPICO_BOARD={options['board'].sdk['pico_board']}", *self._launcher()]
+
+    @staticmethod
+    def _launcher() -> list[str]:
+        """Use ccache when installed: a new out dir or model then reuses the compiled SDK/TFLM objects."""
+        if os.environ.get("FWTOOL_NO_CCACHE") or not runner.which("ccache"):
+            return []
+        return [f"-DCMAKE_{lang}_COMPILER_LAUNCHER=ccache" for lang in ("C", "CXX")]
 
     def compile(self, project_dir: Path, build_dir: Path, options: dict,
                 on_line: Callable[[str], None]) -> Artifacts:
@@ -116,7 +123,10 @@ class RP2040Family(Family):
                                   "run 'fwtool vendor sync tinyusb' or point PICO_TINYUSB_PATH at a full checkout")
             stamp.write_text(key)
         jobs = str(options.get("jobs") or os.cpu_count() or 2)
-        rc, lines = runner.stream(["cmake", "--build", str(build_dir), "--parallel", jobs], on_line=on_line)
+        # The objects carry -g, so ccache would key on the build folder; these let other out dirs share them.
+        env = {"CCACHE_NOHASHDIR": "1", "CCACHE_BASEDIR": str(build_dir.parent)}
+        rc, lines = runner.stream(["cmake", "--build", str(build_dir), "--parallel", jobs], env=env,
+                                  on_line=on_line)
         if rc != 0:
             raise FwtoolError(f"compile failed: {_first_error(lines)}", f"full log: {build_dir.parent}/build.log")
         elf = build_dir / "firmware.elf"
