@@ -18,6 +18,7 @@ from .boards import Board, get_board
 from .errors import BadInput, DoesNotFit, FwtoolError
 from .families import get_family
 from .model import Model, check_for_tflm, load_model, resolver_calls
+from .quantize import tflite_for_build
 
 ARTIFACTS = ("firmware.uf2", "firmware.elf", "firmware.bin", "firmware.map", "report.json")
 TFLM_INCLUDES = ["src", "src/third_party/ruy", "src/third_party/gemmlowp", "src/third_party/flatbuffers/include",
@@ -37,6 +38,7 @@ class BuildOptions:
     labels: Path | None = None
     stdio: str | None = None  # usb | uart (default: the board's)
     app: str = "inference"  # templates/<family>/apps/<app>/
+    representative: Path | None = None  # with a .keras/.h5/SavedModel --model: quantize it (cached)
     jobs: int | None = None
     tflm_cores: int = 2
     usb_wait_ms: int = 2500
@@ -93,14 +95,15 @@ def read_input(path: Path | None, model: Model) -> tuple[bytes, str]:
     return np.asarray(arr).astype(dtype).tobytes(), f"{path.name}"
 
 
-def fit_check(board: Board, family, model: Model, arena_bytes: int, input_bytes: int) -> dict:
+def fit_report(board: Board, family, model: Model, arena_bytes: int, input_bytes: int) -> dict:
+    """Flash and RAM needed vs available, with margins (negative: byte-exact shortfall). Never raises."""
     flash_need = model.size + input_bytes + family.code_reserve_bytes
     ram_need = arena_bytes + family.ram_reserve_bytes
     result = {
         "flash": {"model": model.size, "input": input_bytes, "code_reserve": family.code_reserve_bytes,
-                  "required": flash_need, "available": board.flash_bytes},
+                  "required": flash_need, "available": board.flash_bytes, "margin": board.flash_bytes - flash_need},
         "ram": {"arena": arena_bytes, "reserve": family.ram_reserve_bytes, "required": ram_need,
-                "available": board.sram_bytes},
+                "available": board.sram_bytes, "margin": board.sram_bytes - ram_need},
     }
     problems = []
     if flash_need > board.flash_bytes:
@@ -109,8 +112,15 @@ def fit_check(board: Board, family, model: Model, arena_bytes: int, input_bytes:
     if ram_need > board.sram_bytes:
         problems.append(f"RAM short by {ram_need - board.sram_bytes:,} bytes (arena {arena_bytes:,} + "
                         f"reserve {family.ram_reserve_bytes:,} > {board.sram_bytes:,})")
-    if problems:
-        raise DoesNotFit(f"{model.path.name} does not fit {board.name}: " + "; ".join(problems),
+    result["fits"] = not problems
+    result["problems"] = problems
+    return result
+
+
+def fit_check(board: Board, family, model: Model, arena_bytes: int, input_bytes: int) -> dict:
+    result = fit_report(board, family, model, arena_bytes, input_bytes)
+    if result["problems"]:
+        raise DoesNotFit(f"{model.path.name} does not fit {board.name}: " + "; ".join(result["problems"]),
                          "use a smaller or int8-quantized model (fewer filters/units, smaller input), "
                          "or a board with more memory ('fwtool boards')")
     return result
@@ -120,7 +130,7 @@ def plan(opts: BuildOptions) -> Plan:
     board = get_board(opts.board)
     family = get_family(board.family)
     app = get_app(family.template_dir, opts.app)
-    model = load_model(opts.model)
+    model = load_model(tflite_for_build(opts.model, opts.representative, opts.extra.setdefault("notes", [])))
     check_for_tflm(model)
     app.check_model(model)
     input_bytes, input_source = read_input(opts.input, model)

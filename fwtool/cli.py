@@ -11,7 +11,10 @@ from . import __version__, ui
 from .commands import boards as boards_cmd
 from .commands import build as build_cmd
 from .commands import doctor as doctor_cmd
+from .commands import flash as flash_cmd
 from .commands import vendor as vendor_cmd
+from .commands import inspect as inspect_cmd
+from .commands import quantize as quantize_cmd
 from .errors import Exit, FwtoolError
 
 EPILOG = """\b
@@ -32,7 +35,9 @@ def cli():
     """Turn a trained TensorFlow Lite model into running, verified microcontroller firmware."""
 
 
-for _cmd in (build_cmd.build, boards_cmd.boards, doctor_cmd.doctor, vendor_cmd.vendor):
+for _cmd in (build_cmd.build, boards_cmd.boards, doctor_cmd.doctor, vendor_cmd.vendor, quantize_cmd.quantize,
+             inspect_cmd.inspect_cmd,
+             flash_cmd.flash, flash_cmd.devices):
     cli.add_command(_cmd)
 
 

@@ -199,6 +199,17 @@ def load_model(path: Path | str) -> Model:
 FLOAT_TYPES = {"FLOAT32", "FLOAT16", "FLOAT64"}
 
 
+def _quantize_command(tflite: Path) -> str:
+    """The exact ``fwtool quantize`` command for a float .tflite: its Keras/SavedModel sibling if one exists."""
+    source = tflite.with_suffix(".keras")
+    for cand in (tflite.with_suffix(".keras"), tflite.with_suffix(".h5"), tflite.with_suffix("")):
+        if cand.is_file() or (cand.is_dir() and (cand / "saved_model.pb").is_file()):
+            source = cand
+            break
+    out = tflite.with_name(tflite.stem + "_int8.tflite")
+    return f"fwtool quantize {source} --representative DATA.npy -o {out}"
+
+
 def check_for_tflm(model: Model) -> None:
     """Refuse what the firmware cannot run: float models, ops without a TFLM kernel, several subgraphs."""
     if model.subgraph_count > 1:
@@ -211,7 +222,7 @@ def check_for_tflm(model: Model) -> None:
         raise BadInput(
             f"{model.path.name} is a float model (tensor '{which.name}' is {which.dtype.lower()}); "
             "the firmware runs full-integer int8 models",
-            f"quantize it: fwtool quantize MODEL --representative DATA.npy -o {model.path.stem}_int8.tflite")
+            f"quantize the Keras/SavedModel model it was exported from: {_quantize_command(model.path)}")
     table = tflm_ops()
     missing = [o for o in model.op_names if o not in table]
     if missing:

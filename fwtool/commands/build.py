@@ -33,7 +33,10 @@ def print_report(r: dict) -> None:
 
 @click.command()
 @click.option("--board", "-b", required=True, help="Board name (see 'fwtool boards').")
-@click.option("--model", "-m", required=True, type=click.Path(path_type=Path), help="int8 .tflite model.")
+@click.option("--model", "-m", required=True, type=click.Path(path_type=Path),
+              help="int8 .tflite model, or a .keras/.h5/SavedModel model with --representative.")
+@click.option("--representative", "-r", type=click.Path(path_type=Path),
+              help="Inputs (.npy/.npz or folder) to quantize a Keras --model to int8 first (cached by content).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Output folder [build/<board>].")
 @click.option("--arena", type=click.IntRange(min=1024), help="Tensor arena bytes (default: measured + margin).")
 @click.option("--input", "input_path", type=click.Path(path_type=Path),
@@ -45,7 +48,7 @@ def print_report(r: dict) -> None:
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="Parallel compile jobs [CPU count].")
 @click.option("--json", "as_json", is_flag=True, help="Print the build report as JSON on stdout.")
 @click.option("--verbose", "-v", is_flag=True, help="Show every compiler line.")
-def build(board, model, out_dir, arena, input_path, labels, app, stdio, jobs, as_json, verbose):
+def build(board, model, representative, out_dir, arena, input_path, labels, app, stdio, jobs, as_json, verbose):
     """Generate, compile and package firmware that runs MODEL on BOARD.
 
     The model is checked (int8, ops with TFLM kernels, one subgraph), the arena measured, and flash/RAM fit
@@ -57,10 +60,11 @@ def build(board, model, out_dir, arena, input_path, labels, app, stdio, jobs, as
       fwtool build --board pico --model fire_alarm.tflite
       fwtool build -b pico_w -m kws.tflite --labels labels.txt --input sample.npy
       fwtool build -b pico -m model.tflite --arena 40000 --json > report.json
+      fwtool build -b pico -m model.keras --representative train_x.npy   # int8-quantized on the fly
     """
     ui.set_json(as_json)
     opts = BuildOptions(board=board, model=model, out_dir=out_dir, arena=arena, input=input_path, labels=labels,
-                        stdio=stdio, jobs=jobs, app=app)
+                        stdio=stdio, jobs=jobs, app=app, representative=representative)
     family = get_family(get_board(board).family)
     progress = {"step": "", "done": 0, "total": 0}
     with ui.err.status("fwtool build: starting") as status:
