@@ -14,6 +14,7 @@ from .commands import doctor as doctor_cmd
 from .commands import flash as flash_cmd
 from .commands import vendor as vendor_cmd
 from .commands import inspect as inspect_cmd
+from .commands import monitor as monitor_cmd
 from .commands import quantize as quantize_cmd
 from .errors import Exit, FwtoolError
 
@@ -37,7 +38,7 @@ def cli():
 
 for _cmd in (build_cmd.build, boards_cmd.boards, doctor_cmd.doctor, vendor_cmd.vendor, quantize_cmd.quantize,
              inspect_cmd.inspect_cmd,
-             flash_cmd.flash, flash_cmd.devices):
+             flash_cmd.flash, flash_cmd.devices, monitor_cmd.monitor):
     cli.add_command(_cmd)
 
 

@@ -1,0 +1,66 @@
+import sys
+from pathlib import Path
+
+import click
+
+from .. import ui
+from ..errors import Exit, FwtoolError
+from ..monitor import MonitorOptions, run_monitor
+
+
+@click.command()
+@click.option("--port", "-p", help="Device (/dev/ttyACM0, COM3) or pyserial URL (socket://host:port, rfc2217://…). "
+                                   "Default: find the board by its USB id.")
+@click.option("--serial", "serial_number", help="Only the board with this USB serial number.")
+@click.option("--board", "-b", help="Board whose USB id to look for (default: the board flashed last, else any).")
+@click.option("--uart", is_flag=True, help="The console is a UART behind a USB-UART bridge (FTDI, CP210x, CH340…).")
+@click.option("--baud", type=click.IntRange(min=1), help="Baud rate [115200; the board's for --uart].")
+@click.option("--no-reconnect", is_flag=True, help="Stop (exit 9) when the board disconnects instead of following it.")
+@click.option("--wait", type=click.FloatRange(min=0), default=3.0, show_default=True,
+              help="Seconds to wait for the board to appear.")
+@click.option("--reconnect-timeout", type=click.FloatRange(min=0),
+              help="Give up (exit 9) when the board stays away this long [forever; 10 s with a stop condition].")
+@click.option("--raw", is_flag=True, help="Print the bytes exactly as they come.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line (banner, inference, error, other).")
+@click.option("--plain", is_flag=True, help="Plain lines even on a terminal (no live panel).")
+@click.option("--timestamps", "-t", is_flag=True, help="Prefix lines with the host time.")
+@click.option("--log", "log_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write everything to FILE.")
+@click.option("--count", "-n", type=click.IntRange(min=1), help="Stop after N inferences.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Stop after S seconds.")
+@click.option("--expect", multiple=True, metavar="REGEX", help="Succeed once a line matches REGEX (repeatable).")
+@click.option("--expect-label", metavar="LABEL", help="Succeed when an inference's top label is LABEL.")
+@click.option("--min-score", type=float, help="With --expect-label: the label's score must be at least X.")
+@click.option("--eol", type=click.Choice(["crlf", "lf", "cr"]), default="crlf", show_default=True,
+              help="Line ending appended to what you type.")
+@click.option("--no-input", is_flag=True, help="Do not forward stdin to the board.")
+def monitor(port, serial_number, board, uart, baud, no_reconnect, wait, reconnect_timeout, raw, as_json, plain,
+            timestamps, log_path, count, timeout, expect, expect_label, min_score, eol, no_input):
+    """Show what the board prints, live: score bars, top label, latency, rate.
+
+    Finds the board (USB 2E8A:000A for pico-sdk USB stdio; the one flashed last if several), opens it as soon as
+    it appears so the FWT:BOOT banner is caught, and follows it across resets and re-flashing. Type a line and
+    Enter to send it; Ctrl-R reboots the board, Ctrl-B reboots it into BOOTSEL, Ctrl-C quits.
+
+    Stop conditions for CI / hardware-in-the-loop: exit 0 when met, 7 timeout, 8 expectation not met (or
+    FWT:ERROR), 9 board lost, 6 no board. --expect-label alone judges the first inference; with --count N, any
+    of the first N.
+
+    \b
+    Examples:
+      fwtool monitor
+      fwtool monitor --json --count 5 > inferences.jsonl
+      fwtool monitor --expect-label fire_alarm --min-score 0.9 --timeout 30
+      fwtool monitor --port socket://localhost:4000 --raw
+    """
+    if sum(map(bool, (raw, as_json, plain))) > 1:
+        raise FwtoolError("--raw, --json and --plain exclude each other", "pick one", code=Exit.USAGE)
+    ui.set_json(as_json)
+    view = "raw" if raw else "json" if as_json else "plain" if plain else "auto"
+    opts = MonitorOptions(port=port, serial=serial_number, board=board, uart=uart, baud=baud,
+                          reconnect=not no_reconnect, wait=wait, reconnect_timeout=reconnect_timeout, view=view,
+                          timestamps=timestamps, log=log_path, count=count, timeout=timeout, expect=tuple(expect),
+                          expect_label=expect_label, min_score=min_score, send_input=not no_input, eol=eol)
+    code = run_monitor(opts)
+    if code:
+        # Not click's Exit: with standalone_mode=False click *returns* its code and fwtool's main exits 0.
+        sys.exit(code)

@@ -1,0 +1,264 @@
+"""Reading the board's output without losing a line: a line splitter and a port reader that reconnects.
+
+* :class:`LineSplitter` turns byte chunks into lines (``\\n`` or ``\\r\\n``), keeps a partial line until its end
+  arrives, hands it out marked ``partial`` when the port goes away, and cuts over-long lines into ``split`` pieces.
+* :class:`PortReader` owns the open port. ``poll()`` returns events (:class:`Data`, :class:`Connected`,
+  :class:`Disconnected`, :class:`OpenFailed`). After a disconnect it looks for the same board (same USB serial
+  number, any device name) every ``poll_s`` seconds and opens it the moment it is listed, so a boot banner printed
+  right after re-enumeration is read.
+
+Reads never ask pyserial for more bytes than are waiting: pyserial's ``read(n)`` raises on a disconnect and
+throws away what it had already read in that call.
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import serial
+
+from ..errors import NoDevice
+from .ports import Discovery, PortInfo, Target, is_url
+
+MAX_LINE = 64 * 1024  # longer lines are handed out in pieces of this size
+_CTRL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def decode_line(raw: bytes) -> str:
+    """Bytes of one line -> printable text: invalid UTF-8 and control characters (except tab) as ``\\xNN``."""
+    text = raw.decode("utf-8", errors="backslashreplace")
+    return _CTRL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+@dataclass
+class Line:
+    raw: bytes  # without the line ending
+    t: float  # host time (time.time()) when the line was complete
+    partial: bool = False  # the port went away before the newline came
+    split: bool = False  # cut at MAX_LINE; the line continues in the next piece
+
+    @property
+    def text(self) -> str:
+        return decode_line(self.raw)
+
+    @property
+    def complete(self) -> bool:
+        return not (self.partial or self.split)
+
+
+class LineSplitter:
+    def __init__(self, max_line: int = MAX_LINE):
+        self.max_line = max_line
+        self._buf = bytearray()
+        self._split_pending = False
+
+    def feed(self, data: bytes, t: float) -> list[Line]:
+        out: list[Line] = []
+        buf = self._buf
+        buf += data
+        start = 0
+        while True:
+            i = buf.find(b"\n", start)
+            if i < 0:
+                break
+            raw = bytes(buf[start:i])
+            if raw.endswith(b"\r"):
+                raw = raw[:-1]
+            out.append(Line(raw, t))
+            start = i + 1
+        if start:
+            del buf[:start]
+        while len(buf) > self.max_line:
+            out.append(Line(bytes(buf[:self.max_line]), t, split=True))
+            del buf[:self.max_line]
+        return out
+
+    def flush(self, t: float) -> list[Line]:
+        """The partial line (if any) when the stream ends; it is not continued by later data."""
+        if not self._buf:
+            return []
+        raw = bytes(self._buf)
+        self._buf.clear()
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        return [Line(raw, t, partial=True)]
+
+    @property
+    def pending(self) -> int:
+        return len(self._buf)
+
+
+@dataclass
+class Data:
+    data: bytes
+    t: float
+
+
+@dataclass
+class Connected:
+    port: PortInfo
+    t: float
+    again: bool  # a reconnect (not the first open)
+
+
+@dataclass
+class Disconnected:
+    reason: str
+    t: float
+
+
+@dataclass
+class OpenFailed:
+    port: PortInfo
+    error: str
+    t: float
+
+
+def open_serial(device: str, baud: int, timeout: float) -> serial.SerialBase:
+    """Open a device path or pyserial URL. DTR is asserted (pico-sdk only sends once the host sets it)."""
+    kwargs = {} if is_url(device) else {"exclusive": True}
+    ser = serial.serial_for_url(device, do_not_open=True, baudrate=baud, timeout=timeout, write_timeout=1.0,
+                                **kwargs)
+    ser.open()
+    return ser
+
+
+_ERRORS = (serial.SerialException, OSError, ValueError, TypeError, AttributeError)
+
+
+class PortReader:
+    def __init__(self, target: Target, discovery: Discovery, baud: int = 115200, *,
+                 opener: Callable[[str, int, float], serial.SerialBase] = open_serial,
+                 reconnect: bool = True, poll_s: float = 0.05, read_timeout: float = 0.05,
+                 clock: Callable[[], float] = time.monotonic):
+        self.target = target
+        self.discovery = discovery
+        self.baud = baud
+        self.opener = opener
+        self.reconnect = reconnect
+        self.poll_s = poll_s
+        self.read_timeout = read_timeout
+        self.clock = clock
+        self.ser: serial.SerialBase | None = None
+        self.port: PortInfo | None = None
+        self.disconnected_at: float | None = None  # clock() of the last disconnect while not reconnected
+        self.connects = 0
+        self.bytes_read = 0
+        self._next_scan = 0.0
+        self._last_open_error = ""
+
+    # ---- opening ----------------------------------------------------------------------------------------------
+    def _open(self, port: PortInfo) -> None:
+        self.ser = self.opener(port.device, self.baud, self.read_timeout)
+        self.port = port
+        self.disconnected_at = None
+        self._last_open_error = ""
+        self.connects += 1
+
+    def open_first(self, port: PortInfo, retry_s: float = 1.5) -> Connected:
+        """Open the chosen port; retries briefly (udev may still be setting permissions). Raises NoDevice."""
+        deadline = self.clock() + retry_s
+        while True:
+            try:
+                self._open(port)
+                return Connected(port, time.time(), again=False)
+            except _ERRORS as e:
+                if self.clock() >= deadline:
+                    msg = str(e) or type(e).__name__
+                    fix = ("add yourself to the 'dialout' group (sudo usermod -aG dialout $USER, then log in "
+                           "again) or install a udev rule for the board" if "ermission" in msg
+                           else "close other programs using the port (serial terminals, another fwtool monitor, "
+                                "ModemManager) or pass another --port")
+                    raise NoDevice(f"cannot open {port.device}: {msg}", fix) from e
+            time.sleep(self.poll_s)
+
+    @property
+    def connected(self) -> bool:
+        return self.ser is not None
+
+    # ---- the loop's one call ------------------------------------------------------------------------------------
+    def poll(self) -> list:
+        """Read what is there (waiting up to ``read_timeout``), or look for the board if it is gone."""
+        if self.ser is None:
+            return self._look_for_board()
+        buf = bytearray()
+        try:
+            first = self.ser.read(1)  # blocks up to read_timeout
+            if first:
+                buf += first
+                while len(buf) < MAX_LINE:
+                    n = self.ser.in_waiting
+                    if not n:
+                        break
+                    buf += self.ser.read(n)
+        except _ERRORS as e:
+            events: list = [Data(bytes(buf), time.time())] if buf else []
+            self.bytes_read += len(buf)
+            events.append(self._lost(e))
+            return events
+        if not buf:
+            return []
+        self.bytes_read += len(buf)
+        return [Data(bytes(buf), time.time())]
+
+    def _lost(self, e: BaseException | str) -> Disconnected:
+        reason = e if isinstance(e, str) else (str(e) or type(e).__name__)
+        self.close()
+        self.disconnected_at = self.clock()
+        self._next_scan = 0.0
+        return Disconnected(reason, time.time())
+
+    def _look_for_board(self) -> list:
+        if not self.reconnect:
+            time.sleep(self.read_timeout)
+            return []
+        now = self.clock()
+        if now < self._next_scan:
+            time.sleep(min(self.read_timeout, self._next_scan - now))
+            return []
+        self._next_scan = now + self.poll_s
+        port = self.discovery.find(self.target)
+        if port is None or not port.device:
+            time.sleep(min(self.read_timeout, self.poll_s))
+            return []
+        try:
+            self._open(port)
+        except _ERRORS as e:
+            msg = str(e) or type(e).__name__
+            if msg != self._last_open_error and self.target.serial_number:  # listed but cannot be opened: say so
+                self._last_open_error = msg
+                return [OpenFailed(port, msg, time.time())]
+            self._last_open_error = msg
+            return []
+        return [Connected(port, time.time(), again=True)]
+
+    # ---- to the board ---------------------------------------------------------------------------------------------
+    def write(self, data: bytes) -> bool:
+        if self.ser is None:
+            return False
+        try:
+            self.ser.write(data)
+            self.ser.flush()
+            return True
+        except _ERRORS:
+            return False
+
+    def touch_1200(self) -> bool:
+        """pico-sdk's reset-to-BOOTSEL "magic": set 1200 baud on the open CDC port (rp2040-flashing.md §3.4)."""
+        if self.ser is None:
+            return False
+        try:
+            self.ser.baudrate = 1200
+        except _ERRORS:
+            pass  # the device vanishing mid-request is the expected outcome
+        return True
+
+    def close(self) -> None:
+        ser, self.ser = self.ser, None
+        if ser is not None:
+            try:
+                ser.close()
+            except _ERRORS:
+                pass

@@ -1,0 +1,399 @@
+"""The monitor session: find the port, read lines across reconnects, show them, decide when to stop.
+
+Public API (used by ``fwtool monitor`` and ``fwtool run``)::
+
+    from fwtool.monitor import MonitorOptions, run_monitor
+    code = run_monitor(MonitorOptions(board="pico", serial=flashed_serial, wait=10, count=5, view="json"))
+
+``run_monitor`` raises :class:`~fwtool.errors.FwtoolError` for problems before monitoring starts (no board / several
+boards: exit 6, a bad --expect regex: exit 2, unknown board: exit 3) and otherwise returns the exit code:
+
+====  ===========  ====================================================================================
+code  name         when
+====  ===========  ====================================================================================
+0     OK           stop conditions met (or none given and the monitor was ended / --timeout ran out)
+7     TIMEOUT      --timeout ran out before --count / --expect / --expect-label were met
+8     MISMATCH     --count inferences went by without the expectations met, the banner's labels do not
+                   include --expect-label, or the firmware printed FWT:ERROR while a condition was set
+9     LOST_DEVICE  the board disconnected and did not come back within --reconnect-timeout (or at all
+                   with --no-reconnect)
+130   INTERRUPTED  Ctrl-C while a stop condition was still pending
+====  ===========  ====================================================================================
+"""
+from __future__ import annotations
+
+import re
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, TextIO
+
+from rich.console import Console
+from rich.text import Text
+
+from ..errors import Exit, FwtoolError
+from ..protocol import Banner, FirmwareError, Inference
+from . import keys as keys_mod
+from .ports import (LAST_FLASH_FILE, Discovery, PortInfo, choose_port, is_url, lookup_device, read_last_flash,
+                    target_for, wanted_for)
+from .reader import Connected, Data, Disconnected, LineSplitter, OpenFailed, PortReader, open_serial
+from .reboot import default_reboot
+from .stats import Record, Stats, classify
+from .view import LiveView, LogTee, PanelState, make_view
+
+DEFAULT_LOST_TIMEOUT_CI = 10.0  # seconds a board may stay away when a stop condition is set
+
+
+@dataclass
+class MonitorOptions:
+    port: str | None = None  # device path or pyserial URL (socket://, rfc2217://, loop://); default: discover
+    serial: str | None = None  # only the board with this USB serial number (fwtool run passes the flashed one)
+    board: str | None = None  # boards/<name>.toml: which USB ids to look for (default: last flash/all boards)
+    uart: bool = False  # the console is on a UART behind a USB-UART bridge
+    baud: int | None = None  # default 115200 (the board's uart_baud for --uart)
+    reconnect: bool = True
+    wait: float = 3.0  # seconds to wait for the board to appear at start
+    reconnect_timeout: float | None = None  # None: forever, or 10 s when a stop condition is set
+    view: str = "auto"  # auto (live on a terminal, else plain) | live | plain | json | raw
+    timestamps: bool = False
+    log: Path | None = None
+    count: int | None = None
+    timeout: float | None = None
+    expect: tuple[str, ...] = ()
+    expect_label: str | None = None
+    min_score: float | None = None
+    send_input: bool = True  # forward stdin to the board
+    eol: str = "crlf"  # crlf | lf | cr, appended to each line sent
+    poll_s: float = 0.05  # how often a missing board is looked for
+    last_flash_file: Path = field(default_factory=lambda: LAST_FLASH_FILE)
+
+
+@dataclass
+class MonitorResult:
+    exit_code: int
+    reason: str
+    fix: str | None = None
+    seconds: float = 0.0
+    stats: dict = field(default_factory=dict)
+    port: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"type": "result", "ok": self.exit_code == 0, "exit_code": self.exit_code, "reason": self.reason,
+                "fix": self.fix, "seconds": round(self.seconds, 3), "port": self.port, **self.stats}
+
+
+@dataclass
+class Verdict:
+    code: Exit
+    reason: str
+    fix: str | None = None
+
+
+class Conditions:
+    """--count / --expect / --expect-label / --min-score. See the module docstring for the rules."""
+
+    def __init__(self, count: int | None, expect: tuple[str, ...], label: str | None, min_score: float | None):
+        try:
+            self.patterns = [(p, re.compile(p)) for p in expect]
+        except re.error as e:
+            raise FwtoolError(f"--expect: invalid regular expression ({e})", "fix the pattern (Python re syntax)",
+                              code=Exit.USAGE) from e
+        if min_score is not None and label is None:
+            raise FwtoolError("--min-score needs --expect-label", "add --expect-label LABEL", code=Exit.USAGE)
+        self.matched: set[str] = set()
+        self.label, self.min_score = label, min_score
+        self.label_met: Inference | None = None
+        self.limit = count if count is not None else (1 if label else None)
+        self.active = bool(count is not None or expect or label)
+        self.has_expectations = bool(expect or label)
+        self.seen = 0
+        self.last_inf: Inference | None = None
+
+    def all_met(self) -> bool:
+        return len(self.matched) == len(self.patterns) and (self.label is None or self.label_met is not None)
+
+    def _want_label(self) -> str:
+        s = f"top label '{self.label}'"
+        return s + (f" with score >= {self.min_score:g}" if self.min_score is not None else "")
+
+    def pending(self) -> str:
+        bits = [f"--expect '{p}'" for p, _ in self.patterns if p not in self.matched]
+        if self.label and self.label_met is None:
+            bits.append(self._want_label())
+        if not self.has_expectations and self.limit:
+            bits.append(f"{self.limit} inferences (got {self.seen})")
+        return ", ".join(bits) or "nothing"
+
+    def _got(self, stats: Stats) -> str:
+        inf = self.last_inf
+        if inf is None:
+            return "no inference"
+        got = f"got {inf.top} {inf.score:.4f}"
+        if self.label and inf.top != self.label:
+            scores = dict(stats.class_scores())
+            if self.label in scores:
+                got += f" ({self.label} {scores[self.label]:.4f})"
+        return got
+
+    def check(self, rec: Record, stats: Stats) -> Verdict | None:
+        if not self.active:
+            return None
+        for p, rx in self.patterns:
+            if p not in self.matched and rx.search(rec.text):
+                self.matched.add(p)
+        parsed = rec.parsed
+        if isinstance(parsed, FirmwareError):
+            return Verdict(Exit.MISMATCH, f"the firmware reports an error: {parsed.text}",
+                           "fix what the firmware says (e.g. rebuild with a larger --arena), flash, and retry")
+        if isinstance(parsed, Banner) and self.label and parsed.labels and self.label not in parsed.labels:
+            return Verdict(Exit.MISMATCH, f"--expect-label '{self.label}' is not one of the model's labels "
+                                          f"({', '.join(parsed.labels)})", "use one of the labels in the banner")
+        if isinstance(parsed, Inference):
+            self.seen += 1
+            self.last_inf = parsed
+            if (self.label and self.label_met is None and parsed.top == self.label
+                    and (self.min_score is None or parsed.score >= self.min_score)):
+                self.label_met = parsed
+        if self.has_expectations and self.all_met():
+            what = []
+            if self.patterns:
+                what.append(f"{len(self.patterns)} --expect pattern(s) matched")
+            if self.label_met is not None:
+                what.append(f"{self.label_met.top} {self.label_met.score:.4f} at inference n={self.label_met.n}")
+            return Verdict(Exit.OK, "expectations met: " + "; ".join(what))
+        if isinstance(parsed, Inference) and self.limit is not None and self.seen >= self.limit:
+            if not self.has_expectations:
+                return Verdict(Exit.OK, f"{self.seen} inferences received")
+            return Verdict(Exit.MISMATCH, f"expected {self.pending()} within {self.limit} inference"
+                                          f"{'s' if self.limit != 1 else ''}; {self._got(stats)}",
+                           "check the model/input (or allow more inferences with --count N)")
+        return None
+
+
+class Session:
+    def __init__(self, opts: MonitorOptions, *, discovery: Discovery | None = None,
+                 opener: Callable | None = None, out: TextIO | None = None, err: TextIO | None = None,
+                 stdin=None, reboot: Callable | None = None, stop: threading.Event | None = None,
+                 on_record: Callable[[Record], None] | None = None, clock: Callable[[], float] = time.monotonic):
+        self.opts = opts
+        self.discovery = discovery or Discovery()
+        self.opener = opener or open_serial
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.stdin = stdin
+        self.reboot = reboot or default_reboot
+        self.stop_event = stop
+        self.on_record = on_record
+        self.clock = clock
+        self.errc = Console(file=self.err, highlight=False, soft_wrap=True, emoji=False)
+        self.stats = Stats()
+        self.panel = PanelState()
+        self.verdict: Verdict | None = None
+
+    # ---- set-up -----------------------------------------------------------------------------------------------
+    def _info(self, msg: str) -> None:
+        self.errc.print(Text(msg, style="dim"))
+
+    def _resolve(self) -> tuple[PortInfo, int]:
+        o = self.opts
+        from ..boards import get_board
+
+        board = get_board(o.board) if o.board else None
+        last = {} if (o.port or o.serial) else read_last_flash(o.last_flash_file)
+        if board is None and last.get("board"):
+            try:
+                board = get_board(last["board"])
+            except FwtoolError:
+                board = None
+        uart = o.uart or (board is not None and board.stdio == "uart")
+        baud = o.baud or (board.uart_baud if (board is not None and uart) else 115200)
+        if o.port:
+            port = PortInfo(device=o.port) if is_url(o.port) else lookup_device(o.port, self.discovery)
+        else:
+            wanted = wanted_for(board, o.uart, o.serial, last)
+            port = choose_port(wanted, self.discovery, wait_s=o.wait, poll_s=o.poll_s, on_wait=self._info)
+        return port, baud
+
+    # ---- the loop ---------------------------------------------------------------------------------------------
+    def run(self) -> MonitorResult:
+        o = self.opts
+        if o.eol not in keys_mod.EOLS:
+            raise FwtoolError(f"--eol must be one of {', '.join(keys_mod.EOLS)}", "pick one", code=Exit.USAGE)
+        self.cond = Conditions(o.count, tuple(o.expect), o.expect_label, o.min_score)
+        port, baud = self._resolve()
+        self.reader = PortReader(target_for(port), self.discovery, baud, opener=self.opener,
+                                 reconnect=o.reconnect, poll_s=o.poll_s, clock=self.clock)
+        first = self.reader.open_first(port)
+        self.splitter = LineSplitter()
+        mode = "json" if o.view == "json" else o.view
+        self.view = make_view(mode, self.out, self.err, o.timestamps)
+        self.log = LogTee(o.log, as_json=(mode == "json")) if o.log else None
+        self.input = None
+        if o.send_input:
+            stdin = self.stdin if self.stdin is not None else sys.stdin
+            if stdin is not None:
+                self.input = keys_mod.InputReader(stdin, keys=isinstance(self.view, LiveView))
+                self.panel.pending_input = "" if self.input.keys else None
+        self.eol = keys_mod.EOLS[o.eol].encode()
+        lost_after = o.reconnect_timeout
+        if lost_after is None and self.cond.active:
+            lost_after = DEFAULT_LOST_TIMEOUT_CI
+        t0 = self.clock()
+        deadline = t0 + o.timeout if o.timeout else None
+        self.view.start(self.stats, self.panel)
+        try:
+            if self.input is not None:
+                self.input.start()
+            self._connected(first)
+            while self.verdict is None:
+                if self.stop_event is not None and self.stop_event.is_set():
+                    self.verdict = Verdict(Exit.OK, "stopped")
+                    break
+                for ev in self.reader.poll():
+                    self._event(ev)
+                    if self.verdict is not None:
+                        break
+                if self.verdict is None and self.input is not None:
+                    for kind, value in self.input.poll():
+                        self._input(kind, value)
+                self.view.tick()
+                if self.verdict is not None:
+                    break
+                now = self.clock()
+                if deadline is not None and now >= deadline:
+                    self.verdict = (Verdict(Exit.TIMEOUT, f"timed out after {o.timeout:g} s waiting for "
+                                                          f"{self.cond.pending()}",
+                                            "is the board running this firmware? Look at its output above, "
+                                            "or allow more time with --timeout")
+                                    if self.cond.active else Verdict(Exit.OK, f"stopped after {o.timeout:g} s"))
+                elif self.reader.disconnected_at is not None:
+                    away = now - self.reader.disconnected_at
+                    if not o.reconnect:
+                        self.verdict = Verdict(Exit.LOST_DEVICE, "the board disconnected (--no-reconnect)",
+                                               "drop --no-reconnect to follow it across resets")
+                    elif lost_after is not None and away >= lost_after:
+                        self.verdict = Verdict(Exit.LOST_DEVICE,
+                                               f"the board disconnected and did not come back within "
+                                               f"{lost_after:g} s", "check the cable and power; a board left in "
+                                               "BOOTSEL needs flashing ('fwtool flash'); or raise --reconnect-timeout")
+        except KeyboardInterrupt:
+            self.verdict = (Verdict(Exit.INTERRUPTED, f"interrupted while waiting for {self.cond.pending()}")
+                            if self.cond.active and not self.cond.all_met() else Verdict(Exit.OK, "ended by the user"))
+        finally:
+            if self.input is not None:
+                self.input.stop()
+            self.reader.close()
+            try:
+                self.view.stop()
+            except Exception:  # noqa: BLE001 - never hide the result behind a display problem
+                pass
+        result = MonitorResult(int(self.verdict.code), self.verdict.reason, self.verdict.fix,
+                               seconds=self.clock() - t0, stats=self.stats.summary(),
+                               port=self.reader.port.device if self.reader.port else port.device)
+        result.stats["reconnects"] = max(0, self.reader.connects - 1)
+        self._report(result)
+        if self.log is not None:
+            self.log.close()
+        return result
+
+    def _report(self, r: MonitorResult) -> None:
+        from .view import JsonView
+
+        if isinstance(self.view, JsonView):
+            self.view._emit(r.to_dict())
+        if self.log is not None:
+            self.log.event("result", f"exit {r.exit_code}: {r.reason}", time.time(), {"exit_code": r.exit_code})
+        s = self.stats
+        summary = (f"{s.inferences} inferences, {s.lines} lines, {max(0, self.reader.connects - 1)} reconnects "
+                   f"in {r.seconds:.1f} s")
+        if r.exit_code == 0:
+            self.errc.print(Text(f"monitor: {r.reason} ({summary})", style="green" if self.cond.active else "dim"))
+        else:
+            self.errc.print(f"error: {r.reason} ({summary})", markup=False)
+            if r.fix:
+                self.errc.print(f"  fix: {r.fix}", markup=False)
+
+    # ---- events -----------------------------------------------------------------------------------------------
+    def _emit_event(self, kind: str, text: str, extra: dict | None = None, t: float | None = None) -> None:
+        t = time.time() if t is None else t
+        self.view.event(kind, text, t, extra)
+        if self.log is not None:
+            self.log.event(kind, text, t, extra)
+
+    def _connected(self, ev: Connected) -> None:
+        p = ev.port
+        self.panel.port, self.panel.serial, self.panel.status = p.device, p.serial_number or "", "connected"
+        self._emit_event("connected", ("reconnected: " if ev.again else "connected: ") + p.describe(),
+                         {"port": p.device, "serial": p.serial_number, "reconnect": ev.again}, ev.t)
+
+    def _event(self, ev) -> None:
+        if isinstance(ev, Data):
+            if self.view.wants_bytes:
+                self.view.data(ev.data)
+            for line in self.splitter.feed(ev.data, ev.t):
+                self._line(line)
+                if self.verdict is not None:
+                    return
+        elif isinstance(ev, Disconnected):
+            for line in self.splitter.flush(ev.t):
+                self._line(line)
+            self.stats.on_disconnect()
+            self.panel.status = "disconnected"
+            follow = "; waiting for it to come back" if self.opts.reconnect else ""
+            self._emit_event("disconnected", f"disconnected ({ev.reason}){follow}", {"reason": ev.reason}, ev.t)
+        elif isinstance(ev, Connected):
+            self._connected(ev)
+        elif isinstance(ev, OpenFailed):
+            self._emit_event("open_failed", f"{ev.port.device} is back but cannot be opened: {ev.error}",
+                             {"port": ev.port.device, "error": ev.error}, ev.t)
+
+    def _line(self, line) -> None:
+        rec = classify(line)
+        self.stats.add(rec)
+        self.view.record(rec)
+        if self.log is not None:
+            self.log.record(rec)
+        if self.on_record is not None:
+            self.on_record(rec)
+        v = self.cond.check(rec, self.stats)
+        if v is not None:
+            self.verdict = v
+
+    def _input(self, kind: str, value: str) -> None:
+        if kind == "pending":
+            self.panel.pending_input = value
+            if isinstance(self.view, LiveView):
+                self.view.mark_dirty()
+        elif kind == "line":
+            if self.reader.write(value.encode("utf-8") + self.eol):
+                self._emit_event("sent", f"sent: {value}", {"text": value})
+            else:
+                self._emit_event("not_sent", f"not sent (board disconnected): {value}", {"text": value})
+        elif kind == "action":
+            if value == "quit":
+                self.verdict = (Verdict(Exit.INTERRUPTED, f"ended while waiting for {self.cond.pending()}")
+                                if self.cond.active and not self.cond.all_met() else Verdict(Exit.OK, "ended by the user"))
+                return
+            port = self.reader.port
+            if port is None or not self.reader.connected:
+                self._emit_event("reboot_failed", "cannot reboot: the board is not connected")
+                return
+            try:
+                msg = self.reboot("bootsel" if value == "bootsel" else "app", port, self.reader)
+                self._emit_event("reboot", msg or "rebooting")
+            except FwtoolError as e:
+                self._emit_event("reboot_failed", f"cannot reboot: {e.cause}" + (f" ({e.fix})" if e.fix else ""))
+            except Exception as e:  # noqa: BLE001 - a USB hiccup must not end the monitor
+                self._emit_event("reboot_failed", f"cannot reboot: {type(e).__name__}: {e}")
+
+
+def run_monitor(options: MonitorOptions, **kwargs) -> int:
+    """Monitor until a stop condition; returns the exit code (see the module docstring).
+
+    Keyword arguments (for ``fwtool run`` and tests): ``discovery`` (a :class:`Discovery` with an injected
+    ``list_ports``), ``opener(device, baud, timeout)``, ``out``/``err`` streams, ``stdin``, ``reboot(kind, port,
+    reader)``, ``stop`` (a threading.Event that ends the monitor with exit 0), ``on_record(record)``.
+    """
+    return Session(options, **kwargs).run().exit_code

@@ -1,0 +1,132 @@
+"""What the monitor knows about the running model: last banner, last inference, latency percentiles, rate."""
+from __future__ import annotations
+
+import math
+from collections import Counter, deque
+from dataclasses import dataclass
+
+from ..protocol import Banner, FirmwareError, Inference, parse_line
+from .reader import Line
+
+
+@dataclass
+class Record:
+    """One line from the board, classified: banner | inference | error | other."""
+
+    line: Line
+    parsed: Banner | Inference | FirmwareError | None
+
+    @property
+    def kind(self) -> str:
+        if isinstance(self.parsed, Banner):
+            return "banner"
+        if isinstance(self.parsed, Inference):
+            return "inference"
+        if isinstance(self.parsed, FirmwareError):
+            return "error"
+        return "other"
+
+    @property
+    def text(self) -> str:
+        return self.line.text
+
+    def to_json(self) -> dict:
+        if self.parsed is not None:
+            d = self.parsed.to_dict()
+        else:
+            d = {"type": "other", "text": self.line.text}
+            if self.line.partial:
+                d["partial"] = True  # the board went away before the end of this line
+            if self.line.split:
+                d["split"] = True  # an over-long line: continues in the next record
+        d["t"] = round(self.line.t, 3)
+        return d
+
+
+def classify(line: Line) -> Record:
+    """Only complete lines are parsed: a line cut by a disconnect could look like a valid, wrong record."""
+    return Record(line, parse_line(line.text) if line.complete else None)
+
+
+def percentile(values, q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..100) of a non-empty sequence."""
+    if not values:
+        return None
+    s = sorted(values)
+    k = max(0, min(len(s) - 1, math.ceil(q / 100.0 * len(s)) - 1))
+    return s[k]
+
+
+class Stats:
+    def __init__(self, window: int = 500, rate_window: int = 20):
+        self.banner: Banner | None = None
+        self.last: Inference | None = None
+        self.last_error: FirmwareError | None = None
+        self.inferences = 0  # inference lines received
+        self.lines = 0  # complete lines received
+        self.partial_lines = 0
+        self.boots = 0  # banners seen (the firmware also re-prints it when a host re-attaches)
+        self.missed = 0  # gaps in the firmware's inference counter n (output it printed while nobody listened)
+        self.disconnects = 0
+        self.latencies_us: deque[int] = deque(maxlen=window)
+        self.arrivals: deque[float] = deque(maxlen=rate_window)
+        self.top_counts: Counter[str] = Counter()
+
+    @property
+    def labels(self) -> list[str]:
+        return self.banner.labels if self.banner else []
+
+    def add(self, rec: Record) -> None:
+        if rec.line.complete:
+            self.lines += 1
+        elif rec.line.partial:
+            self.partial_lines += 1
+        p = rec.parsed
+        if isinstance(p, Banner):
+            if self.banner is not None and self.banner.fields.get("sha256") != p.fields.get("sha256"):
+                self.latencies_us.clear()  # another model: old latencies mean nothing
+                self.top_counts.clear()
+            self.banner = p
+            self.boots += 1
+        elif isinstance(p, Inference):
+            if self.last is not None and p.n > self.last.n + 1:
+                self.missed += p.n - self.last.n - 1
+            elif self.last is not None and p.n <= self.last.n:
+                self.arrivals.clear()  # the counter restarted: the board rebooted
+            self.last = p
+            self.inferences += 1
+            self.latencies_us.append(p.us)
+            self.arrivals.append(rec.line.t)
+            self.top_counts[p.top] += 1
+        elif isinstance(p, FirmwareError):
+            self.last_error = p
+
+    def on_disconnect(self) -> None:
+        self.disconnects += 1
+        self.arrivals.clear()
+
+    def latency_ms(self, q: float) -> float | None:
+        v = percentile(self.latencies_us, q)
+        return None if v is None else v / 1000.0
+
+    def rate(self) -> float | None:
+        """Inferences per second over the last few arrivals (host clock)."""
+        if len(self.arrivals) < 2:
+            return None
+        span = self.arrivals[-1] - self.arrivals[0]
+        return (len(self.arrivals) - 1) / span if span > 0 else None
+
+    def class_scores(self) -> list[tuple[str, float]]:
+        """(label, score) of the last inference, labels from the banner (class_i when unknown)."""
+        if self.last is None:
+            return []
+        labels = self.labels
+        names = labels if len(labels) == len(self.last.scores) else [f"class_{i}" for i in range(len(self.last.scores))]
+        return list(zip(names, self.last.scores))
+
+    def summary(self) -> dict:
+        return {"inferences": self.inferences, "lines": self.lines, "partial_lines": self.partial_lines,
+                "boots": self.boots, "missed": self.missed, "disconnects": self.disconnects,
+                "latency_ms": {"last": None if self.last is None else self.last.us / 1000.0,
+                               "p50": self.latency_ms(50), "p95": self.latency_ms(95)},
+                "rate_per_s": self.rate(), "top_counts": dict(self.top_counts)}
