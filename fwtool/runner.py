@@ -67,3 +67,35 @@ def _env(extra: dict | None) -> dict | None:
     env = dict(os.environ)
     env.update({k: str(v) for k, v in extra.items()})
     return env
+
+
+def spawn(cmd: Sequence[str], cwd: Path | None = None, env: dict | None = None) -> subprocess.Popen:
+    """Start a long-running helper in its own process group, with pipes for stdin/stdout/stderr (binary).
+
+    The caller owns it: end it with :func:`kill_group` (also on Ctrl-C), so no child outlives fwtool.
+    """
+    try:
+        return subprocess.Popen(list(map(str, cmd)), cwd=cwd, env=_env(env), stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    except FileNotFoundError as e:
+        raise MissingTool(f"'{cmd[0]}' was not found", "install it, then run 'fwtool doctor'") from e
+
+
+def kill_group(proc: subprocess.Popen, grace: float = 2.0) -> int | None:
+    """SIGTERM the process group started by :func:`spawn`, SIGKILL it after ``grace`` seconds; reap it."""
+    import signal
+
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        if proc.poll() is not None:
+            break
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            break
+        try:
+            proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+    if proc.poll() is None:
+        proc.wait(timeout=5)
+    return proc.returncode
