@@ -13,6 +13,11 @@ def vendor():
     FWTOOL_TFLMICRO_PATH, FWTOOL_CMSIS_DSP_PATH, FWTOOL_PICO_MIC_PATH, FWTOOL_RP2040JS_PATH), then
     [vendor.<name>] path = "..." in the config file, then fwtool's cache (filled by 'fwtool vendor sync').
     [vendor.<name>] url = "..." makes sync clone from a mirror instead.
+
+    \b
+    Examples:
+      fwtool vendor sync
+      PICO_SDK_PATH=~/pico/pico-sdk fwtool vendor status
     """
 
 

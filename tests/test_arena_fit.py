@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+from tflite_micro.python.tflite_micro import runtime
+
+import modelgen
+from fwtool import arena
+from fwtool.boards import get_board
+from fwtool.build import fit_check
+from fwtool.errors import DoesNotFit, Exit
+from fwtool.families import get_family
+from fwtool.model import load_model, parse_model
+
+
+def _runs(data, size):
+    with arena._quiet_fds():
+        return arena._runs(runtime, data, parse_model(data), size)
+
+
+def test_measured_arena_is_the_minimum(fire_alarm):
+    m = load_model(fire_alarm)
+    measured = arena.measure(m)
+    assert 10_000 < measured < 40_000
+    assert _runs(m.data, measured)
+    assert not _runs(m.data, measured - 16)
+
+
+def test_margin_and_override(fire_alarm):
+    m = load_model(fire_alarm)
+    a = arena.size_for(m)
+    assert a.source == "measured" and a.total % 16 == 0
+    assert a.total - a.measured == a.margin >= arena.MARGIN_MIN
+    assert a.margin >= int(a.measured * arena.MARGIN_FRACTION)
+    o = arena.size_for(m, override=30001)
+    assert (o.source, o.total) == ("override", 30016)
+
+
+def test_fit_check_passes_and_reports_budget(fire_alarm):
+    board, fam, m = get_board("pico"), get_family("rp2040"), load_model(fire_alarm)
+    r = fit_check(board, fam, m, 20_000, 0)
+    assert r["flash"]["required"] == m.size + fam.code_reserve_bytes
+    assert r["ram"]["required"] == 20_000 + fam.ram_reserve_bytes
+
+
+def test_fit_check_flash_shortfall_is_byte_exact(tmp_path):
+    board, fam = get_board("pico"), get_family("rp2040")
+    p = tmp_path / "big.tflite"
+    p.write_bytes(modelgen.padded_model(2_100_000))
+    m = load_model(p)
+    short = m.size + fam.code_reserve_bytes - board.flash_bytes
+    with pytest.raises(DoesNotFit) as e:
+        fit_check(board, fam, m, 20_000, 0)
+    assert e.value.code == Exit.DOES_NOT_FIT
+    assert f"flash short by {short:,} bytes" in e.value.cause
+    # the same model fits the 16 MiB SparkFun board
+    fit_check(get_board("sparkfun_micromod_rp2040"), fam, m, 20_000, 0)
+
+
+def test_fit_check_ram_shortfall_is_byte_exact(fire_alarm):
+    board, fam, m = get_board("pico"), get_family("rp2040"), load_model(fire_alarm)
+    arena_bytes = board.sram_bytes  # arena alone fills RAM: short by exactly the reserve
+    with pytest.raises(DoesNotFit, match=f"RAM short by {fam.ram_reserve_bytes:,} bytes"):
+        fit_check(board, fam, m, arena_bytes, 0)

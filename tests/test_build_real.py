@@ -1,0 +1,90 @@
+"""The real thing: pico-sdk 2.2.0 + tinyusb + pico-tflmicro + arm-none-eabi-gcc build of fire_alarm.
+
+Runs where the toolchain and the pinned vendor trees are present; skips with the reason otherwise.
+"""
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+import modelgen
+from fwtool import uf2
+
+TUTORIAL_TEXT = 949_684  # the Pico tutorial's by-hand AllOpsResolver build
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory, real_build_reason):
+    if real_build_reason:
+        pytest.skip(real_build_reason)
+    out = tmp_path_factory.mktemp("fw") / "pico"
+    p = subprocess.run([sys.executable, "-m", "fwtool", "build", "--board", "pico", "--model",
+                        str(modelgen.FIRE_ALARM), "--out", str(out), "--json"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-3000:]
+    return out, json.loads(p.stdout)
+
+
+def test_artifacts_and_report(built):
+    out, report = built
+    for name in ("firmware.uf2", "firmware.elf", "firmware.bin", "firmware.map", "report.json", "build.log"):
+        assert (out / name).is_file(), name
+    assert json.loads((out / "report.json").read_text()) == report
+    assert [o["op"] for o in report["ops"]] == ["RESIZE_NEAREST_NEIGHBOR", "CONV_2D", "MAX_POOL_2D", "RESHAPE",
+                                                 "FULLY_CONNECTED", "LOGISTIC"]
+    assert report["vendor"]["pico-sdk"]["pinned"] and report["model"]["sha256"].startswith("4d5f2cd1842e")
+
+
+def test_uf2_is_valid_and_covers_the_bin_exactly(built):
+    out, report = built
+    data, image = (out / "firmware.bin").read_bytes(), (out / "firmware.uf2").read_bytes()
+    blocks = uf2.validate(image, 0xE48BFF56, 0x10000000, expect=data)
+    assert len(blocks) == (len(data) + 255) // 256 == report["uf2"]["blocks"]
+    assert [b.address for b in blocks] == [0x10000000 + 256 * i for i in range(len(blocks))]
+
+
+def test_sizes_match_arm_none_eabi_size(built):
+    out, report = built
+    text = subprocess.run(["arm-none-eabi-size", str(out / "firmware.elf")], capture_output=True,
+                          text=True, check=True).stdout.splitlines()[1].split()
+    assert [int(x) for x in text[:3]] == [report["sizes"][k] for k in ("text", "data", "bss")]
+    assert report["sizes"]["flash"] == len((out / "firmware.bin").read_bytes())
+    assert report["usage"]["flash_bytes"] == report["sizes"]["flash"]
+
+
+def test_firmware_is_small_because_only_needed_kernels_are_linked(built):
+    out, report = built
+    assert report["sizes"]["text"] <= 0.15 * TUTORIAL_TEXT, report["sizes"]
+    syms = subprocess.run(["arm-none-eabi-nm", "-C", str(out / "firmware.elf")], capture_output=True,
+                          text=True, check=True).stdout
+    assert "Register_CONV_2D" in syms and "Register_SOFTMAX" not in syms and "Register_DEPTHWISE_CONV_2D" not in syms
+
+
+def test_arena_and_model_are_in_the_image(built):
+    out, report = built
+    assert report["arena"]["arena_bytes"] >= report["arena"]["measured_bytes"] > 0
+    syms = subprocess.run(["arm-none-eabi-nm", "-S", str(out / "firmware.elf")], capture_output=True, text=True,
+                          check=True).stdout
+    arena = re.search(r"^([0-9a-f]+) ([0-9a-f]+) [bB] .*tensor_arena", syms, re.M)
+    assert arena and int(arena.group(2), 16) == report["arena"]["arena_bytes"]
+    model = re.search(r"^([0-9a-f]+) ([0-9a-f]+) [rR] fwtool_model$", syms, re.M)
+    assert model and int(model.group(1), 16) % 16 == 0 and int(model.group(1), 16) < 0x20000000
+    off = int(model.group(1), 16) - 0x10000000
+    assert (out / "firmware.bin").read_bytes()[off:off + 3936] == modelgen.FIRE_ALARM.read_bytes()
+
+
+def test_second_model_rebuilds_only_what_changed(built, tmp_path):
+    out, _ = built
+    m = tmp_path / "fire_alarm_v2.tflite"
+    m.write_bytes(modelgen.padded_model(4096))  # same ops, different bytes
+    p = subprocess.run([sys.executable, "-m", "fwtool", "build", "--board", "pico", "--model", str(m),
+                        "--out", str(out), "--json"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-2000:]
+    r = json.loads(p.stdout)
+    assert set(r["build"]["changed_files"]) == {"model_data.cpp", "fwtool_config.h"}
+    steps = [ln for ln in (out / "build.log").read_text().splitlines() if re.match(r"^\[\d+/\d+\] Building", ln)]
+    assert 0 < len(steps) <= 3, steps  # main.cpp + model_data.cpp, not the SDK or TFLM
+    assert r["model"]["bytes"] == m.stat().st_size
+    uf2.validate((out / "firmware.uf2").read_bytes(), 0xE48BFF56, 0x10000000,
+                 expect=(out / "firmware.bin").read_bytes())
