@@ -1,0 +1,177 @@
+"""``fwtool flash`` and ``fwtool devices``: thin CLI over fwtool.flash."""
+from pathlib import Path
+
+import click
+
+from .. import ui
+from ..build import last_report
+from ..errors import BadInput
+from .. import flash as flash_api
+from ..flash import usbdevices
+
+
+def _default_image(board: str | None) -> tuple[Path, str]:
+    report = last_report(board=board)
+    if report is None:
+        where = f"build/{board}" if board else "build/*"
+        raise BadInput(f"no build found ({where}/report.json in {Path.cwd()})",
+                       "run 'fwtool build --board pico --model MODEL.tflite' first, or pass --uf2/--elf PATH")
+    path = report.get("files", {}).get("uf2")
+    if not path or not Path(path).is_file():
+        raise BadInput(f"the last build's UF2 ({path}) is missing", "run 'fwtool build' again, or pass --uf2 PATH")
+    return Path(path), report["board"]["name"]
+
+
+def _print_devices(listing: dict) -> None:
+    if not listing["boards"]:
+        click.echo("no RP2040 board found")
+    for t in listing["targets"]:
+        click.echo(f"{t.mode:8} {t.describe()}")
+    for p in listing["problems"]:
+        click.echo(f"note     {p}")
+
+
+class _Bar:
+    """A rich progress bar on stderr with bytes/s, one task per phase."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.progress = None
+        self.tasks = {}
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
+                                       TransferSpeedColumn)
+
+            self.progress = Progress(TextColumn("{task.description:10}"), BarColumn(), DownloadColumn(),
+                                     TransferSpeedColumn(), TimeRemainingColumn(), console=ui.err, transient=False)
+            self.progress.__enter__()
+        return self
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        if not self.progress:
+            return
+        if phase not in self.tasks:
+            self.tasks[phase] = self.progress.add_task(phase, total=total)
+        self.progress.update(self.tasks[phase], completed=done, total=total)
+
+    def __exit__(self, *exc):
+        if self.progress:
+            self.progress.__exit__(*exc)
+
+
+@click.command()
+@click.option("--uf2", "uf2_path", type=click.Path(path_type=Path), help="UF2 to flash [the last build's].")
+@click.option("--elf", "elf_path", type=click.Path(path_type=Path), help="Flash an ELF's loadable segments instead.")
+@click.option("--bin", "bin_path", type=click.Path(path_type=Path), help="Flash a raw .bin at the board's flash base.")
+@click.option("--board", "-b", help="Board name [the last build's].")
+@click.option("--serial", "-s", help="Which board, when several are attached: app serial or USB location (see "
+              "'fwtool devices').")
+@click.option("--method", type=click.Choice(["auto", "picoboot", "drive"]), default="auto", show_default=True,
+              help="auto: PICOBOOT over USB, else the BOOTSEL drive.")
+@click.option("--drive", "drive_path", type=click.Path(path_type=Path),
+              help="Mount point of the RPI-RP2 drive (implies --method drive).")
+@click.option("--verify/--no-verify", default=True, show_default=True, help="Read the flash back after writing.")
+@click.option("--skip-same/--no-skip-same", default=True, show_default=True,
+              help="Leave 4 KiB sectors that already hold the right bytes alone.")
+@click.option("--reboot/--no-reboot", default=True, show_default=True,
+              help="Start the new firmware afterwards (else the board stays in BOOTSEL).")
+@click.option("--timeout", type=click.FloatRange(min=0.5), default=10.0, show_default=True,
+              help="Seconds to wait for the board to reappear after each reboot.")
+@click.option("--wait-app", type=click.FloatRange(min=0), default=None,
+              help="Seconds to wait for the app's USB port after the reboot [5 for USB-stdio boards, else 0].")
+@click.option("--no-boot2-check", is_flag=True, help="Flash even if the image has no valid RP2040 boot2.")
+@click.option("--list", "list_only", is_flag=True, help="Only list the attached boards (same as 'fwtool devices').")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+def flash(uf2_path, elf_path, bin_path, board, serial, method, drive_path, verify, skip_same, reboot, timeout,
+          wait_app, no_boot2_check, list_only, as_json):
+    """Put firmware on an RP2040 board over USB and start it, verified.
+
+    Takes the last build's UF2 unless --uf2/--elf/--bin is given. A board running a pico-sdk app with USB stdio
+    is rebooted into BOOTSEL without the button (USB reset interface, else the 1200-baud touch). Writing uses
+    PICOBOOT: only sectors that differ are erased and written, then everything is read back and compared. Without
+    libusb or USB permission it copies the UF2 to the RPI-RP2 drive instead (not verifiable).
+
+    Exit codes: 0 ok, 1 write/verify failed, 3 bad image, 4 no libusb/permission, 6 no board or several,
+    7 timeout, 9 board lost.
+
+    \b
+    Examples:
+      fwtool flash                              # last build -> the one attached board
+      fwtool flash --uf2 firmware.uf2 --serial E6614103E7452D2F
+      fwtool flash --method drive --drive /media/$USER/RPI-RP2
+      fwtool flash --json > flash.json
+    """
+    ui.set_json(as_json)
+    if list_only:
+        listing = flash_api.list_devices(board)
+        if as_json:
+            ui.emit_json({k: v for k, v in listing.items() if k != "targets"})
+        else:
+            _print_devices(listing)
+        return
+    given = [p for p in (uf2_path, elf_path, bin_path) if p is not None]
+    if len(given) > 1:
+        raise BadInput("--uf2, --elf and --bin exclude each other", "pass one image")
+    if given:
+        path = given[0]
+        kind = "uf2" if uf2_path else "elf" if elf_path else "bin"
+        if board is None and kind != "uf2":  # a UF2 names its family; an ELF/BIN does not: the last build's board
+            report = last_report()
+            board = report["board"]["name"] if report else None
+    else:
+        path, report_board = _default_image(board)
+        board = board or report_board
+        kind = "uf2"
+    step = (lambda msg: None) if as_json else ui.info
+    with _Bar(enabled=not as_json) as bar:
+        result = flash_api.flash_image(path, board, serial=serial, method=method, verify=verify, progress=bar,
+                                       kind=kind, drive=drive_path, skip_same=skip_same, reboot=reboot,
+                                       timeout=timeout, wait_app=wait_app, boot2_check=not no_boot2_check,
+                                       on_step=step)
+    if as_json:
+        ui.emit_json(result)
+        return
+    r = result
+    if r["method"] == "picoboot":
+        click.echo(f"written   {r['bytes_written']:,} B in {r['sectors_written']} of {r['sectors_total']} sectors, "
+                   f"{r['bytes_skipped']:,} B unchanged (skipped)")
+        click.echo("verified  " + ("yes, read back and compared" if r["verified"] else "NO (--no-verify)"))
+    else:
+        click.echo(f"copied    {r['uf2_bytes']:,} B of UF2 to {r['drive']} ({r['confirmed_by']})")
+        click.echo("verified  no (the drive cannot be read back; PICOBOOT can: see 'fwtool doctor')")
+    if r["started"]:
+        click.echo(f"started   app running{' on ' + r['port'] if r['port'] else ''}"
+                   f"{' (serial ' + r['serial'] + ')' if r['serial'] else ''}")
+    elif r["rebooted"]:
+        click.echo("started   rebooted into the new firmware")
+    else:
+        click.echo("started   no (--no-reboot: the board stays in BOOTSEL mode)")
+    for note in r["notes"]:
+        click.echo(f"note      {note}")
+    click.echo(f"done      {r['method']} in {r['seconds']:.1f} s")
+
+
+@click.command()
+@click.option("--board", "-b", help="Only this board's family.")
+@click.option("--udev-rule", is_flag=True, help="Print a Linux udev rule granting USB access, and exit.")
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+def devices(board, udev_rule, as_json):
+    """List attached RP2040 boards and their mode (BOOTSEL, running app, BOOTSEL drive).
+
+    \b
+    Examples:
+      fwtool devices
+      fwtool devices --json
+      fwtool devices --udev-rule | sudo tee /etc/udev/rules.d/60-fwtool.rules
+    """
+    if udev_rule:
+        click.echo(usbdevices.udev_rule(), nl=False)
+        return
+    ui.set_json(as_json)
+    listing = flash_api.list_devices(board)
+    if as_json:
+        ui.emit_json({k: v for k, v in listing.items() if k != "targets"})
+    else:
+        _print_devices(listing)
