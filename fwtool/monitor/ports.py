@@ -65,15 +65,15 @@ class PortInfo:
             return self.location.rsplit(":", 1)[1]
         return None
 
-    def describe(self) -> str:
-        bits = [self.device]
+    def describe(self, long: bool = True) -> str:
+        bits = []
         if self.usb_id:
             bits.append(f"USB {self.usb_id}")
         if self.serial_number:
             bits.append(f"serial {self.serial_number}")
-        if self.description and self.description not in ("n/a", self.device):
+        if long and self.description and self.description not in ("n/a", self.device):
             bits.append(self.description)
-        return "  ".join(bits)
+        return self.device + (f" ({', '.join(bits)})" if bits else "")
 
     def to_dict(self) -> dict:
         return {"device": self.device, "usb_id": self.usb_id or None, "serial": self.serial_number,

@@ -12,6 +12,7 @@ throws away what it had already read in that call.
 """
 from __future__ import annotations
 
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -52,7 +53,6 @@ class LineSplitter:
     def __init__(self, max_line: int = MAX_LINE):
         self.max_line = max_line
         self._buf = bytearray()
-        self._split_pending = False
 
     def feed(self, data: bytes, t: float) -> list[Line]:
         out: list[Line] = []
@@ -66,6 +66,9 @@ class LineSplitter:
             raw = bytes(buf[start:i])
             if raw.endswith(b"\r"):
                 raw = raw[:-1]
+            while len(raw) > self.max_line:  # a long line whose end came in this chunk
+                out.append(Line(raw[:self.max_line], t, split=True))
+                raw = raw[self.max_line:]
             out.append(Line(raw, t))
             start = i + 1
         if start:
@@ -116,16 +119,49 @@ class OpenFailed:
     t: float
 
 
+class _KeepFirstBytes(serial.Serial):
+    """pyserial's posix open() flushes the input queue after raising DTR. A pico-sdk app starts printing (its
+    banner!) as soon as it sees DTR, so bytes arriving in that window were thrown away. USB-CDC and USB-UART
+    drivers only read while the port is open, so there is nothing stale to flush: skip it during open()."""
+
+    _opening = False
+
+    def open(self):
+        self._opening = True
+        try:
+            super().open()
+        finally:
+            self._opening = False
+
+    def _reset_input_buffer(self):
+        if not self._opening:
+            super()._reset_input_buffer()
+
+
 def open_serial(device: str, baud: int, timeout: float) -> serial.SerialBase:
     """Open a device path or pyserial URL. DTR is asserted (pico-sdk only sends once the host sets it)."""
-    kwargs = {} if is_url(device) else {"exclusive": True}
-    ser = serial.serial_for_url(device, do_not_open=True, baudrate=baud, timeout=timeout, write_timeout=1.0,
-                                **kwargs)
+    if is_url(device):
+        ser = serial.serial_for_url(device, do_not_open=True, baudrate=baud, timeout=timeout, write_timeout=1.0)
+    else:
+        cls = _KeepFirstBytes if hasattr(serial.Serial, "_reset_input_buffer") else serial.Serial
+        ser = cls(None, baudrate=baud, timeout=timeout, write_timeout=1.0,
+                  **({"exclusive": True} if os.name == "posix" else {}))
+        ser.port = device
     ser.open()
     return ser
 
 
 _ERRORS = (serial.SerialException, OSError, ValueError, TypeError, AttributeError)
+
+
+def short_reason(e: BaseException) -> str:
+    """pyserial's disconnect messages are long and say the same thing: the port went away."""
+    msg = str(e) or type(e).__name__
+    if "returned no data" in msg or "Errno 5]" in msg or "Input/output error" in msg:
+        return "port gone"
+    if "socket disconnected" in msg or "Connection reset" in msg:
+        return "connection closed"
+    return msg
 
 
 class PortReader:
@@ -204,7 +240,7 @@ class PortReader:
         return [Data(bytes(buf), time.time())]
 
     def _lost(self, e: BaseException | str) -> Disconnected:
-        reason = e if isinstance(e, str) else (str(e) or type(e).__name__)
+        reason = e if isinstance(e, str) else short_reason(e)
         self.close()
         self.disconnected_at = self.clock()
         self._next_scan = 0.0

@@ -325,7 +325,7 @@ class Session:
     def _connected(self, ev: Connected) -> None:
         p = ev.port
         self.panel.port, self.panel.serial, self.panel.status = p.device, p.serial_number or "", "connected"
-        self._emit_event("connected", ("reconnected: " if ev.again else "connected: ") + p.describe(),
+        self._emit_event("connected", ("reconnected: " if ev.again else "connected: ") + p.describe(long=False),
                          {"port": p.device, "serial": p.serial_number, "reconnect": ev.again}, ev.t)
 
     def _event(self, ev) -> None:

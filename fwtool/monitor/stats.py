@@ -69,7 +69,7 @@ class Stats:
         self.missed = 0  # gaps in the firmware's inference counter n (output it printed while nobody listened)
         self.disconnects = 0
         self.latencies_us: deque[int] = deque(maxlen=window)
-        self.arrivals: deque[float] = deque(maxlen=rate_window)
+        self.arrivals: deque[tuple[float, int]] = deque(maxlen=rate_window)  # (host time, firmware n)
         self.top_counts: Counter[str] = Counter()
 
     @property
@@ -96,7 +96,7 @@ class Stats:
             self.last = p
             self.inferences += 1
             self.latencies_us.append(p.us)
-            self.arrivals.append(rec.line.t)
+            self.arrivals.append((rec.line.t, p.n))
             self.top_counts[p.top] += 1
         elif isinstance(p, FirmwareError):
             self.last_error = p
@@ -110,11 +110,12 @@ class Stats:
         return None if v is None else v / 1000.0
 
     def rate(self) -> float | None:
-        """Inferences per second over the last few arrivals (host clock)."""
+        """Inferences per second the board runs: firmware counter n over host time, last few arrivals (counting
+        n, not lines, keeps it right when several lines arrive in one read or some were missed)."""
         if len(self.arrivals) < 2:
             return None
-        span = self.arrivals[-1] - self.arrivals[0]
-        return (len(self.arrivals) - 1) / span if span > 0 else None
+        (t0, n0), (t1, n1) = self.arrivals[0], self.arrivals[-1]
+        return (n1 - n0) / (t1 - t0) if t1 > t0 and n1 > n0 else None
 
     def class_scores(self) -> list[tuple[str, float]]:
         """(label, score) of the last inference, labels from the banner (class_i when unknown)."""

@@ -67,13 +67,17 @@ def render_panel(stats: Stats, st: PanelState, width: int = 100, bar_width: int 
     b = stats.banner
     if b is not None:
         f = b.fields
-        bits = [f"model {f.get('model', '?')} ({f.get('sha256', '?')})", f"board {f.get('board', '?')}"]
+        head = Text()
+        head.append(str(f.get("model", "?")), style="bold")
+        head.append(f" {f.get('sha256', '')} on {f.get('board', '?')}   fwtool {f.get('fwtool', '?')}", style="dim")
+        rows.append(head)
+        bits = []
         if isinstance(f.get("arena_used"), int) and isinstance(f.get("arena"), int):
             bits.append(f"arena {f['arena_used']:,}/{f['arena']:,} B")
         if "ops" in f:
             bits.append(f"{f['ops']} ops")
         bits.append(f"in {f.get('in', '?')} → out {f.get('out', '?')}")
-        rows.append(Text("  ·  ".join(bits), style="bold"))
+        rows.append(Text(" · ".join(bits), style="dim"))
     else:
         rows.append(Text("no FWT:BOOT banner yet (it is printed at boot and when the port is opened)", style="dim"))
 
@@ -105,17 +109,20 @@ def render_panel(stats: Stats, st: PanelState, width: int = 100, bar_width: int 
         rows.append(Text(""))
         rate = stats.rate()
         line = Text()
-        line.append("top ", style="dim")
+        line.append("top     ", style="dim")
         line.append(f"{last.top} {last.score:.4f}", style="bold cyan")
-        line.append("   latency ", style="dim")
-        line.append(f"last {_fmt_ms(last.us / 1000)} · p50 {_fmt_ms(stats.latency_ms(50))} · "
-                    f"p95 {_fmt_ms(stats.latency_ms(95))} ms")
-        line.append("   rate ", style="dim")
-        line.append("–" if rate is None else f"{rate:.2f}/s")
-        line.append("   #", style="dim")
+        line.append("   n=", style="dim")
         line.append(str(last.n))
+        line.append("   rate ", style="dim")
+        line.append("–" if rate is None else f"{rate:.2f} inf/s")
         if stats.missed:
             line.append(f"   missed {stats.missed}", style="yellow")
+        rows.append(line)
+        line = Text()
+        line.append("invoke  ", style="dim")
+        line.append(f"last {_fmt_ms(last.us / 1000)} ms · p50 {_fmt_ms(stats.latency_ms(50))} ms · "
+                    f"p95 {_fmt_ms(stats.latency_ms(95))} ms")
+        line.append(f"   ({len(stats.latencies_us)} samples)", style="dim")
         rows.append(line)
     elif stats.last_error is None:
         rows.append(Text("waiting for FWT:INFER lines…", style="dim"))
@@ -248,7 +255,9 @@ class LiveView(View):
         if rec.kind == "inference":
             return  # shown in the panel
         if rec.kind == "banner":
-            self._print(Text("boot: " + rec.text, style="dim"), rec.line.t)
+            f = rec.parsed.fields
+            self._print(Text(f"-- FWT:BOOT {f.get('model', '?')} {f.get('sha256', '')} on {f.get('board', '?')}, "
+                             f"labels {f.get('labels', '?')} --", style="dim"), rec.line.t)
         elif rec.kind == "error":
             self._print(Text(rec.text, style="bold red"), rec.line.t)
         else:
