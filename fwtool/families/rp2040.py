@@ -72,8 +72,11 @@ class RP2040Family(Family):
 
     def extra_checks(self) -> list[dict]:
         gen = "ninja" if runner.which("ninja") else "make" if runner.which("make") else None
+        from ..flash.usbdevices import doctor_rows  # flashing: libusb, udev rule, serial group (informational)
+
         return [{"name": "cmake generator", "ok": gen is not None,
-                 "detail": f"{gen} found" if gen else "neither make nor ninja: sudo apt-get install make"}]
+                 "detail": f"{gen} found" if gen else "neither make nor ninja: sudo apt-get install make"},
+                *doctor_rows()]
 
     def vendor_paths(self, options: dict) -> dict[str, Path]:
         return {d.name: vendor.require(d) for d in vendor.deps_for(self.name, "build")}

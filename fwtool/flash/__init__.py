@@ -59,7 +59,12 @@ def resolve_board(board: Board | str | None, image_path: Path | None = None) -> 
         cands = sorted((b for b in all_boards().values() if b.uf2_family_id in fams), key=lambda b: b.flash_bytes)
         if cands:
             return cands[0]  # the smallest flash of the family: the conservative range check
-    raise BadInput("cannot tell which board this image is for", "pass --board (see 'fwtool boards')")
+        if fams:
+            from .drive import family_name
+
+            raise BadInput(f"{image_path} is for UF2 family {', '.join(family_name(f) for f in sorted(fams))}, "
+                           "which no fwtool board uses", "flash it with that chip's own tool, or pass --board")
+    raise BadInput("cannot tell which board this image is for: pass --board", "see 'fwtool boards'")
 
 
 def load_image(path: Path, board: Board, kind: str | None = None, boot2_check: bool = True) -> Image:
