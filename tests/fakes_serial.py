@@ -254,7 +254,12 @@ class SocketBoard:
     def write(self, data: bytes) -> bool:
         if self.conn is None:
             return False
-        self.conn.sendall(data)
+        try:
+            self.conn.sendall(data)
+        except OSError:  # the host closed the port: output is dropped, like pico-sdk's
+            self.conn.close()
+            self.conn = None
+            return False
         buf = self._tail + data
         *lines, self._tail = buf.split(b"\n")
         self.delivered.extend(ln[:-1] if ln.endswith(b"\r") else ln for ln in lines)

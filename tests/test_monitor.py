@@ -297,3 +297,34 @@ def test_line_mode_sends_lines_and_understands_tilde_commands():
         time.sleep(0.01)
     r.stop()
     assert ev == [("line", "hello"), ("action", "reboot"), ("action", "bootsel"), ("line", "bye")]
+
+
+# ---- reboot keys: fwtool.flash's reboot, 1200-baud fallback for BOOTSEL ------------------------------------------
+def test_default_reboot_uses_fwtool_flash_and_falls_back_to_1200_baud(monkeypatch):
+    from fwtool.monitor import reboot as rb
+
+    calls = []
+
+    class Reader:
+        touched = 0
+
+        def touch_1200(self):
+            Reader.touched += 1
+            return True
+
+    def ok(**kw):
+        calls.append(kw)
+        return {"how": "reset interface"}
+
+    port = PortInfo("/dev/ttyACM0", 0x2E8A, 0x000A, "E661")
+    monkeypatch.setattr(rb, "_flash_reboot", lambda: ok)
+    assert rb.default_reboot("app", port, Reader()) == "rebooting (reset interface)"
+    assert calls == [{"serial": "E661", "bootsel": False, "wait": False}]
+
+    def denied(**kw):
+        raise FwtoolError("access denied sending the USB reset request", "install the udev rule")
+
+    monkeypatch.setattr(rb, "_flash_reboot", lambda: denied)
+    assert "1200-baud" in rb.default_reboot("bootsel", port, Reader()) and Reader.touched == 1
+    with pytest.raises(FwtoolError, match="access denied"):
+        rb.default_reboot("app", port, Reader())

@@ -119,35 +119,29 @@ class OpenFailed:
     t: float
 
 
-class _KeepFirstBytes(serial.Serial):
-    """pyserial's posix open() flushes the input queue after raising DTR. A pico-sdk app starts printing (its
-    banner!) as soon as it sees DTR, so bytes arriving in that window were thrown away. USB-CDC and USB-UART
-    drivers only read while the port is open, so there is nothing stale to flush: skip it during open()."""
-
-    _opening = False
-
-    def open(self):
-        self._opening = True
-        try:
-            super().open()
-        finally:
-            self._opening = False
-
-    def _reset_input_buffer(self):
-        if not self._opening:
-            super()._reset_input_buffer()
+def _open_keeping_first_bytes(ser: serial.SerialBase) -> None:
+    """Open without the input flush pyserial does at open (posix: after raising DTR; socket://: after connecting).
+    A pico-sdk app starts printing its banner as soon as it sees DTR, and an emulator as soon as the socket
+    connects, so those bytes were thrown away. Drivers only read while a port is open: nothing stale to flush."""
+    noop = lambda *a, **k: None  # noqa: E731
+    for name in ("_reset_input_buffer", "reset_input_buffer"):
+        setattr(ser, name, noop)  # instance attributes shadow the class methods during open()
+    try:
+        ser.open()
+    finally:
+        for name in ("_reset_input_buffer", "reset_input_buffer"):
+            try:
+                delattr(ser, name)
+            except AttributeError:
+                pass
 
 
 def open_serial(device: str, baud: int, timeout: float) -> serial.SerialBase:
     """Open a device path or pyserial URL. DTR is asserted (pico-sdk only sends once the host sets it)."""
-    if is_url(device):
-        ser = serial.serial_for_url(device, do_not_open=True, baudrate=baud, timeout=timeout, write_timeout=1.0)
-    else:
-        cls = _KeepFirstBytes if hasattr(serial.Serial, "_reset_input_buffer") else serial.Serial
-        ser = cls(None, baudrate=baud, timeout=timeout, write_timeout=1.0,
-                  **({"exclusive": True} if os.name == "posix" else {}))
-        ser.port = device
-    ser.open()
+    kwargs = {"exclusive": True} if (os.name == "posix" and not is_url(device)) else {}
+    ser = serial.serial_for_url(device, do_not_open=True, baudrate=baud, timeout=timeout, write_timeout=1.0,
+                                **kwargs)
+    _open_keeping_first_bytes(ser)
     return ser
 
 

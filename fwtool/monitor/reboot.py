@@ -18,30 +18,29 @@ RebootFn = Callable[[str, PortInfo, object], str]
 
 
 def _flash_reboot() -> Callable | None:
-    """fwtool.flash's reset-interface reboot, if that package provides one."""
+    """``fwtool.flash.reboot_board(serial=, bootsel=, wait=)`` if that package is importable (it needs pyusb)."""
     try:
-        from .. import flash as flash_pkg  # noqa: F401  (written concurrently; may not exist)
+        from ..flash import reboot_board
     except Exception:  # noqa: BLE001 - any import problem means "not available"
         return None
-    for modname in ("fwtool.flash.reset", "fwtool.flash"):
-        try:
-            mod = __import__(modname, fromlist=["x"])
-        except Exception:  # noqa: BLE001
-            continue
-        for name in ("reboot_device", "reboot"):
-            fn = getattr(mod, name, None)
-            if callable(fn):
-                return fn
-    return None
+    return reboot_board
 
 
 def default_reboot(kind: str, port: PortInfo, reader) -> str:
+    bootsel = kind == "bootsel"
     fn = _flash_reboot()
+    problem: FwtoolError | None = None
     if fn is not None:
-        fn(serial=port.serial_number, bootsel=(kind == "bootsel"))
-        return "rebooting into BOOTSEL" if kind == "bootsel" else "rebooting"
-    if kind == "bootsel" and port.vid is not None:
-        if reader.touch_1200():
-            return "rebooting into BOOTSEL (1200-baud touch)"
+        try:
+            # wait=False: the monitor itself follows the board back (or sees it leave for BOOTSEL)
+            r = fn(serial=port.serial_number, bootsel=bootsel, wait=False)
+            how = r.get("how", "") if isinstance(r, dict) else ""
+            return ("rebooting into BOOTSEL" if bootsel else "rebooting") + (f" ({how})" if how else "")
+        except FwtoolError as e:
+            problem = e
+    if bootsel and port.vid is not None and reader.touch_1200():
+        return "rebooting into BOOTSEL (1200-baud touch)"
+    if problem is not None:
+        raise problem
     raise FwtoolError("this fwtool cannot reboot the board from the monitor (no reset-interface support found)",
                       "press the board's reset button, or use Ctrl-B (BOOTSEL) on a USB-stdio board")
