@@ -170,3 +170,19 @@ def test_image_outside_flash_is_refused_before_any_command():
     with pytest.raises(FlashFailed, match="does not fit"):
         program(c, Image(FLASH[1] - 256, b"\0" * 512, "t", "bin"), FLASH)
     assert dev.commands == []
+
+
+def test_progress_phases_and_exclusive_released_after_a_failure(monkeypatch):
+    from fakes_picoboot import install
+    from fwtool.boards import get_board
+    from fwtool.flash import flash_image
+
+    seen = []
+    board = FakeBoard("bootsel", faults={"corrupt_page": 60})  # in sector 3
+    install(monkeypatch, board)
+    img = Image(0x10000000, make_firmware(20_480), "t", "bin")
+    with pytest.raises(FlashFailed, match="verify failed"):
+        flash_image(img, get_board("pico"), progress=lambda *a: seen.append(a))
+    assert board.picoboot.exclusive == 0 and board.mode == "bootsel"  # drive usable again, nothing rebooted
+    assert [p for p, _, _ in seen[:1]] == ["checking"] and ("writing", 20_480, 20_480) in seen
+    assert any(p == "verifying" for p, _, _ in seen)

@@ -10,7 +10,7 @@ from .. import flash as flash_api
 from ..flash import usbdevices
 
 
-def _default_image(board: str | None) -> tuple[Path, str]:
+def _default_image(board: str | None) -> tuple[Path, str, dict]:
     report = last_report(board=board)
     if report is None:
         where = f"build/{board}" if board else "build/*"
@@ -19,7 +19,7 @@ def _default_image(board: str | None) -> tuple[Path, str]:
     path = report.get("files", {}).get("uf2")
     if not path or not Path(path).is_file():
         raise BadInput(f"the last build's UF2 ({path}) is missing", "run 'fwtool build' again, or pass --uf2 PATH")
-    return Path(path), report["board"]["name"]
+    return Path(path), report["board"]["name"], report
 
 
 def _print_devices(listing: dict) -> None:
@@ -32,7 +32,7 @@ def _print_devices(listing: dict) -> None:
 
 
 class _Bar:
-    """A rich progress bar on stderr with bytes/s, one task per phase."""
+    """A rich progress bar on stderr with bytes/s, one line per phase; started on the first update."""
 
     def __init__(self, enabled: bool):
         self.enabled = enabled
@@ -40,25 +40,25 @@ class _Bar:
         self.tasks = {}
 
     def __enter__(self):
-        if self.enabled:
+        return self
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.progress is None:
             from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
                                        TransferSpeedColumn)
 
             self.progress = Progress(TextColumn("{task.description:10}"), BarColumn(), DownloadColumn(),
-                                     TransferSpeedColumn(), TimeRemainingColumn(), console=ui.err, transient=False)
-            self.progress.__enter__()
-        return self
-
-    def __call__(self, phase: str, done: int, total: int) -> None:
-        if not self.progress:
-            return
+                                     TransferSpeedColumn(), TimeRemainingColumn(), console=ui.err)
+            self.progress.start()
         if phase not in self.tasks:
             self.tasks[phase] = self.progress.add_task(phase, total=total)
         self.progress.update(self.tasks[phase], completed=done, total=total)
 
     def __exit__(self, *exc):
-        if self.progress:
-            self.progress.__exit__(*exc)
+        if self.progress is not None:
+            self.progress.stop()
 
 
 @click.command()
@@ -121,9 +121,12 @@ def flash(uf2_path, elf_path, bin_path, board, serial, method, drive_path, verif
             report = last_report()
             board = report["board"]["name"] if report else None
     else:
-        path, report_board = _default_image(board)
+        path, report_board, report = _default_image(board)
         board = board or report_board
         kind = "uf2"
+        stdio = report.get("build", {}).get("stdio") or report.get("board", {}).get("stdio")
+        if wait_app is None and stdio == "uart":
+            wait_app = 0.0  # no USB port will appear: do not wait for one
     step = (lambda msg: None) if as_json else ui.info
     with _Bar(enabled=not as_json) as bar:
         result = flash_api.flash_image(path, board, serial=serial, method=method, verify=verify, progress=bar,

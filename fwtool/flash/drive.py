@@ -46,7 +46,8 @@ def require_rp2_drive(path: Path) -> Path:
     path = Path(path)
     if not path.is_dir():
         raise NoDevice(f"{path} is not a folder, so not a mounted BOOTSEL drive",
-                       "hold BOOTSEL while plugging the board in, then pass its mount point (e.g. /media/$USER/RPI-RP2)")
+                       "hold BOOTSEL while plugging the board in, then pass its mount point "
+                       "(e.g. /media/$USER/RPI-RP2)")
     info = read_info(path)
     if info is None:
         raise NoDevice(f"{path} has no {INFO}: not a UF2 bootloader drive; nothing was written",

@@ -265,7 +265,9 @@ def program(client: PicobootClient, image: Image, flash: tuple[int, int], *, ver
             skip_same: bool = True, progress: Progress = no_progress) -> dict:
     """Write ``image`` so that flash holds it, touching only sectors that differ; read everything back.
 
-    Bytes of a partly covered sector outside the image keep their old content. Returns counters.
+    Bytes of a partly covered sector outside the image keep their old content. Returns counters:
+    ``bytes_written`` = bytes actually programmed (pages of rewritten sectors that are not all 0xFF),
+    ``bytes_skipped`` = image bytes in sectors that already held them (neither erased nor written).
     """
     lo, hi = flash
     if image.base % PAGE or image.base < lo or image.end > hi or not image.data:
@@ -321,7 +323,8 @@ def program(client: PicobootClient, image: Image, flash: tuple[int, int], *, ver
     elif not changed:
         verified = True  # every sector was just read and compared equal: that is the verification
     return {"bytes_total": len(image.data), "bytes_written": written,
-            "bytes_skipped": (len(sectors) - len(changed)) * SECTOR,
+            "bytes_skipped": sum(min(a + SECTOR, image.end) - max(a, image.base)
+                                 for a in sectors if a not in set(changed)),
             "sectors_total": len(sectors), "sectors_written": len(changed),
             "sectors_skipped": len(sectors) - len(changed), "verified": verified}
 
@@ -361,15 +364,24 @@ class PicobootMethod(FlashMethod):
         client = PicobootClient(transport, itf, out_ep, in_ep)
         flash = (board.flash_base, board.flash_base + board.flash_bytes)
         t0 = time.monotonic()
-        client.reset()
-        client.exclusive(EXCLUSIVE)
-        result = program(client, image, flash, verify=verify, skip_same=skip_same, progress=progress)
-        result["write_seconds"] = round(time.monotonic() - t0, 3)
-        if reboot:
-            client.reboot(0, SRAM_END, 500)
-            result["rebooted"] = True
-        else:
-            client.exclusive(NOT_EXCLUSIVE)
-            result["rebooted"] = False
-        usbdevices.backend().close(transport)
+        try:
+            client.reset()
+            client.exclusive(EXCLUSIVE)
+            result = program(client, image, flash, verify=verify, skip_same=skip_same, progress=progress)
+            result["write_seconds"] = round(time.monotonic() - t0, 3)
+            if reboot:
+                client.reboot(0, SRAM_END, 500)
+                result["rebooted"] = True
+            else:
+                client.exclusive(NOT_EXCLUSIVE)
+                result["rebooted"] = False
+        except BaseException as e:
+            if not isinstance(e, DeviceLost):
+                try:
+                    client.reset()  # drop exclusive access so the RPI-RP2 drive works again; best effort
+                except Exception:
+                    pass
+            raise
+        finally:
+            usbdevices.backend().close(transport)
         return result
