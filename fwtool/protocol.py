@@ -7,6 +7,12 @@ values never contain spaces; vectors are comma-separated)::
     FWT:BOOT model=fire_alarm sha256=4d5f2cd1842e board=pico arena=12345 arena_used=11872 ops=6 in=int8:1x124x129x1 out=int8:1x1 labels=fire_alarm fwtool=0.1.0
     FWT:INFER n=7 us=24113 top=fire_alarm score=0.9961 scores=0.9961 q=127
     FWT:ERROR AllocateTensors failed: arena too small (rebuild with a larger --arena)
+    FWT:OUT v=3 t=0 us=22101 q=-128
+    FWT:DONE n=20 inputs=3f2a9c0d1e7b
+
+The validation app (``fwtool validate``) prints one ``FWT:OUT`` line per output tensor ``t`` per input vector ``v``
+(``q``: every raw quantized value of that tensor, ``us``: that vector's ``Invoke()`` time), then ``FWT:DONE`` with
+the number of vectors it ran and the first 12 hex digits of the sha256 of their bytes.
 
 ``scores`` are the dequantized values of output tensor 0 (``(q - zero_point) * scale``), ``q`` the raw quantized
 values, ``us`` the ``Invoke()`` time in microseconds from ``time_us_64()``, ``top`` the label of the highest score.
@@ -20,6 +26,8 @@ from dataclasses import dataclass, field
 PREFIX_BANNER = "FWT:BOOT"
 PREFIX_INFER = "FWT:INFER"
 PREFIX_ERROR = "FWT:ERROR"  # "FWT:ERROR <free text>": the firmware cannot run (repeated every second)
+PREFIX_OUT = "FWT:OUT"  # validation app: one output tensor of one input vector
+PREFIX_DONE = "FWT:DONE"  # validation app: all vectors ran
 
 # (field, printf conversion) in the order the firmware prints them.
 BANNER_FIELDS = [
@@ -28,8 +36,11 @@ BANNER_FIELDS = [
 ]
 INFER_FIELDS = [("n", "%lu"), ("us", "%lu"), ("top", "%s"), ("score", "%.4f")]
 INFER_VECTORS = [("scores", "%.4f"), ("q", "%d")]  # printed after the fixed fields, comma-separated
+OUT_FIELDS = [("v", "%lu"), ("t", "%lu"), ("us", "%lu")]
+OUT_VECTOR = ("q", "%ld")  # after the fixed fields, comma-separated (printed as long: int8..int32 tensors)
+DONE_FIELDS = [("n", "%lu"), ("inputs", "%s")]  # inputs: sha256[:12] of the vectors
 
-_INT_FIELDS = {"arena", "arena_used", "ops", "n", "us"}
+_INT_FIELDS = {"arena", "arena_used", "ops", "n", "us", "v", "t"}
 _PAIR = re.compile(r"(\w+)=(\S*)")
 
 
@@ -42,6 +53,8 @@ def c_formats() -> dict[str, str]:
         "banner": fmt(PREFIX_BANNER, BANNER_FIELDS),
         "infer": fmt(PREFIX_INFER, INFER_FIELDS),
         "vectors": [{"name": n, "conv": c} for n, c in INFER_VECTORS],
+        "out": fmt(PREFIX_OUT, OUT_FIELDS), "out_vector": {"name": OUT_VECTOR[0], "conv": OUT_VECTOR[1]},
+        "done": fmt(PREFIX_DONE, DONE_FIELDS),
     }
 
 
@@ -98,7 +111,33 @@ def _vector(text: str, cast):
     return [cast(x) for x in text.split(",")]
 
 
-def parse_line(line: str) -> Banner | Inference | FirmwareError | None:
+@dataclass
+class Output:
+    """``FWT:OUT``: output tensor ``t`` of input vector ``v`` (validation app)."""
+
+    v: int
+    t: int
+    us: int
+    q: list[int] = field(default_factory=list)
+    raw: str = ""
+
+    def to_dict(self) -> dict:
+        return {"type": "output", "v": self.v, "t": self.t, "us": self.us, "q": self.q}
+
+
+@dataclass
+class Done:
+    """``FWT:DONE``: the validation app ran all ``n`` vectors."""
+
+    n: int
+    inputs: str | None = None
+    raw: str = ""
+
+    def to_dict(self) -> dict:
+        return {"type": "done", "n": self.n, "inputs": self.inputs}
+
+
+def parse_line(line: str) -> Banner | Inference | FirmwareError | Output | Done | None:
     """Parse one line (without its newline). Returns None for free text or a malformed record."""
     line = line.strip()
     i = line.find(PREFIX_ERROR)
@@ -114,6 +153,21 @@ def parse_line(line: str) -> Banner | Inference | FirmwareError | None:
         try:
             return Inference(n=int(p["n"]), us=int(p["us"]), top=str(p["top"]), score=float(p["score"]),
                              scores=_vector(p.get("scores", ""), float), q=_vector(p.get("q", ""), int), raw=line)
+        except (KeyError, ValueError):
+            return None
+    i = line.find(PREFIX_OUT + " ")
+    if i >= 0:
+        p = _pairs(line[i + len(PREFIX_OUT):])
+        try:
+            return Output(v=int(p["v"]), t=int(p["t"]), us=int(p["us"]), q=_vector(p["q"], int), raw=line)
+        except (KeyError, ValueError):
+            return None
+    i = line.find(PREFIX_DONE + " ")
+    if i >= 0:
+        p = _pairs(line[i + len(PREFIX_DONE):])
+        try:
+            inputs = p.get("inputs")
+            return Done(n=int(p["n"]), inputs=None if inputs in (None, "", "none") else str(inputs), raw=line)
         except (KeyError, ValueError):
             return None
     return None

@@ -46,9 +46,12 @@ def print_report(r: dict) -> None:
               help="Firmware app (templates/<family>/apps/<app>): 'inference' runs the model in a loop.")
 @click.option("--stdio", type=click.Choice(["usb", "uart"]), help="Console (default: the board's, usually usb).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="Parallel compile jobs [CPU count].")
+@click.option("--tflm-cores", type=click.Choice(["1", "2"]), default="2", show_default=True,
+              help="RP2040 cores TFLM's convolutions use; 1 for the emulator ('fwtool emulate'), which has no core 1.")
 @click.option("--json", "as_json", is_flag=True, help="Print the build report as JSON on stdout.")
 @click.option("--verbose", "-v", is_flag=True, help="Show every compiler line.")
-def build(board, model, representative, out_dir, arena, input_path, labels, app, stdio, jobs, as_json, verbose):
+def build(board, model, representative, out_dir, arena, input_path, labels, app, stdio, jobs, tflm_cores, as_json,
+          verbose):
     """Generate, compile and package firmware that runs MODEL on BOARD.
 
     The model is checked (int8, ops with TFLM kernels, one subgraph), the arena measured, and flash/RAM fit
@@ -61,10 +64,11 @@ def build(board, model, representative, out_dir, arena, input_path, labels, app,
       fwtool build -b pico_w -m kws.tflite --labels labels.txt --input sample.npy
       fwtool build -b pico -m model.tflite --arena 40000 --json > report.json
       fwtool build -b pico -m model.keras --representative train_x.npy   # int8-quantized on the fly
+      fwtool build -b pico -m model.tflite --tflm-cores 1 --out build/pico-emu   # for 'fwtool emulate'
     """
     ui.set_json(as_json)
     opts = BuildOptions(board=board, model=model, out_dir=out_dir, arena=arena, input=input_path, labels=labels,
-                        stdio=stdio, jobs=jobs, app=app, representative=representative)
+                        stdio=stdio, jobs=jobs, app=app, representative=representative, tflm_cores=int(tflm_cores))
     family = get_family(get_board(board).family)
     progress = {"step": "", "done": 0, "total": 0}
     with ui.err.status("fwtool build: starting") as status:

@@ -1,0 +1,158 @@
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from .. import protocol, ui
+from ..build import last_report
+from ..errors import BadInput, Exit, FwtoolError
+
+
+def _default_image(board: str | None) -> tuple[Path, dict | None]:
+    report = last_report(board=board)
+    if not report or "uf2" not in report.get("files", {}):
+        raise BadInput("no firmware given and no previous build found in ./build",
+                       "pass the firmware (.uf2/.elf/.bin), or build first: fwtool build --board pico --model "
+                       "model.tflite --tflm-cores 1")
+    return Path(report["files"]["uf2"]), report
+
+
+def _sibling_report(image: Path) -> dict | None:
+    p = image.parent / "report.json"
+    try:
+        return json.loads(p.read_text()) if p.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
+def _summary(lines: list[str], budget_ms: float | None):
+    from ..emulator import latency_stats
+
+    us = [r.us for r in (protocol.parse_line(ln) for ln in lines) if isinstance(r, protocol.Inference)]
+    return latency_stats(us, budget_ms, "emulated")
+
+
+@click.command()
+@click.argument("firmware", required=False, type=click.Path(path_type=Path))
+@click.option("--board", "-b", help="Use this board's last build when FIRMWARE is not given.")
+@click.option("--count", "-n", type=click.IntRange(min=1), help="Stop after N inference lines (exit 0).")
+@click.option("--until", "until_text", metavar="TEXT", default=protocol.PREFIX_INFER, show_default=True,
+              help="With --count: the text the counted lines contain.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=120.0, show_default=True,
+              help="Wall-clock seconds before the run is stopped (exit 7 if --count was not reached).")
+@click.option("--max-emulated-s", type=click.FloatRange(min=0, min_open=True),
+              help="Stop after this much emulated time.")
+@click.option("--budget-ms", type=click.FloatRange(min=0, min_open=True),
+              help="Real-time budget: exit 8 when the p95 invoke time exceeds it (the Pico audio tutorial: 32).")
+@click.option("--serve", is_flag=True, help="Do not print: serve the serial stream on socket://127.0.0.1:PORT "
+                                            "for 'fwtool monitor --port ...' (execution starts when it attaches).")
+@click.option("--port", "tcp_port", type=click.IntRange(min=0, max=65535), default=0, show_default=True,
+              help="With --serve: the TCP port (0: any free one).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result (records, latency) as JSON on stdout.")
+def emulate(firmware, board, count, until_text, timeout, max_emulated_s, budget_ms, serve, tcp_port, as_json):
+    """Run FIRMWARE on a virtual RP2040 (rp2040js) and show its serial output - no board needed.
+
+    FIRMWARE is a .uf2, .elf, .hex or .bin (default: the last build). The virtual board starts at boot2 with the
+    RP2040 B1 bootrom, shows UART and USB-CDC output, and reports the invoke latency the firmware measured on its
+    emulated 125 MHz clock (p50/p95). Build images for it with --tflm-cores 1: rp2040js has no core 1.
+    Needs Node.js >= 18; the pinned rp2040js npm package is installed into fwtool's cache on first use.
+
+    Exit codes: 0 ok, 1 firmware fault (panic, reboot, core 1), 3 bad image, 4 node/npm missing,
+    7 --count not reached in time, 8 p95 over --budget-ms, 130 Ctrl-C.
+
+    \b
+    Examples:
+      fwtool build -b pico -m fire_alarm.tflite --tflm-cores 1 && fwtool emulate --count 3
+      fwtool emulate build/pico/firmware.uf2 --count 20 --budget-ms 32 --json
+      fwtool emulate --serve --port 4000 &  fwtool monitor --port socket://127.0.0.1:4000 --count 3
+    """
+    from .. import emulator
+
+    ui.set_json(as_json)
+    report = None
+    if firmware is None:
+        firmware, report = _default_image(board)
+    else:
+        report = _sibling_report(Path(firmware))
+    if report and report.get("build", {}).get("tflm_cores", 1) != 1:
+        ui.info(f"note: {firmware} was built with --tflm-cores {report['build']['tflm_cores']}; if the model reaches "
+                "the dual-core kernel the run stops ('core 1'): rebuild with --tflm-cores 1")
+    if serve:
+        _serve(emulator, Path(firmware), tcp_port, timeout, max_emulated_s)
+        return
+
+    printed = []
+
+    def on_line(line: str) -> None:
+        printed.append(line)
+        if not as_json:
+            click.echo(line)
+
+    board_run = emulator.VirtualBoard(Path(firmware), serial="stdout", start="now", max_emulated_s=max_emulated_s,
+                                      max_wall_s=timeout, until=until_text if count else None, count=count or 0,
+                                      on_line=on_line)
+    interrupted = False
+    try:
+        ui.info(f"virtual RP2040 (rp2040js): running {firmware}" + (f" until {count} '{until_text}' lines" if count
+                                                                     else f" for up to {timeout:g} s") + "…")
+        board_run.start()
+        board_run.wait()
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        board_run.stop()
+    result = board_run.result()
+    stats = _summary(result.lines, budget_ms)
+    limit_end = result.reason in ("wall-limit", "emulated-limit") and not count
+    out = {**result.to_dict(), "records": [r.to_dict() for r in result.records],
+           "latency": stats.to_dict() if stats else None, "timing_note": emulator.TIMING_NOTE,
+           "image_kind": board_run.image.kind if board_run.image else None}
+    out.pop("lines", None)
+    out["lines"] = result.lines
+    code = Exit.OK
+    error = None
+    if interrupted:
+        code = Exit.INTERRUPTED
+    elif not (result.ok or limit_end):
+        error = emulator.failure(result.reason, result.detail)
+        code = error.code
+    elif stats is not None and stats.within_budget is False:
+        code = Exit.MISMATCH
+    out["exit_code"] = int(code)
+    if as_json:
+        ui.emit_json(out)
+    else:
+        ui.info(f"ran {result.emulated_us / 1e6:.3f} s emulated in {result.wall_s:.2f} s wall"
+                f" ({result.reason}{': ' + result.detail if result.detail and not result.ok else ''})")
+        if stats is not None:
+            ui.info(stats.summary())
+            ui.info(f"note: {emulator.TIMING_NOTE}")
+    if error is not None:
+        raise error
+    if code != Exit.OK:
+        sys.exit(int(code))
+
+
+def _serve(emulator, firmware: Path, tcp_port: int, timeout: float, max_emulated_s: float | None) -> None:
+    board = emulator.VirtualBoard(firmware, serial="tcp", start="on-connect", port=tcp_port,
+                                  max_emulated_s=max_emulated_s, max_wall_s=timeout)
+    try:
+        board.start()
+        click.echo(board.url)
+        ui.info(f"virtual RP2040 serving {firmware} on {board.url} (for up to {timeout:g} s; Ctrl-C stops)\n"
+                f"attach: fwtool monitor --port {board.url}")
+        sys.stdout.flush()
+        while board.running:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        board.stop()
+        sys.exit(int(Exit.INTERRUPTED))
+    finally:
+        board.stop()
+    ev = board.exit_event or {}
+    if ev.get("reason") not in ("wall-limit", "emulated-limit", "stopped", None):
+        raise emulator.failure(ev.get("reason", "exited"), ev.get("detail"))
+    if not isinstance(ev.get("reason"), str):
+        raise FwtoolError("the virtual board ended without reporting why", "re-run; check 'fwtool doctor'")

@@ -1,0 +1,121 @@
+import sys
+from pathlib import Path
+
+import click
+
+from .. import ui
+from ..errors import Exit
+
+
+def print_report(r: dict) -> None:
+    t = r["target"]
+    where = ("the virtual board (rp2040js)" if t["kind"] == "emulator"
+             else f"the board on {t.get('port')}")
+    fw = r["firmware"]
+    click.echo(f"validate  {r['model']['name']} (sha256 {r['model']['sha256'][:12]}) on {where}, "
+               f"TFLM on {fw['tflm_cores']} core{'s' if fw['tflm_cores'] != 1 else ''}")
+    click.echo(f"inputs    {r['inputs']['source']}, sha256 {r['inputs']['sha256']}")
+    ref = r["reference"]
+    backend = "TFLM interpreter (tflite-micro)" if ref["backend"] == "tflm" else "TensorFlow Lite interpreter"
+    click.echo(f"reference {backend}: {ref['model']} (sha256 {ref['sha256'][:12]})")
+    for o in r["outputs"]:
+        head = f"output {o['index']:<2} {o['name']} {o['dtype']}{o['shape']}:"
+        if o["max_abs_diff"] is None:
+            click.echo(f"{head} {'; '.join(o['problems'])}  FAIL")
+            continue
+        click.echo(f"{head} max |Δ| {o['max_abs_diff']}  mean |Δ| {o['mean_abs_diff']:.4f}  "
+                   f"top-1 {o['top1_agreement']:.1f} %  cosine {o['cosine']:.6f}  "
+                   f"{'PASS' if o['pass'] else 'FAIL'}")
+    lat = r.get("latency")
+    if lat:
+        line = (f"latency   invoke p50 {lat['p50_ms']:.2f} ms, p95 {lat['p95_ms']:.2f} ms "
+                f"({lat['source']}, n={lat['count']})")
+        if lat["budget_ms"] is not None:
+            line += f"; budget {lat['budget_ms']:g} ms {'met' if lat['within_budget'] else 'EXCEEDED'}"
+        click.echo(line)
+    if r.get("timing_note"):
+        click.echo(f"note      {r['timing_note']}")
+    for w in r.get("warnings", []):
+        click.echo(f"warning   {w}")
+    th = r["thresholds"]
+    if r["ok"]:
+        click.echo(f"result    PASS (max |Δ| <= {th['max_diff']}, top-1 agreement >= {th['min_agreement']:g} %)")
+    else:
+        click.echo("result    FAIL: " + "; ".join(r["problems"]))
+
+
+@click.command()
+@click.option("--model", "-m", required=True, type=click.Path(path_type=Path), help="int8 .tflite model.")
+@click.option("--board", "-b", default="pico", show_default=True, help="Board to build for (see 'fwtool boards').")
+@click.option("--inputs", type=click.Path(path_type=Path),
+              help=".npy input vectors, shape (N, <input shape>); float values are quantized. Default: random.")
+@click.option("--count", "-n", type=click.IntRange(min=1),
+              help="Number of random vectors [20], or use only the first N of --inputs.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random vectors.")
+@click.option("--reference", type=click.Choice(["tflm", "tflite"]), default="tflm", show_default=True,
+              help="Host reference: the TFLM Python interpreter, or TensorFlow Lite (needs tensorflow).")
+@click.option("--reference-model", type=click.Path(path_type=Path),
+              help="Run this .tflite on the host instead of MODEL (e.g. to compare two conversions).")
+@click.option("--device", is_flag=True, help="Run on a real board (flashed first) instead of the virtual board.")
+@click.option("--port", "-p", help="Real board: its serial port or pyserial URL (implies --device).")
+@click.option("--serial", "serial_number", help="Real board: the one with this USB serial number.")
+@click.option("--no-flash", is_flag=True, help="Real board: it already runs this validation firmware.")
+@click.option("--max-diff", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Largest allowed |device - reference| in quantized steps.")
+@click.option("--min-agreement", type=click.FloatRange(0, 100), default=100.0, show_default=True,
+              help="Smallest allowed top-1 agreement in percent.")
+@click.option("--budget-ms", type=click.FloatRange(min=0, min_open=True),
+              help="Also fail when the p95 invoke time exceeds this many ms.")
+@click.option("--tflm-cores", type=click.Choice(["1", "2"]),
+              help="TFLM cores in the validation firmware [1 on the virtual board, 2 on a real one].")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path),
+              help="Build folder [build/<board>-validate-emu, or build/<board>-validate].")
+@click.option("--arena", type=click.IntRange(min=1024), help="Tensor arena bytes (default: measured + margin).")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), help="Parallel compile jobs [CPU count].")
+@click.option("--timeout", type=click.FloatRange(min=1), default=300.0, show_default=True,
+              help="Seconds (wall clock) the run on the target may take.")
+@click.option("--verbose", "-v", is_flag=True, help="Show the firmware's serial lines.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+def validate(model, board, inputs, count, seed, reference, reference_model, device, port, serial_number, no_flash,
+             max_diff, min_agreement, budget_ms, tflm_cores, out_dir, arena, jobs, timeout, verbose, as_json):
+    """Check that MODEL's firmware computes what the TFLite reference computes, on the same inputs.
+
+    Builds a validation firmware with the input vectors embedded, runs it on the virtual board (default) or a
+    real board, runs the same vectors through the host reference interpreter and compares every output tensor:
+    max |Δ| and mean |Δ| in quantized steps, top-1 agreement, cosine similarity. Emulated latency is an estimate
+    (zero-wait flash, 125 MHz).
+
+    Exit codes: 0 pass, 8 a threshold not met, 3 bad model/inputs, 4 missing tool, 5 does not fit,
+    6 no board, 7 the target did not finish in time, 1 build or firmware failure.
+
+    \b
+    Examples:
+      fwtool validate -m fire_alarm.tflite                        # 20 random vectors, virtual board
+      fwtool validate -m kws.tflite --inputs samples.npy --max-diff 2 --min-agreement 95 --json
+      fwtool validate -m kws.tflite --inputs samples.npy --device  # flash + run on the attached board
+      fwtool validate -m model.tflite --reference tflite --budget-ms 32
+    """
+    from ..validate import ValidateOptions, run
+
+    ui.set_json(as_json)
+    target = "board" if (device or port) else "emulator"
+    opts = ValidateOptions(model=model, board=board, inputs=inputs, count=count, seed=seed, reference=reference,
+                           reference_model=reference_model, target=target, port=port, serial=serial_number,
+                           flash=not no_flash, max_diff=max_diff, min_agreement=min_agreement, budget_ms=budget_ms,
+                           out_dir=out_dir, arena=arena, jobs=jobs, timeout=timeout,
+                           tflm_cores=int(tflm_cores) if tflm_cores else None)
+    with ui.err.status("fwtool validate: starting") as status:
+        def on_step(step: str) -> None:
+            status.update(f"fwtool validate: {step}")
+
+        def on_line(line: str) -> None:
+            if verbose:
+                ui.err.print(line, markup=False)
+
+        report = run(opts, on_line=on_line, on_step=on_step)
+    if as_json:
+        ui.emit_json(report)
+    else:
+        print_report(report)
+    if not report["ok"]:
+        sys.exit(int(Exit.MISMATCH))

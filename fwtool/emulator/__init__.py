@@ -1,0 +1,45 @@
+"""The virtual RP2040 board: pico-sdk firmware run in rp2040js (npm, MIT) on Node.js.
+
+Python API (used by ``fwtool emulate``, ``fwtool run --emulator`` and ``fwtool validate``)::
+
+    from fwtool import emulator
+    result = emulator.run_capture("build/pico/firmware.uf2", count=3)   # serial lines until 3 FWT:INFER lines
+    board = emulator.start("build/pico/firmware.uf2")                   # serial on socket://127.0.0.1:PORT
+    ... fwtool monitor --port board.url ...                             # execution starts when it attaches
+    board.stop()
+
+Parts: :mod:`.node` (Node >= 18, the pinned npm package in fwtool's cache), :mod:`.bootrom` (B1 bootrom from the
+rp2040js repository's demo/bootrom.ts), :mod:`.image` (UF2/ELF/HEX/bin -> flash bytes), ``runner.mjs`` (the
+JavaScript side), :mod:`.session` (process ownership), :mod:`.latency` (p50/p95 and the real-time budget).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .latency import LatencyStats, latency_stats
+from .session import CLOCK_MHZ, TIMING_NOTE, RunResult, VirtualBoard, failure, run_capture
+
+__all__ = ["start", "run_capture", "VirtualBoard", "RunResult", "failure", "latency_stats", "LatencyStats",
+           "TIMING_NOTE", "CLOCK_MHZ", "check"]
+
+
+def start(image: Path, port: int = 0, start_on_connect: bool = True, max_emulated_s: float | None = None,
+          max_wall_s: float | None = 3600.0) -> VirtualBoard:
+    """Start the virtual board with its serial stream on ``socket://127.0.0.1:<port>`` (``board.url``).
+
+    With ``start_on_connect`` the firmware starts executing when the first client (e.g. fwtool monitor) attaches,
+    so nothing it prints is missed. Call ``board.stop()`` when done (or use it as a context manager).
+    """
+    board = VirtualBoard(Path(image), serial="tcp", start="on-connect" if start_on_connect else "now", port=port,
+                         max_emulated_s=max_emulated_s, max_wall_s=max_wall_s)
+    return board.start()
+
+
+def check() -> dict:
+    """What the virtual board needs, without starting it: node, the npm package (installed if missing), bootrom."""
+    from . import bootrom, node
+
+    n = node.find_node()
+    pkg = node.ensure_rp2040js()
+    rom = bootrom.bootrom_file()
+    return {"node": n.path, "node_version": n.version_str, "rp2040js": pkg.to_dict(), "bootrom": str(rom)}

@@ -1,0 +1,302 @@
+"""One run of the virtual board: a ``node runner.mjs`` process fwtool owns from start to kill.
+
+* :class:`VirtualBoard` starts it (serial on a TCP port on 127.0.0.1, or on its stdout), collects its JSON control
+  events from stderr, and stops it: SIGTERM then SIGKILL to its process group, always, also on Ctrl-C or an
+  exception. A wall-clock guard kills it even if it stops answering (a synchronous spin inside rp2040js), and the
+  runner itself exits when its stdin closes, so a killed fwtool leaves no node process behind.
+* :func:`run_capture` runs an image until the N-th line containing a marker (by default ``FWT:INFER``) and
+  returns the serial lines with the reason the run ended.
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import shutil
+import tempfile
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .. import protocol, runner
+from ..errors import Exit, FwtoolError
+from . import bootrom as bootrom_mod
+from . import image as image_mod
+from . import node as node_mod
+
+RUNNER_JS = Path(__file__).resolve().parent / "runner.mjs"
+CLOCK_MHZ = 125  # pico-sdk's default clk_sys on the RP2040; rp2040js counts cycles at this rate
+TIMING_NOTE = ("emulated timing: rp2040js cycle counts at 125 MHz with zero-wait flash (no XIP cache misses, no bus "
+               "contention) - an estimate, typically optimistic; confirm on a real board")
+GUARD_S = 15.0  # the external kill comes this long after the runner's own wall limit
+
+_live: "weakref.WeakSet[VirtualBoard]" = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:  # last resort: never leave a node process behind
+    for board in list(_live):
+        board.stop()
+
+
+@dataclass
+class RunResult:
+    lines: list[str]
+    reason: str  # why the runner stopped: count, emulated-limit, wall-limit, core1, watchdog, bootsel, ...
+    detail: str | None
+    emulated_us: int
+    wall_s: float
+    events: list[dict] = field(default_factory=list)
+    image: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.reason == "count"
+
+    @property
+    def records(self) -> list:
+        return [r for r in (protocol.parse_line(ln) for ln in self.lines) if r is not None]
+
+    def to_dict(self) -> dict:
+        return {"image": self.image, "reason": self.reason, "detail": self.detail, "emulated_us": self.emulated_us,
+                "wall_s": self.wall_s, "lines": self.lines}
+
+
+def failure(reason: str, detail: str | None, what: str = "the virtual board") -> FwtoolError:
+    """The FwtoolError for a run that ended for ``reason`` (anything but ``count``)."""
+    d = f" ({detail})" if detail else ""
+    if reason == "core1":
+        return FwtoolError(f"{what} stopped: the firmware uses core 1, which rp2040js does not emulate{d}",
+                           "rebuild for the emulator with 'fwtool build ... --tflm-cores 1' (single-core TFLM)")
+    if reason in ("emulated-limit", "wall-limit"):
+        return FwtoolError(f"{what} did not print the expected output in time{d}",
+                           "raise --timeout / --max-emulated-s, or check the firmware with 'fwtool emulate' "
+                           "(a hang at the first inference usually means a dual-core build: --tflm-cores 1)",
+                           Exit.TIMEOUT)
+    if reason in ("watchdog", "bootsel"):
+        return FwtoolError(f"{what} rebooted{d}; the emulator cannot follow a reboot",
+                           "check the firmware for watchdog_reboot()/reset_usb_boot() or a watchdog that is not fed")
+    if reason == "breakpoint":
+        return FwtoolError(f"{what} stopped at a breakpoint{d}",
+                           "the firmware panicked or asserted; see the serial lines above")
+    if reason in ("stopped", "parent-gone"):
+        return FwtoolError(f"{what} was stopped{d}", None, Exit.INTERRUPTED)
+    if reason == "exited":
+        return FwtoolError(f"{what}'s node process ended without reporting why{d}",
+                           "re-run with FWTOOL_DEBUG=1; check 'node --version' (>= 18) and 'fwtool doctor'")
+    return FwtoolError(f"{what} failed: {reason}{d}", "re-run; if it persists, report it with the image")
+
+
+class VirtualBoard:
+    """A running virtual RP2040. Use as a context manager, or call :meth:`start` and :meth:`stop`."""
+
+    def __init__(self, image: Path, *, serial: str = "tcp", start: str = "on-connect", port: int = 0,
+                 max_emulated_s: float | None = None, max_wall_s: float | None = None, until: str | None = None,
+                 count: int = 0, on_event: Callable[[dict], None] | None = None,
+                 on_line: Callable[[str], None] | None = None):
+        if serial not in ("tcp", "stdout"):
+            raise ValueError(serial)
+        self.image_path = Path(image)
+        self.serial, self.start_mode, self.port = serial, start, port
+        self.max_emulated_s, self.max_wall_s = max_emulated_s, max_wall_s
+        self.until, self.count = until, count
+        self.on_event, self.on_line = on_event, on_line
+        self.events: list[dict] = []
+        self.lines: list[str] = []
+        self.exit_event: dict | None = None
+        self.image: image_mod.FlashImage | None = None
+        self.node: node_mod.Node | None = None
+        self.rp2040js: node_mod.Rp2040js | None = None
+        self._proc = None
+        self._tmp: Path | None = None
+        self._threads: list[threading.Thread] = []
+        self._listening = threading.Event()
+        self._exited = threading.Event()
+        self._guard: threading.Timer | None = None
+        self._started_at = 0.0
+        self._killed = False
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+    def prepare(self) -> list[str]:
+        """Everything short of starting node: tools, package, bootrom, image (raises the first problem)."""
+        self.image = image_mod.load(self.image_path)
+        self.node = node_mod.find_node()
+        self.rp2040js = node_mod.ensure_rp2040js()
+        rom = bootrom_mod.bootrom_file()
+        self._tmp = Path(tempfile.mkdtemp(prefix="fwtool-emu-"))
+        flash = self._tmp / "flash.bin"
+        flash.write_bytes(self.image.data)
+        cmd = [self.node.path, str(RUNNER_JS), "--rp2040js", str(self.rp2040js.entry), "--bootrom", str(rom),
+               "--flash", str(flash), "--serial", self.serial, "--port", str(self.port), "--start", self.start_mode,
+               "--mhz", str(CLOCK_MHZ)]
+        if self.max_emulated_s:
+            cmd += ["--max-emulated-s", f"{self.max_emulated_s:g}"]
+        if self.max_wall_s:
+            cmd += ["--max-wall-s", f"{self.max_wall_s:g}"]
+        if self.until and self.count > 0:
+            cmd += ["--until", self.until, "--count", str(self.count)]
+        return cmd
+
+    def start(self, ready_timeout: float = 30.0) -> "VirtualBoard":
+        cmd = self.prepare()
+        self._started_at = time.monotonic()
+        self._proc = runner.spawn(cmd)
+        _live.add(self)
+        self._spawn_thread(self._read_events)
+        if self.serial == "stdout":
+            self._spawn_thread(self._read_serial)
+        guard_after = (self.max_wall_s or 0) + GUARD_S if self.max_wall_s else None
+        if guard_after:
+            self._guard = threading.Timer(guard_after, self._kill)
+            self._guard.daemon = True
+            self._guard.start()
+        if self.serial == "tcp":
+            deadline = time.monotonic() + ready_timeout
+            while not self._listening.is_set():
+                if self._exited.is_set() or time.monotonic() > deadline:
+                    self.stop()
+                    ev = self.exit_event or {}
+                    raise FwtoolError(f"the virtual board did not start: {ev.get('detail') or ev.get('reason') or 'no answer'}",
+                                      "check 'node --version' (>= 18); re-run with FWTOOL_DEBUG=1")
+                self._listening.wait(0.05)
+        return self
+
+    @property
+    def url(self) -> str:
+        """pyserial URL of the serial stream (``fwtool monitor --port <url>``)."""
+        if self.serial != "tcp" or not self.port:
+            raise FwtoolError("this virtual board has no TCP serial port", None)
+        return f"socket://127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def wait(self, timeout: float | None = None) -> dict | None:
+        """Block until the runner exits (or ``timeout``); return its exit event (None if still running)."""
+        if self._proc is None:
+            return self.exit_event
+        try:
+            self._proc.wait(timeout=timeout)
+        except Exception:  # subprocess.TimeoutExpired
+            return None
+        for t in self._threads:
+            t.join(timeout=5)
+        return self._final_event()
+
+    def stop(self) -> dict | None:
+        """End the run (idempotent): SIGTERM/SIGKILL the process group, reap it, remove the temporary files."""
+        if self._guard:
+            self._guard.cancel()
+        if self._proc is not None:
+            runner.kill_group(self._proc, grace=2.0)
+            for stream in (self._proc.stdin, self._proc.stdout, self._proc.stderr):
+                try:
+                    if stream:
+                        stream.close()
+                except OSError:
+                    pass
+            for t in self._threads:
+                t.join(timeout=5)
+        _live.discard(self)
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+        return self._final_event()
+
+    def __enter__(self) -> "VirtualBoard":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- results -----------------------------------------------------------------------------------------------
+    def _final_event(self) -> dict | None:
+        if self.exit_event is None and self._proc is not None and self._proc.poll() is not None:
+            rc = self._proc.returncode
+            self.exit_event = {"event": "exit", "reason": "killed" if self._killed else "exited",
+                               "detail": f"node exit status {rc}" + (
+                                   f"; {self._stderr_tail()}" if self._stderr_tail() else ""),
+                               "emulated_us": None, "wall_s": round(time.monotonic() - self._started_at, 3)}
+        return self.exit_event
+
+    def _stderr_tail(self) -> str:
+        texts = [e.get("text", "") for e in self.events if e.get("event") == "log" and e.get("level") == "stderr"]
+        return texts[-1][:200] if texts else ""
+
+    def result(self) -> RunResult:
+        ev = self._final_event() or {"reason": "running"}
+        return RunResult(list(self.lines), ev.get("reason", "?"), ev.get("detail"), int(ev.get("emulated_us") or 0),
+                         float(ev.get("wall_s") or 0.0), list(self.events), str(self.image_path))
+
+    # -- threads -----------------------------------------------------------------------------------------------
+    def _spawn_thread(self, fn) -> None:
+        t = threading.Thread(target=fn, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _kill(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._killed = True
+            runner.kill_group(self._proc, grace=1.0)
+
+    def _read_events(self) -> None:
+        assert self._proc and self._proc.stderr
+        for raw in self._proc.stderr:
+            text = raw.decode("utf-8", errors="replace").rstrip("\n")
+            try:
+                ev = json.loads(text) if text.startswith("{") else None
+            except ValueError:
+                ev = None
+            if not isinstance(ev, dict) or "event" not in ev:
+                ev = {"event": "log", "level": "stderr", "text": text}
+            self.events.append(ev)
+            if ev["event"] == "listening":
+                self.port = int(ev["port"])
+                self._listening.set()
+            elif ev["event"] == "exit":
+                self.exit_event = ev
+            if self.on_event:
+                self.on_event(ev)
+        self._exited.set()
+
+    def _read_serial(self) -> None:
+        assert self._proc and self._proc.stdout
+        buf = b""
+        while True:
+            chunk = self._proc.stdout.read1(65536) if hasattr(self._proc.stdout, "read1") else self._proc.stdout.read(1)
+            if not chunk:
+                break
+            buf += chunk
+            *complete, buf = buf.split(b"\n")
+            for raw in complete:
+                self._line(raw)
+        if buf:
+            self._line(buf)
+
+    def _line(self, raw: bytes) -> None:
+        line = raw.rstrip(b"\r").decode("utf-8", errors="replace")
+        self.lines.append(line)
+        if self.on_line:
+            self.on_line(line)
+
+
+def run_capture(image: Path, count: int = 3, until: str = protocol.PREFIX_INFER, timeout: float = 120.0,
+                max_emulated_s: float | None = 60.0, on_line: Callable[[str], None] | None = None,
+                on_event: Callable[[dict], None] | None = None) -> RunResult:
+    """Run ``image`` until the ``count``-th serial line containing ``until`` (or a limit); return what it printed.
+
+    ``timeout`` is wall-clock seconds (the runner's own limit; the process is killed ``GUARD_S`` later if it does
+    not stop by itself). ``count=0`` runs until a limit. Never raises for how the run ended: see ``result.reason``
+    and :func:`failure`.
+    """
+    board = VirtualBoard(image, serial="stdout", start="now", max_emulated_s=max_emulated_s, max_wall_s=timeout,
+                         until=until if count > 0 else None, count=count, on_line=on_line, on_event=on_event)
+    try:
+        board.start()
+        board.wait()
+    finally:
+        board.stop()
+    return board.result()
