@@ -129,3 +129,39 @@ def test_udev_rule_and_doctor_rows():
     rows = usbdevices.doctor_rows()
     assert rows[0]["name"] == "usb: libusb for pyusb" and isinstance(rows[0]["ok"], bool)
     assert all({"name", "ok", "detail"} <= set(r) for r in rows)
+
+
+class _StubDev:
+    idVendor, idProduct = 0x2E8A, 0x0003
+
+    def __init__(self, err):
+        self.err = err
+
+    def get_active_configuration(self):
+        raise self.err
+
+
+@pytest.mark.parametrize("errno_, exc_code, words", [(13, Exit.MISSING_TOOL, "60-fwtool.rules"),
+                                                     (19, Exit.LOST_DEVICE, "went away"),
+                                                     (5, Exit.FAILED, "cannot open")])
+def test_system_backend_open_maps_usb_errors(monkeypatch, errno_, exc_code, words):
+    import usb.core
+
+    from fwtool.errors import FwtoolError
+
+    monkeypatch.setattr(usbdevices.sys, "platform", "linux")
+    with pytest.raises(FwtoolError) as e:
+        usbdevices.SystemBackend().open_picoboot(_StubDev(usb.core.USBError("x", -1, errno_)), 1)
+    assert e.value.code == exc_code and words in f"{e.value.cause} {e.value.fix}"
+
+
+def test_system_backend_1200_touch_permission(monkeypatch):
+    import serial
+
+    def denied(*a, **k):
+        raise serial.SerialException(13, "could not open port /dev/ttyACM0: [Errno 13] Permission denied")
+
+    monkeypatch.setattr(serial, "Serial", denied)
+    with pytest.raises(Exception) as e:
+        usbdevices.SystemBackend().touch_1200("/dev/ttyACM0")
+    assert e.value.code == Exit.MISSING_TOOL and "dialout" in e.value.fix

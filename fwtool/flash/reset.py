@@ -14,7 +14,7 @@ import errno as errno_mod
 import usb.core
 
 from . import usbdevices
-from .base import DeviceLost, NoDevice, NoUsbBackend, Target, UsbAccessDenied, WaitTimeout
+from .base import DeviceLost, FlashFailed, NoDevice, NoUsbBackend, Target, UsbAccessDenied, WaitTimeout
 
 RESET_REQUEST_BOOTSEL = 0x01
 RESET_REQUEST_FLASH = 0x02
@@ -37,13 +37,13 @@ def _vendor_request(target: Target, request: int, w_value: int = 0) -> None:
 
 def request_bootsel(target: Target) -> str:
     """Ask a running app to reboot into BOOTSEL. Returns how ("reset interface" | "1200-baud touch")."""
-    denied: UsbAccessDenied | None = None
     if target.usb is not None and target.reset_interface is not None:
         try:
             _vendor_request(target, RESET_REQUEST_BOOTSEL)
             return "reset interface"
-        except (UsbAccessDenied, NoUsbBackend) as e:
-            denied = e if isinstance(e, UsbAccessDenied) else None
+        except (UsbAccessDenied, NoUsbBackend, FlashFailed):
+            if not target.port:
+                raise  # nothing to fall back to
     if target.port:
         try:
             usbdevices.backend().touch_1200(target.port)
@@ -54,8 +54,6 @@ def request_bootsel(target: Target) -> str:
                 raise DeviceLost(f"{target.port} went away before the 1200-baud touch", "plug the board in again")
             # the port vanishing while closing is the expected outcome; anything else: the wait below decides
         return "1200-baud touch"
-    if denied is not None:
-        raise denied
     raise NoDevice(f"the running app ({target.describe()}) has neither a USB reset interface nor a serial port",
                    "hold BOOTSEL while plugging the board in, then run 'fwtool flash' again")
 

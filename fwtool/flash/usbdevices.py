@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .base import NoDevice, NoUsbBackend, Target, UsbAccessDenied
+from .base import DeviceLost, FlashFailed, NoDevice, NoUsbBackend, Target, UsbAccessDenied
 
 RESET_ITF = (0xFF, 0x00, 0x01)  # pico-sdk reset interface class/subclass/protocol
 PICOBOOT_CLASS = 0xFF
@@ -92,7 +92,7 @@ class SystemBackend:
             try:
                 dev.get_active_configuration()
             except usb.core.USBError as e:
-                if getattr(e, "errno", None) == errno_mod.EACCES:
+                if getattr(e, "errno", None) is not None:  # a real failure, not "Configuration not set"
                     raise
                 dev.set_configuration()
             if sys.platform.startswith("linux"):
@@ -109,7 +109,11 @@ class SystemBackend:
             if getattr(e, "errno", None) == errno_mod.EBUSY:
                 raise UsbAccessDenied(f"USB device {dev.idVendor:04x}:{dev.idProduct:04x} is busy (another "
                                       "program, e.g. picotool, has claimed it)", "close that program") from e
-            raise
+            if getattr(e, "errno", None) == errno_mod.ENODEV:
+                raise DeviceLost(f"USB device {dev.idVendor:04x}:{dev.idProduct:04x} went away while opening it",
+                                 "plug the board in again and retry") from e
+            raise FlashFailed(f"cannot open USB device {dev.idVendor:04x}:{dev.idProduct:04x}: {e}",
+                              "replug the board (another port or cable) and retry") from e
         return dev
 
     def close(self, transport) -> None:
