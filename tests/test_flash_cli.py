@@ -232,20 +232,41 @@ def test_devices_udev_rule(capsys):
     assert 'ATTRS{idProduct}=="000a"' in out and 'TAG+="uaccess"' in out
 
 
-def test_fire_alarm_build_flashes_byte_identical(monkeypatch, capsys):
-    """The real fire_alarm UF2 (FWTOOL_TEST_PICO_BUILD=<build dir with firmware.uf2 + firmware.bin>)."""
+@pytest.fixture(scope="module")
+def fire_alarm_build(tmp_path_factory, real_build_reason):
+    """A real 'fwtool build --board pico' of fire_alarm: FWTOOL_TEST_PICO_BUILD=<its output folder>, else built
+    here when the toolchain and SDK trees are present (ccache makes this quick after test_build_real)."""
+    import subprocess
+    import sys
+
+    import modelgen
+
     d = os.environ.get("FWTOOL_TEST_PICO_BUILD")
-    if not d or not (Path(d) / "firmware.uf2").is_file():
-        pytest.skip("set FWTOOL_TEST_PICO_BUILD to a 'fwtool build --board pico' output folder to run this")
-    binary = (Path(d) / "firmware.bin").read_bytes()
-    board = FakeBoard("app", firmware=make_firmware(200_000, seed=5))
+    if d:
+        if not (Path(d) / "firmware.uf2").is_file():
+            pytest.skip(f"FWTOOL_TEST_PICO_BUILD={d} has no firmware.uf2")
+        return Path(d)
+    if real_build_reason:
+        pytest.skip(f"no fire_alarm build: {real_build_reason} (or set FWTOOL_TEST_PICO_BUILD)")
+    if not modelgen.FIRE_ALARM.is_file():
+        pytest.skip("shared fire_alarm model not found")
+    out = tmp_path_factory.mktemp("flashfw") / "pico"
+    p = subprocess.run([sys.executable, "-m", "fwtool", "build", "--board", "pico", "--model",
+                        str(modelgen.FIRE_ALARM), "--out", str(out)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-3000:]
+    return out
+
+
+def test_fire_alarm_build_flashes_byte_identical(fire_alarm_build, monkeypatch, capsys):
+    d = fire_alarm_build
+    binary = (d / "firmware.bin").read_bytes()
+    board = FakeBoard("app", firmware=make_firmware(200_000, seed=5))  # an older, bigger app is running
     install(monkeypatch, board)
-    code, out, err = run(capsys, "flash", "--uf2", str(Path(d) / "firmware.uf2"), "--json")
+    code, out, err = run(capsys, "flash", "--uf2", str(d / "firmware.uf2"), "--json")
     assert code == 0, err
     assert bytes(board.flash[:len(binary)]) == binary
-    code, out, err = run(capsys, "flash", "--uf2", str(Path(d) / "firmware.uf2"), "--json")
-    r = json.loads(out)
-    assert r["bytes_written"] <= 0.05 * len(binary)
-    if (Path(d) / "firmware.elf").is_file():
-        code, out, err = run(capsys, "flash", "--elf", str(Path(d) / "firmware.elf"), "--board", "pico", "--json")
-        assert code == 0 and json.loads(out)["bytes_written"] == 0  # same bytes as the UF2
+    assert json.loads(out)["verified"] is True and board.mode == "app"
+    code, out, err = run(capsys, "flash", "--uf2", str(d / "firmware.uf2"), "--json")
+    assert code == 0 and json.loads(out)["bytes_written"] <= 0.05 * len(binary)
+    code, out, err = run(capsys, "flash", "--elf", str(d / "firmware.elf"), "--board", "pico", "--json")
+    assert code == 0 and json.loads(out)["bytes_written"] == 0  # the ELF's segments are the UF2's bytes
