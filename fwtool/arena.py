@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -62,26 +66,83 @@ def _runs(runtime, data: bytes, model: Model, size: int) -> bool:
         return False
 
 
+def _bisect(runtime, model: Model, lo: int, hi: int | None, note: Callable[[str, int], None]) -> int:
+    """Smallest arena (16-byte steps) in (lo, hi] with which the model runs; ``hi=None``: check _UPPER first."""
+    if hi is None:
+        note("try", _UPPER)
+        if not _runs(runtime, model.data, model, _UPPER):
+            note("upper", _UPPER)
+            return -1
+        note("ok", _UPPER)
+        hi = _UPPER
+    while hi - lo > 16:
+        mid = (lo + hi) // 2 // 16 * 16
+        if mid <= lo:
+            break
+        note("try", mid)
+        if _runs(runtime, model.data, model, mid):
+            note("ok", mid)
+            hi = mid
+        else:
+            note("fail", mid)
+            lo = mid
+    note("done", hi)
+    return hi
+
+
+def _probe_main(argv: list[str]) -> None:
+    """Child process: ``python -m fwtool.arena MODEL LO HI RESULTS`` appends 'try/ok/fail/done N' lines."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    from .model import load_model
+
+    model, lo, hi, results = load_model(argv[0]), int(argv[1]), int(argv[2]) or None, argv[3]
+    with open(results, "a", buffering=1) as out, _quiet_fds():
+        _bisect(runtime, model, lo, hi, lambda kind, size: (out.write(f"{kind} {size}\n"), out.flush()))
+
+
 def measure(model: Model) -> int:
+    """Bisect in a child process: for some sizes just below the minimum TFLM aborts the whole process
+    ("All temp buffers must be freed before calling ResetTempAllocations()", seen with a FULLY_CONNECTED
+    first layer) instead of failing AllocateTensors. A probe that kills the child counts as too small."""
     try:
-        from tflite_micro.python.tflite_micro import runtime
+        import tflite_micro.python.tflite_micro.runtime  # noqa: F401
     except ImportError as e:  # pragma: no cover - dependency of the package
         raise FwtoolError("the tflite-micro Python package is missing, so the arena cannot be measured",
                           "pip install tflite-micro, or pass --arena BYTES") from e
-    with _quiet_fds():
-        if not _runs(runtime, model.data, model, _UPPER):
-            raise FwtoolError(f"the TFLM interpreter could not run {model.path.name} even with a 16 MiB arena",
-                              "check the model with 'fwtool inspect'; it may use unsupported op versions")
-        lo, hi = 0, _UPPER
-        while hi - lo > 16:
-            mid = (lo + hi) // 2 // 16 * 16
-            if mid <= lo:
-                break
-            if _runs(runtime, model.data, model, mid):
-                hi = mid
-            else:
-                lo = mid
-    return hi
+    from . import runner
+
+    lo, hi = 0, None
+    with tempfile.TemporaryDirectory(prefix="fwtool-arena-") as tmp:
+        model_file, results = Path(tmp) / "model.tflite", Path(tmp) / "probes.txt"
+        model_file.write_bytes(model.data)
+        for _ in range(64):
+            results.unlink(missing_ok=True)
+            proc = runner.capture([sys.executable, "-m", "fwtool.arena", model_file, lo, hi or 0, results],
+                                  timeout=600, check=False)
+            pending = None
+            for line in (results.read_text().splitlines() if results.is_file() else []):
+                kind, size = line.split()[0], int(line.split()[1])
+                if kind == "done":
+                    return size
+                if kind == "upper":
+                    pending = -1
+                    break
+                pending = size if kind == "try" else None
+                if kind == "ok":
+                    hi = size
+                elif kind == "fail":
+                    lo = size
+            if pending == -1 or (pending == _UPPER and hi is None):
+                raise FwtoolError(f"the TFLM interpreter could not run {model.path.name} even with a 16 MiB arena",
+                                  "check the model with 'fwtool inspect'; it may use unsupported op versions")
+            if pending is None:  # the child failed before probing (import error, bad file)
+                tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
+                raise FwtoolError(f"measuring the arena of {model.path.name} failed: {tail[0][:200]}",
+                                  "pass --arena BYTES to skip the measurement")
+            lo = pending  # the child died probing this size: TFLM aborted, the arena is too small
+    raise FwtoolError(f"measuring the arena of {model.path.name} did not converge",
+                      "pass --arena BYTES to skip the measurement")
 
 
 def size_for(model: Model, override: int | None = None) -> ArenaSize:
@@ -91,3 +152,7 @@ def size_for(model: Model, override: int | None = None) -> ArenaSize:
     margin = max(MARGIN_MIN, int(measured * MARGIN_FRACTION))
     total = (measured + margin + 15) // 16 * 16
     return ArenaSize(measured, total - measured, total, "measured")
+
+
+if __name__ == "__main__":
+    _probe_main(sys.argv[1:])
