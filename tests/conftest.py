@@ -41,3 +41,27 @@ def real_build_reason():
 def pytest_report_header(config):
     reason = build_prerequisites()
     return [f"fwtool real-SDK builds: {'enabled' if reason is None else 'SKIPPED: ' + reason}"]
+
+
+@pytest.fixture(scope="session")
+def fire_alarm_build(tmp_path_factory, real_build_reason):
+    """One real `fwtool build --board pico` of fire_alarm shared by the tests that read its output (do not modify
+    it). FWTOOL_TEST_PICO_BUILD=<an output folder> reuses an existing build instead."""
+    import json
+    import subprocess
+
+    d = os.environ.get("FWTOOL_TEST_PICO_BUILD")
+    if d:
+        if not (Path(d) / "firmware.uf2").is_file():
+            pytest.skip(f"FWTOOL_TEST_PICO_BUILD={d} has no firmware.uf2")
+        return Path(d)
+    if real_build_reason:
+        pytest.skip(real_build_reason)
+    if not FIRE_ALARM.is_file():
+        pytest.skip("shared fire_alarm model not found")
+    out = tmp_path_factory.mktemp("fw") / "pico"
+    p = subprocess.run([sys.executable, "-m", "fwtool", "build", "--board", "pico", "--model", str(FIRE_ALARM),
+                        "--out", str(out), "--json"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-3000:]
+    json.loads(p.stdout)
+    return out

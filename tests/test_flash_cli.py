@@ -232,31 +232,6 @@ def test_devices_udev_rule(capsys):
     assert 'ATTRS{idProduct}=="000a"' in out and 'TAG+="uaccess"' in out
 
 
-@pytest.fixture(scope="module")
-def fire_alarm_build(tmp_path_factory, real_build_reason):
-    """A real 'fwtool build --board pico' of fire_alarm: FWTOOL_TEST_PICO_BUILD=<its output folder>, else built
-    here when the toolchain and SDK trees are present (ccache makes this quick after test_build_real)."""
-    import subprocess
-    import sys
-
-    import modelgen
-
-    d = os.environ.get("FWTOOL_TEST_PICO_BUILD")
-    if d:
-        if not (Path(d) / "firmware.uf2").is_file():
-            pytest.skip(f"FWTOOL_TEST_PICO_BUILD={d} has no firmware.uf2")
-        return Path(d)
-    if real_build_reason:
-        pytest.skip(f"no fire_alarm build: {real_build_reason} (or set FWTOOL_TEST_PICO_BUILD)")
-    if not modelgen.FIRE_ALARM.is_file():
-        pytest.skip("shared fire_alarm model not found")
-    out = tmp_path_factory.mktemp("flashfw") / "pico"
-    p = subprocess.run([sys.executable, "-m", "fwtool", "build", "--board", "pico", "--model",
-                        str(modelgen.FIRE_ALARM), "--out", str(out)], capture_output=True, text=True)
-    assert p.returncode == 0, p.stderr[-3000:]
-    return out
-
-
 def test_fire_alarm_build_flashes_byte_identical(fire_alarm_build, monkeypatch, capsys):
     d = fire_alarm_build
     binary = (d / "firmware.bin").read_bytes()
