@@ -13,7 +13,7 @@ import struct
 from pathlib import Path
 
 from .. import vendor
-from ..errors import FwtoolError
+from ..errors import FwtoolError, MissingTool
 from ..paths import cache_dir
 
 WORDS = 4096  # 16 KiB
@@ -57,7 +57,7 @@ def bootrom_ts_path() -> Path:
     root = vendor.require(vendor.manifest()["rp2040js"])
     path = root / "demo" / "bootrom.ts"
     if not path.is_file():
-        raise BootromError(f"{root} has no demo/bootrom.ts",
+        raise MissingTool(f"{root} has no demo/bootrom.ts (the RP2040 bootrom the virtual board needs)",
                            "point FWTOOL_RP2040JS_PATH at a full rp2040js checkout, or run 'fwtool vendor sync rp2040js'")
     return path
 

@@ -319,7 +319,7 @@ if (opts.serial === 'tcp') {
     const everConnectedBefore = everConnected;
     if (!everConnected) {
       everConnected = true;
-      for (const chunk of pending) sock.write(chunk);
+      if (pending.length) sock.write(Buffer.concat(pending));
       pending.length = 0;
     }
     if (usbConfigured && everConnectedBefore) setDtr(true); // DTR | RTS: the host opened the port again

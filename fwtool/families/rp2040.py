@@ -66,7 +66,7 @@ def single_core_patch(ctx: dict, tflm_root: Path, patch_dir: Path) -> str:
 
     src = Path(tflm_root) / MULTICORE_SOURCE
     text = src.read_text()
-    patched, n = _MULTICORE_DEFINE.subn("/* fwtool --tflm-cores 1: '#define TF_LITE_PICO_MULTICORE' removed */", text)
+    patched, n = _MULTICORE_DEFINE.subn("/* fwtool --tflm-cores 1: the TF_LITE_PICO_MULTICORE define was removed here */", text)
     if n == 0:
         if "TF_LITE_PICO_MULTICORE" in text:
             raise FwtoolError(f"{src.name} in {tflm_root} mentions TF_LITE_PICO_MULTICORE but fwtool found no "

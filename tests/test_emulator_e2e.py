@@ -1,0 +1,105 @@
+"""End to end on the virtual board: build fire_alarm for the emulator (--tflm-cores 1), run it, read its banner
+and inference lines (directly and through fwtool monitor on socket://), validate it against the TFLM reference.
+
+Runs where Node >= 18, the rp2040js package and tree, the ARM toolchain and the SDK trees are present; skips with
+the reason otherwise."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+import test_validate
+from fwtool import emulator, protocol
+from fwtool.emulator import bootrom, node
+from fwtool.errors import Exit, FwtoolError
+
+
+def _fwtool(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "fwtool", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def emu_build(tmp_path_factory, real_build_reason):
+    if real_build_reason:
+        pytest.skip(real_build_reason)
+    try:
+        node.find_node()
+        node.ensure_rp2040js()
+        bootrom.bootrom_file()
+    except FwtoolError as e:
+        pytest.skip(f"virtual board not available: {e.cause}")
+    import modelgen
+
+    if not modelgen.FIRE_ALARM.is_file():
+        pytest.skip("shared model fire_alarm.tflite not found")
+    out = tmp_path_factory.mktemp("emu") / "pico-emu"
+    p = _fwtool("build", "--board", "pico", "--model", modelgen.FIRE_ALARM, "--out", out, "--tflm-cores", "1",
+                "--json")
+    assert p.returncode == 0, p.stderr[-3000:]
+    return out, json.loads(p.stdout)
+
+
+def test_single_core_build_is_reported_and_has_no_core1_code(emu_build):
+    out, report = emu_build
+    assert report["build"]["tflm_cores"] == 1
+    assert any("TF_LITE_PICO_MULTICORE" in n for n in report["build"]["notes"])
+    syms = subprocess.run(["arm-none-eabi-nm", str(out / "firmware.elf")], capture_output=True, text=True).stdout
+    assert "arm_nn_mat_mult_nt_t_s8" in syms and "multicore_launch_core1" not in syms
+    patched = out / "project" / "tflm_patched" / "arm_nn_mat_mult_nt_t_s8.c"
+    assert patched.is_file() and "#define TF_LITE_PICO_MULTICORE" not in patched.read_text()
+
+
+def test_emulate_prints_the_banner_and_three_inferences(emu_build):
+    out, report = emu_build
+    p = _fwtool("emulate", out / "firmware.uf2", "--count", "3", "--budget-ms", "32", timeout=120)
+    assert p.returncode == 0, p.stderr
+    records = [protocol.parse_line(ln) for ln in p.stdout.splitlines()]
+    banners = [r for r in records if isinstance(r, protocol.Banner)]
+    infers = [r for r in records if isinstance(r, protocol.Inference)]
+    assert len(banners) == 1 and banners[0].fields["model"] == "fire_alarm"
+    assert report["model"]["sha256"].startswith(banners[0].fields["sha256"])
+    assert [r.n for r in infers] == [1, 2, 3]
+    assert all(r.q == [-128] for r in infers)  # zeros in: the reference interpreter says -128 too
+    us = [r.us for r in infers]
+    assert 5_000 < min(us) and max(us) < 32_000  # the Pico tutorial's budget; real hardware: ~24 ms
+    assert "p95" in p.stderr and "budget 32 ms: p95 within" in p.stderr and "zero-wait flash" in p.stderr
+
+
+def test_elf_and_uf2_runs_are_identical_and_deterministic(emu_build):
+    out, _ = emu_build
+    a = emulator.run_capture(out / "firmware.uf2", count=2, timeout=120)
+    b = emulator.run_capture(out / "firmware.elf", count=2, timeout=120)
+    assert a.ok and b.ok and a.lines == b.lines and a.emulated_us == b.emulated_us
+
+
+def test_monitor_attaches_to_the_virtual_board(emu_build):
+    out, _ = emu_build
+    board = emulator.start(out / "firmware.uf2", max_wall_s=120)
+    try:
+        p = _fwtool("monitor", "--port", board.url, "--count", "3", "--json", "--no-input", "--timeout", "60",
+                    timeout=90)
+    finally:
+        board.stop()
+    assert p.returncode == 0, p.stderr
+    objs = [json.loads(x) for x in p.stdout.splitlines()]
+    records = [o["type"] for o in objs if o["type"] in ("banner", "inference")]
+    assert records == ["banner", "inference", "inference", "inference"]  # the banner is not missed
+    assert len([o for o in objs if o["type"] == "inference"]) == 3 and objs[-1]["ok"] is True
+
+
+def test_validate_on_the_virtual_board(emu_build, tmp_path):
+    import modelgen
+
+    p = _fwtool("validate", "--model", modelgen.FIRE_ALARM, "--count", "20", "--out", tmp_path / "val", "--json")
+    assert p.returncode == 0, p.stderr[-3000:]
+    r = json.loads(p.stdout)
+    o = r["outputs"][0]
+    assert r["ok"] and o["top1_agreement"] == 100.0 and o["max_abs_diff"] <= 1 and r["inputs"]["count"] == 20
+    assert r["latency"]["count"] == 20 and r["firmware"]["tflm_cores"] == 1
+    wrong = test_validate._wrong_model(tmp_path)
+    p = _fwtool("validate", "--model", modelgen.FIRE_ALARM, "--count", "20", "--out", tmp_path / "val",
+                "--reference-model", wrong)
+    assert p.returncode == Exit.MISMATCH, p.stderr[-2000:]
+    assert "result    FAIL" in p.stdout and "top-1 agreement 0 %" in p.stdout
