@@ -17,6 +17,7 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import re
 import tempfile
 import time
 import warnings
@@ -36,7 +37,7 @@ DEFAULT_MAX_DROP = 2.0  # percentage points
 RECIPE = "int8-v1"  # bump when the conversion recipe changes (invalidates the build cache)
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 DATA_SUFFIXES = (".npy", ".npz")
-TF_FIX = "pip install 'fwtool[tf]'  (installs tensorflow-cpu), then re-run"
+TF_FIX = "pip install 'fwtool[tf]'  (installs TensorFlow; tensorflow-cpu on Linux x86-64 and Windows), then re-run"
 
 
 # ----------------------------------------------------------------------------------------------------- sources
@@ -77,7 +78,6 @@ def import_tf():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # oneDNN reorders float sums: results vary by machine
     os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "0")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -225,12 +225,24 @@ def _silenced(log_path: Path):
 
 
 def _first_error_line(e: Exception) -> str:
+    """The one informative line of a TensorFlow/Keras/converter error (they run to pages of MLIR)."""
     text = str(e)
-    for line in text.splitlines():
-        if "error:" in line.lower():
-            return line.split("error:", 1)[-1].strip()[:220]
+    m = re.search(r"TF Select ops: ([^\n]+)", text)
+    if m:
+        return f"TensorFlow op(s) {m.group(1).strip()} have no TFLite builtin kernel (TFLM has no TF Select)"
+    m = re.search(r"'(tf\.\w+)' op is neither a custom op nor a flex op", text)
+    if m:
+        return f"{m.group(1)} has no TFLite builtin kernel"
+    m = re.search(r"((?:Quantization not yet supported|Failed to quantize)[^\n]*)", text)
+    if m:
+        return m.group(1).strip()[:200]
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return (lines[0] if lines else type(e).__name__)[:220]
+    line = next((ln for ln in lines if "error:" in ln.lower()), lines[0] if lines else type(e).__name__)
+    line = line.split("error:", 1)[-1].strip() if "error:" in line else line
+    line = line.rsplit(")): ", 1)[-1]  # drop MLIR loc(...) prefixes
+    if len(line) > 200 and ". " in line[:200]:
+        line = line[:line.index(". ") + 1]
+    return line[:200]
 
 
 def _fill_shape(shape, data_shape: tuple[int, ...] | None, path: Path) -> tuple[int, ...]:
@@ -260,9 +272,12 @@ def load_source(tf, path: Path, data_sample_shape: tuple[int, ...] | None = None
         try:
             model = keras.models.load_model(path, compile=False)
         except Exception as e:
-            raise BadInput(f"cannot load {path.name} as a Keras model: {_first_error_line(e)}",
-                           "save it with model.save('model.keras') in the training notebook (custom layers must "
-                           "be importable)") from e
+            fix = ("save it with model.save('model.keras') in the training notebook; custom layers must be "
+                   "registered (keras.saving.register_keras_serializable) and importable")
+            if "safe_mode" in str(e) or "Lambda" in str(e):
+                fix = ("Keras will not load a Python lambda safely: export a SavedModel in the notebook "
+                       "(model.export('saved_model')) and quantize that folder")
+            raise BadInput(f"cannot load {path.name} as a Keras model: {_first_error_line(e)}", fix) from e
         inputs = getattr(model, "inputs", None) or []
         if len(inputs) != 1:
             raise BadInput(f"{path.name} has {len(inputs) or 'no fixed'} inputs; fwtool converts single-input models",
