@@ -201,9 +201,10 @@ def run(opts: BuildOptions, on_line: Callable[[str], None] = lambda s: None,
 
     on_step("generating the project")
     ctx = template_context(p, opts, family, vendor_paths)
-    if opts.tflm_cores == 1 and hasattr(family, "single_core_tflm"):  # a patched copy in the build folder
-        note = family.single_core_tflm(ctx, vendor_paths, project_dir / "tflm_patched")
-        opts.extra["notes"] = [n for n in opts.extra.get("notes", []) if n != note] + [note]
+    if hasattr(family, "tflm_patches"):  # patched copies of upstream sources, in the build folder
+        notes = opts.extra.setdefault("notes", [])
+        notes += [n for n in family.tflm_patches(ctx, vendor_paths, project_dir / "tflm_patched", opts.tflm_cores)
+                  if n not in notes]
     files = render.render_all(family.template_dir, ctx, opts.app)
     changed = render.write_project(files, project_dir)
     _remove_artifacts(out_dir)  # from here on a failure must not leave an older firmware looking current

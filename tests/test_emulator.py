@@ -311,3 +311,32 @@ def test_single_core_patch_when_upstream_changes(tmp_path):
     root2 = _tflm_tree(tmp_path / "2", "#if defined(TF_LITE_PICO_MULTICORE)\n#endif\n")
     with pytest.raises(FwtoolError, match="no '#define' line"):
         single_core_patch(ctx, root2, tmp_path / "p2")
+
+
+def test_resize_patch_makes_the_kernel_read_half_pixel_centers(tmp_path):
+    from fwtool.families.rp2040 import RESIZE_NN_SOURCE, RP2040Family, resize_half_pixel_patch
+
+    body = ("  op_params.align_corners = params->align_corners;\n  op_params.half_pixel_centers = false;\n")
+    root = tmp_path / "tflm"
+    (root / RESIZE_NN_SOURCE).parent.mkdir(parents=True)
+    (root / RESIZE_NN_SOURCE).write_text(body)
+    ctx = {"tflm_sources": ["a.cc"], "tflm_patched_sources": []}
+    assert resize_half_pixel_patch(ctx, root, tmp_path / "p") is None  # kernel not compiled: nothing to do
+    ctx = {"tflm_sources": ["a.cc", RESIZE_NN_SOURCE], "tflm_patched_sources": []}
+    note = resize_half_pixel_patch(ctx, root, tmp_path / "p")
+    copy = tmp_path / "p" / "resize_nearest_neighbor.cpp"
+    assert "half_pixel_centers" in note and ctx == {"tflm_sources": ["a.cc"], "tflm_patched_sources": [copy.as_posix()]}
+    assert "op_params.half_pixel_centers = params->half_pixel_centers;" in copy.read_text()
+    (root / RESIZE_NN_SOURCE).write_text(body.replace("false", "params->half_pixel_centers"))  # fixed upstream
+    assert resize_half_pixel_patch({"tflm_sources": [RESIZE_NN_SOURCE], "tflm_patched_sources": []}, root,
+                                   tmp_path / "q") is None
+    # the family applies the resize fix to every build and the single-core copy only for --tflm-cores 1
+    (root / RESIZE_NN_SOURCE).write_text(body)
+    from fwtool.families.rp2040 import MULTICORE_SOURCE
+
+    (root / MULTICORE_SOURCE).parent.mkdir(parents=True)
+    (root / MULTICORE_SOURCE).write_text("#define TF_LITE_PICO_MULTICORE\n")
+    for cores, expect in ((2, 1), (1, 2)):
+        ctx = {"tflm_sources": [RESIZE_NN_SOURCE, MULTICORE_SOURCE], "tflm_patched_sources": []}
+        notes = RP2040Family().tflm_patches(ctx, {"pico-tflmicro": root}, tmp_path / f"c{cores}", cores)
+        assert len(notes) == len(ctx["tflm_patched_sources"]) == expect

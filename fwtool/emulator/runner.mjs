@@ -30,16 +30,21 @@ const HELP = `usage: node runner.mjs --rp2040js DIR/dist/esm/index.js --bootrom 
   --max-emulated-s S        stop after S seconds of emulated time (0: no limit)
   --max-wall-s S            stop after S wall-clock seconds (0: no limit)
   --until TEXT --count N    stop after the N-th serial line containing TEXT
-  --mhz F                   emulated clock in MHz (default 125, the pico-sdk default clk_sys)`;
+  --mhz F                   emulated clock in MHz (default 125, the pico-sdk default clk_sys)
+  --no-out-hold             answer CDC OUT buffers at once, as rp2040js does (for A/B measurements only)`;
 
 function parseArgs(argv) {
   const opts = { serial: 'stdout', port: 0, start: 'now', maxEmulatedS: 0, maxWallS: 0, until: null, count: 0,
-    mhz: 125 };
+    mhz: 125, outHold: true };
   const names = { '--rp2040js': 'rp2040js', '--bootrom': 'bootrom', '--flash': 'flash', '--serial': 'serial',
     '--port': 'port', '--start': 'start', '--max-emulated-s': 'maxEmulatedS', '--max-wall-s': 'maxWallS',
     '--until': 'until', '--count': 'count', '--mhz': 'mhz' };
   const numeric = new Set(['port', 'maxEmulatedS', 'maxWallS', 'count', 'mhz']);
   for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--no-out-hold') {
+      opts.outHold = false;
+      continue;
+    }
     if (argv[i] === '--help' || argv[i] === '-h') {
       process.stderr.write(HELP + '\n');
       process.exit(0);
@@ -165,7 +170,7 @@ const hostQueue = [];
 let heldOut = null;
 const cdcRead = usb.onEndpointRead;
 usb.onEndpointRead = (endpoint, size) => {
-  if (endpoint === cdc.outEndpoint && endpoint >= 0) {
+  if (endpoint === cdc.outEndpoint && endpoint >= 0 && opts.outHold) {
     while (hostQueue.length && !cdc.txFIFO.full) cdc.txFIFO.push(hostQueue.shift());
     if (cdc.txFIFO.empty) {
       heldOut = size;
@@ -238,7 +243,7 @@ function finish(reason, detail) {
   const wall = (Date.now() - (runStartWall ?? wallStart)) / 1000;
   const emulatedUs = Math.round(clock.nanos / 1000);
   emit({ event: 'exit', reason, detail: detail ?? null, emulated_us: emulatedUs,
-    cycles: Math.round(clock.nanos / cycleNanos), wall_s: Number(wall.toFixed(3)),
+    cycles: Math.round(clock.nanos / cycleNanos), instructions, wall_s: Number(wall.toFixed(3)),
     speed: wall > 0 ? Number((clock.nanos / 1e9 / wall).toFixed(3)) : null,
     pc: `0x${(mcu.core.PC >>> 0).toString(16)}` });
   const done = () => process.exit(0);

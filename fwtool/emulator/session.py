@@ -95,7 +95,7 @@ class VirtualBoard:
     def __init__(self, image: Path, *, serial: str = "tcp", start: str = "on-connect", port: int = 0,
                  max_emulated_s: float | None = None, max_wall_s: float | None = None, until: str | None = None,
                  count: int = 0, on_event: Callable[[dict], None] | None = None,
-                 on_line: Callable[[str], None] | None = None):
+                 on_line: Callable[[str], None] | None = None, extra_args: list[str] | None = None):
         if serial not in ("tcp", "stdout"):
             raise ValueError(serial)
         self.image_path = Path(image)
@@ -103,6 +103,7 @@ class VirtualBoard:
         self.max_emulated_s, self.max_wall_s = max_emulated_s, max_wall_s
         self.until, self.count = until, count
         self.on_event, self.on_line = on_event, on_line
+        self.extra_args = list(extra_args or [])  # more runner.mjs options (e.g. --no-out-hold for A/B runs)
         self.events: list[dict] = []
         self.lines: list[str] = []
         self.exit_event: dict | None = None
@@ -137,7 +138,7 @@ class VirtualBoard:
             cmd += ["--max-wall-s", f"{self.max_wall_s:g}"]
         if self.until and self.count > 0:
             cmd += ["--until", self.until, "--count", str(self.count)]
-        return cmd
+        return cmd + self.extra_args
 
     def start(self, ready_timeout: float = 30.0) -> "VirtualBoard":
         cmd = self.prepare()
