@@ -503,6 +503,9 @@ def quantize(opts: QuantizeOptions, on_step: Callable[[str], None] = lambda s: N
     except FwtoolError as e:
         report["tflm"] = {"ok": False, "error": e.cause, "fix": e.fix}
     if eval_arrays is not None:
+        if len(model.outputs) != 1:
+            raise BadInput(f"--eval compares one output, but {model_path.name} has {len(model.outputs)}",
+                           "quantize without --eval, then check each output with 'fwtool validate'")
         on_step("evaluating float vs int8")
         x = as_samples(eval_arrays, source.sample_shape, "evaluation inputs")
         float_out = source.predict(x).reshape((len(x),) + tuple(model.outputs[0].shape[1:]))
