@@ -363,7 +363,7 @@ def read_port_until_done(port: str, timeout: float, on_line: Callable[[str], Non
     return lines
 
 
-def run_on_board(uf2: Path, opts: ValidateOptions, on_line: Callable[[str], None],
+def run_on_board(uf2: Path | None, opts: ValidateOptions, on_line: Callable[[str], None],
                  on_step: Callable[[str], None]) -> tuple[list[str], dict]:
     port = opts.port
     info: dict = {"kind": "board"}
@@ -412,9 +412,13 @@ def run(opts: ValidateOptions, on_line: Callable[[str], None] = lambda s: None,
     reference = reference_outputs(ref_model, vectors, opts.reference)
     ref_s = time.monotonic() - t0
 
-    on_step("building the validation firmware")
-    report_build = build_firmware(opts, model, vectors, source, on_line=on_build_line, on_step=on_step)
-    uf2 = Path(report_build["files"]["uf2"])
+    if opts.target == "board" and not opts.flash:  # the board already runs it: the checksums below confirm
+        report_build = {"files": {"uf2": None}, "build": {"tflm_cores": None, "notes": []}}
+        uf2 = None
+    else:
+        on_step("building the validation firmware")
+        report_build = build_firmware(opts, model, vectors, source, on_line=on_build_line, on_step=on_step)
+        uf2 = Path(report_build["files"]["uf2"])
 
     on_step("running on the virtual board" if opts.target == "emulator" else "running on the board")
     if opts.target == "emulator":
@@ -425,7 +429,10 @@ def run(opts: ValidateOptions, on_line: Callable[[str], None] = lambda s: None,
     if dev.banner.get("sha256") and not model.sha256.startswith(str(dev.banner["sha256"])):
         raise FwtoolError(f"the board runs model {dev.banner.get('model')} (sha256 {dev.banner['sha256']}), not "
                           f"{model.path.name}", "let validate flash the board (drop --no-flash)", Exit.MISMATCH)
-    if dev.inputs_sha and dev.inputs_sha != vectors_sha(vectors):
+    if not dev.banner.get("sha256") and uf2 is None:
+        raise FwtoolError("the board printed no FWT:BOOT banner, so its model cannot be checked",
+                          "let validate flash the board (drop --no-flash)", Exit.MISMATCH)
+    if dev.inputs_sha != vectors_sha(vectors) and (dev.inputs_sha or uf2 is None):
         raise FwtoolError("the board ran different input vectors than this validation", "let validate flash the "
                           "board (drop --no-flash), with the same --inputs/--count/--seed", Exit.MISMATCH)
 
@@ -456,7 +463,7 @@ def run(opts: ValidateOptions, on_line: Callable[[str], None] = lambda s: None,
                    "shape": model.inputs[0].shape, "sha256": vectors_sha(vectors)},
         "thresholds": {"max_diff": opts.max_diff, "min_agreement": opts.min_agreement, "budget_ms": opts.budget_ms},
         "target": target, "board": opts.board,
-        "firmware": {"uf2": str(uf2), "tflm_cores": report_build["build"]["tflm_cores"],
+        "firmware": {"uf2": str(uf2) if uf2 else None, "tflm_cores": report_build["build"]["tflm_cores"],
                      "notes": report_build["build"].get("notes", []), "banner": dev.banner},
         "outputs": outputs, "latency": lat.to_dict() if lat else None,
         "timing_note": TIMING_NOTE if opts.target == "emulator" else None,

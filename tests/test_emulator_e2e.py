@@ -148,3 +148,26 @@ def test_validate_with_inputs_that_exercise_the_model(emu_build, tmp_path):
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
     o = json.loads(p.stdout)["outputs"][0]
     assert o["max_abs_diff"] == 0 and o["top1_agreement"] == 100.0 and o["distinct_reference_values"] >= 3
+
+
+def test_validate_reads_a_board_over_its_port(emu_build, tmp_path):
+    """The real-board path (--port, --no-flash) against the virtual board served on socket://."""
+    import modelgen
+
+    p = _fwtool("validate", "--model", modelgen.FIRE_ALARM, "--count", "5", "--seed", "7", "--out", tmp_path / "v",
+                "--json")
+    assert p.returncode == 0, p.stderr[-2000:]
+    uf2 = json.loads(p.stdout)["firmware"]["uf2"]
+    board = emulator.start(uf2, max_wall_s=120)
+    try:
+        p = _fwtool("validate", "--model", modelgen.FIRE_ALARM, "--count", "5", "--seed", "7", "--port", board.url,
+                    "--no-flash", "--json", "--timeout", "60")
+        assert p.returncode == 0, p.stderr[-2000:]
+        r = json.loads(p.stdout)
+        assert r["ok"] and r["target"]["kind"] == "board" and r["target"]["port"] == board.url
+        assert r["firmware"]["uf2"] is None and r["latency"]["source"] == "board"
+        p = _fwtool("validate", "--model", modelgen.FIRE_ALARM, "--count", "5", "--seed", "8", "--port", board.url,
+                    "--no-flash", "--timeout", "60")  # other inputs than the board runs
+        assert p.returncode == Exit.MISMATCH and "different input vectors" in p.stderr
+    finally:
+        board.stop()

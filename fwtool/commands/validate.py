@@ -12,8 +12,9 @@ def print_report(r: dict) -> None:
     where = ("the virtual board (rp2040js)" if t["kind"] == "emulator"
              else f"the board on {t.get('port')}")
     fw = r["firmware"]
-    click.echo(f"validate  {r['model']['name']} (sha256 {r['model']['sha256'][:12]}) on {where}, "
-               f"TFLM on {fw['tflm_cores']} core{'s' if fw['tflm_cores'] != 1 else ''}")
+    cores = (f", TFLM on {fw['tflm_cores']} core{'s' if fw['tflm_cores'] != 1 else ''}" if fw["tflm_cores"]
+             else " (not flashed: already running)")
+    click.echo(f"validate  {r['model']['name']} (sha256 {r['model']['sha256'][:12]}) on {where}{cores}")
     click.echo(f"inputs    {r['inputs']['source']}, sha256 {r['inputs']['sha256']}")
     ref = r["reference"]
     backend = "TFLM interpreter (tflite-micro)" if ref["backend"] == "tflm" else "TensorFlow Lite interpreter"
