@@ -46,7 +46,8 @@ for _cmd in (build_cmd.build, boards_cmd.boards, doctor_cmd.doctor, vendor_cmd.v
 
 def main(argv=None) -> None:
     try:
-        cli.main(args=argv, prog_name="fwtool", standalone_mode=False)
+        # standalone_mode=False returns the code of ctx.exit(code) instead of raising; keep it.
+        rc = cli.main(args=argv, prog_name="fwtool", standalone_mode=False)
     except FwtoolError as e:
         if ui.is_json():
             ui.emit_json(e.to_dict())
@@ -68,4 +69,4 @@ def main(argv=None) -> None:
         click.echo(f"error: internal error: {type(e).__name__}: {e}", err=True)
         click.echo("  fix: re-run with FWTOOL_DEBUG=1 for a traceback and report it", err=True)
         sys.exit(int(Exit.FAILED))
-    sys.exit(0)
+    sys.exit(rc if isinstance(rc, int) else 0)
