@@ -145,10 +145,45 @@ def measure(model: Model) -> int:
                       "pass --arena BYTES to skip the measurement")
 
 
+def _runtime_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("tflite-micro")
+    except Exception:  # pragma: no cover
+        return "unknown"
+
+
+def cached_measure(model: Model) -> int:
+    """measure(), remembered per (model sha256, tflite-micro version) in the cache: a rebuild of the same model
+    does not start the interpreter again."""
+    import json
+
+    from .paths import cache_dir
+
+    path = cache_dir() / "arena" / f"{model.sha256}.json"
+    key = _runtime_version()
+    try:
+        entry = json.loads(path.read_text())
+        if entry.get("tflite_micro") == key and isinstance(entry.get("measured"), int):
+            return entry["measured"]
+    except (OSError, ValueError):
+        pass
+    measured = measure(model)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"tflite_micro": key, "measured": measured}))
+        os.replace(tmp, path)
+    except OSError:  # a read-only cache only costs time
+        pass
+    return measured
+
+
 def size_for(model: Model, override: int | None = None) -> ArenaSize:
     if override is not None:
         return ArenaSize(0, 0, (override + 15) // 16 * 16, "override")
-    measured = measure(model)
+    measured = cached_measure(model)
     margin = max(MARGIN_MIN, int(measured * MARGIN_FRACTION))
     total = (measured + margin + 15) // 16 * 16
     return ArenaSize(measured, total - measured, total, "measured")

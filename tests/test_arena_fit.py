@@ -60,3 +60,12 @@ def test_fit_check_ram_shortfall_is_byte_exact(fire_alarm):
     arena_bytes = board.sram_bytes  # arena alone fills RAM: short by exactly the reserve
     with pytest.raises(DoesNotFit, match=f"RAM short by {fam.ram_reserve_bytes:,} bytes"):
         fit_check(board, fam, m, arena_bytes, 0)
+
+
+def test_measurement_is_cached_per_model(fire_alarm, tmp_path, monkeypatch):
+    monkeypatch.setenv("FWTOOL_CACHE_DIR", str(tmp_path))
+    m = load_model(fire_alarm)
+    first = arena.cached_measure(m)
+    assert (tmp_path / "arena" / f"{m.sha256}.json").is_file()
+    monkeypatch.setattr(arena, "measure", lambda model: pytest.fail("measured again"))
+    assert arena.cached_measure(m) == first
