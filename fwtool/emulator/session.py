@@ -93,7 +93,7 @@ class VirtualBoard:
     """A running virtual RP2040. Use as a context manager, or call :meth:`start` and :meth:`stop`."""
 
     def __init__(self, image: Path, *, serial: str = "tcp", start: str = "on-connect", port: int = 0,
-                 max_emulated_s: float | None = None, max_wall_s: float | None = None, until: str | None = None,
+                 max_emulated_s: float | None = None, max_wall_s: float | None = 3600.0, until: str | None = None,
                  count: int = 0, on_event: Callable[[dict], None] | None = None,
                  on_line: Callable[[str], None] | None = None, extra_args: list[str] | None = None):
         if serial not in ("tcp", "stdout"):
