@@ -139,12 +139,23 @@ def _tflm_outputs(model: Model, vectors: np.ndarray) -> list[list[np.ndarray]]:
 
 
 def _tflite_outputs(model: Model, vectors: np.ndarray) -> list[list[np.ndarray]]:
+    """TensorFlow Lite with its reference kernels (BUILTIN_REF: no XNNPACK, whose int8 results may differ)."""
+    import os
+    import warnings
+
+    from .arena import _quiet_fds
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        import tensorflow as tf  # noqa: F401 - optional, heavy
+        with _quiet_fds(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import tensorflow as tf  # optional, heavy
+            interp = tf.lite.Interpreter(
+                model_content=model.data,
+                experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
     except ImportError as e:
         raise MissingTool("--reference tflite needs TensorFlow, which is not installed",
                           "pip install 'fwtool[tf]' (tensorflow-cpu), or use the default --reference tflm") from e
-    interp = tf.lite.Interpreter(model_content=model.data)
     interp.allocate_tensors()
     inp = interp.get_input_details()
     by_index = {d["index"]: d for d in interp.get_output_details()}

@@ -255,3 +255,13 @@ def test_validate_command_exit_codes(fire_alarm, fake_target, tmp_path, capsys):
     assert code == Exit.MISMATCH == report["exit_code"] and not report["ok"]
     code, cap = main("--inputs", str(tmp_path / "missing.npy"))
     assert code == Exit.BAD_INPUT and "does not exist" in cap.err
+
+
+def test_tflite_reference_agrees_with_tflm_on_fire_alarm(fire_alarm):
+    pytest.importorskip("tensorflow", reason="--reference tflite needs tensorflow (pip install 'fwtool[tf]')")
+    model = load_model(fire_alarm)
+    vectors = validate.random_inputs(model.inputs[0], 3, seed=1)
+    vectors[2] = model.inputs[0].zero_point[0]  # one all-background input
+    a = validate.reference_outputs(model, vectors, "tflm")
+    b = validate.reference_outputs(model, vectors, "tflite")
+    assert [[x.tolist() for x in v] for v in a] == [[x.tolist() for x in v] for v in b]
