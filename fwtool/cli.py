@@ -16,6 +16,7 @@ from .commands import vendor as vendor_cmd
 from .commands import inspect as inspect_cmd
 from .commands import monitor as monitor_cmd
 from .commands import quantize as quantize_cmd
+from .commands import run as run_cmd
 from .commands import emulate as emulate_cmd
 from .commands import validate as validate_cmd
 from .errors import Exit, FwtoolError
@@ -40,7 +41,8 @@ def cli():
 
 for _cmd in (build_cmd.build, boards_cmd.boards, doctor_cmd.doctor, vendor_cmd.vendor, quantize_cmd.quantize,
              inspect_cmd.inspect_cmd,
-             flash_cmd.flash, flash_cmd.devices, monitor_cmd.monitor, emulate_cmd.emulate, validate_cmd.validate):
+             flash_cmd.flash, flash_cmd.devices, monitor_cmd.monitor, emulate_cmd.emulate, validate_cmd.validate,
+             run_cmd.run):
     cli.add_command(_cmd)
 
 

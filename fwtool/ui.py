@@ -25,6 +25,12 @@ def emit_json(obj) -> None:
     sys.stdout.flush()
 
 
+def emit_json_line(obj) -> None:
+    """One compact JSON object per line (a stream of records, like 'fwtool monitor --json')."""
+    sys.stdout.write(json.dumps(obj, default=str) + "\n")
+    sys.stdout.flush()
+
+
 def info(msg: str) -> None:
     """Progress/status text: stderr, so stdout stays clean for --json."""
     err.print(msg)

@@ -31,27 +31,62 @@ def print_report(r: dict) -> None:
             click.echo(f"{k:9} {r['files'][k]}")
 
 
+BUILD_OPTIONS = [  # shared with 'fwtool run'
+    click.option("--board", "-b", required=True, help="Board name (see 'fwtool boards')."),
+    click.option("--model", "-m", required=True, type=click.Path(path_type=Path),
+                 help="int8 .tflite model, or a .keras/.h5/SavedModel model with --representative."),
+    click.option("--representative", "-r", type=click.Path(path_type=Path),
+                 help="Inputs (.npy/.npz or folder) to quantize a Keras --model to int8 first (cached by content)."),
+    click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Output folder [build/<board>]."),
+    click.option("--arena", type=click.IntRange(min=1024), help="Tensor arena bytes (default: measured + margin)."),
+    click.option("--input", "input_path", type=click.Path(path_type=Path),
+                 help="Test input for the default app (.npy, int8 or float); default zeros."),
+    click.option("--labels", type=click.Path(path_type=Path), help="Text file, one label per output value."),
+    click.option("--app", default="inference", show_default=True,
+                 help="Firmware app (templates/<family>/apps/<app>): 'inference' runs the model in a loop."),
+    click.option("--stdio", type=click.Choice(["usb", "uart"]), help="Console (default: the board's, usually usb)."),
+    click.option("--jobs", "-j", type=click.IntRange(min=1), help="Parallel compile jobs [CPU count]."),
+]
+
+
+def build_options(f):
+    for option in reversed(BUILD_OPTIONS):
+        f = option(f)
+    return f
+
+
+def options_from(kw: dict, **extra) -> BuildOptions:
+    return BuildOptions(board=kw["board"], model=kw["model"], out_dir=kw["out_dir"], arena=kw["arena"],
+                        input=kw["input_path"], labels=kw["labels"], stdio=kw["stdio"], jobs=kw["jobs"],
+                        app=kw["app"], representative=kw["representative"], **extra)
+
+
+def run_build(opts: BuildOptions, verbose: bool = False) -> dict:
+    """Build with a live status line (and every compiler line with ``verbose``)."""
+    family = get_family(get_board(opts.board).family)
+    progress = {"step": ""}
+    with ui.err.status("fwtool build: starting") as status:
+        def on_step(step):
+            progress["step"] = step
+            status.update(f"fwtool build: {step}")
+
+        def on_line(line):
+            if verbose:
+                ui.err.print(line, markup=False)
+            pr = family.progress(line)
+            if pr:
+                status.update(f"fwtool build: {progress['step']} [{pr[0]}/{pr[1]}]")
+
+        return run(opts, on_line=on_line, on_step=on_step)
+
+
 @click.command()
-@click.option("--board", "-b", required=True, help="Board name (see 'fwtool boards').")
-@click.option("--model", "-m", required=True, type=click.Path(path_type=Path),
-              help="int8 .tflite model, or a .keras/.h5/SavedModel model with --representative.")
-@click.option("--representative", "-r", type=click.Path(path_type=Path),
-              help="Inputs (.npy/.npz or folder) to quantize a Keras --model to int8 first (cached by content).")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Output folder [build/<board>].")
-@click.option("--arena", type=click.IntRange(min=1024), help="Tensor arena bytes (default: measured + margin).")
-@click.option("--input", "input_path", type=click.Path(path_type=Path),
-              help="Test input for the default app (.npy, int8 or float); default zeros.")
-@click.option("--labels", type=click.Path(path_type=Path), help="Text file, one label per output value.")
-@click.option("--app", default="inference", show_default=True,
-              help="Firmware app (templates/<family>/apps/<app>): 'inference' runs the model in a loop.")
-@click.option("--stdio", type=click.Choice(["usb", "uart"]), help="Console (default: the board's, usually usb).")
-@click.option("--jobs", "-j", type=click.IntRange(min=1), help="Parallel compile jobs [CPU count].")
+@build_options
 @click.option("--tflm-cores", type=click.Choice(["1", "2"]), default="2", show_default=True,
-              help="RP2040 cores TFLM's convolutions use; 1 for the emulator ('fwtool emulate'), which has no core 1.")
+                 help="RP2040 cores TFLM's convolutions use; 1 for the emulator ('fwtool emulate'), which has no core 1.")
 @click.option("--json", "as_json", is_flag=True, help="Print the build report as JSON on stdout.")
 @click.option("--verbose", "-v", is_flag=True, help="Show every compiler line.")
-def build(board, model, representative, out_dir, arena, input_path, labels, app, stdio, jobs, tflm_cores, as_json,
-          verbose):
+def build(tflm_cores, as_json, verbose, **kw):
     """Generate, compile and package firmware that runs MODEL on BOARD.
 
     The model is checked (int8, ops with TFLM kernels, one subgraph), the arena measured, and flash/RAM fit
@@ -67,23 +102,7 @@ def build(board, model, representative, out_dir, arena, input_path, labels, app,
       fwtool build -b pico -m model.tflite --tflm-cores 1 --out build/pico-emu   # for 'fwtool emulate'
     """
     ui.set_json(as_json)
-    opts = BuildOptions(board=board, model=model, out_dir=out_dir, arena=arena, input=input_path, labels=labels,
-                        stdio=stdio, jobs=jobs, app=app, representative=representative, tflm_cores=int(tflm_cores))
-    family = get_family(get_board(board).family)
-    progress = {"step": "", "done": 0, "total": 0}
-    with ui.err.status("fwtool build: starting") as status:
-        def on_step(step):
-            progress["step"] = step
-            status.update(f"fwtool build: {step}")
-
-        def on_line(line):
-            if verbose:
-                ui.err.print(line, markup=False)
-            pr = family.progress(line) if hasattr(family, "progress") else None
-            if pr:
-                status.update(f"fwtool build: {progress['step']} [{pr[0]}/{pr[1]}]")
-
-        report = run(opts, on_line=on_line, on_step=on_step)
+    report = run_build(options_from(kw, tflm_cores=int(tflm_cores)), verbose)
     if as_json:
         ui.emit_json(report)
     else:

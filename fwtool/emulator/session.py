@@ -208,7 +208,7 @@ class VirtualBoard:
         return self._final_event()
 
     def __enter__(self) -> "VirtualBoard":
-        return self.start()
+        return self if self._proc is not None else self.start()  # emulator.start() already started it
 
     def __exit__(self, *exc) -> None:
         self.stop()

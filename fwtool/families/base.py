@@ -47,6 +47,11 @@ class Family:
                 on_line: Callable[[str], None]) -> Artifacts:
         raise NotImplementedError
 
+    @staticmethod
+    def progress(line: str) -> tuple[int, int] | None:
+        """(done, total) when a build output line shows progress."""
+        return None
+
     def package(self, artifacts: Artifacts, board, out_dir: Path) -> dict[str, Path]:
         """Produce the flashable file(s) in ``out_dir`` from the build artifacts; validate them."""
         raise NotImplementedError

@@ -1,0 +1,119 @@
+import sys
+
+import click
+
+from .. import ui
+from ..errors import Exit, FwtoolError
+from .build import build_options, options_from, print_report, run_build
+
+
+@click.command()
+@build_options
+@click.option("--emulator", is_flag=True, help="Run on the virtual RP2040 (rp2040js) instead of a board.")
+@click.option("--serial", "serial_number", help="Flash and monitor the board with this USB serial number.")
+@click.option("--method", type=click.Choice(["auto", "picoboot", "drive"]), default="auto", show_default=True,
+              help="How to flash (see 'fwtool flash --help').")
+@click.option("--no-verify", is_flag=True, help="Skip the read-back verify after flashing.")
+@click.option("--count", "-n", type=click.IntRange(min=1), help="Stop after N inferences (exit 0).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Stop after S seconds of monitoring.")
+@click.option("--expect", multiple=True, metavar="REGEX", help="Succeed once a line matches REGEX (repeatable).")
+@click.option("--expect-label", metavar="LABEL", help="Succeed when an inference's top label is LABEL.")
+@click.option("--min-score", type=float, help="With --expect-label: the label's score must be at least X.")
+@click.option("--budget-ms", type=click.FloatRange(min=0, min_open=True),
+              help="With --emulator: exit 8 when the p95 invoke time exceeds this (the audio tutorial's: 32).")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines: build and flash summaries, then one per line.")
+@click.option("--plain", is_flag=True, help="Plain lines even on a terminal (no live panel).")
+@click.option("--verbose", "-v", is_flag=True, help="Show every compiler line.")
+def run(emulator, serial_number, method, no_verify, count, timeout, expect, expect_label, min_score, budget_ms,
+        as_json, plain, verbose, **kw):
+    """Build, flash and monitor in one go: MODEL running on BOARD, its output live.
+
+    The monitor is opened as soon as the flashed board's USB port appears, so the boot banner is caught. With
+    --emulator the same firmware, built single-core (--tflm-cores 1), runs on the virtual RP2040 and nothing
+    touches hardware. Exit codes are the monitor's: 0 when --count/--expect are met, 7 timeout, 8 expectation
+    not met, 9 board lost; build/flash failures keep theirs (3 bad model, 4 missing tool, 5 does not fit, 6 no
+    board).
+
+    \b
+    Examples:
+      fwtool run --board pico --model fire_alarm.tflite
+      fwtool run -b pico -m fire_alarm.tflite --emulator --count 3
+      fwtool run -b pico -m model.tflite --expect-label fire_alarm --min-score 0.9 --timeout 60   # HIL gate
+    """
+    from ..monitor.session import MonitorOptions, run_monitor
+
+    ui.set_json(as_json)
+    opts = options_from(kw, tflm_cores=1 if emulator else 2)
+    if emulator and not kw["out_dir"]:
+        from pathlib import Path
+
+        opts.out_dir = Path("build") / f"{kw['board']}-emulator"
+    report = run_build(opts, verbose)
+    if as_json:
+        ui.emit_json_line({"type": "build", **_build_summary(report)})
+    else:
+        print_report(report)
+    uf2 = report["files"]["uf2"]
+    mon = dict(view="json" if as_json else "plain" if plain else "auto", count=count, timeout=timeout,
+               expect=tuple(expect), expect_label=expect_label, min_score=min_score)
+    if emulator:
+        code = _run_emulated(uf2, mon, budget_ms, as_json)
+    else:
+        if budget_ms is not None:
+            raise FwtoolError("--budget-ms needs --emulator (a real board's latency is in the monitor view)",
+                              "drop --budget-ms, or add --emulator", Exit.USAGE)
+        from ..flash import flash_image
+
+        with ui.err.status("fwtool flash: looking for the board") as status:
+            result = flash_image(uf2, board=kw["board"], serial=serial_number, method=method, verify=not no_verify,
+                                 on_step=lambda msg: status.update(f"fwtool flash: {msg.split(maxsplit=1)[-1]}"))
+        _report_flash(result, as_json)
+        code = run_monitor(MonitorOptions(board=kw["board"], serial=result.get("serial") or serial_number,
+                                          port=result.get("port") if not result.get("serial") else None, **mon))
+    if code:
+        sys.exit(code)
+
+
+def _build_summary(r: dict) -> dict:
+    return {"board": r["board"]["name"], "model": r["model"]["name"], "sha256": r["model"]["sha256"],
+            "arena": r["arena"]["arena_bytes"], "sizes": r["sizes"], "usage": r["usage"], "files": r["files"],
+            "seconds": r["build"]["seconds"], "notes": r["build"].get("notes", [])}
+
+
+def _report_flash(result: dict, as_json: bool) -> None:
+    if as_json:
+        ui.emit_json_line({"type": "flash", **{k: v for k, v in result.items() if k != "image"}})
+        return
+    verified = "verified" if result.get("verified") else "NOT verified"
+    ui.info(f"flashed   {result['bytes_written']:,} B written, {result.get('bytes_skipped', 0):,} B unchanged, "
+            f"{verified}, via {result['method']} in {result['seconds']:.1f} s")
+
+
+def _run_emulated(uf2: str, mon: dict, budget_ms, as_json: bool) -> int:
+    from .. import emulator
+    from ..monitor.session import MonitorOptions, run_monitor
+
+    emulator.check()
+    records = []
+    board = emulator.start(uf2)  # execution starts when the monitor attaches: the banner is never missed
+    try:
+        ui.info(f"virtual RP2040 (rp2040js) serving {board.url}")
+        code = run_monitor(MonitorOptions(port=board.url, reconnect=False, wait=10.0, send_input=False, **mon),
+                           on_record=records.append)
+    finally:
+        ev = board.stop() or {}
+    reason = ev.get("reason")
+    if code == Exit.LOST_DEVICE and reason not in (None, "stopped", "killed"):
+        raise emulator.failure(reason, ev.get("detail"))
+    us = [r.parsed.us for r in records if r.kind == "inference"]
+    stats = emulator.latency_stats(us, budget_ms, "emulated") if us else None
+    if stats:
+        if as_json:
+            ui.emit_json_line({"type": "latency", **stats.to_dict(), "timing_note": emulator.TIMING_NOTE})
+        else:
+            ui.info(stats.summary())
+            ui.info(f"note: {emulator.TIMING_NOTE}")
+        if code == 0 and budget_ms is not None and stats.p95_ms > budget_ms:
+            ui.info(f"error: p95 invoke time {stats.p95_ms:.2f} ms exceeds the {budget_ms:g} ms budget")
+            return int(Exit.MISMATCH)
+    return code
