@@ -79,12 +79,17 @@ def infer_line(n: int, us: int, labels, scores, q=None) -> str:
 
 
 def _inq(path: str) -> int | None:
-    """Bytes waiting in the host side's input queue of a pty (None if the pty is gone)."""
+    """Bytes the host side of a pty has not read yet (None if the pty is gone).
+
+    Written bytes first land in the kernel's flip buffer and reach the line discipline (where FIONREAD counts
+    them) only when a kworker runs, which can take tens of ms on a loaded machine. Polling the slave makes
+    n_tty_poll() flush that work first, so the count includes everything written so far."""
     try:
         fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
     except OSError:
         return None
     try:
+        select.select([fd], [], [], 0)  # flush_work(flip buffer) inside n_tty_poll
         return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
     finally:
         os.close(fd)
@@ -92,7 +97,7 @@ def _inq(path: str) -> int | None:
 
 class PtyBoard:
     def __init__(self, ports: FakePorts, serial_number="E6614C311B7A6B2A", vid=PICO_VID, pid=PICO_PID,
-                 listed: bool = True):
+                 listed: bool = True, drain_quiet_s: float = 0.01):
         self.ports = ports
         self.serial_number = serial_number
         self.vid, self.pid = vid, pid
@@ -105,8 +110,10 @@ class PtyBoard:
         self.dropped = 0  # writes dropped because no host had the port open
         self.lost_in_transit = 0  # bytes still unread when the board vanished (must stay 0)
         self.received = bytearray()  # what the host sent to the board
+        self.bytes_delivered = 0  # bytes written while a host had the port open
         self._tail = b""
         self.appearances = 0
+        self.drain_quiet_s = drain_quiet_s  # wait_drained: the host's input queue must stay empty this long
 
     # ---- enumeration ----------------------------------------------------------------------------------------
     def appear(self) -> str:
@@ -157,14 +164,14 @@ class PtyBoard:
         return self.host_open()
 
     def wait_drained(self, timeout: float) -> bool:
-        """The host has read everything (checked twice, 5 ms apart, so nothing is still in the pty's queue)."""
+        """The host has read everything: its input queue stayed empty for ``drain_quiet_s``."""
         deadline = time.monotonic() + timeout
         zero_since = None
         while time.monotonic() < deadline:
             n = _inq(self.path)
             if n in (0, None):
                 zero_since = zero_since or time.monotonic()
-                if time.monotonic() - zero_since >= 0.005:
+                if time.monotonic() - zero_since >= self.drain_quiet_s:
                     return True
             else:
                 zero_since = None
@@ -207,6 +214,7 @@ class PtyBoard:
                     continue
                 raise
             view = view[n:]
+        self.bytes_delivered += len(data)
         self._pull_input()
         buf = self._tail + data
         *lines, self._tail = buf.split(b"\n")
@@ -296,10 +304,11 @@ class SocketBoard:
 
 def run_firmware(board, cycles: int, infers_per_boot: int = 3, labels=("fire_alarm", "no_fire"),
                  connect_wait: float = 2.5, partial: bool = True, garbage: bool = True, end_marker: str = "END",
-                 scores_for=None, stop: threading.Event | None = None) -> None:
+                 scores_for=None, stop: threading.Event | None = None, linger=None) -> None:
     """A fake board's life: per boot, wait (up to connect_wait) for the host like the fwtool firmware, print the
     banner, inferences, a garbage line and a partial line, then reset. After the last cycle it boots once more and
-    prints ``end_marker`` (tests stop the monitor with --expect '^END$')."""
+    prints ``end_marker`` (tests stop the monitor with --expect '^END$'). ``linger()`` (if given) returns how
+    long the board keeps running after its last line before it resets (default: at once, the worst case)."""
     scores_for = scores_for or (lambda boot, n: [0.9961, 0.0039] if len(labels) == 2 else
                                 [1.0 / len(labels)] * len(labels))
     if board.master is None:
@@ -319,4 +328,6 @@ def run_firmware(board, cycles: int, infers_per_boot: int = 3, labels=("fire_ala
             board.write_line(b"garbage \xff\xfe\x80 \x1b[31m end")
         if partial:
             board.write(f"FWT:INFER n=99 us=1{boot}".encode())
+        if linger is not None:
+            time.sleep(linger())
         board.reset()

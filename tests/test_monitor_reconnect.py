@@ -62,6 +62,7 @@ def test_every_complete_line_exactly_once_across_25_reconnects():
                              timeout=60)
     assert res.exit_code == 0, err
     assert board.lost_in_transit == 0 and board.dropped == 0
+    assert res.stats["bytes_read"] == board.bytes_delivered  # transport: every byte the board sent was read
     assert res.stats["reconnects"] == cycles
     assert sum(r["type"] == "disconnected" for r in recs) == cycles
     got = board_lines(recs)

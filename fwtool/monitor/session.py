@@ -293,6 +293,7 @@ class Session:
                                seconds=self.clock() - t0, stats=self.stats.summary(),
                                port=self.reader.port.device if self.reader.port else port.device)
         result.stats["reconnects"] = max(0, self.reader.connects - 1)
+        result.stats["bytes_read"] = self.reader.bytes_read
         self._report(result)
         if self.log is not None:
             self.log.close()
@@ -379,6 +380,9 @@ class Session:
             port = self.reader.port
             if port is None or not self.reader.connected:
                 self._emit_event("reboot_failed", "cannot reboot: the board is not connected")
+                return
+            if port.vid is None and is_url(port.device):
+                self._emit_event("reboot_failed", f"cannot reboot a board behind {port.device} (a USB board only)")
                 return
             try:
                 msg = self.reboot("bootsel" if value == "bootsel" else "app", port, self.reader)

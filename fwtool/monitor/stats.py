@@ -24,6 +24,8 @@ class Record:
             return "inference"
         if isinstance(self.parsed, FirmwareError):
             return "error"
+        if self.parsed is not None and hasattr(self.parsed, "to_dict"):  # records other apps print (FWT:OUT ...)
+            return str(self.parsed.to_dict().get("type", "other"))
         return "other"
 
     @property
