@@ -43,7 +43,7 @@ def test_elf_for_ram_is_refused(tmp_path):
     with pytest.raises(BadInput, match="not in pico's flash"):
         load_image(tmp_path / "ram.elf", PICO)
     (tmp_path / "junk.elf").write_bytes(b"not an elf at all" * 10)
-    with pytest.raises(BadInput, match="not an ELF"):
+    with pytest.raises(BadInput, match="not a readable ELF file"):
         load_image(tmp_path / "junk.elf", PICO)
 
 

@@ -10,7 +10,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import uf2
+from .. import fwimage, uf2
 from ..errors import BadInput
 
 FLASH_BASE = 0x10000000
@@ -30,20 +30,8 @@ class FlashImage:
         return boot2_valid(self.data)
 
 
-def _crc32_mpeg2(data: bytes) -> int:
-    crc = 0xFFFFFFFF
-    for byte in data:
-        crc ^= byte << 24
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x04C11DB7) & 0xFFFFFFFF if crc & 0x80000000 else (crc << 1) & 0xFFFFFFFF
-    return crc
-
-
-def boot2_valid(data: bytes) -> bool:
-    if len(data) < BOOT2_SIZE:
-        return False
-    (stored,) = struct.unpack_from("<I", data, 252)
-    return _crc32_mpeg2(data[:252]) == stored
+boot2_valid = fwimage.boot2_ok
+_crc32_mpeg2 = fwimage.boot2_crc
 
 
 def _place(pieces: list[tuple[int, bytes]], what: str) -> bytes:
@@ -80,21 +68,7 @@ def _from_uf2(data: bytes, name: str) -> tuple[bytes, int]:
 
 
 def _from_elf(path: Path, name: str) -> tuple[bytes, int]:
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.elffile import ELFFile
-
-    try:
-        with open(path, "rb") as f:
-            elf = ELFFile(f)
-            if elf["e_machine"] != "EM_ARM":
-                raise BadInput(f"{name} is an ELF for {elf['e_machine']}, not ARM", "pass the RP2040 firmware.elf")
-            pieces = []
-            for seg in elf.iter_segments():
-                if seg["p_type"] != "PT_LOAD" or seg["p_filesz"] == 0:
-                    continue
-                pieces.append((seg["p_paddr"], seg.data()[:seg["p_filesz"]]))  # load (flash) address
-    except (ELFError, struct.error) as e:
-        raise BadInput(f"{name} is not a readable ELF file: {e}", "pass firmware.elf from 'fwtool build'") from e
+    pieces = fwimage.elf_segments(path)
     ram_only = [p for p in pieces if not FLASH_BASE <= p[0] < FLASH_BASE + FLASH_MAX]
     if ram_only:  # e.g. a no_flash (RAM-loaded) binary: it never runs from flash
         raise BadInput(f"{name} loads {len(ram_only)} segment(s) outside flash (first at 0x{ram_only[0][0]:08X}): "

@@ -8,28 +8,14 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from .. import uf2
+from .. import fwimage, uf2
 from ..errors import BadInput
 from .base import Image
 from .drive import family_name
 
-BOOT2_BYTES = 256  # RP2040: 252 bytes of second-stage boot loader + CRC32 at offset 252
-
-
-def boot2_crc(data: bytes) -> int:
-    """CRC-32/MPEG-2 (poly 0x04C11DB7, init 0xFFFFFFFF, no reflection, no final xor) as the RP2040 bootrom checks it."""
-    crc = 0xFFFFFFFF
-    for byte in data:
-        crc ^= byte << 24
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x04C11DB7) & 0xFFFFFFFF if crc & 0x80000000 else (crc << 1) & 0xFFFFFFFF
-    return crc
-
-
-def boot2_ok(data: bytes) -> bool:
-    if len(data) < BOOT2_BYTES:
-        return False
-    return boot2_crc(data[:252]) == struct.unpack_from("<I", data, 252)[0]
+BOOT2_BYTES = fwimage.BOOT2_BYTES
+boot2_crc = fwimage.boot2_crc
+boot2_ok = fwimage.boot2_ok
 
 
 def from_uf2(path: Path, board) -> Image:
@@ -52,27 +38,13 @@ def from_uf2(path: Path, board) -> Image:
 
 
 def from_elf(path: Path, board) -> Image:
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.elffile import ELFFile
-
     lo, hi = board.flash_base, board.flash_base + board.flash_bytes
-    try:
-        with open(path, "rb") as f:
-            elf = ELFFile(f)
-            segs = []
-            for seg in elf.iter_segments():
-                if seg["p_type"] != "PT_LOAD" or seg["p_filesz"] == 0:
-                    continue
-                addr = seg["p_paddr"]  # load address: initialised RAM data is stored in flash after the code
-                if not (lo <= addr and addr + seg["p_filesz"] <= hi):
-                    raise BadInput(f"{path}: a loadable segment at 0x{addr:08X} (+{seg['p_filesz']}) is not in "
-                                   f"{board.name}'s flash 0x{lo:08X}-0x{hi:08X}",
-                                   "flash ELF files built for this board from flash (not no_flash/RAM builds)")
-                segs.append((addr, seg.data()))
-    except OSError as e:
-        raise BadInput(f"cannot read {path}: {e.strerror}", "check the path") from e
-    except ELFError as e:
-        raise BadInput(f"{path} is not an ELF file: {e}", "pass the firmware.elf that 'fwtool build' wrote") from e
+    segs = fwimage.elf_segments(path)
+    for addr, data in segs:
+        if not (lo <= addr and addr + len(data) <= hi):
+            raise BadInput(f"{path}: a loadable segment at 0x{addr:08X} (+{len(data)}) is not in "
+                           f"{board.name}'s flash 0x{lo:08X}-0x{hi:08X}",
+                           "flash ELF files built for this board from flash (not no_flash/RAM builds)")
     if not segs:
         raise BadInput(f"{path} has no loadable data", "pass the firmware.elf that 'fwtool build' wrote")
     segs.sort()
