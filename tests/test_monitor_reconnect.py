@@ -293,3 +293,25 @@ def test_plain_and_raw_views_pass_lines_through(view):
     else:
         assert "-- disconnected" in o and "\\xff" in o
     board.vanish()
+
+
+@pytest.mark.parametrize("count,code", [(None, 0), (1000, 130)])
+def test_quitting_is_0_unless_a_stop_condition_is_pending(count, code):
+    ports = FakePorts()
+    board = PtyBoard(ports)
+    board.appear()
+
+    class QuitLater(io.StringIO):
+        def readline(self, *a):
+            board.wait_host(2)
+            time.sleep(0.1)
+            return super().readline(*a)
+
+    def fw():
+        board.wait_host(2)
+        for n in range(1, 4):
+            board.write_line(infer_line(n, 100, LABELS, [0.1, 0.9]))
+
+    res, recs, err = monitor(ports, fw, stdin=QuitLater("~.\n"), count=count, timeout=10)
+    assert res.exit_code == code, err
+    board.vanish()

@@ -114,6 +114,12 @@ class Conditions:
     def all_met(self) -> bool:
         return len(self.matched) == len(self.patterns) and (self.label is None or self.label_met is not None)
 
+    def satisfied(self) -> bool:
+        """The stop conditions are met (so ending now is a success)."""
+        if self.has_expectations:
+            return self.all_met()
+        return self.limit is not None and self.seen >= self.limit
+
     def _want_label(self) -> str:
         s = f"top label '{self.label}'"
         return s + (f" with score >= {self.min_score:g}" if self.min_score is not None else "")
@@ -280,7 +286,7 @@ class Session:
                                                "BOOTSEL needs flashing ('fwtool flash'); or raise --reconnect-timeout")
         except KeyboardInterrupt:
             self.verdict = (Verdict(Exit.INTERRUPTED, f"interrupted while waiting for {self.cond.pending()}")
-                            if self.cond.active and not self.cond.all_met() else Verdict(Exit.OK, "ended by the user"))
+                            if self.cond.active and not self.cond.satisfied() else Verdict(Exit.OK, "ended by the user"))
         finally:
             if self.input is not None:
                 self.input.stop()
@@ -375,7 +381,7 @@ class Session:
         elif kind == "action":
             if value == "quit":
                 self.verdict = (Verdict(Exit.INTERRUPTED, f"ended while waiting for {self.cond.pending()}")
-                                if self.cond.active and not self.cond.all_met() else Verdict(Exit.OK, "ended by the user"))
+                                if self.cond.active and not self.cond.satisfied() else Verdict(Exit.OK, "ended by the user"))
                 return
             port = self.reader.port
             if port is None or not self.reader.connected:
