@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -119,6 +120,14 @@ class OpenFailed:
     t: float
 
 
+def _socket_of(ser) -> socket.socket | None:
+    """The TCP socket behind a ``socket://`` port (pyserial's protocol_socket keeps it in ``_socket``)."""
+    if type(ser).__module__.endswith("protocol_socket") and hasattr(socket, "MSG_DONTWAIT"):
+        sock = getattr(ser, "_socket", None)
+        return sock if isinstance(sock, socket.socket) else None
+    return None
+
+
 def _open_keeping_first_bytes(ser: serial.SerialBase) -> None:
     """Open without the input flush pyserial does at open (posix: after raising DTR; socket://: after connecting).
     A pico-sdk app starts printing its banner as soon as it sees DTR, and an emulator as soon as the socket
@@ -218,7 +227,17 @@ class PortReader:
             first = self.ser.read(1)  # blocks up to read_timeout
             if first:
                 buf += first
+                sock = _socket_of(self.ser)
                 while len(buf) < MAX_LINE:
+                    if sock is not None:  # socket://: in_waiting is only ever 0 or 1, read what is there
+                        try:
+                            more = sock.recv(MAX_LINE, socket.MSG_DONTWAIT)
+                        except (BlockingIOError, InterruptedError):
+                            break
+                        if not more:
+                            raise serial.SerialException("socket disconnected")
+                        buf += more
+                        continue
                     n = self.ser.in_waiting
                     if not n:
                         break
