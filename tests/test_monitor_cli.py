@@ -88,7 +88,8 @@ def _steady(board, label_scores=(0.9961, 0.0039), n=50, delay=0.05):
 def test_expect_label_right_exits_0_and_wrong_exits_8_well_within_the_timeout(capsys):
     board = SocketBoard()
     start(_steady(board))
-    r, secs = invoke(capsys, ["--port", board.url, "--expect-label", "fire_alarm", "--min-score", "0.9", "--timeout", "10"])
+    r, secs = invoke(capsys, ["--port", board.url, "--expect-label", "fire_alarm", "--min-score", "0.9",
+                              "--timeout", "10"])
     board.close()
     assert r.exit_code == 0, r.output
     assert "expectations met" in r.output and secs < 5

@@ -24,7 +24,8 @@ from ..monitor import MonitorOptions, run_monitor
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line (banner, inference, error, other).")
 @click.option("--plain", is_flag=True, help="Plain lines even on a terminal (no live panel).")
 @click.option("--timestamps", "-t", is_flag=True, help="Prefix lines with the host time.")
-@click.option("--log", "log_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write everything to FILE.")
+@click.option("--log", "log_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write everything to FILE.")
 @click.option("--count", "-n", type=click.IntRange(min=1), help="Stop after N inferences.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Stop after S seconds.")
 @click.option("--expect", multiple=True, metavar="REGEX", help="Succeed once a line matches REGEX (repeatable).")

@@ -1,7 +1,8 @@
 """Rebooting the monitored board from the monitor (Ctrl-R: normal reboot, Ctrl-B: into BOOTSEL).
 
-The reboot goes through the same reset interface ``fwtool flash`` uses (pico-sdk's vendor reset interface,
-rp2040-flashing.md §3.4) when ``fwtool.flash`` provides it. Without it, BOOTSEL still works through pico-sdk's
+The reboot goes through ``fwtool.flash.reboot_board(serial=..., bootsel=..., wait=False)``, the same USB reset
+interface ``fwtool flash`` uses (pico-sdk's vendor reset interface, rp2040-flashing.md §3.4); the monitor itself
+follows the board back. If that fails (no pyusb backend, no permission), BOOTSEL still works through pico-sdk's
 1200-baud "magic" on the open CDC port; a normal reboot then is not available.
 
 A reboot function has the signature ``reboot(kind, port, reader) -> str`` (kind is "app" or "bootsel"; it returns

@@ -285,8 +285,7 @@ class Session:
                                                f"{lost_after:g} s", "check the cable and power; a board left in "
                                                "BOOTSEL needs flashing ('fwtool flash'); or raise --reconnect-timeout")
         except KeyboardInterrupt:
-            self.verdict = (Verdict(Exit.INTERRUPTED, f"interrupted while waiting for {self.cond.pending()}")
-                            if self.cond.active and not self.cond.satisfied() else Verdict(Exit.OK, "ended by the user"))
+            self.verdict = self._ended("interrupted")
         finally:
             if self.input is not None:
                 self.input.stop()
@@ -368,6 +367,12 @@ class Session:
         if v is not None:
             self.verdict = v
 
+    def _ended(self, how: str) -> Verdict:
+        """The user ended the session: fine, unless a stop condition was still pending (exit 130)."""
+        if self.cond.active and not self.cond.satisfied():
+            return Verdict(Exit.INTERRUPTED, f"{how} while waiting for {self.cond.pending()}")
+        return Verdict(Exit.OK, "ended by the user")
+
     def _input(self, kind: str, value: str) -> None:
         if kind == "pending":
             self.panel.pending_input = value
@@ -380,8 +385,7 @@ class Session:
                 self._emit_event("not_sent", f"not sent (board disconnected): {value}", {"text": value})
         elif kind == "action":
             if value == "quit":
-                self.verdict = (Verdict(Exit.INTERRUPTED, f"ended while waiting for {self.cond.pending()}")
-                                if self.cond.active and not self.cond.satisfied() else Verdict(Exit.OK, "ended by the user"))
+                self.verdict = self._ended("ended")
                 return
             port = self.reader.port
             if port is None or not self.reader.connected:
