@@ -55,6 +55,7 @@ def c_formats() -> dict[str, str]:
         "vectors": [{"name": n, "conv": c} for n, c in INFER_VECTORS],
         "out": fmt(PREFIX_OUT, OUT_FIELDS), "out_vector": {"name": OUT_VECTOR[0], "conv": OUT_VECTOR[1]},
         "done": fmt(PREFIX_DONE, DONE_FIELDS),
+        "error": PREFIX_ERROR + " %s",
     }
 
 

@@ -47,6 +47,10 @@ def test_flash_running_app_without_button_verified(project, monkeypatch, capsys)
     # exactly one control request to the app: RESET_REQUEST_BOOTSEL on the reset interface (2)
     assert board.app_controls == [(0x21, 0x01, 0, 2, None)]
     assert board.history == ["app", "gone", "bootsel", "gone", "app"]
+    # 'fwtool monitor' prefers the board flashed last
+    from fwtool.monitor.ports import read_last_flash
+
+    assert read_last_flash() == {"serial": "E6614103E7452D2F", "board": "pico", "age_s": pytest.approx(0, abs=60)}
 
 
 def test_reflash_same_image_writes_at_most_5_percent(project, monkeypatch, capsys):
@@ -232,7 +236,8 @@ def test_devices_udev_rule(capsys):
     assert 'ATTRS{idProduct}=="000a"' in out and 'TAG+="uaccess"' in out
 
 
-def test_fire_alarm_build_flashes_byte_identical(fire_alarm_build, monkeypatch, capsys):
+def test_fire_alarm_build_flashes_byte_identical(fire_alarm_build, monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(tmp_path)
     d = fire_alarm_build
     binary = (d / "firmware.bin").read_bytes()
     board = FakeBoard("app", firmware=make_firmware(200_000, seed=5))  # an older, bigger app is running

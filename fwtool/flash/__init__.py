@@ -157,7 +157,25 @@ def flash_image(image_path, board=None, serial: str | None = None, method: str =
            "seconds": round(seconds, 3),
            "bytes_per_second": round(len(img.data) / result["write_seconds"]) if result.get("write_seconds") else None,
            "notes": notes}
+    if app_serial:
+        _remember_flash(app_serial, board.name)
     return out
+
+
+def _remember_flash(serial: str, board: str) -> None:
+    """Record the board flashed last (build/.fwtool-last-flash.json) so 'fwtool monitor' prefers it."""
+    import json
+    import os
+
+    from ..monitor.ports import LAST_FLASH_FILE
+
+    try:
+        LAST_FLASH_FILE.parent.mkdir(parents=True, exist_ok=True)
+        tmp = LAST_FLASH_FILE.with_name(LAST_FLASH_FILE.name + ".tmp")
+        tmp.write_text(json.dumps({"serial": serial, "board": board}))
+        os.replace(tmp, LAST_FLASH_FILE)
+    except OSError:  # a read-only folder only loses the preference
+        pass
 
 
 def _choose(method: str, target: Target, found, boards, just_rebooted: bool, timeout: float, notes: list, step):
