@@ -114,3 +114,18 @@ def test_manifest_pins():
     assert m["tinyusb"].rev.startswith("86ad6e56c") and m["pico-tflmicro"].rev.startswith("dfea53b")
     assert all(len(d.rev) == 40 for d in m.values())
     assert m["pico-sdk"].env == "PICO_SDK_PATH" and m["tinyusb"].env == "PICO_TINYUSB_PATH"
+
+
+def test_sync_command_keeps_going_and_fails_at_the_end(upstream, env, monkeypatch):
+    from click.testing import CliRunner
+
+    from fwtool.cli import cli
+
+    repo, first = upstream
+    bad = dep(repo, "1" * 40)
+    good = vendor.Dep("demo2", str(repo), first, "1.0", "FWTOOL_DEMO2_PATH", ("rp2040",), "build", ())
+    monkeypatch.setattr(vendor, "manifest", lambda: {"demo": bad, "demo2": good})
+    r = CliRunner().invoke(cli, ["vendor", "sync"])
+    assert isinstance(r.exception, FwtoolError) and "1 of 2 tree(s) could not be synced" in r.exception.cause
+    assert vendor.locate(good).source == "cache"  # the second tree was still fetched
+    assert vendor.locate(bad).source == "missing"

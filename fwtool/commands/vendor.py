@@ -1,7 +1,7 @@
 import click
 
 from .. import ui, vendor as vendor_mod
-from ..errors import BadInput
+from ..errors import BadInput, FwtoolError
 
 
 @click.group()
@@ -40,18 +40,28 @@ def sync(names, all_, force):
         raise BadInput(f"unknown vendor tree(s): {', '.join(unknown)}; known: {', '.join(deps)}",
                        "run 'fwtool vendor status' to list them")
     chosen = [deps[n] for n in names] if names else [d for d in deps.values() if all_ or d.needed == "build"]
+    failed: list[FwtoolError] = []
     for dep in chosen:
         loc = vendor_mod.locate(dep)
         if loc.source in ("env", "config") and not names:
             ui.info(f"{dep.name}: using {loc.path} ({loc.source}); not syncing")
             continue
-        with ui.err.status(f"{dep.name} {dep.version}: fetching {dep.rev[:12]}…") as st:
-            def on_line(line, st=st, dep=dep):
-                line = line.strip().split("\r")[-1]
-                if line:
-                    st.update(f"{dep.name} {dep.version}: {line[:90]}")
-            path = vendor_mod.sync(dep, on_line=on_line, force=force)
+        try:
+            with ui.err.status(f"{dep.name} {dep.version}: fetching {dep.rev[:12]}…") as st:
+                def on_line(line, st=st, dep=dep):
+                    line = line.strip().split("\r")[-1]
+                    if line:
+                        st.update(f"{dep.name} {dep.version}: {line[:90]}")
+                path = vendor_mod.sync(dep, on_line=on_line, force=force)
+        except FwtoolError as e:  # keep going: the other trees may still be fetchable
+            ui.info(f"{dep.name} {dep.version}: FAILED: {e.cause}")
+            failed.append(e)
+            continue
         ui.info(f"{dep.name} {dep.version}: {path} (commit {dep.rev[:12]} verified)")
+    if failed:
+        first = failed[0]
+        raise FwtoolError(f"{len(failed)} of {len(chosen)} tree(s) could not be synced; first: {first.cause}",
+                          first.fix, first.code)
 
 
 @vendor.command("status")
