@@ -15,7 +15,7 @@ import numpy as np
 from . import __version__, arena as arena_mod, elfsize, protocol, render, uf2, vendor
 from .apps import get_app
 from .boards import Board, get_board
-from .errors import BadInput, DoesNotFit, FwtoolError
+from .errors import BadInput, DoesNotFit
 from .families import get_family
 from .model import Model, check_for_tflm, load_model, resolver_calls
 from .quantize import tflite_for_build

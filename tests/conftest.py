@@ -13,7 +13,7 @@ from modelgen import FIRE_ALARM  # noqa: E402
 @pytest.fixture
 def fire_alarm() -> Path:
     if not FIRE_ALARM.is_file():
-        pytest.skip(f"shared model not found at ../shared/models/fire_alarm.tflite")
+        pytest.skip("shared model not found at ../shared/models/fire_alarm.tflite")
     return FIRE_ALARM
 
 
@@ -31,6 +31,28 @@ def build_prerequisites() -> str | None:
         if vendor.locate(dep).path is None:
             return f"vendor tree {dep.name} not available (fwtool vendor sync, or set {dep.env})"
     return None
+
+
+def virtual_board_reason() -> str | None:
+    """None when the virtual RP2040 can run here (node, the rp2040js npm package, the bootrom), else why not."""
+    from fwtool.emulator import bootrom, node
+    from fwtool.errors import FwtoolError
+
+    try:
+        node.find_node()
+        node.ensure_rp2040js()
+        bootrom.bootrom_file()
+    except FwtoolError as e:
+        return f"virtual board not available: {e.cause}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def emulator_ready():
+    reason = virtual_board_reason()
+    if reason:
+        pytest.skip(reason)
+    return True
 
 
 @pytest.fixture(scope="session")

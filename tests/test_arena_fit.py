@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 from tflite_micro.python.tflite_micro import runtime
 

@@ -11,8 +11,7 @@ import pytest
 
 import test_validate
 from fwtool import emulator, protocol
-from fwtool.emulator import bootrom, node
-from fwtool.errors import Exit, FwtoolError
+from fwtool.errors import Exit
 
 
 def _fwtool(*args, timeout=600):
@@ -21,15 +20,9 @@ def _fwtool(*args, timeout=600):
 
 
 @pytest.fixture(scope="module")
-def emu_build(tmp_path_factory, real_build_reason):
+def emu_build(tmp_path_factory, real_build_reason, emulator_ready):
     if real_build_reason:
         pytest.skip(real_build_reason)
-    try:
-        node.find_node()
-        node.ensure_rp2040js()
-        bootrom.bootrom_file()
-    except FwtoolError as e:
-        pytest.skip(f"virtual board not available: {e.cause}")
     import modelgen
 
     if not modelgen.FIRE_ALARM.is_file():

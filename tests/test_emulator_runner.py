@@ -12,19 +12,7 @@ import pytest
 
 import fakes_emulator as fe
 from fwtool import emulator, runner
-from fwtool.emulator import bootrom, node, session
-from fwtool.errors import Exit, FwtoolError
-
-
-@pytest.fixture(scope="session")
-def emulator_ready():
-    try:
-        node.find_node()
-        node.ensure_rp2040js()
-        bootrom.bootrom_file()
-    except FwtoolError as e:
-        pytest.skip(f"virtual board not available: {e.cause}")
-    return True
+from fwtool.errors import Exit
 
 
 @pytest.fixture

@@ -1,7 +1,5 @@
 """`fwtool flash` / `fwtool devices` end to end (fwtool.cli.main) against fake boards on a fake USB bus."""
 import json
-import os
-from pathlib import Path
 
 import pytest
 

@@ -3,13 +3,11 @@ and the app input-shape contract. The fire_alarm tests need no TensorFlow; the K
 """
 import json
 
-import numpy as np
 import pytest
 
 import modelgen
 import models_tf as M
 from fwtool import apps
-from fwtool.arena import size_for
 from fwtool.boards import get_board
 from fwtool.build import BuildOptions, plan
 from fwtool.errors import BadInput, Exit

@@ -15,7 +15,7 @@ import modelgen
 import models_tf as M
 from fwtool import quantize as q
 from fwtool.build import BuildOptions, plan
-from fwtool.errors import BadInput, Exit, FwtoolError, MissingTool
+from fwtool.errors import BadInput, Exit
 from fwtool.model import load_model, parse_model
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:keras")

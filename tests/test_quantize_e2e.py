@@ -13,7 +13,6 @@ import pytest
 
 import models_tf as M
 from fwtool import protocol
-from fwtool.errors import FwtoolError
 from fwtool.model import load_model
 from fwtool.quantize import run_int8
 
@@ -54,15 +53,12 @@ def test_keras_to_firmware_matches_the_int8_reference(tmp_path, real_build_reaso
     assert tflite.read_bytes() in (out / "firmware.bin").read_bytes()  # the exact model bytes are embedded
     assert any("quantized to int8" in n for n in report["build"]["notes"])
 
+    from conftest import virtual_board_reason
     from fwtool import emulator
-    from fwtool.emulator import bootrom, node
 
-    try:
-        node.find_node()
-        node.ensure_rp2040js()
-        bootrom.bootrom_file()
-    except FwtoolError as e:
-        pytest.skip(f"firmware built and checked; virtual board not available to run it: {e.cause}")
+    reason = virtual_board_reason()
+    if reason:
+        pytest.skip(f"firmware built and checked; {reason}")
     run = emulator.run_capture(out / "firmware.uf2", count=1, timeout=300)
     assert run.ok, run.lines[-5:]
     infer = next(r for r in map(protocol.parse_line, run.lines) if isinstance(r, protocol.Inference))

@@ -1,6 +1,5 @@
 """Render the pico project for a model and check that the generated CMake/C++ is what the model implies."""
 import re
-from pathlib import Path
 
 import pytest
 

@@ -1,6 +1,5 @@
 """fwtool run = build + flash + monitor: the wiring (faked at the API seams), and the real thing on the emulator."""
 import json
-import shutil
 import subprocess
 import sys
 
@@ -54,17 +53,9 @@ def test_budget_needs_the_emulator(monkeypatch, fire_alarm):
     assert isinstance(r.exception, Exception) and "needs --emulator" in str(r.exception)
 
 
-def test_run_on_the_emulator_end_to_end(real_build_reason, tmp_path):
+def test_run_on_the_emulator_end_to_end(real_build_reason, emulator_ready, tmp_path):
     if real_build_reason:
         pytest.skip(real_build_reason)
-    if not shutil.which("node"):
-        pytest.skip("node not installed (apt-get install nodejs npm): no virtual board")
-    try:
-        from fwtool import emulator
-
-        emulator.check()
-    except Exception as e:  # noqa: BLE001
-        pytest.skip(f"virtual board unavailable: {e}")
     p = subprocess.run([sys.executable, "-m", "fwtool", "run", "-b", "pico", "-m", str(modelgen.FIRE_ALARM),
                         "--emulator", "--count", "3", "--json", "--out", str(tmp_path / "emu"), "--budget-ms", "32"],
                        capture_output=True, text=True, timeout=600)

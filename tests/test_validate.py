@@ -1,7 +1,6 @@
 """fwtool validate without a target (always run): inputs, output-line parsing, metrics, and the whole flow with the
 target faked at the protocol level (the FWT:OUT lines a board would print). The real run: test_validate_e2e.py."""
 import json
-import sys
 
 import numpy as np
 import pytest
@@ -9,7 +8,7 @@ import pytest
 import modelgen
 from fwtool import protocol, validate
 from fwtool.errors import BadInput, DoesNotFit, Exit, FwtoolError
-from fwtool.model import Tensor, load_model, parse_model
+from fwtool.model import Tensor, load_model
 
 
 def _tensor(shape=(1, 4), dtype="INT8", scale=0.5, zp=-10, name="t"):

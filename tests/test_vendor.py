@@ -1,6 +1,5 @@
 """fwtool vendor: exact-commit shallow sync from a (local) git URL, verification, overrides, interruption."""
 import subprocess
-from pathlib import Path
 
 import pytest
 

@@ -5,7 +5,6 @@ the board would not run (wrong UF2 family, outside the board's flash, no valid R
 """
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 
 from .. import fwimage, uf2
