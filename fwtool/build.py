@@ -19,13 +19,9 @@ from .errors import BadInput, DoesNotFit
 from .families import get_family
 from .model import Model, check_for_tflm, load_model, resolver_calls
 from .quantize import tflite_for_build
+from .toolchain import require_all
 
 ARTIFACTS = ("firmware.uf2", "firmware.elf", "firmware.bin", "firmware.map", "report.json")
-TFLM_INCLUDES = ["src", "src/third_party/ruy", "src/third_party/gemmlowp", "src/third_party/flatbuffers/include",
-                 "src/third_party/cmsis/CMSIS/Core/Include", "src/third_party/cmsis_nn",
-                 "src/third_party/cmsis_nn/Include"]
-TFLM_DEFINES = ["TF_LITE_DISABLE_X86_NEON=1", "TF_LITE_STATIC_MEMORY=1", "TF_LITE_USE_CTIME=1", "CMSIS_NN=1",
-                "ARDUINO=1", "TFLITE_USE_CTIME=1"]
 
 
 @dataclass
@@ -153,7 +149,6 @@ def _tensor_desc(t) -> str:
 
 def template_context(p: Plan, opts: BuildOptions, family, vendor_paths: dict[str, Path]) -> dict:
     ops = resolver_calls(p.model)
-    tflm_root = vendor_paths["pico-tflmicro"]
     kernel_files = sorted({op["kernel"] for op in ops})
     stdio = opts.stdio or p.board.stdio
     ctx = {
@@ -166,10 +161,8 @@ def template_context(p: Plan, opts: BuildOptions, family, vendor_paths: dict[str
         "labels": p.labels, "led_pin": p.board.led_pin,
         "stdio_usb": int(stdio == "usb"), "stdio_uart": int(stdio == "uart"),
         "usb_wait_ms": opts.usb_wait_ms, "loop_delay_ms": opts.loop_delay_ms, "fmt": protocol.c_formats(),
-        "tflm_root": tflm_root.as_posix(), "tflm_version": vendor.manifest()["pico-tflmicro"].version,
-        "tflm_sources": family.kernel_sources(tflm_root, kernel_files), "tflm_patched_sources": [],
-        "tflm_includes": TFLM_INCLUDES, "tflm_defines": TFLM_DEFINES,
     }
+    ctx.update(family.template_context(ctx, vendor_paths))
     ctx.update(opts.extra.get("template", {}))
     return ctx
 
@@ -191,20 +184,16 @@ def run(opts: BuildOptions, on_line: Callable[[str], None] = lambda s: None,
     on_step("checking the model")
     p = plan(opts)  # raises before anything is written
     family = get_family(p.board.family)
-    family_tools = [t for t in family.tools if t.required_for == "build"]
-    from .toolchain import require_all
-
-    tool_status = require_all(family_tools)
-    vendor_paths = family.vendor_paths({})
+    tool_status = require_all([t for t in family.tools if t.required_for == "build"])
+    vendor_paths = family.vendor_paths()
     out_dir = Path(opts.out_dir or Path("build") / p.board.name).resolve()
     project_dir, build_dir = out_dir / "project", out_dir / "cmake"
 
     on_step("generating the project")
     ctx = template_context(p, opts, family, vendor_paths)
-    if hasattr(family, "tflm_patches"):  # patched copies of upstream sources, in the build folder
-        notes = opts.extra.setdefault("notes", [])
-        notes += [n for n in family.tflm_patches(ctx, vendor_paths, project_dir / "tflm_patched", opts.tflm_cores)
-                  if n not in notes]
+    notes = opts.extra.setdefault("notes", [])  # patched copies of upstream sources, in the build folder
+    notes += [n for n in family.tflm_patches(ctx, vendor_paths, project_dir / "tflm_patched", opts.tflm_cores)
+              if n not in notes]
     files = render.render_all(family.template_dir, ctx, opts.app)
     changed = render.write_project(files, project_dir)
     _remove_artifacts(out_dir)  # from here on a failure must not leave an older firmware looking current
@@ -237,7 +226,7 @@ def run(opts: BuildOptions, on_line: Callable[[str], None] = lambda s: None,
             outputs[name.split(".")[1]] = out_dir / name
     report = {
         "fwtool": __version__, "board": p.board.to_dict(), "model": p.model.to_dict(),
-        "ops": resolver_calls(p.model), "arena": p.arena.to_dict(), "labels": p.labels,
+        "ops": ctx["ops"], "arena": p.arena.to_dict(), "labels": p.labels,
         "input": {"source": p.input_source, "bytes": len(p.input_bytes)},
         "fit_check": p.fit,
         "sizes": sizes.to_dict(),

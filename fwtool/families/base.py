@@ -35,13 +35,17 @@ class Family:
         """Additional doctor rows: {name, ok, detail}."""
         return []
 
-    def vendor_paths(self, options: dict) -> dict[str, Path]:
+    def vendor_paths(self) -> dict[str, Path]:
         """Locate (or fail with the fix) the vendor trees a build of this family needs."""
         raise NotImplementedError
 
-    def template_context(self, board, options: dict, vendor_paths: dict[str, Path]) -> dict:
-        """Family-specific values for the templates (never logic: just data)."""
+    def template_context(self, ctx: dict, vendor_paths: dict[str, Path]) -> dict:
+        """Family-specific template values added to the generic ``ctx`` (model, ops, kernel_files, …): data only."""
         raise NotImplementedError
+
+    def tflm_patches(self, ctx: dict, vendor_paths: dict[str, Path], patch_dir: Path, cores: int) -> list[str]:
+        """Build-time fixes to upstream sources (patched copies in ``patch_dir``); returns the build notes."""
+        return []
 
     def compile(self, project_dir: Path, build_dir: Path, options: dict,
                 on_line: Callable[[str], None]) -> Artifacts:

@@ -14,6 +14,11 @@ from ..errors import FwtoolError
 from ..toolchain import DEBIAN_ARM, Tool
 from .base import Artifacts, Family
 
+TFLM_INCLUDES = ["src", "src/third_party/ruy", "src/third_party/gemmlowp", "src/third_party/flatbuffers/include",
+                 "src/third_party/cmsis/CMSIS/Core/Include", "src/third_party/cmsis_nn",
+                 "src/third_party/cmsis_nn/Include"]
+TFLM_DEFINES = ["TF_LITE_DISABLE_X86_NEON=1", "TF_LITE_STATIC_MEMORY=1", "TF_LITE_USE_CTIME=1", "CMSIS_NN=1",
+                "ARDUINO=1", "TFLITE_USE_CTIME=1"]  # as pico-tflmicro's own CMakeLists defines them
 _SRC = re.compile(r"\$\{CMAKE_CURRENT_LIST_DIR\}/(src/\S+\.(?:cpp|cc|c))\s*$", re.M)
 _REGISTER = re.compile(r"^TFLMRegistration\s+Register_(\w+)\s*\(\s*\)\s*\{", re.M)
 _PROGRESS = re.compile(r"^\[\s*(\d+)/(\d+)\]|^\[\s*(\d+)%\]")
@@ -132,11 +137,14 @@ class RP2040Family(Family):
                  "detail": f"{gen} found" if gen else "neither make nor ninja: sudo apt-get install make"},
                 *doctor_rows()]
 
-    def vendor_paths(self, options: dict) -> dict[str, Path]:
+    def vendor_paths(self) -> dict[str, Path]:
         return {d.name: vendor.require(d) for d in vendor.deps_for(self.name, "build")}
 
-    def kernel_sources(self, tflm_root: Path, kernel_files: list[str]) -> list[str]:
-        return tflm_sources(tflm_root, kernel_files)
+    def template_context(self, ctx: dict, vendor_paths: dict[str, Path]) -> dict:
+        root = vendor_paths["pico-tflmicro"]
+        return {"tflm_root": root.as_posix(), "tflm_version": vendor.manifest()["pico-tflmicro"].version,
+                "tflm_sources": tflm_sources(root, ctx["kernel_files"]), "tflm_patched_sources": [],
+                "tflm_includes": TFLM_INCLUDES, "tflm_defines": TFLM_DEFINES}
 
     def tflm_patches(self, ctx: dict, vendor_paths: dict[str, Path], patch_dir: Path, cores: int) -> list[str]:
         """Build-time fixes: patched copies of pico-tflmicro sources in ``patch_dir``; returns the build notes."""
