@@ -1,10 +1,18 @@
 import sys
+from pathlib import Path
 
 import click
 
 from .. import ui
 from ..errors import Exit, FwtoolError
+from ..monitor.session import MonitorOptions
 from .build import build_options, options_from, print_report, run_build
+
+
+def _monitor(options, **kw) -> int:
+    from ..monitor import session  # looked up at call time (light start-up; tests replace run_monitor)
+
+    return session.run_monitor(options, **kw)
 
 
 @click.command()
@@ -40,13 +48,9 @@ def run(emulator, serial_number, method, no_verify, count, timeout, expect, expe
       fwtool run -b pico -m fire_alarm.tflite --emulator --count 3
       fwtool run -b pico -m model.tflite --expect-label fire_alarm --min-score 0.9 --timeout 60   # HIL gate
     """
-    from ..monitor.session import MonitorOptions, run_monitor
-
     ui.set_json(as_json)
     opts = options_from(kw, tflm_cores=1 if emulator else 2)
     if emulator and not kw["out_dir"]:
-        from pathlib import Path
-
         opts.out_dir = Path("build") / f"{kw['board']}-emulator"
     report = run_build(opts, verbose)
     if as_json:
@@ -68,7 +72,7 @@ def run(emulator, serial_number, method, no_verify, count, timeout, expect, expe
             result = flash_image(uf2, board=kw["board"], serial=serial_number, method=method, verify=not no_verify,
                                  on_step=lambda msg: status.update(f"fwtool flash: {msg.split(maxsplit=1)[-1]}"))
         _report_flash(result, as_json)
-        code = run_monitor(MonitorOptions(board=kw["board"], serial=result.get("serial") or serial_number,
+        code = _monitor(MonitorOptions(board=kw["board"], serial=result.get("serial") or serial_number,
                                           port=result.get("port") if not result.get("serial") else None, **mon))
     if code:
         sys.exit(code)
@@ -91,14 +95,13 @@ def _report_flash(result: dict, as_json: bool) -> None:
 
 def _run_emulated(uf2: str, mon: dict, budget_ms, as_json: bool) -> int:
     from .. import emulator
-    from ..monitor.session import MonitorOptions, run_monitor
 
     emulator.check()
     records = []
     board = emulator.start(uf2)  # execution starts when the monitor attaches: the banner is never missed
     try:
         ui.info(f"virtual RP2040 (rp2040js) serving {board.url}")
-        code = run_monitor(MonitorOptions(port=board.url, reconnect=False, wait=10.0, send_input=False, **mon),
+        code = _monitor(MonitorOptions(port=board.url, reconnect=False, wait=10.0, send_input=False, **mon),
                            on_record=records.append)
     finally:
         ev = board.stop() or {}
