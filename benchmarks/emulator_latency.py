@@ -19,8 +19,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fwtool import build, emulator, protocol, vendor  # noqa: E402
-from fwtool.errors import FwtoolError  # noqa: E402
+from fwtool.build import flow as build
+from fwtool import emulator
+from fwtool.core import protocol, vendor  # noqa: E402
+from fwtool.core.errors import FwtoolError  # noqa: E402
 
 TUTORIAL_REAL_MS = 24.0  # the Pico audio tutorial's reported inference time on real hardware
 BUDGET_MS = 32.0  # 512 new samples at 16 kHz

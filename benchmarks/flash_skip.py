@@ -16,8 +16,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from fakes_picoboot import FakeBackend, FakeBoard, make_firmware, make_uf2  # noqa: E402
 
-from fwtool.boards import get_board  # noqa: E402
-from fwtool.flash import flash_image, load_image, usbdevices  # noqa: E402
+from fwtool.core.boards import get_board  # noqa: E402
+from fwtool.flash import flash_image, load_image
+from fwtool.devices import usb as usbdevices  # noqa: E402
 
 
 def one(board: FakeBoard, img, label: str) -> None:

@@ -1,3 +1,3 @@
-from .cli import main
+from fwtool.cli import main
 
 main()

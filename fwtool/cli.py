@@ -7,19 +7,20 @@ import traceback
 
 import click
 
-from . import __version__, ui
-from .commands import boards as boards_cmd
-from .commands import build as build_cmd
-from .commands import doctor as doctor_cmd
-from .commands import flash as flash_cmd
-from .commands import vendor as vendor_cmd
-from .commands import inspect as inspect_cmd
-from .commands import monitor as monitor_cmd
-from .commands import quantize as quantize_cmd
-from .commands import run as run_cmd
-from .commands import emulate as emulate_cmd
-from .commands import validate as validate_cmd
-from .errors import Exit, FwtoolError
+from fwtool import __version__
+from fwtool.core import ui
+from fwtool.commands import boards as boards_cmd
+from fwtool.commands import build as build_cmd
+from fwtool.commands import doctor as doctor_cmd
+from fwtool.commands import flash as flash_cmd
+from fwtool.commands import vendor as vendor_cmd
+from fwtool.commands import inspect as inspect_cmd
+from fwtool.commands import monitor as monitor_cmd
+from fwtool.commands import quantize as quantize_cmd
+from fwtool.commands import run as run_cmd
+from fwtool.commands import emulate as emulate_cmd
+from fwtool.commands import validate as validate_cmd
+from fwtool.core.errors import Exit, FwtoolError
 
 EPILOG = """\b
 Examples:

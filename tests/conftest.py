@@ -19,7 +19,7 @@ def fire_alarm() -> Path:
 
 def build_prerequisites() -> str | None:
     """None when a real RP2040 build can run here, else the reason it cannot."""
-    from fwtool import vendor
+    from fwtool.core import vendor
 
     for tool in ("arm-none-eabi-gcc", "arm-none-eabi-g++", "cmake"):
         if not shutil.which(tool):
@@ -36,7 +36,7 @@ def build_prerequisites() -> str | None:
 def virtual_board_reason() -> str | None:
     """None when the virtual RP2040 can run here (node, the rp2040js npm package, the bootrom), else why not."""
     from fwtool.emulator import bootrom, node
-    from fwtool.errors import FwtoolError
+    from fwtool.core.errors import FwtoolError
 
     try:
         node.find_node()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 
-from fwtool import uf2
+from fwtool.image import uf2
 from fwtool.emulator.image import FLASH_BASE, _crc32_mpeg2
 
 MESSAGE = b"hello from fwtool's test image\n"

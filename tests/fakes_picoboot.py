@@ -627,7 +627,7 @@ class FakeBackend:
 
 def install(monkeypatch, *boards, **kw) -> FakeBackend:
     """Route fwtool.flash's discovery/transport through a FakeBackend for the duration of a test."""
-    from fwtool.flash import usbdevices
+    from fwtool.devices import usb as usbdevices
 
     be = FakeBackend(*boards, **kw)
     monkeypatch.setattr(usbdevices, "_backend", be)

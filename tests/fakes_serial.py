@@ -10,7 +10,7 @@
   like an unplugged ttyACM) and re-appears as a *new* pty under the same serial number (re-enumeration).
 
 It records every complete line it delivered so tests can check the monitor reported each exactly once.
-``SocketBoard`` does the same over TCP for ``socket://`` URLs. Line formats come from fwtool.protocol.
+``SocketBoard`` does the same over TCP for ``socket://`` URLs. Line formats come from fwtool.core.protocol.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import time
 import tty
 from dataclasses import dataclass
 
-from fwtool.protocol import c_formats
+from fwtool.core.protocol import c_formats
 
 PICO_VID, PICO_PID = 0x2E8A, 0x000A
 
@@ -61,7 +61,7 @@ class FakePorts:
             return list(self._ports.values())
 
 
-# ---- the firmware's lines, formatted exactly as the firmware's printf formats (fwtool.protocol.c_formats) ----
+# ---- the firmware's lines, formatted exactly as the firmware's printf formats (fwtool.core.protocol.c_formats) ----
 def banner_line(model="fire_alarm", sha="4d5f2cd1842e", board="pico", arena=12345, arena_used=11872, ops=6,
                 inp="int8:1x124x129x1", out="int8:1x1", labels=("fire_alarm",), version="0.1.0") -> str:
     return c_formats()["banner"] % (model, sha, board, arena, arena_used, ops, inp, out, ",".join(labels), version)

@@ -31,8 +31,8 @@ def workdir() -> Path:
 
 def tf():
     """TensorFlow (imported the way fwtool imports it), or skip the test saying why."""
-    from fwtool.errors import MissingTool
-    from fwtool.quantize import import_tf
+    from fwtool.core.errors import MissingTool
+    from fwtool.model.quantize import import_tf
 
     try:
         return import_tf()
@@ -141,7 +141,7 @@ def big_ram_model() -> Path:
 @lru_cache(maxsize=None)
 def quantized(name: str) -> Path:
     """The int8 .tflite of one of the models above (fwtool.quantize, default recipe)."""
-    from fwtool.quantize import QuantizeOptions, quantize_to_file
+    from fwtool.model.quantize import QuantizeOptions, quantize_to_file
 
     src = {"conv": lambda: conv_model()["keras"], "dense": lambda: dense_model()["keras"],
            "big_flash": big_flash_model, "big_ram": big_ram_model}[name]()
@@ -163,7 +163,7 @@ def reshaped_input_model(shape: list[int]) -> bytes:
 def app_resource_dir(tmp_path: Path, shape: list[int] | None, dtype: str = "int8", name: str = "audio"):
     """A stand-in for fwtool.apps.resource_dir: the pico family's apps are 'inference' plus ``name``, which
     declares the input ``shape``/``dtype`` (a tmp folder; the product templates stay untouched)."""
-    from fwtool.paths import resource_dir
+    from fwtool.core.paths import resource_dir
 
     root = tmp_path / "templates"
     for app, toml in (("inference", (resource_dir("templates") / "pico/apps/inference/app.toml").read_text()),

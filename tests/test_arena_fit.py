@@ -2,12 +2,12 @@ import pytest
 from tflite_micro.python.tflite_micro import runtime
 
 import modelgen
-from fwtool import arena
-from fwtool.boards import get_board
-from fwtool.build import fit_check
-from fwtool.errors import DoesNotFit, Exit
-from fwtool.families import get_family
-from fwtool.model import load_model, parse_model
+from fwtool.model import arena
+from fwtool.core.boards import get_board
+from fwtool.build.flow import fit_check
+from fwtool.core.errors import DoesNotFit, Exit
+from fwtool.build.families import get_family
+from fwtool.model.tflite import load_model, parse_model
 
 
 def _runs(data, size):

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 import modelgen
-from fwtool import uf2
+from fwtool.image import uf2
 
 TUTORIAL_TEXT = 949_684  # the Pico tutorial's by-hand AllOpsResolver build
 

@@ -10,7 +10,7 @@ import pytest
 
 import fakes_emulator as fe
 from fwtool.emulator import bootrom, image, latency, node, session
-from fwtool.errors import BadInput, Exit, FwtoolError, MissingTool
+from fwtool.core.errors import BadInput, Exit, FwtoolError, MissingTool
 
 # -- bootrom.ts --------------------------------------------------------------------------------------------------
 
@@ -273,7 +273,7 @@ def test_timing_note_says_estimate_and_zero_wait_flash():
 
 
 def _tflm_tree(tmp_path, body: str) -> Path:
-    from fwtool.families.rp2040 import MULTICORE_SOURCE
+    from fwtool.build.families.rp2040 import MULTICORE_SOURCE
 
     src = tmp_path / "tflm" / MULTICORE_SOURCE
     src.parent.mkdir(parents=True)
@@ -282,7 +282,7 @@ def _tflm_tree(tmp_path, body: str) -> Path:
 
 
 def test_single_core_patch_compiles_a_copy_without_the_define(tmp_path):
-    from fwtool.families.rp2040 import MULTICORE_SOURCE, single_core_patch
+    from fwtool.build.families.rp2040 import MULTICORE_SOURCE, single_core_patch
 
     body = ("#include \"x.h\"\n// Uncomment this to try the experimental dual core support on the RP2040.\n"
             "#define TF_LITE_PICO_MULTICORE\n\n#ifdef TF_LITE_PICO_MULTICORE\nint dual;\n#endif\n")
@@ -302,7 +302,7 @@ def test_single_core_patch_compiles_a_copy_without_the_define(tmp_path):
 
 
 def test_single_core_patch_when_upstream_changes(tmp_path):
-    from fwtool.families.rp2040 import single_core_patch
+    from fwtool.build.families.rp2040 import single_core_patch
 
     root = _tflm_tree(tmp_path, "int x;\n")
     ctx = {"tflm_sources": ["s"], "tflm_patched_sources": []}
@@ -314,7 +314,7 @@ def test_single_core_patch_when_upstream_changes(tmp_path):
 
 
 def test_resize_patch_makes_the_kernel_read_half_pixel_centers(tmp_path):
-    from fwtool.families.rp2040 import RESIZE_NN_SOURCE, RP2040Family, resize_half_pixel_patch
+    from fwtool.build.families.rp2040 import RESIZE_NN_SOURCE, RP2040Family, resize_half_pixel_patch
 
     body = ("  op_params.align_corners = params->align_corners;\n  op_params.half_pixel_centers = false;\n")
     root = tmp_path / "tflm"
@@ -332,7 +332,7 @@ def test_resize_patch_makes_the_kernel_read_half_pixel_centers(tmp_path):
                                    tmp_path / "q") is None
     # the family applies the resize fix to every build and the single-core copy only for --tflm-cores 1
     (root / RESIZE_NN_SOURCE).write_text(body)
-    from fwtool.families.rp2040 import MULTICORE_SOURCE
+    from fwtool.build.families.rp2040 import MULTICORE_SOURCE
 
     (root / MULTICORE_SOURCE).parent.mkdir(parents=True)
     (root / MULTICORE_SOURCE).write_text("#define TF_LITE_PICO_MULTICORE\n")

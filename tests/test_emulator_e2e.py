@@ -10,8 +10,9 @@ import sys
 import pytest
 
 import test_validate
-from fwtool import emulator, protocol
-from fwtool.errors import Exit
+from fwtool import emulator
+from fwtool.core import protocol
+from fwtool.core.errors import Exit
 
 
 def _fwtool(*args, timeout=600):

@@ -11,8 +11,9 @@ import time
 import pytest
 
 import fakes_emulator as fe
-from fwtool import emulator, runner
-from fwtool.errors import Exit
+from fwtool import emulator
+from fwtool.core import runner
+from fwtool.core.errors import Exit
 
 
 @pytest.fixture

@@ -80,8 +80,8 @@ def test_wrong_family_uf2_is_refused_for_the_drive(tmp_path, monkeypatch, capsys
 
 
 def test_drive_check_rejects_mixed_family_uf2(tmp_path):
-    from fwtool.boards import get_board
-    from fwtool.errors import BadInput
+    from fwtool.core.boards import get_board
+    from fwtool.core.errors import BadInput
     from fwtool.flash.drive import check_uf2
 
     mixed = make_uf2(FW[:512]) + make_uf2(FW[:512], family=0xE48BFF59)

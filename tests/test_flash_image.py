@@ -4,10 +4,11 @@ import struct
 import pytest
 
 from fakes_picoboot import FakeBoard, install, make_firmware, make_uf2
-from fwtool.boards import get_board
-from fwtool.errors import BadInput, Exit
+from fwtool.core.boards import get_board
+from fwtool.core.errors import BadInput, Exit
 from fwtool.flash import image as image_mod
-from fwtool.flash import load_image, reboot_board, resolve_board, usbdevices
+from fwtool.flash import load_image, reboot_board, resolve_board
+from fwtool.devices import usb as usbdevices
 
 PICO = get_board("pico")
 FW = make_firmware(5000, seed=2)
@@ -147,7 +148,7 @@ class _StubDev:
 def test_system_backend_open_maps_usb_errors(monkeypatch, errno_, exc_code, words):
     import usb.core
 
-    from fwtool.errors import FwtoolError
+    from fwtool.core.errors import FwtoolError
 
     monkeypatch.setattr(usbdevices.sys, "platform", "linux")
     with pytest.raises(FwtoolError) as e:

@@ -5,7 +5,7 @@ import pytest
 import usb.core
 
 from fakes_picoboot import FakeBoard, make_firmware
-from fwtool.errors import Exit
+from fwtool.core.errors import Exit
 from fwtool.flash import picoboot
 from fwtool.flash.base import DeviceLost, FlashFailed, Image
 from fwtool.flash.picoboot import PicobootClient, ProtocolError, program
@@ -174,7 +174,7 @@ def test_image_outside_flash_is_refused_before_any_command():
 
 def test_progress_phases_and_exclusive_released_after_a_failure(monkeypatch):
     from fakes_picoboot import install
-    from fwtool.boards import get_board
+    from fwtool.core.boards import get_board
     from fwtool.flash import flash_image
 
     seen = []

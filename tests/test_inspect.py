@@ -7,13 +7,13 @@ import pytest
 
 import modelgen
 import models_tf as M
-from fwtool import apps
-from fwtool.boards import get_board
-from fwtool.build import BuildOptions, plan
-from fwtool.errors import BadInput, Exit
-from fwtool.families import get_family
-from fwtool.inspection import inspect_model, macs
-from fwtool.model import load_model
+from fwtool.build import apps
+from fwtool.core.boards import get_board
+from fwtool.build.flow import BuildOptions, plan
+from fwtool.core.errors import BadInput, Exit
+from fwtool.build.families import get_family
+from fwtool.model.inspection import inspect_model, macs
+from fwtool.model.tflite import load_model
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:keras")
 
@@ -139,7 +139,7 @@ def test_keras_model_without_representative_is_refused(tmp_path, capsys):
 
 def test_macs_rules_for_depthwise_and_transpose_conv():
     """Synthetic operators through the same rules (no such layers in the shared models)."""
-    from fwtool.model import Model, Operator, Tensor
+    from fwtool.model.tflite import Model, Operator, Tensor
 
     def t(i, shape, const=False):
         return Tensor(i, f"t{i}", shape, "INT8", [1.0], [0], 4 if const else 0)
@@ -201,7 +201,7 @@ def test_dense_model_numbers_by_hand():
     assert r["totals"]["params"] == 323 and r["totals"]["macs"] == 304
     # TFLM aborts the whole process for some arena sizes just below this model's minimum (1984 B here); the
     # measurement survives that and still finds the smallest size that runs
-    from fwtool import arena
+    from fwtool.model import arena
     from tflite_micro.python.tflite_micro import runtime
 
     m = load_model(M.quantized("dense"))

@@ -1,8 +1,8 @@
 import pytest
 
 import modelgen
-from fwtool.errors import BadInput, Exit
-from fwtool.model import check_for_tflm, load_model, parse_model, resolver_calls, tflm_ops
+from fwtool.core.errors import BadInput, Exit
+from fwtool.model.tflite import check_for_tflm, load_model, parse_model, resolver_calls, tflm_ops
 
 
 def test_fire_alarm_parsed_from_schema(fire_alarm):

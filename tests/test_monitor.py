@@ -8,10 +8,9 @@ import time
 import pytest
 from rich.console import Console
 
-from fwtool.errors import Exit, FwtoolError, NoDevice
+from fwtool.core.errors import Exit, FwtoolError, NoDevice
 from fwtool.monitor.keys import InputReader
-from fwtool.monitor.ports import (USB_UART_BRIDGES, Discovery, PortInfo, Wanted, choose_port, read_last_flash,
-                                  target_for, wanted_for)
+from fwtool.devices.ports import (USB_UART_BRIDGES, Discovery, PortInfo, Wanted, choose_port, read_last_flash, target_for, wanted_for)
 from fwtool.monitor.reader import Line, LineSplitter, decode_line
 from fwtool.monitor.session import Conditions
 from fwtool.monitor.stats import Stats, classify, percentile
@@ -246,7 +245,7 @@ def test_recently_flashed_board_is_waited_for_before_taking_another():
 
 
 def test_wanted_ids_from_board_data():
-    from fwtool.boards import get_board
+    from fwtool.core.boards import get_board
 
     w = wanted_for(get_board("pico"))
     assert set(w.usb_ids) == {PICO}

@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from fwtool.errors import Exit
+from fwtool.core.errors import Exit
 from fwtool.monitor import MonitorOptions, Session
-from fwtool.monitor.ports import Discovery
+from fwtool.devices.ports import Discovery
 from fwtool.monitor.reader import MAX_LINE, decode_line
 from fakes_serial import FakePorts, PtyBoard, banner_line, infer_line, run_firmware
 

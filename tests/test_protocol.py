@@ -1,6 +1,6 @@
 import re
 
-from fwtool import protocol
+from fwtool.core import protocol
 
 
 def _printf(fmt: str, *args) -> str:

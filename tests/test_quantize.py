@@ -13,10 +13,10 @@ import pytest
 
 import modelgen
 import models_tf as M
-from fwtool import quantize as q
-from fwtool.build import BuildOptions, plan
-from fwtool.errors import BadInput, Exit
-from fwtool.model import load_model, parse_model
+from fwtool.model import quantize as q
+from fwtool.build.flow import BuildOptions, plan
+from fwtool.core.errors import BadInput, Exit
+from fwtool.model.tflite import load_model, parse_model
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:keras")
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 import models_tf as M
-from fwtool import protocol
-from fwtool.model import load_model
-from fwtool.quantize import run_int8
+from fwtool.core import protocol
+from fwtool.model.tflite import load_model
+from fwtool.model.quantize import run_int8
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:keras")
 

@@ -3,10 +3,11 @@ import re
 
 import pytest
 
-from fwtool import protocol, render, vendor
-from fwtool.build import BuildOptions, plan, template_context
-from fwtool.families import get_family
-from fwtool.families.rp2040 import tflm_sources
+from fwtool.core import protocol, vendor
+from fwtool.build import render
+from fwtool.build.flow import BuildOptions, plan, template_context
+from fwtool.build.families import get_family
+from fwtool.build.families.rp2040 import tflm_sources
 
 KERNELS = {  # a miniature pico-tflmicro: the op registrations the generator looks for
     "cmsis_nn/conv.cpp": "CONV_2D", "cmsis_nn/pooling.cpp": "MAX_POOL_2D", "cmsis_nn/softmax.cpp": "SOFTMAX",
@@ -100,7 +101,7 @@ def test_labels_input_and_board_variants(mini_tflm, fire_alarm, tmp_path):
 
 
 def test_templates_are_logic_free():
-    from fwtool.paths import resource_dir
+    from fwtool.core.paths import resource_dir
 
     for t in resource_dir("templates").rglob("*.j2"):
         text = t.read_text()

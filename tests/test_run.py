@@ -6,7 +6,7 @@ import sys
 import pytest
 
 import modelgen
-from fwtool.errors import Exit
+from fwtool.core.errors import Exit
 
 
 def test_hardware_path_passes_the_flashed_board_to_the_monitor(monkeypatch, fire_alarm, tmp_path):

@@ -3,7 +3,7 @@ import struct
 
 import pytest
 
-from fwtool import uf2
+from fwtool.image import uf2
 
 
 def test_round_trip_and_fields():

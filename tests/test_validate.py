@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 import modelgen
-from fwtool import protocol, validate
-from fwtool.errors import BadInput, DoesNotFit, Exit, FwtoolError
-from fwtool.model import Tensor, load_model
+from fwtool.core import protocol
+from fwtool.validate import flow as validate
+from fwtool.core.errors import BadInput, DoesNotFit, Exit, FwtoolError
+from fwtool.model.tflite import Tensor, load_model
 
 
 def _tensor(shape=(1, 4), dtype="INT8", scale=0.5, zp=-10, name="t"):

@@ -3,8 +3,8 @@ import subprocess
 
 import pytest
 
-from fwtool import config, vendor
-from fwtool.errors import FwtoolError, MissingTool
+from fwtool.core import config, vendor
+from fwtool.core.errors import FwtoolError, MissingTool
 
 
 def git(*args, cwd):

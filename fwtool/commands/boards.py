@@ -1,7 +1,7 @@
 import click
 
-from .. import ui
-from ..boards import all_boards
+from fwtool.core import ui
+from fwtool.core.boards import all_boards
 
 
 @click.command()

@@ -2,10 +2,10 @@ from pathlib import Path
 
 import click
 
-from .. import ui
-from ..build import BuildOptions, run
-from ..families import get_family
-from ..boards import get_board
+from fwtool.core import ui
+from fwtool.build.flow import BuildOptions, run
+from fwtool.build.families import get_family
+from fwtool.core.boards import get_board
 
 
 def print_report(r: dict) -> None:

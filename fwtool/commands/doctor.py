@@ -1,8 +1,8 @@
 import click
 
-from .. import ui, vendor
-from ..errors import Exit
-from ..families import all_families
+from fwtool.core import ui, vendor
+from fwtool.core.errors import Exit
+from fwtool.build.families import all_families
 
 
 @click.command()

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import click
 
-from .. import protocol, ui
-from ..build import last_report
-from ..errors import BadInput, Exit, FwtoolError
+from fwtool.core import protocol, ui
+from fwtool.build.flow import last_report
+from fwtool.core.errors import BadInput, Exit, FwtoolError
 
 
 def _default_image(board: str | None) -> tuple[Path, dict | None]:
@@ -28,7 +28,7 @@ def _sibling_report(image: Path) -> dict | None:
 
 
 def _summary(lines: list[str], budget_ms: float | None):
-    from ..emulator import latency_stats
+    from fwtool.emulator import latency_stats
 
     us = [r.us for r in (protocol.parse_line(ln) for ln in lines) if isinstance(r, protocol.Inference)]
     return latency_stats(us, budget_ms, "emulated")
@@ -68,7 +68,7 @@ def emulate(firmware, board, count, until_text, timeout, max_emulated_s, budget_
       fwtool emulate build/pico/firmware.uf2 --count 20 --budget-ms 32 --json
       fwtool emulate --serve --port 4000 &  fwtool monitor --port socket://127.0.0.1:4000 --count 3
     """
-    from .. import emulator
+    from fwtool import emulator
 
     ui.set_json(as_json)
     report = None

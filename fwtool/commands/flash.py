@@ -3,11 +3,11 @@ from pathlib import Path
 
 import click
 
-from .. import ui
-from ..build import last_report
-from ..errors import BadInput
-from .. import flash as flash_api
-from ..flash import usbdevices
+from fwtool.core import ui
+from fwtool.build.flow import last_report
+from fwtool.core.errors import BadInput
+from fwtool import flash as flash_api
+from fwtool.devices import usb as usbdevices
 
 
 def _default_image(board: str | None) -> tuple[Path, str, dict]:

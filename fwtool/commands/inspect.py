@@ -6,11 +6,11 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from .. import ui
-from ..errors import BadInput
-from ..inspection import inspect_model, verdict_error
-from ..model import load_model
-from ..quantize import is_source_model, model_stem, quantize_command, tflite_for_build
+from fwtool.core import ui
+from fwtool.core.errors import BadInput
+from fwtool.model.inspection import inspect_model, verdict_error
+from fwtool.model.tflite import load_model
+from fwtool.model.quantize import is_source_model, model_stem, quantize_command, tflite_for_build
 
 
 def _console() -> Console:

@@ -3,9 +3,9 @@ from pathlib import Path
 
 import click
 
-from .. import ui
-from ..errors import Exit, FwtoolError
-from ..monitor import MonitorOptions, run_monitor
+from fwtool.core import ui
+from fwtool.core.errors import Exit, FwtoolError
+from fwtool.monitor import MonitorOptions, run_monitor
 
 
 @click.command()

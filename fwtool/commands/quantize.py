@@ -2,8 +2,8 @@ from pathlib import Path
 
 import click
 
-from .. import ui
-from ..quantize import DEFAULT_MAX_DROP, DEFAULT_SAMPLES, QuantizeOptions, default_output, quantize_to_file
+from fwtool.core import ui
+from fwtool.model.quantize import DEFAULT_MAX_DROP, DEFAULT_SAMPLES, QuantizeOptions, default_output, quantize_to_file
 
 
 def _tensor(t: dict) -> str:

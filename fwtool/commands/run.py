@@ -3,14 +3,14 @@ from pathlib import Path
 
 import click
 
-from .. import ui
-from ..errors import Exit, FwtoolError
-from ..monitor.session import MonitorOptions
-from .build import build_options, options_from, print_report, run_build
+from fwtool.core import ui
+from fwtool.core.errors import Exit, FwtoolError
+from fwtool.monitor.session import MonitorOptions
+from fwtool.commands.build import build_options, options_from, print_report, run_build
 
 
 def _monitor(options, **kw) -> int:
-    from ..monitor import session  # looked up at call time (light start-up; tests replace run_monitor)
+    from fwtool.monitor import session
 
     return session.run_monitor(options, **kw)
 
@@ -66,7 +66,7 @@ def run(emulator, serial_number, method, no_verify, count, timeout, expect, expe
         if budget_ms is not None:
             raise FwtoolError("--budget-ms needs --emulator (a real board's latency is in the monitor view)",
                               "drop --budget-ms, or add --emulator", Exit.USAGE)
-        from ..flash import flash_image
+        from fwtool.flash import flash_image
 
         with ui.err.status("fwtool flash: looking for the board") as status:
             result = flash_image(uf2, board=kw["board"], serial=serial_number, method=method, verify=not no_verify,
@@ -94,7 +94,7 @@ def _report_flash(result: dict, as_json: bool) -> None:
 
 
 def _run_emulated(uf2: str, mon: dict, budget_ms, as_json: bool) -> int:
-    from .. import emulator
+    from fwtool import emulator
 
     emulator.check()
     records = []

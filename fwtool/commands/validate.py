@@ -3,8 +3,8 @@ from pathlib import Path
 
 import click
 
-from .. import ui
-from ..errors import Exit
+from fwtool.core import ui
+from fwtool.core.errors import Exit
 
 
 def print_report(r: dict) -> None:
@@ -96,7 +96,7 @@ def validate(model, board, inputs, count, seed, reference, reference_model, devi
       fwtool validate -m kws.tflite --inputs samples.npy --device  # flash + run on the attached board
       fwtool validate -m model.tflite --reference tflite --budget-ms 32
     """
-    from ..validate import ValidateOptions, run
+    from fwtool.validate.flow import ValidateOptions, run
 
     ui.set_json(as_json)
     target = "board" if (device or port) else "emulator"

@@ -1,7 +1,7 @@
 import click
 
-from .. import ui, vendor as vendor_mod
-from ..errors import BadInput, FwtoolError
+from fwtool.core import ui, vendor as vendor_mod
+from fwtool.core.errors import BadInput, FwtoolError
 
 
 @click.group()

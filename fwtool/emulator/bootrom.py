@@ -12,9 +12,9 @@ import re
 import struct
 from pathlib import Path
 
-from .. import vendor
-from ..errors import FwtoolError, MissingTool
-from ..paths import cache_dir
+from fwtool.core import vendor
+from fwtool.core.errors import FwtoolError, MissingTool
+from fwtool.core.paths import cache_dir
 
 WORDS = 4096  # 16 KiB
 # The B1 bootrom's first two vector-table words: initial SP (top of SRAM minus the bootrom's stack) and reset.

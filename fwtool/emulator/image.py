@@ -10,8 +10,8 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import fwimage, uf2
-from ..errors import BadInput
+from fwtool.image import fwimage, uf2
+from fwtool.core.errors import BadInput
 
 FLASH_BASE = 0x10000000
 FLASH_MAX = 16 * 1024 * 1024  # what rp2040js models (and the RP2040's XIP window)

@@ -14,9 +14,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import runner
-from ..errors import FwtoolError, MissingTool
-from ..paths import cache_dir
+from fwtool.core import runner
+from fwtool.core.errors import FwtoolError, MissingTool
+from fwtool.core.paths import cache_dir
 
 NODE_MIN = (18, 0)
 RP2040JS_VERSION = "1.4.1"

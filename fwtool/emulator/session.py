@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .. import protocol, runner
-from ..errors import Exit, FwtoolError
-from . import bootrom as bootrom_mod
-from . import image as image_mod
-from . import node as node_mod
+from fwtool.core import protocol, runner
+from fwtool.core.errors import Exit, FwtoolError
+from fwtool.emulator import bootrom as bootrom_mod
+from fwtool.emulator import image as image_mod
+from fwtool.emulator import node as node_mod
 
 RUNNER_JS = Path(__file__).resolve().parent / "runner.mjs"
 CLOCK_MHZ = 125  # pico-sdk's default clk_sys on the RP2040; rp2040js counts cycles at this rate

@@ -16,14 +16,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ..boards import Board, all_boards, get_board
-from ..errors import BadInput, FwtoolError
-from . import image as image_mod
-from . import reset, usbdevices
-from .base import (DeviceLost, FlashFailed, FlashMethod, Image, NoDevice, NoUsbBackend, Progress, Target,
-                   UsbAccessDenied, WaitTimeout, no_progress)
-from .drive import DriveMethod, require_rp2_drive
-from .picoboot import PicobootMethod
+from fwtool.core.boards import Board, all_boards, get_board
+from fwtool.core.errors import BadInput, FwtoolError
+from fwtool.flash import image as image_mod
+from fwtool.flash import reset
+from fwtool.devices import usb as usbdevices
+from fwtool.flash.base import (DeviceLost, FlashFailed, FlashMethod, Image, NoDevice, NoUsbBackend, Progress, Target, UsbAccessDenied, WaitTimeout, no_progress)
+from fwtool.flash.drive import DriveMethod, require_rp2_drive
+from fwtool.flash.picoboot import PicobootMethod
 
 METHODS: dict[str, FlashMethod] = {}
 
@@ -50,7 +50,7 @@ def resolve_board(board: Board | str | None, image_path: Path | None = None) -> 
     if board:
         return get_board(board)
     if image_path is not None and Path(image_path).suffix.lower() == ".uf2":
-        from .. import uf2
+        from fwtool.image import uf2
 
         try:
             fams = uf2.family_of(Path(image_path))
@@ -60,7 +60,7 @@ def resolve_board(board: Board | str | None, image_path: Path | None = None) -> 
         if cands:
             return cands[0]  # the smallest flash of the family: the conservative range check
         if fams:
-            from .drive import family_name
+            from fwtool.flash.drive import family_name
 
             raise BadInput(f"{image_path} is for UF2 family {', '.join(family_name(f) for f in sorted(fams))}, "
                            "which no fwtool board uses", "flash it with that chip's own tool, or pass --board")
@@ -167,7 +167,7 @@ def _remember_flash(serial: str, board: str) -> None:
     import json
     import os
 
-    from ..monitor.ports import LAST_FLASH_FILE
+    from fwtool.devices.ports import LAST_FLASH_FILE
 
     try:
         LAST_FLASH_FILE.parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from ..errors import Exit, FwtoolError, MissingTool, NoDevice
+from fwtool.core.errors import Exit, FwtoolError, MissingTool, NoDevice
 
 # progress(phase, done_bytes, total_bytes): phase is a short verb ("checking", "writing", "verifying", "copying")
 Progress = Callable[[str, int, int], None]

@@ -11,10 +11,9 @@ import errno as errno_mod
 import os
 from pathlib import Path
 
-from .. import uf2
-from ..errors import BadInput
-from .base import (DeviceLost, FlashFailed, FlashMethod, Image, NoDevice, Progress, Target, WaitTimeout,
-                   no_progress)
+from fwtool.image import uf2
+from fwtool.core.errors import BadInput
+from fwtool.flash.base import (DeviceLost, FlashFailed, FlashMethod, Image, NoDevice, Progress, Target, WaitTimeout, no_progress)
 
 INFO = "INFO_UF2.TXT"
 BOARD_ID = "Board-ID: RPI-RP2"
@@ -116,7 +115,7 @@ def copy(drive: Path, data: bytes, progress: Progress = no_progress, chunk: int 
 
 def wait_gone(drive: Path, timeout: float, app_seen=lambda: False) -> str:
     """Poll until the drive disappears (the bootrom reboots ~1 s after the last block) or the app shows up."""
-    from . import usbdevices
+    from fwtool.devices import usb as usbdevices
 
     be = usbdevices.backend()
     deadline = be.monotonic() + timeout

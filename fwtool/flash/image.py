@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import fwimage, uf2
-from ..errors import BadInput
-from .base import Image
-from .drive import family_name
+from fwtool.image import fwimage, uf2
+from fwtool.core.errors import BadInput
+from fwtool.flash.base import Image
+from fwtool.flash.drive import family_name
 
 BOOT2_BYTES = fwimage.BOOT2_BYTES
 boot2_crc = fwimage.boot2_crc

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import usb.core
 
-from .base import (DeviceLost, FlashFailed, FlashMethod, Image, Progress, Target, UsbAccessDenied, no_progress)
+from fwtool.flash.base import (DeviceLost, FlashFailed, FlashMethod, Image, Progress, Target, UsbAccessDenied, no_progress)
 
 MAGIC = 0x431FD10B
 CMD = struct.Struct("<IIBBHI16s")  # dMagic dToken bCmdId bCmdSize _unused dTransferLength args[16]
@@ -254,7 +254,7 @@ def check_flash_range(what: str, addr: int, size: int, flash: tuple[int, int], a
 
 
 def udev_fix() -> str:
-    from .usbdevices import udev_fix as _f
+    from fwtool.devices.usb import udev_fix as _f
 
     return _f()
 
@@ -357,7 +357,7 @@ class PicobootMethod(FlashMethod):
 
     def flash(self, image: Image, target: Target, board, *, verify: bool = True, skip_same: bool = True,
               reboot: bool = True, progress: Progress = no_progress, timeout: float = 15.0) -> dict:
-        from . import usbdevices
+        from fwtool.devices import usb as usbdevices
 
         itf, out_ep, in_ep = target.picoboot
         transport = usbdevices.backend().open_picoboot(target.usb, itf)

@@ -13,8 +13,8 @@ import errno as errno_mod
 
 import usb.core
 
-from . import usbdevices
-from .base import DeviceLost, FlashFailed, NoDevice, NoUsbBackend, Target, UsbAccessDenied, WaitTimeout
+from fwtool.devices import usb as usbdevices
+from fwtool.flash.base import DeviceLost, FlashFailed, NoDevice, NoUsbBackend, Target, UsbAccessDenied, WaitTimeout
 
 RESET_REQUEST_BOOTSEL = 0x01
 RESET_REQUEST_FLASH = 0x02
@@ -127,7 +127,7 @@ def wait_for_app(boards, location: str | None, timeout: float, before_keys: set 
         if not here:
             gone = True
         elif gone:
-            from .base import FlashFailed
+            from fwtool.flash.base import FlashFailed
 
             raise FlashFailed(f"the flash was written and verified, but the board came back in BOOTSEL mode at "
                               f"usb {location}: the image does not start",
@@ -150,7 +150,7 @@ def reboot(target: Target, bootsel: bool = False) -> str:
     if target.mode == "bootsel" and target.picoboot is not None:
         if bootsel:
             return "already in BOOTSEL"
-        from .picoboot import PicobootClient, SRAM_END
+        from fwtool.flash.picoboot import PicobootClient, SRAM_END
 
         be = usbdevices.backend()
         itf, out_ep, in_ep = target.picoboot

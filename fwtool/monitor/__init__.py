@@ -2,6 +2,6 @@
 
 Entry point for other commands (``fwtool run``): :func:`run_monitor` with :class:`MonitorOptions`.
 """
-from .session import MonitorOptions, MonitorResult, Session, run_monitor
+from fwtool.monitor.session import MonitorOptions, MonitorResult, Session, run_monitor
 
 __all__ = ["MonitorOptions", "MonitorResult", "Session", "run_monitor"]

@@ -21,8 +21,8 @@ from typing import Callable
 
 import serial
 
-from ..errors import NoDevice
-from .ports import Discovery, PortInfo, Target, is_url
+from fwtool.core.errors import NoDevice
+from fwtool.devices.ports import Discovery, PortInfo, Target, is_url
 
 MAX_LINE = 64 * 1024  # longer lines are handed out in pieces of this size
 _CTRL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..errors import FwtoolError
-from .ports import PortInfo
+from fwtool.core.errors import FwtoolError
+from fwtool.devices.ports import PortInfo
 
 RebootFn = Callable[[str, PortInfo, object], str]
 
@@ -21,7 +21,7 @@ RebootFn = Callable[[str, PortInfo, object], str]
 def _flash_reboot() -> Callable | None:
     """``fwtool.flash.reboot_board(serial=, bootsel=, wait=)`` if that package is importable (it needs pyusb)."""
     try:
-        from ..flash import reboot_board
+        from fwtool.flash import reboot_board
     except Exception:  # noqa: BLE001 - any import problem means "not available"
         return None
     return reboot_board

@@ -5,7 +5,7 @@ Public API (used by ``fwtool monitor`` and ``fwtool run``)::
     from fwtool.monitor import MonitorOptions, run_monitor
     code = run_monitor(MonitorOptions(board="pico", serial=flashed_serial, wait=10, count=5, view="json"))
 
-``run_monitor`` raises :class:`~fwtool.errors.FwtoolError` for problems before monitoring starts (no board / several
+``run_monitor`` raises :class:`~fwtool.core.errors.FwtoolError` for problems before monitoring starts (no board / several
 boards: exit 6, a bad --expect regex: exit 2, unknown board: exit 3) and otherwise returns the exit code:
 
 ====  ===========  ====================================================================================
@@ -33,15 +33,14 @@ from typing import Callable, TextIO
 from rich.console import Console
 from rich.text import Text
 
-from ..errors import Exit, FwtoolError
-from ..protocol import Banner, FirmwareError, Inference
-from . import keys as keys_mod
-from .ports import (LAST_FLASH_FILE, Discovery, PortInfo, choose_port, is_url, lookup_device, read_last_flash,
-                    target_for, wanted_for)
-from .reader import Connected, Data, Disconnected, LineSplitter, OpenFailed, PortReader, open_serial
-from .reboot import default_reboot
-from .stats import Record, Stats, classify
-from .view import LiveView, LogTee, PanelState, make_view
+from fwtool.core.errors import Exit, FwtoolError
+from fwtool.core.protocol import Banner, FirmwareError, Inference
+from fwtool.monitor import keys as keys_mod
+from fwtool.devices.ports import (LAST_FLASH_FILE, Discovery, PortInfo, choose_port, is_url, lookup_device, read_last_flash, target_for, wanted_for)
+from fwtool.monitor.reader import Connected, Data, Disconnected, LineSplitter, OpenFailed, PortReader, open_serial
+from fwtool.monitor.reboot import default_reboot
+from fwtool.monitor.stats import Record, Stats, classify
+from fwtool.monitor.view import LiveView, LogTee, PanelState, make_view
 
 DEFAULT_LOST_TIMEOUT_CI = 10.0  # seconds a board may stay away when a stop condition is set
 
@@ -204,7 +203,7 @@ class Session:
 
     def _resolve(self) -> tuple[PortInfo, int]:
         o = self.opts
-        from ..boards import get_board
+        from fwtool.core.boards import get_board
 
         board = get_board(o.board) if o.board else None
         last = {} if (o.port or o.serial) else read_last_flash(o.last_flash_file)
@@ -305,7 +304,7 @@ class Session:
         return result
 
     def _report(self, r: MonitorResult) -> None:
-        from .view import JsonView
+        from fwtool.monitor.view import JsonView
 
         if isinstance(self.view, JsonView):
             self.view._emit(r.to_dict())

@@ -5,8 +5,8 @@ import math
 from collections import Counter, deque
 from dataclasses import dataclass
 
-from ..protocol import Banner, FirmwareError, Inference, parse_line
-from .reader import Line
+from fwtool.core.protocol import Banner, FirmwareError, Inference, parse_line
+from fwtool.monitor.reader import Line
 
 
 @dataclass

@@ -21,7 +21,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from .stats import Record, Stats
+from fwtool.monitor.stats import Record, Stats
 
 MAX_CLASSES_SHOWN = 10
 KEYS_HELP = "Ctrl-R reboot · Ctrl-B BOOTSEL · Ctrl-C quit"

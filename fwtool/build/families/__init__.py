@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from ..errors import BadInput
-from .base import Family
+from fwtool.core.errors import BadInput
+from fwtool.build.families.base import Family
 
 
 @lru_cache(maxsize=None)
 def all_families() -> dict[str, Family]:
-    from .rp2040 import RP2040Family
+    from fwtool.build.families.rp2040 import RP2040Family
 
     fams = [RP2040Family()]
     return {f.name: f for f in fams}

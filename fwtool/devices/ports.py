@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from ..errors import NoDevice
+from fwtool.core.errors import NoDevice
 
 # USB-UART bridges a --uart board's console is usually wired to (VID, PID) -> name.
 USB_UART_BRIDGES: dict[tuple[int, int], str] = {
@@ -164,7 +164,7 @@ def wanted_for(board=None, uart: bool = False, serial: str | None = None, last_f
         ids = {tuple(board.usb_app): f"{board.title} (USB stdio)"}
         what = board.name
     else:
-        from ..boards import all_boards
+        from fwtool.core.boards import all_boards
 
         ids = {tuple(b.usb_app): f"{b.title} (USB stdio)" for b in all_boards().values() if b.usb_app}
         what = "board"

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from .errors import BadInput
-from .paths import config_file
-from .tomlcompat import tomllib
+from fwtool.core.errors import BadInput
+from fwtool.core.paths import config_file
+from fwtool.core.tomlcompat import tomllib
 
 
 @lru_cache(maxsize=1)

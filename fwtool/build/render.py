@@ -7,7 +7,7 @@ from pathlib import Path
 
 import jinja2
 
-from .paths import resource_dir
+from fwtool.core.paths import resource_dir
 
 
 def _render_dir(folder: Path, context: dict) -> dict[str, str]:

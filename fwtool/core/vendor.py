@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import config, runner
-from .errors import FwtoolError, MissingTool
-from .paths import cache_dir, resource_dir
-from .tomlcompat import tomllib
+from fwtool.core import config, runner
+from fwtool.core.errors import FwtoolError, MissingTool
+from fwtool.core.paths import cache_dir, resource_dir
+from fwtool.core.tomlcompat import tomllib
 
 MARKER = ".fwtool-vendor"
 

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .errors import FwtoolError, MissingTool
+from fwtool.core.errors import FwtoolError, MissingTool
 
 
 def which(tool: str) -> str | None:

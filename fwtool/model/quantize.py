@@ -27,10 +27,10 @@ from typing import Callable
 
 import numpy as np
 
-from . import __version__
-from .errors import BadInput, Exit, FwtoolError, MissingTool
-from .model import Model, check_for_tflm, parse_model
-from .paths import cache_dir
+from fwtool import __version__
+from fwtool.core.errors import BadInput, Exit, FwtoolError, MissingTool
+from fwtool.model.tflite import Model, check_for_tflm, parse_model
+from fwtool.core.paths import cache_dir
 
 DEFAULT_SAMPLES = 100
 DEFAULT_MAX_DROP = 2.0  # percentage points

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import BadInput
-from .paths import _PKG
-from .tomlcompat import tomllib
+from fwtool.core.errors import BadInput
+from fwtool.core.paths import data_file
+from fwtool.core.tomlcompat import tomllib
 
 TFLITE_IDENTIFIER = b"TFL3"
 MAX_MODEL_BYTES = 64 * 1024 * 1024
@@ -34,7 +34,7 @@ def _enum_names(enum_name: str) -> dict[int, str]:
 @lru_cache(maxsize=None)
 def tflm_ops() -> dict[str, dict]:
     """builtin op name -> {method, kernel, cmsis_nn} for the pinned pico-tflmicro (fwtool/data/tflm_ops.toml)."""
-    return tomllib.loads((_PKG / "data" / "tflm_ops.toml").read_text())
+    return tomllib.loads(data_file("tflm_ops.toml").read_text())
 
 
 _NP = {"INT8": np.int8, "UINT8": np.uint8, "INT16": np.int16, "INT32": np.int32, "FLOAT32": np.float32,

@@ -20,15 +20,15 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import arena as arena_mod
-from .apps import get_app
-from .boards import Board, all_boards, get_board
-from .build import fit_report
-from .errors import BadInput, DoesNotFit, FwtoolError
-from .families import get_family
-from .model import Model, Operator, check_for_tflm, tflm_ops
-from .paths import _PKG
-from .tomlcompat import tomllib
+from fwtool.model import arena as arena_mod
+from fwtool.build.apps import get_app
+from fwtool.core.boards import Board, all_boards, get_board
+from fwtool.build.flow import fit_report
+from fwtool.core.errors import BadInput, DoesNotFit, FwtoolError
+from fwtool.build.families import get_family
+from fwtool.model.tflite import Model, Operator, check_for_tflm, tflm_ops
+from fwtool.core.paths import data_file
+from fwtool.core.tomlcompat import tomllib
 
 # Ops whose constant inputs are weights/biases (all of them, except the listed positions).
 WEIGHT_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "BATCH_MATMUL", "SVDF",
@@ -41,7 +41,7 @@ CMSIS_TYPES = {"INT8", "INT16"}  # CMSIS-NN kernels run int8/int16; other types 
 @lru_cache(maxsize=None)
 def cpu_table() -> dict[str, dict]:
     """cpu name -> {short, arch, cmsis_nn, example, show} (fwtool/data/cpus.toml)."""
-    return tomllib.loads((_PKG / "data" / "cpus.toml").read_text())
+    return tomllib.loads(data_file("cpus.toml").read_text())
 
 
 def shown_cpus(boards: list[Board]) -> list[str]:

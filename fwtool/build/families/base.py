@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..toolchain import Tool, ToolStatus, status
+from fwtool.core.toolchain import Tool, ToolStatus, status
 
 
 @dataclass

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import platformdirs
 
-_PKG = Path(__file__).resolve().parent
+_PKG = Path(__file__).resolve().parent.parent  # the fwtool package
 
 
 def resource_dir(name: str) -> Path:
@@ -15,6 +15,11 @@ def resource_dir(name: str) -> Path:
         if candidate.is_dir():
             return candidate
     raise FileNotFoundError(f"fwtool data folder '{name}' is missing from the installation")
+
+
+def data_file(name: str) -> Path:
+    """A file of fwtool's own data tables (``fwtool/data/<name>``)."""
+    return _PKG / "data" / name
 
 
 def cache_dir() -> Path:

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import BadInput
-from .model import Model
-from .paths import resource_dir
-from .tomlcompat import tomllib
+from fwtool.core.errors import BadInput
+from fwtool.model.tflite import Model
+from fwtool.core.paths import resource_dir
+from fwtool.core.tomlcompat import tomllib
 
 
 @dataclass(frozen=True)

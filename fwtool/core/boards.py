@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from .errors import BadInput
-from .paths import resource_dir
-from .tomlcompat import tomllib
+from fwtool.core.errors import BadInput
+from fwtool.core.paths import resource_dir
+from fwtool.core.tomlcompat import tomllib
 
 
 def _usb_id(text: str) -> tuple[int, int]:

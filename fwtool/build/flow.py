@@ -12,14 +12,18 @@ from typing import Callable
 
 import numpy as np
 
-from . import __version__, arena as arena_mod, elfsize, protocol, render, uf2, vendor
-from .apps import get_app
-from .boards import Board, get_board
-from .errors import BadInput, DoesNotFit
-from .families import get_family
-from .model import Model, check_for_tflm, load_model, resolver_calls
-from .quantize import tflite_for_build
-from .toolchain import require_all
+from fwtool import __version__
+from fwtool.model import arena as arena_mod
+from fwtool.build import elfsize, render
+from fwtool.core import protocol, vendor
+from fwtool.image import uf2
+from fwtool.build.apps import get_app
+from fwtool.core.boards import Board, get_board
+from fwtool.core.errors import BadInput, DoesNotFit
+from fwtool.build.families import get_family
+from fwtool.model.tflite import Model, check_for_tflm, load_model, resolver_calls
+from fwtool.model.quantize import tflite_for_build
+from fwtool.core.toolchain import require_all
 
 ARTIFACTS = ("firmware.uf2", "firmware.elf", "firmware.bin", "firmware.map", "report.json")
 

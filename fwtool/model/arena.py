@@ -19,8 +19,8 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import FwtoolError
-from .model import Model
+from fwtool.core.errors import FwtoolError
+from fwtool.model.tflite import Model
 
 MARGIN_FRACTION = 0.10
 MARGIN_MIN = 1024
@@ -91,10 +91,10 @@ def _bisect(runtime, model: Model, lo: int, hi: int | None, note: Callable[[str,
 
 
 def _probe_main(argv: list[str]) -> None:
-    """Child process: ``python -m fwtool.arena MODEL LO HI RESULTS`` appends 'try/ok/fail/done N' lines."""
+    """Child process: ``python -m fwtool.model.arena MODEL LO HI RESULTS`` appends 'try/ok/fail/done N' lines."""
     from tflite_micro.python.tflite_micro import runtime
 
-    from .model import load_model
+    from fwtool.model.tflite import load_model
 
     model, lo, hi, results = load_model(argv[0]), int(argv[1]), int(argv[2]) or None, argv[3]
     with open(results, "a", buffering=1) as out, _quiet_fds():
@@ -110,7 +110,7 @@ def measure(model: Model) -> int:
     except ImportError as e:  # pragma: no cover - dependency of the package
         raise FwtoolError("the tflite-micro Python package is missing, so the arena cannot be measured",
                           "pip install tflite-micro, or pass --arena BYTES") from e
-    from . import runner
+    from fwtool.core import runner
 
     lo, hi = 0, None
     with tempfile.TemporaryDirectory(prefix="fwtool-arena-") as tmp:
@@ -118,7 +118,7 @@ def measure(model: Model) -> int:
         model_file.write_bytes(model.data)
         for _ in range(64):
             results.unlink(missing_ok=True)
-            proc = runner.capture([sys.executable, "-m", "fwtool.arena", model_file, lo, hi or 0, results],
+            proc = runner.capture([sys.executable, "-m", "fwtool.model.arena", model_file, lo, hi or 0, results],
                                   timeout=600, check=False)
             pending = None
             for line in (results.read_text().splitlines() if results.is_file() else []):
@@ -159,7 +159,7 @@ def cached_measure(model: Model) -> int:
     does not start the interpreter again."""
     import json
 
-    from .paths import cache_dir
+    from fwtool.core.paths import cache_dir
 
     path = cache_dir() / "arena" / f"{model.sha256}.json"
     key = _runtime_version()

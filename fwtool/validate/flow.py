@@ -24,9 +24,9 @@ from typing import Callable
 
 import numpy as np
 
-from . import protocol
-from .errors import BadInput, DoesNotFit, Exit, FwtoolError, MissingTool
-from .model import Model, Tensor, load_model
+from fwtool.core import protocol
+from fwtool.core.errors import BadInput, DoesNotFit, Exit, FwtoolError, MissingTool
+from fwtool.model.tflite import Model, Tensor, load_model
 
 DEFAULT_COUNT = 20
 INT_TYPES = ("INT8", "UINT8", "INT16", "INT32")
@@ -120,7 +120,7 @@ def _tflm_outputs(model: Model, vectors: np.ndarray) -> list[list[np.ndarray]]:
     except ImportError as e:  # pragma: no cover - a dependency of the package
         raise MissingTool("the tflite-micro Python package is missing (the host reference)",
                           "pip install tflite-micro") from e
-    from .arena import _quiet_fds
+    from fwtool.model.arena import _quiet_fds
 
     out = []
     with _quiet_fds():
@@ -143,7 +143,7 @@ def _tflite_outputs(model: Model, vectors: np.ndarray) -> list[list[np.ndarray]]
     import os
     import warnings
 
-    from .arena import _quiet_fds
+    from fwtool.model.arena import _quiet_fds
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
@@ -304,9 +304,9 @@ def _hex_lines(data: bytes, per_line: int = 24) -> list[str]:
 
 def build_firmware(opts: ValidateOptions, model: Model, vectors: np.ndarray, source: str,
                    on_line: Callable[[str], None] = lambda s: None, on_step: Callable[[str], None] = lambda s: None) -> dict:
-    from . import build
-    from .boards import get_board
-    from .families import get_family
+    from fwtool.build import flow as build
+    from fwtool.core.boards import get_board
+    from fwtool.build.families import get_family
 
     board = get_board(opts.board)
     family = get_family(board.family)
@@ -329,7 +329,7 @@ def build_firmware(opts: ValidateOptions, model: Model, vectors: np.ndarray, sou
 
 
 def run_on_emulator(uf2: Path, opts: ValidateOptions, on_line: Callable[[str], None]) -> tuple[list[str], dict]:
-    from . import emulator
+    from fwtool import emulator
 
     result = emulator.run_capture(uf2, count=1, until=protocol.PREFIX_DONE, timeout=opts.timeout,
                                   max_emulated_s=None, on_line=on_line)
@@ -379,15 +379,15 @@ def run_on_board(uf2: Path | None, opts: ValidateOptions, on_line: Callable[[str
     port = opts.port
     info: dict = {"kind": "board"}
     if opts.flash:
-        from .flash import flash_image
+        from fwtool.flash import flash_image
 
         on_step("flashing the validation firmware")
         res = flash_image(uf2, board=opts.board, serial=opts.serial)
         info.update({"flash_method": res.get("method"), "serial": res.get("serial")})
         port = port or res.get("port")
     if not port:
-        from .boards import get_board
-        from .monitor.ports import Discovery, choose_port, wanted_for
+        from fwtool.core.boards import get_board
+        from fwtool.devices.ports import Discovery, choose_port, wanted_for
 
         port = choose_port(wanted_for(get_board(opts.board), serial=opts.serial), Discovery(), wait_s=5.0).device
     info["port"] = port
@@ -402,7 +402,7 @@ def run(opts: ValidateOptions, on_line: Callable[[str], None] = lambda s: None,
         on_step: Callable[[str], None] = lambda s: None, on_build_line: Callable[[str], None] = lambda s: None) -> dict:
     """Validate; returns the report (``report["ok"]``, ``report["exit_code"]``). Raises for anything that stops
     the comparison from happening (bad input, build failure, target failure)."""
-    from .emulator import TIMING_NOTE, latency_stats
+    from fwtool.emulator import TIMING_NOTE, latency_stats
 
     if opts.target not in ("emulator", "board"):
         raise BadInput(f"unknown target '{opts.target}'", "use --emulator (default) or a board (--port/--device)")

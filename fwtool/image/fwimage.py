@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from .errors import BadInput
+from fwtool.core.errors import BadInput
 
 BOOT2_BYTES = 256  # RP2040: 252 bytes of second-stage boot loader + CRC32 at offset 252
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from . import runner
-from .errors import MissingTool
+from fwtool.core import runner
+from fwtool.core.errors import MissingTool
 
 DEBIAN_ARM = "gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib"
 

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .base import DeviceLost, FlashFailed, NoDevice, NoUsbBackend, Target, UsbAccessDenied
+from fwtool.flash.base import DeviceLost, FlashFailed, NoDevice, NoUsbBackend, Target, UsbAccessDenied
 
 RESET_ITF = (0xFF, 0x00, 0x01)  # pico-sdk reset interface class/subclass/protocol
 PICOBOOT_CLASS = 0xFF
@@ -215,7 +215,7 @@ def _read_serial(dev) -> tuple[str | None, bool | None]:
 
 def scan(boards) -> Scan:
     """Every RP2040 board attached, in whatever mode, merged per physical board where that can be told."""
-    from . import drive as drive_mod
+    from fwtool.flash import drive as drive_mod
 
     be = backend()
     bootsel_ids = {b.usb_bootsel for b in boards if b.usb_bootsel}
@@ -317,7 +317,7 @@ RULE_FILE = "/etc/udev/rules.d/60-fwtool.rules"
 
 def udev_rule(boards=None) -> str:
     if boards is None:
-        from ..boards import all_boards
+        from fwtool.core.boards import all_boards
 
         boards = all_boards().values()
     ids = sorted({i for b in boards for i in (b.usb_bootsel, b.usb_app) if i})
