@@ -11,7 +11,7 @@ from rich.console import Console
 from fwtool.core.errors import Exit, FwtoolError, NoDevice
 from fwtool.monitor.keys import InputReader
 from fwtool.devices.ports import (USB_UART_BRIDGES, Discovery, PortInfo, Wanted, choose_port, read_last_flash, target_for, wanted_for)
-from fwtool.monitor.reader import Line, LineSplitter, decode_line
+from fwtool.core.lines import Line, LineSplitter, decode_line
 from fwtool.monitor.session import Conditions
 from fwtool.monitor.stats import Stats, classify, percentile
 from fwtool.monitor.view import PanelState, render_panel

@@ -13,7 +13,7 @@ import pytest
 from fwtool.core.errors import Exit
 from fwtool.monitor import MonitorOptions, Session
 from fwtool.devices.ports import Discovery
-from fwtool.monitor.reader import MAX_LINE, decode_line
+from fwtool.core.lines import MAX_LINE, decode_line
 from fakes_serial import FakePorts, PtyBoard, banner_line, infer_line, run_firmware
 
 LABELS = ("fire_alarm", "no_fire")

@@ -30,9 +30,14 @@ class Board:
     usb_app: tuple[int, int] | None
     usb_bootsel: tuple[int, int] | None
     uf2_family_id: int | None
-    flash_base: int
+    flash_base: int  # from the memory table: where the image lives (0x10000000 on RP2040 and PSoC 6)
     stdio: str  # "usb" | "uart"
     uart_baud: int
+    sram_base: int = 0x20000000
+    image_kind: str = "uf2"  # the file runners flash: "uf2" | "hex" | "bin" | "elf"
+    boot_check: str | None = None  # a check the chip's boot ROM applies to an image ("rp2040-boot2")
+    runners: tuple[str, ...] = ()  # flash runners in order of preference (fwtool/flash/runners/)
+    runner_settings: dict = field(default_factory=dict)  # [flash.<runner>] tables
     sdk: dict = field(default_factory=dict)  # family-specific build settings (e.g. pico_board)
     raw: dict = field(default_factory=dict, repr=False)
 
@@ -49,7 +54,8 @@ class Board:
             "clock_hz": self.clock_hz, "flash_bytes": self.flash_bytes, "sram_bytes": self.sram_bytes,
             "led_pin": self.led_pin, "usb_app": hexid(self.usb_app), "usb_bootsel": hexid(self.usb_bootsel),
             "uf2_family_id": None if self.uf2_family_id is None else f"0x{self.uf2_family_id:08X}",
-            "stdio": self.stdio, "sdk": dict(self.sdk),
+            "stdio": self.stdio, "sdk": dict(self.sdk), "flash_base": f"0x{self.flash_base:08X}",
+            "image_kind": self.image_kind, "runners": list(self.runners),
         }
 
 
@@ -59,15 +65,22 @@ def _from_toml(path: Path) -> Board:
         usb = d.get("usb", {})
         uf2 = d.get("uf2", {})
         stdio = d.get("stdio", {})
+        mem = d["memory"]
+        image = d.get("image", {})
+        flash = d.get("flash", {})
         return Board(
             name=d["name"], title=d.get("title", d["name"]), family=d["family"], mcu=d["mcu"], cpu=d["cpu"],
             clock_hz=int(d.get("clock_hz", 0)),
-            flash_bytes=int(d["memory"]["flash_bytes"]), sram_bytes=int(d["memory"]["sram_bytes"]),
+            flash_bytes=int(mem["flash_bytes"]), sram_bytes=int(mem["sram_bytes"]),
             led_pin=int(d.get("led", {}).get("pin", -1)),
             usb_app=_usb_id(usb["app"]) if "app" in usb else None,
             usb_bootsel=_usb_id(usb["bootsel"]) if "bootsel" in usb else None,
-            uf2_family_id=uf2.get("family_id"), flash_base=int(uf2.get("flash_base", 0)),
+            uf2_family_id=uf2.get("family_id"), flash_base=int(mem["flash_base"]),
+            sram_base=int(mem.get("sram_base", 0x20000000)),
             stdio=stdio.get("default", "usb"), uart_baud=int(stdio.get("uart_baud", 115200)),
+            image_kind=str(image.get("kind", "uf2")), boot_check=image.get("boot_check"),
+            runners=tuple(str(r) for r in flash.get("runners", [])),
+            runner_settings={k: dict(v) for k, v in flash.items() if isinstance(v, dict)},
             sdk=dict(d.get("sdk", {})), raw=d,
         )
     except (KeyError, ValueError, TypeError) as e:  # a malformed data file is our bug, say where

@@ -37,7 +37,8 @@ from fwtool.core.errors import Exit, FwtoolError
 from fwtool.core.protocol import Banner, FirmwareError, Inference
 from fwtool.monitor import keys as keys_mod
 from fwtool.devices.ports import (LAST_FLASH_FILE, Discovery, PortInfo, choose_port, is_url, lookup_device, read_last_flash, target_for, wanted_for)
-from fwtool.monitor.reader import Connected, Data, Disconnected, LineSplitter, OpenFailed, PortReader, open_serial
+from fwtool.core.lines import LineSplitter
+from fwtool.monitor.reader import Connected, Data, Disconnected, OpenFailed, PortReader, open_serial
 from fwtool.monitor.reboot import default_reboot
 from fwtool.monitor.stats import Record, Stats, classify
 from fwtool.monitor.view import LiveView, LogTee, PanelState, make_view

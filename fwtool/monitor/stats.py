@@ -6,7 +6,7 @@ from collections import Counter, deque
 from dataclasses import dataclass
 
 from fwtool.core.protocol import Banner, FirmwareError, Inference, parse_line
-from fwtool.monitor.reader import Line
+from fwtool.core.lines import Line
 
 
 @dataclass
