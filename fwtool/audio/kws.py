@@ -1,0 +1,137 @@
+"""micro_speech features on the host: TFLM's ``audio_preprocessor_int8.tflite`` run frame by frame.
+
+The preprocessor model takes one int16 [1, 480] frame (30 ms) and returns int8 [40]. It is stateful: its
+noise-reduction (FilterBankSpectralSubtraction) and PCAN ops keep per-channel estimates between invocations.
+tflite-micro's micro_speech example (micro_speech_test.cc GenerateFeatures, evaluate.py generate_features) creates
+(or resets) the interpreter once per clip, then invokes it for frames at 0, 320, 640, ... samples while a whole
+480-sample frame remains, at most 49 frames. This module does exactly that, with the same TFLM kernels the device
+compiles (the ``tflite-micro`` wheel's interpreter), so host and device features agree byte for byte.
+
+The model file comes from tflite-micro (tensorflow/lite/micro/examples/micro_speech/models/). It is looked up in
+``FWTOOL_MICRO_SPEECH_DIR`` (the micro_speech example folder, its models/ folder, or a folder holding the .tflite).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from fwtool.core.errors import BadInput, MissingTool
+
+from .params import KWS_FEATURES, KWS_STRIDE, KWS_WINDOW, FrontEnd
+
+PREPROCESSOR = "audio_preprocessor_int8.tflite"
+CLASSIFIER = "micro_speech_quantized.tflite"
+ENV_DIR = "FWTOOL_MICRO_SPEECH_DIR"
+LABELS = ("silence", "unknown", "yes", "no")
+EXAMPLE_PATH = "tensorflow/lite/micro/examples/micro_speech"
+
+
+def find_model(name: str = PREPROCESSOR, model_dir: str | os.PathLike | None = None) -> Path:
+    """Path of a micro_speech model file, from model_dir or $FWTOOL_MICRO_SPEECH_DIR. Raises MissingTool."""
+    base = model_dir or os.environ.get(ENV_DIR)
+    if base:
+        for cand in (Path(base) / name, Path(base) / "models" / name):
+            if cand.is_file():
+                return cand
+    where = f"{base} (from {'the argument' if model_dir else ENV_DIR})" if base else f"{ENV_DIR} is not set"
+    raise MissingTool(f"the kws front end needs TFLM's {name}; not found: {where}",
+                      f"point {ENV_DIR} at a tflite-micro checkout's {EXAMPLE_PATH} folder (it holds models/{name})")
+
+
+def _runtime():
+    try:
+        from tflite_micro.python.tflite_micro import runtime  # noqa: PLC0415
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise MissingTool("the kws front end needs the tflite-micro Python package (its interpreter runs the audio "
+                          "preprocessor)", "python3 -m pip install tflite-micro") from e
+    return runtime
+
+
+class Preprocessor:
+    """The micro_speech audio preprocessor: ``frame(int16[480]) -> int8[40]``, stateful until ``reset()``."""
+
+    def __init__(self, path: str | os.PathLike | None = None):
+        self.path = Path(path) if path else find_model(PREPROCESSOR)
+        try:
+            self._it = _runtime().Interpreter.from_file(str(self.path))
+        except Exception as e:  # the runtime raises RuntimeError/ValueError with TFLM's message
+            raise BadInput(f"{self.path.name} does not load in the TFLM interpreter: {e}",
+                           f"use {PREPROCESSOR} from tflite-micro's {EXAMPLE_PATH}/models") from e
+        inp, out = self._it.get_input_details(0), self._it.get_output_details(0)
+        in_shape, out_shape = tuple(int(d) for d in inp["shape"]), tuple(int(d) for d in out["shape"])
+        if (in_shape[-1], np.dtype(inp["dtype"]), out_shape[-1], np.dtype(out["dtype"])) != (
+                KWS_WINDOW, np.int16, KWS_FEATURES, np.int8):
+            raise BadInput(f"{self.path.name} maps {np.dtype(inp['dtype'])}{list(in_shape)} to "
+                           f"{np.dtype(out['dtype'])}{list(out_shape)}; the kws front end needs int16[1, 480] -> "
+                           "int8[40]", f"use {PREPROCESSOR} from tflite-micro's {EXAMPLE_PATH}/models")
+
+    def reset(self) -> None:
+        """Forget the noise/PCAN estimates (the example builds a fresh interpreter per clip; same effect)."""
+        self._it.reset()
+
+    def frame(self, samples: np.ndarray) -> np.ndarray:
+        x = np.asarray(samples, dtype=np.int16).reshape(1, KWS_WINDOW)
+        self._it.set_input(x, 0)
+        self._it.invoke()
+        return np.asarray(self._it.get_output(0), dtype=np.int8).reshape(KWS_FEATURES).copy()
+
+    def run(self, pcm: np.ndarray, max_frames: int | None = None) -> np.ndarray:
+        """Frames at 0, 320, 640, ... while 480 samples remain (continuing the current state): int8 [n, 40]."""
+        pcm = _as_pcm(pcm)
+        n = 0 if len(pcm) < KWS_WINDOW else 1 + (len(pcm) - KWS_WINDOW) // KWS_STRIDE
+        if max_frames is not None:
+            n = min(n, max_frames)
+        out = np.empty((n, KWS_FEATURES), dtype=np.int8)
+        for k in range(n):
+            out[k] = self.frame(pcm[k * KWS_STRIDE: k * KWS_STRIDE + KWS_WINDOW])
+        return out
+
+
+def features(pcm_int16: np.ndarray, fe: FrontEnd, preprocessor: Preprocessor | None = None) -> np.ndarray:
+    """One model input: int8 [fe.frames, 40] from a clip, state reset first (micro_speech's GenerateFeatures)."""
+    pcm = _as_pcm(pcm_int16)
+    if len(pcm) < fe.clip_samples:
+        raise BadInput(f"the clip has {len(pcm)} samples ({len(pcm) / fe.sample_rate:.3f} s); {fe.frames} kws "
+                       f"frames need {fe.clip_samples} ({fe.clip_samples / fe.sample_rate:.3f} s)",
+                       "pad the clip with silence: sox in.wav out.wav pad 0 1 trim 0 1")
+    pp = preprocessor or Preprocessor()
+    pp.reset()
+    return pp.run(pcm, max_frames=fe.frames)
+
+
+def stream_features(pcm_int16: np.ndarray, fe: FrontEnd, preprocessor: Preprocessor | None = None) -> np.ndarray:
+    """Every frame the device computes on a stream starting with these samples (state from boot, zeroed history).
+
+    Like the classifier, the device keeps window - hop = 160 samples of history, zeroed at start, and runs one
+    frame per 320 new samples without ever resetting the preprocessor.
+    """
+    pcm = _as_pcm(pcm_int16)
+    pp = preprocessor or Preprocessor()
+    pp.reset()
+    return pp.run(np.concatenate([np.zeros(fe.window - fe.hop, np.int16), pcm]))
+
+
+class Classifier:
+    """micro_speech_quantized.tflite on the TFLM interpreter: int8 features [49, 40] -> scores per label."""
+
+    def __init__(self, path: str | os.PathLike | None = None):
+        self.path = Path(path) if path else find_model(CLASSIFIER)
+        self._it = _runtime().Interpreter.from_file(str(self.path))
+        out = self._it.get_output_details(0)["quantization_parameters"]
+        self.out_scale, self.out_zero_point = float(out["scales"][0]), int(out["zero_points"][0])
+
+    def scores(self, feats: np.ndarray) -> np.ndarray:
+        self._it.set_input(np.asarray(feats, dtype=np.int8).reshape(1, -1), 0)
+        self._it.invoke()
+        q = np.asarray(self._it.get_output(0)).reshape(-1).astype(np.float32)
+        return (q - self.out_zero_point) * self.out_scale
+
+
+def _as_pcm(pcm) -> np.ndarray:
+    a = np.asarray(pcm)
+    if a.ndim != 1 or a.dtype != np.int16:
+        raise BadInput(f"audio samples must be a 1-D int16 array (16-bit PCM), got {a.dtype} {a.shape}",
+                       "read clips with fwtool.audio.wav.read_wav")
+    return a
