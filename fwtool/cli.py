@@ -19,6 +19,8 @@ from fwtool.commands import monitor as monitor_cmd
 from fwtool.commands import quantize as quantize_cmd
 from fwtool.commands import run as run_cmd
 from fwtool.commands import emulate as emulate_cmd
+from fwtool.commands import features as features_cmd
+from fwtool.commands import record as record_cmd
 from fwtool.commands import validate as validate_cmd
 from fwtool.core.errors import Exit, FwtoolError
 
@@ -43,7 +45,7 @@ def cli():
 for _cmd in (build_cmd.build, boards_cmd.boards, doctor_cmd.doctor, vendor_cmd.vendor, quantize_cmd.quantize,
              inspect_cmd.inspect_cmd,
              flash_cmd.flash, flash_cmd.devices, monitor_cmd.monitor, emulate_cmd.emulate, validate_cmd.validate,
-             run_cmd.run):
+             run_cmd.run, features_cmd.features_cmd, record_cmd.record):
     cli.add_command(_cmd)
 
 

@@ -1,9 +1,9 @@
 """fwtool.audio.kws / params (kws): micro_speech features from TFLM's audio_preprocessor_int8.tflite.
 
-The model tests need tflite-micro's micro_speech example folder (tensorflow/lite/micro/examples/micro_speech, which
-holds models/audio_preprocessor_int8.tflite and models/micro_speech_quantized.tflite) named by
-FWTOOL_MICRO_SPEECH_DIR; they skip, saying so, without it. With the example's testdata/ folder there too, the
-example's own clips and expected features are checked as well.
+The model tests need tflite-micro's micro_speech example (models/audio_preprocessor_int8.tflite and
+models/micro_speech_quantized.tflite): the pinned vendor tree (``fwtool vendor sync tflite-micro``) or a folder named
+by FWTOOL_MICRO_SPEECH_DIR; they skip, saying so, without it. With the example's testdata/ folder there too (the
+vendor tree keeps it), the example's own clips and expected features are checked as well.
 """
 import os
 from pathlib import Path
@@ -43,8 +43,8 @@ def kws():
     found = _model_dir()
     if not isinstance(found, Path):
         print(f"\nskipping kws model tests: {found}")
-        pytest.skip(f"{found} (set FWTOOL_MICRO_SPEECH_DIR to tflite-micro's "
-                    "tensorflow/lite/micro/examples/micro_speech)")
+        pytest.skip(f"{found} (run 'fwtool vendor sync tflite-micro', or set FWTOOL_MICRO_SPEECH_DIR to "
+                    "tflite-micro's tensorflow/lite/micro/examples/micro_speech)")
     return mod
 
 
@@ -59,10 +59,13 @@ def tone(freq, seconds=1.0, amp=8000, phase=0.0):
 
 
 def example_clip(name):
-    base = os.environ.get("FWTOOL_MICRO_SPEECH_DIR")
-    p = Path(base or "/nonexistent") / "testdata" / name
-    if not p.is_file():
-        pytest.skip(f"micro_speech example clip {name} not found under $FWTOOL_MICRO_SPEECH_DIR/testdata")
+    found = _model_dir()
+    bases = [Path(os.environ.get("FWTOOL_MICRO_SPEECH_DIR") or "/nonexistent")]
+    if isinstance(found, Path):
+        bases.append(found.parent)  # <example>/models/x.tflite -> <example>
+    p = next((b / "testdata" / name for b in bases if (b / "testdata" / name).is_file()), None)
+    if p is None:
+        pytest.skip(f"micro_speech example clip {name} not found (testdata/ of the example folder)")
     return wav.read_wav(p)
 
 
@@ -104,9 +107,24 @@ def test_missing_model_is_a_missing_tool(tmp_path, monkeypatch):
     with pytest.raises(MissingTool) as ei:
         mod.find_model()
     assert "audio_preprocessor_int8.tflite" in ei.value.cause and "FWTOOL_MICRO_SPEECH_DIR" in ei.value.fix
+    assert "fwtool vendor sync tflite-micro" in ei.value.fix
     monkeypatch.delenv("FWTOOL_MICRO_SPEECH_DIR")
-    with pytest.raises(MissingTool):
+    monkeypatch.setenv("FWTOOL_TFLITE_MICRO_PATH", str(tmp_path / "absent"))  # the vendor tree: missing
+    with pytest.raises(MissingTool) as ei:
         mod.find_model()
+    assert "fwtool vendor sync tflite-micro" in ei.value.fix
+
+
+def test_model_from_the_vendor_tree(tmp_path, monkeypatch):
+    from fwtool.audio import kws as mod
+
+    models = tmp_path / mod.EXAMPLE_PATH / "models"
+    models.mkdir(parents=True)
+    (models / mod.PREPROCESSOR).write_bytes(b"x")
+    monkeypatch.delenv("FWTOOL_MICRO_SPEECH_DIR", raising=False)
+    monkeypatch.setenv("FWTOOL_TFLITE_MICRO_PATH", str(tmp_path))
+    assert mod.find_model() == models / mod.PREPROCESSOR
+    assert mod.find_model(model_dir=models / mod.PREPROCESSOR) == models / mod.PREPROCESSOR
 
 
 # ---------------------------------------------------------------- the preprocessor (model needed)

@@ -1,6 +1,6 @@
 """Audio front ends for the audio apps (``audio_classifier``, ``kws``): host twins of the device pipelines.
 
-Modules (each usable on its own; none imports the rest of fwtool except ``fwtool.core.errors``):
+Modules (each usable on its own; they import only ``fwtool.core`` from the rest of fwtool):
 
 - ``wav``          read/write 16 kHz mono 16-bit PCM WAV files; everything else is refused with the fix.
 - ``params``       ``FrontEnd`` (the numbers of one front end) derived from, and checked against, a model input.

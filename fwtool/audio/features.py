@@ -34,11 +34,23 @@ def _front_end(app: str, model_input: params.ModelInput | None) -> params.FrontE
     return params.for_model(app, params.ModelInput((), "int8"))  # raises: unknown app
 
 
+def default_front_end(app: str) -> params.FrontEnd:
+    """The app's front end without a model: classifier 124x129 (q15 magnitudes, no quantization), kws 49x40."""
+    if app == "audio_classifier":
+        return params.classifier()
+    return _front_end(app, None)
+
+
+def is_quantized(fe: params.FrontEnd) -> bool:
+    """Does this front end produce int8 model inputs (else: the classifier's int16 q15 magnitudes)?"""
+    return fe.app == "kws" or fe.input_scale > 0
+
+
 def device_windows(frames: np.ndarray, fe: params.FrontEnd) -> np.ndarray:
     """The model inputs a device runs on, from its frame stream: [n_windows, fe.frames, bins]."""
     ends = range(fe.columns_per_inference, len(frames) + 1, fe.columns_per_inference)
     wins = [frames[e - fe.frames: e] for e in ends if e >= fe.frames]
-    return np.stack(wins) if wins else np.zeros((0, fe.frames, fe.bins), np.int8)
+    return np.stack(wins) if wins else np.zeros((0, fe.frames, fe.bins), frames.dtype)
 
 
 def compute_pcm(app: str, clips: Iterable[np.ndarray], fe: params.FrontEnd, names: list[str] | None = None,
@@ -48,12 +60,18 @@ def compute_pcm(app: str, clips: Iterable[np.ndarray], fe: params.FrontEnd, name
     pp = None
     if app == "kws":
         pp = preprocessor or kws_mod.Preprocessor()
-    quant = spectrogram.Quant.of(fe) if app == "audio_classifier" else None
+    quant = spectrogram.Quant.of(fe) if app == "audio_classifier" and is_quantized(fe) else None
+    raw = app == "audio_classifier" and quant is None  # no model scale: q15 magnitudes (training = mag / 64)
+    dtype = np.int16 if raw else np.int8
     for i, pcm in enumerate(clips):
         name = names[i] if names else f"clip {i}"
         if all_windows:
-            frames = (spectrogram.stream_features(pcm, fe, quant) if app == "audio_classifier"
-                      else kws_mod.stream_features(pcm, fe, pp))
+            if raw:
+                frames = spectrogram.spectrogram_q15(np.concatenate([np.zeros(fe.window - fe.hop, np.int16),
+                                                                     np.asarray(pcm, np.int16)]), fe)
+            else:
+                frames = (spectrogram.stream_features(pcm, fe, quant) if app == "audio_classifier"
+                          else kws_mod.stream_features(pcm, fe, pp))
             out.append(device_windows(frames, fe))
             continue
         n = fe.frames_in(len(pcm))
@@ -67,13 +85,15 @@ def compute_pcm(app: str, clips: Iterable[np.ndarray], fe: params.FrontEnd, name
                            f"{fe.clip_samples / fe.sample_rate:.3f} s ({fe.frames} frames)",
                            f"cut 1 s clips (sox '{name}' clip.wav trim 0 1), or ask for every window the device "
                            "would see (--all-windows)")
-        if app == "audio_classifier":
+        if raw:
+            out.append(spectrogram.spectrogram_q15(pcm[: fe.clip_samples], fe)[None])
+        elif app == "audio_classifier":
             out.append(spectrogram.features(pcm, fe, quant)[None])
         else:
             out.append(kws_mod.features(pcm, fe, pp)[None])
     if not out:
-        return np.zeros((0, fe.frames, fe.bins), np.int8)
-    return np.concatenate(out).astype(np.int8)
+        return np.zeros((0, fe.frames, fe.bins), dtype)
+    return np.concatenate(out).astype(dtype)
 
 
 def compute(app: str, wav_paths: Iterable[str | os.PathLike], model_input: params.ModelInput | None = None,

@@ -7,8 +7,9 @@ tflite-micro's micro_speech example (micro_speech_test.cc GenerateFeatures, eval
 480-sample frame remains, at most 49 frames. This module does exactly that, with the same TFLM kernels the device
 compiles (the ``tflite-micro`` wheel's interpreter), so host and device features agree byte for byte.
 
-The model file comes from tflite-micro (tensorflow/lite/micro/examples/micro_speech/models/). It is looked up in
-``FWTOOL_MICRO_SPEECH_DIR`` (the micro_speech example folder, its models/ folder, or a folder holding the .tflite).
+The model file comes from tflite-micro (tensorflow/lite/micro/examples/micro_speech/models/): an explicit path,
+else ``FWTOOL_MICRO_SPEECH_DIR`` (the micro_speech example folder, its models/ folder, or a folder holding the
+.tflite), else the pinned tflite-micro vendor tree (``fwtool vendor sync tflite-micro``).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fwtool.core import vendor
 from fwtool.core.errors import BadInput, MissingTool
 
 from .params import KWS_FEATURES, KWS_STRIDE, KWS_WINDOW, FrontEnd
@@ -26,18 +28,41 @@ CLASSIFIER = "micro_speech_quantized.tflite"
 ENV_DIR = "FWTOOL_MICRO_SPEECH_DIR"
 LABELS = ("silence", "unknown", "yes", "no")
 EXAMPLE_PATH = "tensorflow/lite/micro/examples/micro_speech"
+VENDOR_NAME = "tflite-micro"  # vendor/manifest.toml entry holding the example
+
+
+def _vendor_dir() -> Path | None:
+    """micro_speech/models in the tflite-micro vendor tree (fwtool vendor sync tflite-micro), if it is there."""
+    dep = vendor.manifest().get(VENDOR_NAME)
+    if dep is None:
+        return None
+    loc = vendor.locate(dep)
+    return loc.path / EXAMPLE_PATH / "models" if loc.path else None
 
 
 def find_model(name: str = PREPROCESSOR, model_dir: str | os.PathLike | None = None) -> Path:
-    """Path of a micro_speech model file, from model_dir or $FWTOOL_MICRO_SPEECH_DIR. Raises MissingTool."""
-    base = model_dir or os.environ.get(ENV_DIR)
-    if base:
-        for cand in (Path(base) / name, Path(base) / "models" / name):
+    """Path of a micro_speech model file. Raises MissingTool.
+
+    Looks in ``model_dir`` (if given), else ``$FWTOOL_MICRO_SPEECH_DIR``, else the tflite-micro vendor tree; a
+    folder may be the example folder, its models/ folder, or any folder holding the .tflite (or the file itself).
+    """
+    if model_dir:
+        bases, origin = [Path(model_dir)], "the given path"
+    elif os.environ.get(ENV_DIR):
+        bases, origin = [Path(os.environ[ENV_DIR])], ENV_DIR
+    else:
+        vd = _vendor_dir()
+        bases, origin = ([vd] if vd else []), "the tflite-micro vendor tree"
+    for base in bases:
+        if base.is_file() and base.name == name:
+            return base
+        for cand in (base / name, base / "models" / name, base / EXAMPLE_PATH / "models" / name):
             if cand.is_file():
                 return cand
-    where = f"{base} (from {'the argument' if model_dir else ENV_DIR})" if base else f"{ENV_DIR} is not set"
+    where = f"{bases[0]} (from {origin})" if bases else "the tflite-micro vendor tree is not synced"
     raise MissingTool(f"the kws front end needs TFLM's {name}; not found: {where}",
-                      f"point {ENV_DIR} at a tflite-micro checkout's {EXAMPLE_PATH} folder (it holds models/{name})")
+                      f"run 'fwtool vendor sync tflite-micro' (or point {ENV_DIR} at a folder holding "
+                      f"{EXAMPLE_PATH}/models/{name})")
 
 
 def _runtime():

@@ -56,6 +56,7 @@ def c_formats() -> dict[str, str]:
         "out": fmt(PREFIX_OUT, OUT_FIELDS), "out_vector": {"name": OUT_VECTOR[0], "conv": OUT_VECTOR[1]},
         "done": fmt(PREFIX_DONE, DONE_FIELDS),
         "error": PREFIX_ERROR + " %s",
+        **audio_c_formats(),
     }
 
 
@@ -138,7 +139,7 @@ class Done:
         return {"type": "done", "n": self.n, "inputs": self.inputs}
 
 
-def parse_line(line: str) -> Banner | Inference | FirmwareError | Output | Done | None:
+def parse_line(line: str) -> "Banner | Inference | FirmwareError | Output | Done | AudioRecord | None":
     """Parse one line (without its newline). Returns None for free text or a malformed record."""
     line = line.strip()
     i = line.find(PREFIX_ERROR)
@@ -171,4 +172,194 @@ def parse_line(line: str) -> Banner | Inference | FirmwareError | Output | Done 
             return Done(n=int(p["n"]), inputs=None if inputs in (None, "", "none") else str(inputs), raw=line)
         except (KeyError, ValueError):
             return None
-    return None
+    return parse_audio_line(line)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Audio apps (audio_classifier, kws). Device -> host lines, added to the formats above (which are unchanged):
+#
+#   FWT:AUDIO app=kws rate=16000 window=480 fft=512 hop=320 frames=49 bins=40 shift=5 source=host want=320
+#   FWT:FEAT n=17 q=-128,-90,...                         one feature row (frame n since boot) as fed to the model
+#   FWT:AINF n=3 frame=54 dsp_us=1830 invoke_us=21950 dropped=0 top=yes score=0.9961 scores=0.0000,...,0.9961 q=-128,...
+#   FWT:DETECT n=3 label=yes score=0.8516                a detection (kws: averaged score over the threshold)
+#   FWT:ACK seq=12 credit=4                              host PCM stream: chunk seq consumed, room for credit more
+#   FWT:REC rate=16000 bits=16 chunk=256                 recorder app: binary FWR frames follow (fwtool.audio.record)
+#
+# FWT:AUDIO is printed once the source is chosen (``source`` mic|host; ``want`` = samples per host chunk, 0 for the
+# mic); ``shift`` = frames per inference. FWT:FEAT ``n`` counts frames from boot (0-based), so frame n covers stream
+# samples [hop*n - (window - hop), hop*(n+1)) with zeros before the stream. FWT:AINF ``frame`` = the newest frame
+# index in the model's input; ``dsp_us`` the front-end time for the frames since the last inference, ``invoke_us``
+# the Invoke() time, ``dropped`` the samples lost so far (mic overruns or host chunks lost).
+
+PREFIX_AUDIO = "FWT:AUDIO"
+PREFIX_FEAT = "FWT:FEAT"
+PREFIX_AINF = "FWT:AINF"
+PREFIX_DETECT = "FWT:DETECT"
+PREFIX_ACK = "FWT:ACK"
+PREFIX_REC = "FWT:REC"
+
+AUDIO_FIELDS = [("app", "%s"), ("rate", "%lu"), ("window", "%lu"), ("fft", "%lu"), ("hop", "%lu"),
+                ("frames", "%lu"), ("bins", "%lu"), ("shift", "%lu"), ("source", "%s"), ("want", "%lu")]
+FEAT_FIELDS = [("n", "%lu")]
+FEAT_VECTOR = ("q", "%d")
+AINF_FIELDS = [("n", "%lu"), ("frame", "%lu"), ("dsp_us", "%lu"), ("invoke_us", "%lu"), ("dropped", "%lu"),
+               ("top", "%s"), ("score", "%.4f")]
+AINF_VECTORS = [("scores", "%.4f"), ("q", "%d")]
+DETECT_FIELDS = [("n", "%lu"), ("label", "%s"), ("score", "%.4f")]
+ACK_FIELDS = [("seq", "%u"), ("credit", "%u")]
+REC_FIELDS = [("rate", "%lu"), ("bits", "%u"), ("chunk", "%u")]
+AUDIO_SOURCES = ("mic", "host")
+_AUDIO_INTS = {"rate", "window", "fft", "hop", "frames", "bins", "shift", "want", "n", "frame", "dsp_us",
+               "invoke_us", "dropped", "seq", "credit", "bits", "chunk"}
+
+
+def audio_c_formats() -> dict:
+    """printf formats of the audio lines (fixed fields; vectors follow comma-separated, like ``c_formats()``)."""
+    def fmt(prefix, fields):
+        return prefix + "".join(f" {name}={conv}" for name, conv in fields)
+
+    return {
+        "audio": fmt(PREFIX_AUDIO, AUDIO_FIELDS),
+        "feat": fmt(PREFIX_FEAT, FEAT_FIELDS), "feat_vector": {"name": FEAT_VECTOR[0], "conv": FEAT_VECTOR[1]},
+        "ainf": fmt(PREFIX_AINF, AINF_FIELDS), "ainf_vectors": [{"name": n, "conv": c} for n, c in AINF_VECTORS],
+        "detect": fmt(PREFIX_DETECT, DETECT_FIELDS),
+        "ack": fmt(PREFIX_ACK, ACK_FIELDS),
+        "rec": fmt(PREFIX_REC, REC_FIELDS),
+    }
+
+
+@dataclass
+class AudioBanner:
+    """``FWT:AUDIO``: the audio front end the firmware runs, and where its samples come from."""
+
+    app: str
+    rate: int
+    window: int
+    fft: int
+    hop: int
+    frames: int
+    bins: int
+    shift: int
+    source: str  # "mic" | "host"
+    want: int = 0  # host source: samples per PCM chunk the device asks for
+    raw: str = ""
+
+    def to_dict(self) -> dict:
+        return {"type": "audio", "app": self.app, "rate": self.rate, "window": self.window, "fft": self.fft,
+                "hop": self.hop, "frames": self.frames, "bins": self.bins, "shift": self.shift,
+                "source": self.source, "want": self.want}
+
+
+@dataclass
+class FeatureRow:
+    """``FWT:FEAT``: feature row (frame) ``n`` since boot, the int8 values the model is fed."""
+
+    n: int
+    q: list[int] = field(default_factory=list)
+    raw: str = ""
+
+    def to_dict(self) -> dict:
+        return {"type": "feature", "n": self.n, "q": self.q}
+
+
+@dataclass
+class AudioInference:
+    """``FWT:AINF``: one inference of an audio app."""
+
+    n: int
+    frame: int
+    dsp_us: int
+    invoke_us: int
+    dropped: int
+    top: str
+    score: float
+    scores: list[float] = field(default_factory=list)
+    q: list[int] = field(default_factory=list)
+    raw: str = ""
+
+    @property
+    def us(self) -> int:
+        """Processing time of this hop group: front end + Invoke()."""
+        return self.dsp_us + self.invoke_us
+
+    def to_dict(self) -> dict:
+        return {"type": "audio_inference", "n": self.n, "frame": self.frame, "dsp_us": self.dsp_us,
+                "invoke_us": self.invoke_us, "dropped": self.dropped, "top": self.top, "score": self.score,
+                "scores": self.scores, "q": self.q}
+
+
+@dataclass
+class Detection:
+    """``FWT:DETECT``: inference ``n`` crossed the app's threshold (kws: averaged score)."""
+
+    n: int
+    label: str
+    score: float
+    raw: str = ""
+
+    def to_dict(self) -> dict:
+        return {"type": "detection", "n": self.n, "label": self.label, "score": self.score}
+
+
+@dataclass
+class Ack:
+    """``FWT:ACK``: the device consumed host PCM chunk ``seq`` and has room for ``credit`` more chunks."""
+
+    seq: int
+    credit: int
+    raw: str = ""
+
+    def to_dict(self) -> dict:
+        return {"type": "ack", "seq": self.seq, "credit": self.credit}
+
+
+@dataclass
+class RecStart:
+    """``FWT:REC``: the recorder app starts streaming binary PCM frames (see fwtool.audio.record)."""
+
+    rate: int
+    bits: int
+    chunk: int
+    raw: str = ""
+
+    def to_dict(self) -> dict:
+        return {"type": "rec", "rate": self.rate, "bits": self.bits, "chunk": self.chunk}
+
+
+AudioRecord = AudioBanner | FeatureRow | AudioInference | Detection | Ack | RecStart
+
+
+def _audio_pairs(rest: str) -> dict:
+    return {k: int(v) if k in _AUDIO_INTS and re.fullmatch(r"-?\d+", v) else v for k, v in _PAIR.findall(rest)}
+
+
+def parse_audio_line(line: str) -> AudioRecord | None:
+    """Parse one audio-app line (see the table above). None for anything else or a malformed record."""
+    line = line.strip()
+    for prefix in (PREFIX_AUDIO, PREFIX_FEAT, PREFIX_AINF, PREFIX_DETECT, PREFIX_ACK, PREFIX_REC):
+        i = line.find(prefix + " ")
+        if i >= 0:
+            break
+    else:
+        return None
+    p = _audio_pairs(line[i + len(prefix):])
+    try:
+        if prefix == PREFIX_AUDIO:
+            if p["source"] not in AUDIO_SOURCES:
+                return None
+            return AudioBanner(str(p["app"]), int(p["rate"]), int(p["window"]), int(p["fft"]), int(p["hop"]),
+                               int(p["frames"]), int(p["bins"]), int(p["shift"]), str(p["source"]),
+                               int(p.get("want", 0)), raw=line)
+        if prefix == PREFIX_FEAT:
+            return FeatureRow(int(p["n"]), _vector(p["q"], int), raw=line)
+        if prefix == PREFIX_AINF:
+            return AudioInference(int(p["n"]), int(p["frame"]), int(p["dsp_us"]), int(p["invoke_us"]),
+                                  int(p["dropped"]), str(p["top"]), float(p["score"]),
+                                  _vector(p.get("scores", ""), float), _vector(p.get("q", ""), int), raw=line)
+        if prefix == PREFIX_DETECT:
+            return Detection(int(p["n"]), str(p["label"]), float(p["score"]), raw=line)
+        if prefix == PREFIX_ACK:
+            return Ack(int(p["seq"]), int(p["credit"]), raw=line)
+        return RecStart(int(p["rate"]), int(p["bits"]), int(p["chunk"]), raw=line)
+    except (KeyError, ValueError, TypeError):
+        return None
