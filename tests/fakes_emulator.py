@@ -14,7 +14,8 @@ from __future__ import annotations
 import struct
 
 from fwtool.image import uf2
-from fwtool.emulator.image import FLASH_BASE, _crc32_mpeg2
+from fwtool.emulator.image import FLASH_BASE
+from fwtool.image.boot2 import crc as _crc32_mpeg2
 
 MESSAGE = b"hello from fwtool's test image\n"
 _LIT = {"uart0": 0x40034000, "fifo_wr": 0xD0000054, "watchdog": 0x40058000, "trigger": 0x80000000}

@@ -1,4 +1,6 @@
-"""UF2 container: write from a flat binary, read back, validate (microsoft/uf2; RP2040 rules of its bootrom)."""
+"""UF2 container: write from a flat binary, read back, validate (microsoft/uf2; RP2040 rules of its bootrom).
+
+Reading a UF2 *file* for flashing or emulation goes through :mod:`fwtool.image.firmware`."""
 from __future__ import annotations
 
 import struct
@@ -14,6 +16,16 @@ RP2040_FAMILY_ID = 0xE48BFF56
 BLOCK_SIZE = 512
 PAYLOAD = 256
 _HEADER = struct.Struct("<8I")
+
+FAMILY_NAMES = {0xE48BFF56: "RP2040", 0xE48BFF59: "RP2350 ARM-S", 0xE48BFF5A: "RP2350 RISC-V",
+                0xE48BFF5B: "RP2350 ARM-NS", 0xE48BFF57: "absolute", 0xE48BFF58: "data",
+                0xE48BFF55: "CYW43 firmware", 0x68ED2B88: "SAMD21", 0x55114460: "SAMD51",
+                0xADA52840: "nRF52840", 0x1C5F21B0: "ESP32", 0xBFDD4EEE: "ESP32-S2", 0xC47E5767: "ESP32-S3"}
+
+
+def family_name(fid: int) -> str:
+    """``0xE48BFF56 (RP2040)``: the id, and its name when known."""
+    return f"0x{fid:08X}" + (f" ({FAMILY_NAMES[fid]})" if fid in FAMILY_NAMES else "")
 
 
 class UF2Error(ValueError):
