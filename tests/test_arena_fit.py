@@ -1,18 +1,20 @@
+import signal
+import sys
+
 import pytest
-from tflite_micro.python.tflite_micro import runtime
 
 import modelgen
-from fwtool.model import arena
+from fwtool.model import arena, host
 from fwtool.core.boards import get_board
-from fwtool.build.flow import fit_check
-from fwtool.core.errors import DoesNotFit, Exit
+from fwtool.build.fit import fit_check
+from fwtool.core.errors import DoesNotFit, Exit, FwtoolError
 from fwtool.build.families import get_family
 from fwtool.model.tflite import load_model, parse_model
 
 
 def _runs(data, size):
-    with arena._quiet_fds():
-        return arena._runs(runtime, data, parse_model(data), size)
+    with host.quiet_native_output():
+        return arena.runs(parse_model(data), size)
 
 
 def test_measured_arena_is_the_minimum(fire_alarm):
@@ -68,3 +70,23 @@ def test_measurement_is_cached_per_model(fire_alarm, tmp_path, monkeypatch):
     assert (tmp_path / "arena" / f"{m.sha256}.json").is_file()
     monkeypatch.setattr(arena, "measure", lambda model: pytest.fail("measured again"))
     assert arena.cached_measure(m) == first
+
+
+def test_a_crashing_interpreter_child_is_one_error_with_exit_3(fire_alarm, monkeypatch):
+    """A native crash (faked at the process level: the child kills itself with SIGSEGV) at the 16 MiB probe is the
+    model's fault: one BadInput naming the signal, not 'the arena is too small'."""
+    monkeypatch.setattr(host, "child_command", lambda module, args: [
+        sys.executable, "-c", f"import os, signal; os.kill(os.getpid(), signal.{signal.SIGSEGV.name})"])
+    real_child = host.run_child
+
+    def child_that_probes_then_crashes(module, args, timeout=host.CHILD_TIMEOUT_S):
+        with open(args[3], "a") as out:  # the probe had started on the 16 MiB arena when it crashed
+            out.write(f"try {16 * 1024 * 1024}\n")
+        return real_child(module, args, timeout)
+
+    monkeypatch.setattr(host, "run_child", child_that_probes_then_crashes)
+    with pytest.raises(FwtoolError) as e:
+        arena.measure(load_model(fire_alarm))
+    assert e.value.code == Exit.BAD_INPUT
+    assert e.value.cause == ("the TFLM interpreter crashed on this model (SIGSEGV) — the model is malformed or uses "
+                             "an unsupported op version")

@@ -27,6 +27,9 @@ def test_artifacts_and_report(built):
     assert [o["op"] for o in report["ops"]] == ["RESIZE_NEAREST_NEIGHBOR", "CONV_2D", "MAX_POOL_2D", "RESHAPE",
                                                  "FULLY_CONNECTED", "LOGISTIC"]
     assert report["vendor"]["pico-sdk"]["pinned"] and report["model"]["sha256"].startswith("4d5f2cd1842e")
+    assert report["image_kind"] == "uf2" and report["files"]["uf2"] == str(out / "firmware.uf2")
+    log = (out / "build.log").read_text().splitlines()
+    assert any(re.match(r"^\$ (ninja|make) -C \S+ -j \d+$", ln) for ln in log)  # the command lines are logged
 
 
 def test_uf2_is_valid_and_covers_the_bin_exactly(built):
@@ -82,5 +85,6 @@ def test_second_model_rebuilds_only_what_changed(built, tmp_path):
     steps = [ln for ln in (out / "build.log").read_text().splitlines() if re.match(r"^\[\d+/\d+\] Building", ln)]
     assert 0 < len(steps) <= 3, steps  # main.cpp + model_data.cpp, not the SDK or TFLM
     assert r["model"]["bytes"] == m.stat().st_size
+    assert not any(ln.startswith("$ cmake") for ln in (out / "build.log").read_text().splitlines())  # configured
     uf2.validate((out / "firmware.uf2").read_bytes(), 0xE48BFF56, 0x10000000,
                  expect=(out / "firmware.bin").read_bytes())

@@ -1,28 +1,45 @@
-"""Firmware apps: ``templates/<family>/apps/<name>/`` holds the app's templates (main.cpp.j2, …) and ``app.toml``.
+"""Firmware apps, independent of the board family: ``templates/apps/<name>/`` holds the app's templates
+(main.cpp.j2, …) and ``app.toml``.
 
-Files directly in ``templates/<family>/`` are shared by every app (CMake project, model array, op resolver,
-config header). An app may declare the input layout it feeds the model (``[input] shape, dtype``); a model
-whose input 0 differs is refused before anything is generated.
+A build renders three layers into one project (fwtool/build/render.py): ``templates/common/`` (model data, op
+resolver, FWT: lines, interpreter set-up and the inference/validation loops, written against ``fwt_platform.h``),
+then the family's folder (its platform layer and build template), then the app's folder; a later layer's file
+overrides an earlier one of the same name. ``app.toml`` declares:
+
+- ``description``
+- ``sources``: the files the app adds to the project (rendered names, e.g. ``["main.cpp"]``); every family's build
+  template compiles them (``app_sources`` in the template context)
+- ``vendor``: extra vendor trees it needs beyond the family's (names in vendor/manifest.toml)
+- ``needs``: board features; a board has feature X when its board file has a top-level ``[X]`` table
+- ``[input] shape, dtype``: the input layout the app feeds the model; a model whose input 0 differs is refused
+  before anything is generated.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
+from fwtool.core.boards import Board, all_boards
 from fwtool.core.errors import BadInput
-from fwtool.model.tflite import Model
 from fwtool.core.paths import resource_dir
 from fwtool.core.tomlcompat import tomllib
+from fwtool.model.tflite import Model
+
+APPS_DIR = "apps"  # under templates/
+COMMON_DIR = "common"  # under templates/
+SOURCE_SUFFIXES = (".c", ".cpp", ".cc", ".S")
 
 
 @dataclass(frozen=True)
 class App:
     name: str
-    family_dir: str
     path: Path
     description: str
     input_shape: tuple[int, ...] | None
     input_dtype: str | None
+    sources: tuple[str, ...] = ()
+    vendor: tuple[str, ...] = ()
+    needs: tuple[str, ...] = ()
 
     def check_model(self, model: Model) -> None:
         t = model.inputs[0]
@@ -34,21 +51,61 @@ class App:
             raise BadInput(f"model input '{t.name}' is {t.dtype.lower()} but app '{self.name}' feeds "
                            f"{self.input_dtype}", "convert with that input type (fwtool quantize does int8)")
 
+    def check_board(self, board: Board) -> None:
+        """Refuse a board that lacks a feature the app ``needs`` (naming the boards that have it)."""
+        for feature in self.needs:
+            if not has_feature(board, feature):
+                have = [b.name for b in all_boards().values() if has_feature(b, feature)]
+                raise BadInput(f"app '{self.name}' needs a {feature} but board '{board.name}' has none "
+                               f"(no [{feature}] table in its board file)",
+                               f"use a board that has one ({', '.join(have)})" if have else
+                               f"add a [{feature}] table to the board file, or use another --app")
 
-def list_apps(family_dir: str) -> dict[str, App]:
-    root = resource_dir("templates") / family_dir / "apps"
-    apps = {}
-    for meta in sorted(root.glob("*/app.toml")):
-        d = tomllib.loads(meta.read_text())
-        inp = d.get("input", {})
-        apps[meta.parent.name] = App(meta.parent.name, family_dir, meta.parent, d.get("description", ""),
-                                     tuple(inp["shape"]) if "shape" in inp else None, inp.get("dtype"))
-    return apps
+
+def has_feature(board: Board, feature: str) -> bool:
+    """A board has ``feature`` when its board file has a top-level ``[feature]`` table."""
+    return isinstance(board.raw.get(feature), dict)
 
 
-def get_app(family_dir: str, name: str) -> App:
-    apps = list_apps(family_dir)
+def _str_list(d: dict, key: str, meta: Path) -> tuple[str, ...]:
+    value = d.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise BadInput(f"{meta}: '{key}' must be a list of strings", f"write e.g. {key} = [\"name\"]")
+    return tuple(value)
+
+
+def load_app(meta: Path) -> App:
+    """The app described by ``meta`` (an ``app.toml``; the folder name is the app's name)."""
+    d = tomllib.loads(meta.read_text())
+    inp = d.get("input", {})
+    return App(meta.parent.name, meta.parent, d.get("description", ""),
+               tuple(inp["shape"]) if "shape" in inp else None, inp.get("dtype"),
+               sources=_str_list(d, "sources", meta),
+               vendor=_str_list(d, "vendor", meta), needs=_str_list(d, "needs", meta))
+
+
+def list_apps() -> dict[str, App]:
+    root = resource_dir("templates") / APPS_DIR
+    return {meta.parent.name: load_app(meta) for meta in sorted(root.glob("*/app.toml"))}
+
+
+def get_app(name: str) -> App:
+    apps = list_apps()
     if name not in apps:
         raise BadInput(f"unknown app '{name}' for this board; available: {', '.join(apps)}",
                        "pick one of those with --app")
     return apps[name]
+
+
+def common_sources() -> list[str]:
+    """The sources every firmware compiles: the rendered names of ``templates/common/`` C/C++ files."""
+    root = resource_dir("templates") / COMMON_DIR
+    names = (p.name[:-3] if p.name.endswith(".j2") else p.name for p in root.iterdir() if p.is_file())
+    return sorted(n for n in names if n.endswith(SOURCE_SUFFIXES))
+
+
+def template_values(app: App) -> dict:
+    """What the templates need to know about ``app`` (merged into the build's template context)."""
+    common = common_sources()
+    return {"app_name": app.name, "common_sources": common,
+            "app_sources": [s for s in app.sources if s not in common]}

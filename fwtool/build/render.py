@@ -1,38 +1,40 @@
-"""Render a family's Jinja templates into a project folder, rewriting only files whose content changed
-(so make/ninja rebuild only what a new model really changes)."""
+"""Render a firmware project from three template layers — ``templates/common/``, the family's folder, the app's
+folder — rewriting only files whose content changed (so make/ninja rebuild only what a new model really changes).
+
+A later layer's file overrides an earlier one of the same name (the family may replace a common file, the app a
+common or family one). Templates only substitute and loop; anything computed is in the context.
+"""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import jinja2
 
+from fwtool.build.apps import COMMON_DIR, App
+from fwtool.core.files import write_if_changed
 from fwtool.core.paths import resource_dir
 
 
-def _render_dir(folder: Path, context: dict) -> dict[str, str]:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(folder)), undefined=jinja2.StrictUndefined,
-                             keep_trailing_newline=True, autoescape=False)
-    return {Path(name).name[:-3]: env.get_template(name).render(**context)
-            for name in env.list_templates() if name.endswith(".j2") and "/" not in name}
+def _templates(folder: Path) -> dict[str, Path]:
+    """Rendered name -> template file, for the ``*.j2`` files directly in ``folder``."""
+    return {p.name[:-3]: p for p in sorted(folder.glob("*.j2")) if p.is_file()} if folder.is_dir() else {}
 
 
-def render_all(template_dir: str, context: dict, app: str = "inference") -> dict[str, str]:
-    """The family's shared templates plus those of ``app`` (an app file overrides a shared one of that name)."""
-    root = resource_dir("templates") / template_dir
-    files = _render_dir(root, context)
-    files.update(_render_dir(root / "apps" / app, context))
-    return files
+def layers(family_template_dir: str, app: App) -> list[Path]:
+    """The template folders of a project, earliest (most shared) first."""
+    root = resource_dir("templates")
+    return [root / COMMON_DIR, root / family_template_dir, app.path]
 
 
-def write_if_changed(path: Path, text: str) -> bool:
-    if path.is_file() and path.read_text() == text:
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return True
+def render_all(family_template_dir: str, context: dict, app: App) -> dict[str, str]:
+    """Rendered file name -> text: common, then the family's templates, then the app's (later ones override)."""
+    chosen: dict[str, Path] = {}
+    for folder in layers(family_template_dir, app):
+        chosen.update(_templates(folder))
+    envs = {folder: jinja2.Environment(loader=jinja2.FileSystemLoader(str(folder)), undefined=jinja2.StrictUndefined,
+                                       keep_trailing_newline=True, autoescape=False)
+            for folder in {t.parent for t in chosen.values()}}
+    return {name: envs[t.parent].get_template(t.name).render(**context) for name, t in chosen.items()}
 
 
 def write_project(files: dict[str, str], project_dir: Path) -> list[str]:

@@ -4,8 +4,7 @@ import click
 
 from fwtool.core import ui
 from fwtool.build.flow import BuildOptions, run
-from fwtool.build.families import get_family
-from fwtool.core.boards import get_board
+from fwtool.build.result import BuildResult
 
 
 def print_report(r: dict) -> None:
@@ -26,7 +25,7 @@ def print_report(r: dict) -> None:
     click.echo(f"build     {r['build']['seconds']:.1f} s ({len(r['build']['changed_files'])} generated files changed)")
     for note in r["build"].get("notes", []):
         click.echo(f"note      {note}")
-    for k in ("uf2", "elf", "bin", "map", "report"):
+    for k in ("uf2", "hex", "elf", "bin", "map", "report"):
         if k in r["files"]:
             click.echo(f"{k:9} {r['files'][k]}")
 
@@ -43,7 +42,7 @@ BUILD_OPTIONS = [  # shared with 'fwtool run'
                  help="Test input for the default app (.npy, int8 or float); default zeros."),
     click.option("--labels", type=click.Path(path_type=Path), help="Text file, one label per output value."),
     click.option("--app", default="inference", show_default=True,
-                 help="Firmware app (templates/<family>/apps/<app>): 'inference' runs the model in a loop."),
+                 help="Firmware app (templates/apps/<app>): 'inference' runs the model in a loop."),
     click.option("--stdio", type=click.Choice(["usb", "uart"]), help="Console (default: the board's, usually usb)."),
     click.option("--jobs", "-j", type=click.IntRange(min=1), help="Parallel compile jobs [CPU count]."),
 ]
@@ -61,9 +60,8 @@ def options_from(kw: dict, **extra) -> BuildOptions:
                         app=kw["app"], representative=kw["representative"], **extra)
 
 
-def run_build(opts: BuildOptions, verbose: bool = False) -> dict:
-    """Build with a live status line (and every compiler line with ``verbose``)."""
-    family = get_family(get_board(opts.board).family)
+def run_build(opts: BuildOptions, verbose: bool = False) -> BuildResult:
+    """Build with a live status line (and every compiler and command line with ``verbose``)."""
     progress = {"step": ""}
     with ui.err.status("fwtool build: starting") as status:
         def on_step(step):
@@ -73,11 +71,11 @@ def run_build(opts: BuildOptions, verbose: bool = False) -> dict:
         def on_line(line):
             if verbose:
                 ui.err.print(line, markup=False)
-            pr = family.progress(line)
-            if pr:
-                status.update(f"fwtool build: {progress['step']} [{pr[0]}/{pr[1]}]")
 
-        return run(opts, on_line=on_line, on_step=on_step)
+        def on_progress(done, total):
+            status.update(f"fwtool build: {progress['step']} [{done}/{total}]")
+
+        return run(opts, on_line=on_line, on_step=on_step, on_progress=on_progress)
 
 
 @click.command()
@@ -102,8 +100,8 @@ def build(tflm_cores, as_json, verbose, **kw):
       fwtool build -b pico -m model.tflite --tflm-cores 1 --out build/pico-emu   # for 'fwtool emulate'
     """
     ui.set_json(as_json)
-    report = run_build(options_from(kw, tflm_cores=int(tflm_cores)), verbose)
+    result = run_build(options_from(kw, tflm_cores=int(tflm_cores)), verbose)
     if as_json:
-        ui.emit_json(report)
+        ui.emit_json(result.report)
     else:
-        print_report(report)
+        print_report(result.report)

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 from typing import Callable, Sequence
@@ -21,9 +23,16 @@ def require(tool: str, fix: str) -> str:
     return path
 
 
+def command_line(cmd: Sequence[str]) -> str:
+    """How a command is logged: ``$ cmake -S … -B …`` (shell-quoted, so it can be pasted to re-run it)."""
+    return "$ " + shlex.join(map(str, cmd))
+
+
 def capture(cmd: Sequence[str], cwd: Path | None = None, env: dict | None = None, timeout: float | None = 60,
-            check: bool = True) -> subprocess.CompletedProcess:
-    """Run to completion and capture stdout/stderr as text."""
+            check: bool = True, on_command: Callable[[str], None] | None = None) -> subprocess.CompletedProcess:
+    """Run to completion and capture stdout/stderr as text; ``on_command`` gets the command line first."""
+    if on_command:
+        on_command(command_line(cmd))
     try:
         proc = subprocess.run(list(map(str, cmd)), cwd=cwd, env=_env(env), capture_output=True, text=True,
                               timeout=timeout)
@@ -38,8 +47,13 @@ def capture(cmd: Sequence[str], cwd: Path | None = None, env: dict | None = None
 
 
 def stream(cmd: Sequence[str], cwd: Path | None = None, env: dict | None = None,
-           on_line: Callable[[str], None] | None = None, timeout: float | None = None) -> tuple[int, list[str]]:
-    """Run, feeding each output line (stdout and stderr merged) to ``on_line``; return (exit code, all lines)."""
+           on_line: Callable[[str], None] | None = None, timeout: float | None = None,
+           on_command: Callable[[str], None] | None = None) -> tuple[int, list[str]]:
+    """Run, feeding each output line (stdout and stderr merged) to ``on_line``; return (exit code, all lines).
+
+    ``on_command`` gets the command line (:func:`command_line`) before it starts (build.log, ``-v``)."""
+    if on_command:
+        on_command(command_line(cmd))
     lines: list[str] = []
     try:
         proc = subprocess.Popen(list(map(str, cmd)), cwd=cwd, env=_env(env), stdout=subprocess.PIPE,
@@ -83,8 +97,6 @@ def spawn(cmd: Sequence[str], cwd: Path | None = None, env: dict | None = None) 
 
 def kill_group(proc: subprocess.Popen, grace: float = 2.0) -> int | None:
     """SIGTERM the process group started by :func:`spawn`, SIGKILL it after ``grace`` seconds; reap it."""
-    import signal
-
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
         if proc.poll() is not None:
             break

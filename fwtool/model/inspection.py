@@ -21,11 +21,8 @@ from functools import lru_cache
 import numpy as np
 
 from fwtool.model import arena as arena_mod
-from fwtool.build.apps import get_app
-from fwtool.core.boards import Board, all_boards, get_board
-from fwtool.build.flow import fit_report
-from fwtool.core.errors import BadInput, DoesNotFit, FwtoolError
-from fwtool.build.families import get_family
+from fwtool.core.boards import Board
+from fwtool.core.errors import FwtoolError
 from fwtool.model.tflite import Model, Operator, check_for_tflm, tflm_ops
 from fwtool.core.paths import data_file
 from fwtool.core.tomlcompat import tomllib
@@ -179,10 +176,9 @@ def op_summary(model: Model, cpus: list[str]) -> list[dict]:
     return out
 
 
-def inspect_model(model: Model, board: str | None = None, app: str = "inference",
-                  arena_override: int | None = None) -> dict:
-    """The whole report as plain data (what ``--json`` prints)."""
-    boards = [get_board(board)] if board else list(all_boards().values())
+def model_report(model: Model, boards: list[Board], arena_override: int | None = None) -> tuple[dict, int | None]:
+    """Everything about the model itself, for the CPUs of ``boards`` (plain data), and the arena total (None
+    when the TFLM interpreter could not run the model). Per-board fit: fwtool.build.verdict."""
     cpus = shown_cpus(boards)
     report: dict = {"model": model.to_dict(), "layers": layers(model, cpus), "totals": totals(model),
                     "ops": op_summary(model, cpus),
@@ -199,37 +195,4 @@ def inspect_model(model: Model, board: str | None = None, app: str = "inference"
     except FwtoolError as e:
         report["arena"] = {"error": e.cause, "fix": e.fix}
         arena_total = None
-    rows = []
-    for b in boards:
-        family = get_family(b.family)
-        if arena_total is not None:
-            fit = fit_report(b, family, model, arena_total, 0)
-        else:
-            fit = {"fits": None, "problems": ["arena unknown (the TFLM interpreter could not run the model)"]}
-        row = {"board": b.name, "title": b.title, "cpu": b.cpu, **fit}
-        try:
-            get_app(family.template_dir, app).check_model(model)
-            row["app"] = {"name": app, "ok": True}
-        except FwtoolError as e:
-            row["app"] = {"name": app, "ok": False, "error": e.cause, "fix": e.fix}
-        row["runs"] = bool(report["tflm"]["ok"] and fit["fits"] and row["app"]["ok"])
-        rows.append(row)
-    report["boards"] = rows
-    return report
-
-
-def verdict_error(report: dict, board: str) -> FwtoolError | None:
-    """For ``--board``: the one error that keeps the model off that board (None if it runs)."""
-    row = next(r for r in report["boards"] if r["board"] == board)
-    name = report["model"]["path"].rsplit("/", 1)[-1]
-    if not report["tflm"]["ok"]:
-        return BadInput(report["tflm"]["error"], report["tflm"]["fix"])
-    if not row["app"]["ok"]:
-        return BadInput(row["app"]["error"], row["app"]["fix"])
-    if row["fits"] is None:
-        return FwtoolError(f"{name}: {row['problems'][0]}", report["arena"].get("fix"))
-    if not row["fits"]:
-        return DoesNotFit(f"{name} does not fit {board}: " + "; ".join(row["problems"]),
-                          "use a smaller or int8-quantized model (fewer filters/units, smaller input), "
-                          "or a board with more memory ('fwtool boards')")
-    return None
+    return report, arena_total

@@ -1,22 +1,25 @@
 """Board families: one module each, behind the ``Family`` interface in base.py.
 
 A new family (e.g. Infineon PSoC 6 with ModusToolbox: make-based build, .hex output, pyOCD flashing) is a new
-module here, a ``templates/<family>/`` folder and board files naming it; nothing else changes.
+module here, listed in ``FAMILIES``, a ``templates/<family>/`` folder and board files naming it.
 """
 from __future__ import annotations
 
 from functools import lru_cache
 
 from fwtool.core.errors import BadInput
-from fwtool.build.families.base import Family
+from fwtool.build.families.base import CompiledFiles, CompileRequest, Family, SourcePatch, apply_patches
+from fwtool.build.families.rp2040 import RP2040Family
+
+FAMILIES: tuple[type[Family], ...] = (RP2040Family,)
+
+__all__ = ["CompiledFiles", "CompileRequest", "Family", "SourcePatch", "all_families", "apply_patches",
+           "get_family"]
 
 
 @lru_cache(maxsize=None)
 def all_families() -> dict[str, Family]:
-    from fwtool.build.families.rp2040 import RP2040Family
-
-    fams = [RP2040Family()]
-    return {f.name: f for f in fams}
+    return {f.name: f for f in (cls() for cls in FAMILIES)}
 
 
 def get_family(name: str) -> Family:

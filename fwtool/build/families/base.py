@@ -1,32 +1,80 @@
-"""The interface every board family implements (in the style of Zephyr's west runners: data in, steps out)."""
+"""The interface every board family implements (in the style of Zephyr's west runners: data in, data out).
+
+A family turns a :class:`~fwtool.build.plan.BuildPlan` into firmware in four calls, none of which edits its
+inputs; the build flow (fwtool/build/flow.py) strings them together:
+
+1. ``template_context(plan, vendor_paths) -> dict``: family values for the templates (SDK paths, library
+   sources, …), merged over the generic context. Must return every key in ``context_keys``.
+2. ``patches(plan, vendor_paths, patch_dir) -> list[SourcePatch]``: build-time fixes of upstream sources as data
+   (the copy is written under ``patch_dir``; the flow swaps it into the source list and collects the notes).
+3. ``compile(CompileRequest) -> CompiledFiles``: run the family's build system; every command is logged.
+4. ``package(compiled, board) -> {kind: bytes}``: the flashable image(s), validated, keyed by image kind; the
+   board's ``image_kind`` must be among them. The flow writes them as ``firmware.<kind>``.
+
+Plus data: ``name``, ``template_dir``, ``tools`` (what ``doctor`` checks), the vendor trees come from
+``vendor.deps_for(name, "build")``, and the fit-check reserves.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
+from fwtool.core.boards import Board
 from fwtool.core.toolchain import Tool, ToolStatus, status
 
+BuildPlan = Any  # fwtool.build.plan.BuildPlan (not imported: the plan module imports the family registry)
 
-@dataclass
-class Artifacts:
+
+@dataclass(frozen=True)
+class SourcePatch:
+    """Compile ``copy`` instead of the upstream ``upstream`` (relative to its vendor tree); ``note`` says why.
+
+    ``copy`` is None for a note without a replacement (e.g. "already single-core; unchanged")."""
+
+    upstream: str
+    copy: Path | None
+    note: str
+
+
+def apply_patches(sources: list[str], patches: list[SourcePatch]) -> tuple[list[str], list[str]]:
+    """(upstream sources minus the replaced ones, the patched copies) — new lists, inputs untouched."""
+    replaced = {p.upstream for p in patches if p.copy is not None}
+    copies = [p.copy.as_posix() for p in patches if p.copy is not None]
+    return [s for s in sources if s not in replaced], copies
+
+
+@dataclass(frozen=True)
+class CompileRequest:
+    project_dir: Path  # the rendered project
+    build_dir: Path  # the build system's tree (kept between builds)
+    board: Board
+    vendor_paths: dict[str, Path]
+    jobs: int | None = None
+    log: Callable[[str], None] = lambda line: None  # every output line and every command line ("$ …")
+
+
+@dataclass(frozen=True)
+class CompiledFiles:
     """What a family build leaves in its build tree (before fwtool copies them to the output folder)."""
 
     elf: Path
     bin: Path | None = None
+    hex: Path | None = None
     map: Path | None = None
-    extra: dict = field(default_factory=dict)
 
 
 class Family:
+    """Abstract base: subclasses set the data attributes and implement the four calls above."""
+
     name: str = ""
     template_dir: str = ""  # folder under templates/
     tools: list[Tool] = []
+    context_keys: tuple[str, ...] = ()  # the keys template_context returns
     # Flash kept for code other than the model (SDK, TFLM runtime, kernels, app) in the fit check before compiling.
     code_reserve_bytes: int = 0
     # RAM kept besides the arena (stacks, heap, SDK/USB state, input/output buffers are added separately).
     ram_reserve_bytes: int = 0
-    output_suffix: str = ".bin"  # the file users flash (.uf2 for RP2040, .hex for PSoC 6)
 
     def tool_status(self) -> list[ToolStatus]:
         return [status(t) for t in self.tools]
@@ -39,23 +87,22 @@ class Family:
         """Locate (or fail with the fix) the vendor trees a build of this family needs."""
         raise NotImplementedError
 
-    def template_context(self, ctx: dict, vendor_paths: dict[str, Path]) -> dict:
-        """Family-specific template values added to the generic ``ctx`` (model, ops, kernel_files, …): data only."""
+    def template_context(self, plan: BuildPlan, vendor_paths: dict[str, Path]) -> dict:
+        """Family-specific template values (data only; ``plan`` is not changed)."""
         raise NotImplementedError
 
-    def tflm_patches(self, ctx: dict, vendor_paths: dict[str, Path], patch_dir: Path, cores: int) -> list[str]:
-        """Build-time fixes to upstream sources (patched copies in ``patch_dir``); returns the build notes."""
+    def patches(self, plan: BuildPlan, vendor_paths: dict[str, Path], patch_dir: Path) -> list[SourcePatch]:
+        """Build-time fixes to upstream sources (patched copies written under ``patch_dir``)."""
         return []
 
-    def compile(self, project_dir: Path, build_dir: Path, options: dict,
-                on_line: Callable[[str], None]) -> Artifacts:
+    def compile(self, request: CompileRequest) -> CompiledFiles:
+        raise NotImplementedError
+
+    def package(self, compiled: CompiledFiles, board: Board) -> dict[str, bytes]:
+        """The flashable image(s) by kind ({"uf2": bytes}), validated; must include ``board.image_kind``."""
         raise NotImplementedError
 
     @staticmethod
     def progress(line: str) -> tuple[int, int] | None:
         """(done, total) when a build output line shows progress."""
         return None
-
-    def package(self, artifacts: Artifacts, board, out_dir: Path) -> dict[str, Path]:
-        """Produce the flashable file(s) in ``out_dir`` from the build artifacts; validate them."""
-        raise NotImplementedError

@@ -1,0 +1,59 @@
+"""The fit check: does a model (plus its embedded inputs, the code and the arena) fit a board, before compiling.
+
+Used by ``fwtool build`` (refuses early), ``fwtool inspect`` (a row per board) and ``fwtool validate`` (how many
+input vectors fit). Flash: model + embedded input bytes + the family's code reserve vs the board's flash.
+RAM: arena + the family's RAM reserve vs the board's SRAM. Reserves come from the family (``Family``).
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+from fwtool.core.boards import Board
+from fwtool.core.errors import DoesNotFit
+from fwtool.model.tflite import Model
+
+FIX = ("use a smaller or int8-quantized model (fewer filters/units, smaller input), "
+       "or a board with more memory ('fwtool boards')")
+
+
+class Reserves(Protocol):  # what the fit check needs of a family
+    code_reserve_bytes: int
+    ram_reserve_bytes: int
+
+
+def fit_report(board: Board, family: Reserves, model: Model, arena_bytes: int, input_bytes: int = 0) -> dict:
+    """Flash and RAM needed vs available, with margins (negative: byte-exact shortfall). Never raises."""
+    code, reserve = family.code_reserve_bytes, family.ram_reserve_bytes
+    flash_need = model.size + input_bytes + code
+    ram_need = arena_bytes + reserve
+    result = {
+        "flash": {"model": model.size, "input": input_bytes, "code_reserve": code,
+                  "required": flash_need, "available": board.flash_bytes, "margin": board.flash_bytes - flash_need},
+        "ram": {"arena": arena_bytes, "reserve": reserve, "required": ram_need,
+                "available": board.sram_bytes, "margin": board.sram_bytes - ram_need},
+    }
+    problems = []
+    if flash_need > board.flash_bytes:
+        inputs = f" + inputs {input_bytes:,}" if input_bytes else ""
+        problems.append(f"flash short by {flash_need - board.flash_bytes:,} bytes (model {model.size:,}{inputs} + "
+                        f"code reserve {code:,} > {board.flash_bytes:,})")
+    if ram_need > board.sram_bytes:
+        problems.append(f"RAM short by {ram_need - board.sram_bytes:,} bytes (arena {arena_bytes:,} + "
+                        f"reserve {reserve:,} > {board.sram_bytes:,})")
+    result["fits"] = not problems
+    result["problems"] = problems
+    return result
+
+
+def fit_check(board: Board, family: Reserves, model: Model, arena_bytes: int, input_bytes: int = 0) -> dict:
+    """:func:`fit_report`, raising DoesNotFit (exit 5) with every shortfall when something does not fit."""
+    result = fit_report(board, family, model, arena_bytes, input_bytes)
+    if result["problems"]:
+        raise DoesNotFit(f"{model.path.name} does not fit {board.name}: " + "; ".join(result["problems"]), FIX)
+    return result
+
+
+def inputs_that_fit(board: Board, family: Reserves, model: Model, vector_bytes: int) -> int:
+    """How many input vectors of ``vector_bytes`` fit in flash next to the model and the code (for validate)."""
+    free = board.flash_bytes - model.size - family.code_reserve_bytes
+    return max(0, free // vector_bytes) if vector_bytes else 0

@@ -1,0 +1,157 @@
+"""What a build will do, decided once before anything is written: :class:`BuildOptions` (what the user asked)
+-> :func:`plan` -> :class:`BuildPlan` (board, family, app, model, arena, labels, embedded inputs, fit).
+
+Every check that can refuse a build runs here (model, app, inputs, labels, fit), so a refused build leaves the
+output folder untouched.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fwtool.build import fit as fit_mod
+from fwtool.build.apps import App, get_app
+from fwtool.build.families import Family, get_family
+from fwtool.core.boards import Board, get_board
+from fwtool.core.errors import BadInput
+from fwtool.model import arena as arena_mod
+from fwtool.model.quantize import tflite_for_build
+from fwtool.model.tflite import Model, Tensor, check_for_tflm, load_model, resolver_calls
+
+
+@dataclass
+class BuildOptions:
+    """What the user asked for (the CLI's options, or validate's)."""
+
+    board: str
+    model: Path
+    out_dir: Path | None = None
+    arena: int | None = None
+    input: Path | None = None  # a .npy for the default app (default: zeros)
+    labels: Path | None = None
+    stdio: str | None = None  # usb | uart (default: the board's)
+    app: str = "inference"
+    representative: Path | None = None  # with a .keras/.h5/SavedModel --model: quantize it (cached)
+    jobs: int | None = None
+    tflm_cores: int = 2
+    usb_wait_ms: int = 2500
+    loop_delay_ms: int = 500
+    # Input vectors embedded in the image as raw bytes of input 0 each (validate's); excludes ``input``.
+    inputs: list[bytes] | None = None
+    inputs_source: str = ""  # how they were made, for the banner and the report
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """Everything decided before the compiler runs (and all a fit check needs)."""
+
+    options: BuildOptions
+    board: Board
+    family: Family
+    app: App
+    model: Model
+    ops: list[dict] = field(repr=False)  # resolver_calls(model): op, kernel, method
+    arena: arena_mod.ArenaSize
+    labels: list[str]
+    inputs: list[bytes] = field(repr=False)  # embedded input vectors (empty: zeros at run time)
+    inputs_source: str
+    fit: dict
+    out_dir: Path
+    notes: list[str] = field(default_factory=list)  # what the plan did for the user (e.g. quantized a model)
+
+    @property
+    def kernel_files(self) -> list[str]:
+        return sorted({op["kernel"] for op in self.ops})
+
+    @property
+    def input_bytes(self) -> int:
+        return sum(len(v) for v in self.inputs)
+
+    @property
+    def inputs_sha(self) -> str | None:
+        """sha256[:12] of the embedded vectors as given in ``options.inputs`` (None for a plain build)."""
+        if self.options.inputs is None:
+            return None
+        return hashlib.sha256(b"".join(self.inputs)).hexdigest()[:12]
+
+    @property
+    def stdio(self) -> str:
+        return self.options.stdio or self.board.stdio
+
+
+def sanitize(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.\-]", "_", text)[:48] or "x"
+
+
+def read_labels(path: Path | None, count: int) -> list[str]:
+    labels: list[str] = []
+    if path is not None:
+        if not path.is_file():
+            raise BadInput(f"labels file {path} does not exist", "pass a text file with one label per line")
+        labels = [sanitize(ln.strip()) for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+        if len(labels) != count:
+            raise BadInput(f"{path.name} has {len(labels)} labels but the model outputs {count} values",
+                           "give exactly one label per output value, one per line")
+    return labels or [f"class_{i}" for i in range(count)]
+
+
+def read_input(path: Path | None, model: Model) -> tuple[bytes, str]:
+    t = model.inputs[0]
+    if path is None:
+        return b"", "zeros"
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except Exception as e:
+        raise BadInput(f"cannot read {path} as a .npy array ({type(e).__name__})",
+                       "save the input with numpy.save(); pickled objects are not accepted") from e
+    if arr.size != t.elements:
+        raise BadInput(f"{path.name} has {arr.size} values, input '{t.name}' needs {t.elements} "
+                       f"({t.shape_str})", f"save an array of shape {t.shape_str}")
+    dtype = t.numpy_dtype
+    if arr.dtype.kind == "f":  # real-valued input: quantize with the tensor's own parameters
+        scale, zp = (t.scale[0], t.zero_point[0]) if t.scale else (1.0, 0)
+        info = np.iinfo(dtype)
+        arr = np.clip(np.round(arr / scale) + zp, info.min, info.max)
+    return np.asarray(arr).astype(dtype).tobytes(), f"{path.name}"
+
+
+def tensor_bytes(t: Tensor) -> int:
+    return t.elements * (np.dtype(t.numpy_dtype).itemsize if t.numpy_dtype is not None else 1)
+
+
+def embedded_inputs(opts: BuildOptions, model: Model) -> tuple[list[bytes], str]:
+    """The input vectors the image carries: validate's ``inputs``, else the ``--input`` file (or none: zeros)."""
+    if opts.inputs is None:
+        data, source = read_input(opts.input, model)
+        return ([data] if data else []), source
+    if opts.input is not None:
+        raise BadInput("an --input file and embedded input vectors exclude each other", "pass one of them")
+    want = tensor_bytes(model.inputs[0])
+    for i, v in enumerate(opts.inputs):
+        if len(v) != want:
+            raise BadInput(f"input vector {i} has {len(v):,} bytes, input '{model.inputs[0].name}' needs {want:,}",
+                           f"give vectors of shape {model.inputs[0].shape_str}")
+    return [bytes(v) for v in opts.inputs], opts.inputs_source or f"{len(opts.inputs)} vectors"
+
+
+def plan(opts: BuildOptions) -> BuildPlan:
+    """Check everything and decide the build; raises (FwtoolError) before anything is written."""
+    board = get_board(opts.board)
+    family = get_family(board.family)
+    app = get_app(opts.app)
+    app.check_board(board)
+    notes: list[str] = []
+    model = load_model(tflite_for_build(opts.model, opts.representative, notes))
+    check_for_tflm(model)
+    app.check_model(model)
+    inputs, inputs_source = embedded_inputs(opts, model)
+    arena = arena_mod.size_for(model, opts.arena)
+    labels = read_labels(opts.labels, model.outputs[0].elements)
+    fit = fit_mod.fit_check(board, family, model, arena.total, sum(len(v) for v in inputs))
+    out_dir = Path(opts.out_dir or Path("build") / board.name).resolve()
+    return BuildPlan(opts, board, family, app, model, resolver_calls(model), arena, labels, inputs, inputs_source,
+                     fit, out_dir, notes)

@@ -1,0 +1,46 @@
+"""``report.json``: what a build made and why, as plain data (``fwtool build --json`` prints it)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from fwtool import __version__
+from fwtool.build.elfsize import Sizes
+from fwtool.build.plan import BuildPlan
+from fwtool.build.result import Artifacts
+from fwtool.core import vendor
+from fwtool.image import uf2
+
+
+def usage(sizes: Sizes, board) -> dict:
+    return {"flash_bytes": sizes.flash, "flash_total": board.flash_bytes,
+            "flash_pct": round(100 * sizes.flash / board.flash_bytes, 2),
+            "ram_bytes": sizes.ram, "ram_total": board.sram_bytes,
+            "ram_pct": round(100 * sizes.ram / board.sram_bytes, 2)}
+
+
+def uf2_summary(path: Path) -> dict:
+    blocks = uf2.parse(path.read_bytes())
+    return {"blocks": len(blocks), "family_id": f"0x{blocks[0].family_id:08X}",
+            "start": f"0x{blocks[0].address:08X}", "bytes": len(blocks) * uf2.BLOCK_SIZE}
+
+
+def build_report(p: BuildPlan, ctx: dict, sizes: Sizes, artifacts: Artifacts, build: dict,
+                 toolchain: dict[str, str | None]) -> dict:
+    """The report of a finished build; ``build`` holds the timings, changed files and notes."""
+    report = {
+        "fwtool": __version__, "board": p.board.to_dict(), "model": p.model.to_dict(),
+        "ops": p.ops, "arena": p.arena.to_dict(), "labels": p.labels,
+        "input": {"source": p.inputs_source, "bytes": p.input_bytes, "vectors": len(p.inputs)},
+        "fit_check": p.fit,
+        "sizes": sizes.to_dict(),
+        "usage": usage(sizes, p.board),
+        "image_kind": artifacts.image_kind,
+        "files": artifacts.files(),
+        "build": {**build, "tflm_sources": len(ctx["tflm_sources"]), "kernel_files": p.kernel_files,
+                  "tflm_cores": p.options.tflm_cores, "app": p.app.name, "stdio": p.stdio},
+        "toolchain": toolchain,
+        "vendor": {d.name: vendor.locate(d).to_dict() for d in vendor.deps_for(p.board.family, "build")},
+    }
+    if artifacts.uf2 is not None:
+        report["uf2"] = uf2_summary(artifacts.uf2)
+    return report
