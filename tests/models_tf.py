@@ -161,16 +161,21 @@ def reshaped_input_model(shape: list[int]) -> bytes:
 
 
 def app_resource_dir(tmp_path: Path, shape: list[int] | None, dtype: str = "int8", name: str = "audio"):
-    """A stand-in for fwtool.apps.resource_dir: the pico family's apps are 'inference' plus ``name``, which
-    declares the input ``shape``/``dtype`` (a tmp folder; the product templates stay untouched)."""
+    """A stand-in for fwtool.build.apps.resource_dir: the apps are 'inference' plus ``name``, which declares the
+    input ``shape``/``dtype`` (a tmp folder; the product templates stay untouched, the common layer is shared)."""
     from fwtool.core.paths import resource_dir
 
     root = tmp_path / "templates"
-    for app, toml in (("inference", (resource_dir("templates") / "pico/apps/inference/app.toml").read_text()),
-                      (name, 'description = "test app consuming a fixed feature layout"\n' + (
+    real = resource_dir("templates")
+    for app, toml in (("inference", (real / "apps/inference/app.toml").read_text()),
+                      (name, 'description = "test app consuming a fixed feature layout"\nsources = ["main.cpp"]\n' + (
                           f'[input]\nshape = {list(shape)}\ndtype = "{dtype}"\n' if shape is not None else ""))):
-        (root / "pico" / "apps" / app).mkdir(parents=True, exist_ok=True)
-        (root / "pico" / "apps" / app / "app.toml").write_text(toml)
+        (root / "apps" / app).mkdir(parents=True, exist_ok=True)
+        (root / "apps" / app / "app.toml").write_text(toml)
+    (root / "apps" / "inference" / "main.cpp.j2").write_text((real / "apps/inference/main.cpp.j2").read_text())
+    (root / "apps" / name / "main.cpp.j2").write_text((real / "apps/inference/main.cpp.j2").read_text())
+    if not (root / "common").exists():
+        (root / "common").symlink_to(real / "common", target_is_directory=True)
     return lambda what: root if what == "templates" else resource_dir(what)
 
 

@@ -1,4 +1,4 @@
-"""Render the pico project for a model and check that the generated CMake/C++ is what the model implies."""
+"""Render the rp2040 project (common + family + app layers) for a model and check that the generated CMake/C++ is what the model implies."""
 import re
 
 import pytest
@@ -6,7 +6,6 @@ import pytest
 from fwtool.core import protocol, vendor
 from fwtool.build import render
 from fwtool.build.flow import BuildOptions, plan, template_context
-from fwtool.build.families import get_family
 from fwtool.build.families.rp2040 import tflm_sources
 
 KERNELS = {  # a miniature pico-tflmicro: the op registrations the generator looks for
@@ -39,9 +38,8 @@ def mini_tflm(tmp_path):
 def _render(fire_alarm, tflm_root, **kw):
     opts = BuildOptions(board=kw.pop("board", "pico"), model=fire_alarm, **kw)
     p = plan(opts)
-    fam = get_family(p.board.family)
-    ctx = template_context(p, opts, fam, {"pico-tflmicro": tflm_root})
-    return p, render.render_all(fam.template_dir, ctx, opts.app)
+    ctx = template_context(p, {"pico-tflmicro": tflm_root})
+    return p, render.render_all(p.family.template_dir, ctx, p.app)
 
 
 def test_only_the_models_kernels_are_compiled(mini_tflm, fire_alarm):
@@ -82,7 +80,7 @@ def test_config_header_carries_the_protocol_and_arena(mini_tflm, fire_alarm):
     assert f'#define FWTOOL_FMT_BANNER "{f["banner"]}"' in h
     assert f'#define FWTOOL_FMT_INFER "{f["infer"]}"' in h
     assert f"#define FWTOOL_ARENA_SIZE {p.arena.total}" in h
-    assert '#define FWTOOL_IN_DESC "int8:1x124x129x1"' in h and "#define FWTOOL_LED_PIN 25" in h
+    assert '#define FWTOOL_IN_DESC "int8:1x124x129x1"' in h and "#define FWTOOL_LED_PIN 25" in files["fwt_board.h"]
     assert '"class_0",' in h
 
 
@@ -94,7 +92,7 @@ def test_labels_input_and_board_variants(mini_tflm, fire_alarm, tmp_path):
     _, files = _render(fire_alarm, mini_tflm, board="pico_w", labels=tmp_path / "labels.txt",
                        input=tmp_path / "x.npy", stdio="uart")
     assert '"fire_alarm",' in files["fwtool_config.h"]  # sanitized: no spaces in the line format
-    assert "#define FWTOOL_LED_PIN -1" in files["fwtool_config.h"]  # Pico W: LED is on the CYW43
+    assert "#define FWTOOL_LED_PIN -1" in files["fwt_board.h"]  # Pico W: LED is on the CYW43
     assert "pico_enable_stdio_uart(firmware 1)" in files["CMakeLists.txt"]
     assert f"fwtool_input_len = {x.size};" in files["input_data.cpp"]
     assert files["input_data.cpp"].count("0x05") == x.size
