@@ -17,8 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from fakes_picoboot import FakeBackend, FakeBoard, make_firmware, make_uf2  # noqa: E402
 
 from fwtool.core.boards import get_board  # noqa: E402
-from fwtool.flash import flash_image, load_image
 from fwtool.devices import usb as usbdevices  # noqa: E402
+from fwtool.flash import flash_image, load_image  # noqa: E402
+from fwtool.flash.base import Image  # noqa: E402
 
 
 def one(board: FakeBoard, img, label: str) -> None:
@@ -39,8 +40,6 @@ def main(argv: list[str]) -> None:
     if argv:
         img = load_image(Path(argv[0]), pico)
     else:
-        from fwtool.flash.base import Image
-
         data = make_firmware(120_516)
         img = Image(0x10000000, data + b"\0" * (-len(data) % 256), "synthetic 120,516 B", "bin")
         img.uf2 = make_uf2(data)
@@ -53,8 +52,6 @@ def main(argv: list[str]) -> None:
     one(board, img, "same image again")
     changed = bytearray(img.data)
     changed[len(changed) // 2] ^= 0xFF
-    from fwtool.flash.base import Image
-
     board._enter("bootsel")
     one(board, Image(img.base, bytes(changed), "one byte changed", "bin"), "one byte changed")
     if len(argv) > 1:

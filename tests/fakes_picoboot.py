@@ -9,7 +9,7 @@
   requests it receives and reboots into BOOTSEL on RESET_REQUEST_BOOTSEL or a 1200-baud touch.
 * ``FakeBoard``: one physical board moving between modes on a fake clock, with an optional BOOTSEL drive folder
   whose "bootrom" takes UF2 blocks by the rules of §3.1.
-* ``FakeBackend``: what fwtool.flash.usbdevices.SystemBackend is on a real machine.
+* ``FakeBackend``: what fwtool.devices.usb.SystemBackend is on a real machine.
 """
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ from types import SimpleNamespace
 
 import usb.core
 
-from fwtool.flash.base import NoUsbBackend, UsbAccessDenied
+from fwtool.devices import usb as usbdevices
+from fwtool.devices.errors import NoUsbBackend, UsbAccessDenied
 
 FLASH_BASE = 0x10000000
 SRAM_BASE, SRAM_END = 0x20000000, 0x20042000
@@ -626,9 +627,7 @@ class FakeBackend:
 
 
 def install(monkeypatch, *boards, **kw) -> FakeBackend:
-    """Route fwtool.flash's discovery/transport through a FakeBackend for the duration of a test."""
-    from fwtool.devices import usb as usbdevices
-
+    """Route the device layer's OS backend (discovery, transport, time) through a FakeBackend for a test."""
     be = FakeBackend(*boards, **kw)
     monkeypatch.setattr(usbdevices, "_backend", be)
     return be

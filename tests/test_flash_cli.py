@@ -46,7 +46,7 @@ def test_flash_running_app_without_button_verified(project, monkeypatch, capsys)
     assert board.app_controls == [(0x21, 0x01, 0, 2, None)]
     assert board.history == ["app", "gone", "bootsel", "gone", "app"]
     # 'fwtool monitor' prefers the board flashed last
-    from fwtool.devices.ports import read_last_flash
+    from fwtool.devices.last_flash import read_last_flash
 
     assert read_last_flash() == {"serial": "E6614103E7452D2F", "board": "pico", "age_s": pytest.approx(0, abs=60)}
 

@@ -6,8 +6,9 @@ import pytest
 from fakes_picoboot import FakeBoard, install, make_firmware, make_uf2
 from fwtool.core.boards import get_board
 from fwtool.core.errors import BadInput, Exit
-from fwtool.flash import image as image_mod
+from fwtool.image import boot2
 from fwtool.flash import load_image, reboot_board, resolve_board
+from fwtool import devices
 from fwtool.devices import usb as usbdevices
 
 PICO = get_board("pico")
@@ -27,7 +28,7 @@ def make_elf(segments) -> bytes:
     return eh + ph + blob
 
 
-def test_elf_segments_by_load_address_zero_filled_gaps(tmp_path):
+def test_elf_segments_by_load_address_erased_flash_gaps(tmp_path):
     code, data = FW[:4000], b"D" * 300
     elf = make_elf([(0x10000000, 0x10000000, code, len(code)),
                     (0x20000000, 0x10001000, data, len(data)),  # .data: runs in RAM, stored in flash
@@ -35,8 +36,9 @@ def test_elf_segments_by_load_address_zero_filled_gaps(tmp_path):
     (tmp_path / "fw.elf").write_bytes(elf)
     img = load_image(tmp_path / "fw.elf", PICO)
     assert img.base == 0x10000000 and img.kind == "elf"
-    assert img.data[:4000] == code and img.data[4000:4096] == b"\0" * 96 and img.data[4096:4396] == data
-    assert len(img.data) % 256 == 0 and img.data[4396:] == b"\0" * (len(img.data) - 4396)
+    # one gap rule (fwtool/image/firmware.py): gaps are erased flash, 0xFF; nothing is written past the data
+    assert img.data[:4000] == code and img.data[4000:4096] == b"\xff" * 96 and img.data[4096:4396] == data
+    assert len(img.data) == 4396
 
 
 def test_elf_for_ram_is_refused(tmp_path):
@@ -49,15 +51,15 @@ def test_elf_for_ram_is_refused(tmp_path):
 
 
 def test_boot2_crc_check():
-    assert image_mod.boot2_ok(FW)
+    assert boot2.ok(FW)
     bad = bytearray(FW)
     bad[100] ^= 1
-    assert not image_mod.boot2_ok(bytes(bad))
+    assert not boot2.ok(bytes(bad))
 
 
 def test_uf2_outside_flash_and_with_gaps_refused(tmp_path):
     (tmp_path / "high.uf2").write_bytes(make_uf2(FW, base=0x10000000 + PICO.flash_bytes - 1024))
-    with pytest.raises(BadInput, match="outside pico's flash"):
+    with pytest.raises(BadInput, match="not in pico's flash"):
         load_image(tmp_path / "high.uf2", PICO, boot2_check=False)
     gap = make_uf2(FW[:256]) + make_uf2(FW[:256], base=0x10001000)
     gap = bytearray(gap)
@@ -116,7 +118,7 @@ def test_select_by_port_and_listing_problems(monkeypatch):
 
 
 def test_mount_table_parsing_and_block_location(monkeypatch):
-    assert usbdevices._unescape(r"/media/me/My\040Drive") == "/media/me/My Drive"
+    assert usbdevices.unescape_mount(r"/media/me/My\040Drive") == "/media/me/My Drive"
     be = usbdevices.SystemBackend()
     monkeypatch.setattr(usbdevices.os.path, "realpath", lambda p: "/sys/devices/pci0000:00/0000:00:14.0/usb1/1-1/"
                         "1-1.3/1-1.3:1.0/host3/target3:0:0/3:0:0:0/block/sdb/sdb1")
@@ -125,9 +127,9 @@ def test_mount_table_parsing_and_block_location(monkeypatch):
 
 
 def test_udev_rule_and_doctor_rows():
-    rule = usbdevices.udev_rule()
+    rule = devices.udev_rule()
     assert rule.count("SUBSYSTEM==") == 2 and "000a" in rule and "0003" in rule
-    rows = usbdevices.doctor_rows()
+    rows = devices.doctor_rows()
     assert rows[0]["name"] == "usb: libusb for pyusb" and isinstance(rows[0]["ok"], bool)
     assert all({"name", "ok", "detail"} <= set(r) for r in rows)
 

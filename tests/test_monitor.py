@@ -10,7 +10,8 @@ from rich.console import Console
 
 from fwtool.core.errors import Exit, FwtoolError, NoDevice
 from fwtool.monitor.keys import InputReader
-from fwtool.devices.ports import (USB_UART_BRIDGES, Discovery, PortInfo, Wanted, choose_port, read_last_flash, target_for, wanted_for)
+from fwtool.devices.last_flash import read_last_flash
+from fwtool.devices.ports import (USB_UART_BRIDGES, Discovery, PortInfo, Wanted, choose_port, target_for, wanted_for)
 from fwtool.core.lines import Line, LineSplitter, decode_line
 from fwtool.monitor.session import Conditions
 from fwtool.monitor.stats import Stats, classify, percentile
@@ -316,14 +317,14 @@ def test_default_reboot_uses_fwtool_flash_and_falls_back_to_1200_baud(monkeypatc
         return {"how": "reset interface"}
 
     port = PortInfo("/dev/ttyACM0", 0x2E8A, 0x000A, "E661")
-    monkeypatch.setattr(rb, "_flash_reboot", lambda: ok)
+    monkeypatch.setattr(rb.flash, "reboot_board", ok)
     assert rb.default_reboot("app", port, Reader()) == "rebooting (reset interface)"
     assert calls == [{"serial": "E661", "bootsel": False, "wait": False}]
 
     def denied(**kw):
         raise FwtoolError("access denied sending the USB reset request", "install the udev rule")
 
-    monkeypatch.setattr(rb, "_flash_reboot", lambda: denied)
+    monkeypatch.setattr(rb.flash, "reboot_board", denied)
     assert "1200-baud" in rb.default_reboot("bootsel", port, Reader()) and Reader.touched == 1
     with pytest.raises(FwtoolError, match="access denied"):
         rb.default_reboot("app", port, Reader())

@@ -1,8 +1,10 @@
 import click
 
+from fwtool import devices
 from fwtool.core import ui, vendor
 from fwtool.core.errors import Exit
 from fwtool.build.families import all_families
+from fwtool.flash import runners
 
 
 @click.command()
@@ -24,6 +26,9 @@ def doctor(as_json):
             if s.tool.name not in {t.tool.name for t in tools}:
                 tools.append(s)
         extras.extend(fam.extra_checks())
+    extras.extend(devices.doctor_rows())  # USB access: what flashing and the monitor need (informational)
+    for r in runners.RUNNERS.values():
+        extras.extend(r.doctor_rows())
     for dep in vendor.manifest().values():
         trees.append(vendor.locate(dep))
     missing_build = [t for t in tools if not t.ok and t.tool.required_for == "build"]

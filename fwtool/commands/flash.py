@@ -2,24 +2,26 @@
 from pathlib import Path
 
 import click
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
 from fwtool.core import ui
-from fwtool.build.flow import last_report
+from fwtool.build.result import last_build
 from fwtool.core.errors import BadInput
 from fwtool import flash as flash_api
-from fwtool.devices import usb as usbdevices
+from fwtool import devices as device_layer
+from fwtool.flash import runners
 
 
 def _default_image(board: str | None) -> tuple[Path, str, dict]:
-    report = last_report(board=board)
-    if report is None:
+    last = last_build(board=board)
+    if last is None:
         where = f"build/{board}" if board else "build/*"
         raise BadInput(f"no build found ({where}/report.json in {Path.cwd()})",
                        "run 'fwtool build --board pico --model MODEL.tflite' first, or pass --uf2/--elf PATH")
-    path = report.get("files", {}).get("uf2")
-    if not path or not Path(path).is_file():
+    path = last.artifacts.image
+    if not path.is_file():
         raise BadInput(f"the last build's UF2 ({path}) is missing", "run 'fwtool build' again, or pass --uf2 PATH")
-    return Path(path), report["board"]["name"], report
+    return path, last.board, last.report
 
 
 def _print_devices(listing: dict) -> None:
@@ -46,9 +48,6 @@ class _Bar:
         if not self.enabled:
             return
         if self.progress is None:
-            from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
-                                       TransferSpeedColumn)
-
             self.progress = Progress(TextColumn("{task.description:10}"), BarColumn(), DownloadColumn(),
                                      TransferSpeedColumn(), TimeRemainingColumn(), console=ui.err)
             self.progress.start()
@@ -68,8 +67,9 @@ class _Bar:
 @click.option("--board", "-b", help="Board name [the last build's].")
 @click.option("--serial", "-s", help="Which board, when several are attached: app serial or USB location (see "
               "'fwtool devices').")
-@click.option("--method", type=click.Choice(["auto", "picoboot", "drive"]), default="auto", show_default=True,
-              help="auto: PICOBOOT over USB, else the BOOTSEL drive.")
+@click.option("--method", type=click.Choice(runners.method_choices()), default="auto", show_default=True,
+              help="auto: the board file's runners in its order ([flash] runners; RP2040: PICOBOOT over USB, else "
+              "the BOOTSEL drive); a runner the board does not list is refused.")
 @click.option("--drive", "drive_path", type=click.Path(path_type=Path),
               help="Mount point of the RPI-RP2 drive (implies --method drive).")
 @click.option("--verify/--no-verify", default=True, show_default=True, help="Read the flash back after writing.")
@@ -118,8 +118,8 @@ def flash(uf2_path, elf_path, bin_path, board, serial, method, drive_path, verif
         path = given[0]
         kind = "uf2" if uf2_path else "elf" if elf_path else "bin"
         if board is None and kind != "uf2":  # a UF2 names its family; an ELF/BIN does not: the last build's board
-            report = last_report()
-            board = report["board"]["name"] if report else None
+            last = last_build()
+            board = last.board if last else None
     else:
         path, report_board, report = _default_image(board)
         board = board or report_board
@@ -170,7 +170,7 @@ def devices(board, udev_rule, as_json):
       fwtool devices --udev-rule | sudo tee /etc/udev/rules.d/60-fwtool.rules
     """
     if udev_rule:
-        click.echo(usbdevices.udev_rule(), nl=False)
+        click.echo(device_layer.udev_rule(), nl=False)
         return
     ui.set_json(as_json)
     listing = flash_api.list_devices(board)

@@ -1,18 +1,18 @@
-"""Finding the board's serial port, and following it (by USB serial number) when it re-enumerates.
+"""Serial ports: finding the board's port, and following it (by USB serial number) when it re-enumerates.
 
 All port listing goes through :class:`Discovery`, whose ``list_ports`` callable defaults to pyserial's
 ``serial.tools.list_ports.comports``; tests inject a fake list, the rest of the code path is the same.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Iterable
 
+from fwtool.core.boards import all_boards
 from fwtool.core.errors import NoDevice
+from fwtool.devices.usb import backend
 
 # USB-UART bridges a --uart board's console is usually wired to (VID, PID) -> name.
 USB_UART_BRIDGES: dict[tuple[int, int], str] = {
@@ -24,9 +24,6 @@ USB_UART_BRIDGES: dict[tuple[int, int], str] = {
     (0x2E8A, 0x000C): "Raspberry Pi Debug Probe", (0x2E8A, 0x0004): "Raspberry Pi picoprobe",
     (0x0D28, 0x0204): "Arm DAPLink (CMSIS-DAP)", (0x04B4, 0xF155): "Cypress KitProg3",
 }
-
-LAST_FLASH_FILE = Path("build") / ".fwtool-last-flash.json"
-
 
 def is_url(port: str) -> bool:
     """pyserial URL (socket://, rfc2217://, loop://, spy://, ...) rather than a device path."""
@@ -81,7 +78,7 @@ class PortInfo:
 
 
 @dataclass(frozen=True)
-class Target:
+class FollowedPort:
     """The board being followed: by USB serial number (survives re-enumeration) or by a fixed device/URL."""
 
     serial_number: str | None = None
@@ -96,14 +93,11 @@ class Target:
 
 
 class Discovery:
-    """Lists serial ports. ``list_ports`` returns pyserial ListPortInfo-like objects."""
+    """Lists serial ports. ``list_ports`` returns pyserial ListPortInfo-like objects; by default the one OS
+    backend's port list (``fwtool.devices.usb.backend().serial_ports``), so tests replace both at one seam."""
 
     def __init__(self, list_ports: Callable[[], Iterable] | None = None):
-        if list_ports is None:
-            from serial.tools import list_ports as _lp
-
-            list_ports = _lp.comports
-        self._list_ports = list_ports
+        self._list_ports = list_ports or (lambda: backend().serial_ports())
 
     def ports(self) -> list[PortInfo]:
         try:
@@ -111,7 +105,7 @@ class Discovery:
         except OSError:  # a device vanishing mid-scan; the next poll sees a consistent list
             return []
 
-    def find(self, target: Target) -> PortInfo | None:
+    def find(self, target: FollowedPort) -> PortInfo | None:
         """Where the target is now, or None. Fixed devices/URLs are returned as-is (opening them is the test)."""
         if not target.serial_number:
             return PortInfo(device=target.device or "")
@@ -120,22 +114,6 @@ class Discovery:
             same = [p for p in matches if p.interface == target.interface]
             matches = same or matches
         return matches[0] if matches else None
-
-
-def read_last_flash(path: Path = LAST_FLASH_FILE) -> dict:
-    """``{"serial": ..., "board": ...}`` written by ``fwtool flash``; {} when absent or unreadable."""
-    try:
-        d = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(d, dict):
-        return {}
-    d = {k: v for k, v in d.items() if k in ("serial", "board") and isinstance(v, str) and v}
-    try:
-        d["age_s"] = max(0.0, time.time() - os.stat(path).st_mtime)
-    except OSError:
-        pass
-    return d
 
 
 @dataclass
@@ -164,8 +142,6 @@ def wanted_for(board=None, uart: bool = False, serial: str | None = None, last_f
         ids = {tuple(board.usb_app): f"{board.title} (USB stdio)"}
         what = board.name
     else:
-        from fwtool.core.boards import all_boards
-
         ids = {tuple(b.usb_app): f"{b.title} (USB stdio)" for b in all_boards().values() if b.usb_app}
         what = "board"
     prefer = last_flash.get("serial")
@@ -217,11 +193,11 @@ def _raise_none(wanted: Wanted, want: str, seen: str):
                    "(a device or a pyserial URL such as socket://host:port)")
 
 
-def target_for(port: PortInfo) -> Target:
+def target_for(port: PortInfo) -> FollowedPort:
     """Follow ``port`` by serial number when it has one (so re-enumeration under a new name is followed)."""
     if port.serial_number:
-        return Target(serial_number=port.serial_number, interface=port.interface, label=port.device)
-    return Target(device=port.device, label=port.device)
+        return FollowedPort(serial_number=port.serial_number, interface=port.interface, label=port.device)
+    return FollowedPort(device=port.device, label=port.device)
 
 
 def lookup_device(path: str, discovery: Discovery) -> PortInfo:

@@ -1,8 +1,9 @@
-"""Finding RP2040 boards: pyusb (BOOTSEL/PICOBOOT, app reset interface), pyserial's port list, mounted drives.
+"""The OS backend and USB discovery: pyusb (BOOTSEL/PICOBOOT, app reset interface), pyserial's port list, mounted
+drives, merged into one ``Device`` per physical board.
 
 Everything that touches the operating system goes through one *backend* object (``SystemBackend``). Tests replace
-it with a double at the protocol level (``usbdevices._backend``, set by a pytest fixture); the product code path
-above it is the same.
+it with a double at the protocol level (``fwtool.devices.usb._backend``, set by a pytest fixture); the product code
+path above it is the same. The public entry point is ``fwtool.devices.discover``.
 """
 from __future__ import annotations
 
@@ -14,36 +15,30 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fwtool.flash.base import DeviceLost, FlashFailed, NoDevice, NoUsbBackend, Target, UsbAccessDenied
+import serial
+import usb.core
+import usb.util
+from serial.tools import list_ports
+
+from fwtool.devices.device import Device
+from fwtool.devices.drives import is_rp2_drive
+from fwtool.devices.errors import DeviceLost, FlashFailed, NoDevice, NoUsbBackend, UsbAccessDenied
+from fwtool.devices.permissions import NO_BACKEND_MSG, no_backend_fix, serial_fix, udev_fix
 
 RESET_ITF = (0xFF, 0x00, 0x01)  # pico-sdk reset interface class/subclass/protocol
 PICOBOOT_CLASS = 0xFF
 POLL_S = 0.1  # how often waits look for a board (re)appearing
 FAT_TYPES = {"vfat", "msdos", "fat", "exfat", "fuseblk"}
-NO_BACKEND_MSG = "pyusb found no libusb backend, so PICOBOOT and the reset interface are unavailable"
-NO_BACKEND_FIX = {"linux": "sudo apt-get install libusb-1.0-0 (Fedora: sudo dnf install libusb1)",
-                  "darwin": "brew install libusb",
-                  "win32": "pip install libusb-package, or put libusb-1.0.dll on PATH (and bind WinUSB with Zadig)"}
-
-
-def no_backend_fix() -> str:
-    return NO_BACKEND_FIX.get(sys.platform, NO_BACKEND_FIX["linux"])
-
-
 class SystemBackend:
     """The real machine: pyusb + libusb, pyserial, the mount table."""
 
     def usb_devices(self) -> list:
-        import usb.core
-
         try:
             return list(usb.core.find(find_all=True))
         except usb.core.NoBackendError as e:
             raise NoUsbBackend(NO_BACKEND_MSG, no_backend_fix()) from e
 
     def serial_ports(self) -> list:
-        from serial.tools import list_ports
-
         return list(list_ports.comports())
 
     def mounts(self) -> list[tuple[str, str, str]]:
@@ -57,7 +52,7 @@ class SystemBackend:
             for line in text.splitlines():
                 parts = line.split()
                 if len(parts) >= 3:
-                    out.append((_unescape(parts[0]), _unescape(parts[1]), parts[2]))
+                    out.append((unescape_mount(parts[0]), unescape_mount(parts[1]), parts[2]))
             return out
         if sys.platform == "darwin":
             vols = Path("/Volumes")
@@ -85,9 +80,6 @@ class SystemBackend:
         return self._claim(dev, interface)
 
     def _claim(self, dev, interface: int):
-        import usb.core
-        import usb.util
-
         try:
             try:
                 dev.get_active_configuration()
@@ -118,16 +110,12 @@ class SystemBackend:
 
     def close(self, transport) -> None:
         try:
-            import usb.util
-
             usb.util.dispose_resources(transport)
         except Exception:  # the device may have rebooted away already
             pass
 
     def touch_1200(self, port: str) -> None:
         """Open the CDC port at 1200 baud and close it: pico-sdk apps reboot into BOOTSEL (rp2040-flashing §3.4)."""
-        import serial
-
         try:
             s = serial.Serial(port, 1200)
         except serial.SerialException as e:
@@ -156,7 +144,7 @@ def backend():
     return _backend
 
 
-def _unescape(s: str) -> str:
+def unescape_mount(s: str) -> str:
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), s)
 
 
@@ -164,7 +152,9 @@ def _unescape(s: str) -> str:
 
 @dataclass
 class Scan:
-    targets: list[Target] = field(default_factory=list)
+    """What discovery found: one Device per board, and why the list may be incomplete."""
+
+    targets: list[Device] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # e.g. "no libusb backend": why the list may be incomplete
     usb_ok: bool = True
 
@@ -215,12 +205,14 @@ def _read_serial(dev) -> tuple[str | None, bool | None]:
 
 def scan(boards) -> Scan:
     """Every RP2040 board attached, in whatever mode, merged per physical board where that can be told."""
-    from fwtool.flash import drive as drive_mod
-
     be = backend()
     bootsel_ids = {b.usb_bootsel for b in boards if b.usb_bootsel}
     app_ids = {b.usb_app for b in boards if b.usb_app}
     result = Scan()
+
+    def names(vid, pid) -> tuple:
+        return tuple(b.name for b in boards if (vid, pid) in (b.usb_bootsel, b.usb_app))
+
     try:
         devices = be.usb_devices()
     except NoUsbBackend as e:
@@ -239,15 +231,15 @@ def scan(boards) -> Scan:
             if pb is None:
                 result.problems.append(f"{vid:04X}:{pid:04X} at {loc} has no PICOBOOT interface (disabled?)")
             _serial, access = _read_serial(dev)
-            result.targets.append(Target("bootsel", location=loc, vid=vid, pid=pid, usb=dev, picoboot=pb,
-                                         access=access, product="RP2040 bootrom"))
+            result.targets.append(Device("bootsel", location=loc, vid=vid, pid=pid, usb=dev, picoboot=pb,
+                                         access=access, product="RP2040 bootrom", boards=names(vid, pid)))
             continue
         reset = [num for num, cls, sub, proto, _ in ifaces if (cls, sub, proto) == RESET_ITF]
         if (vid, pid) in app_ids or reset:
             serial, access = _read_serial(dev)
-            result.targets.append(Target("app", location=loc, serial=serial, vid=vid, pid=pid, usb=dev,
+            result.targets.append(Device("app", location=loc, serial=serial, vid=vid, pid=pid, usb=dev,
                                          reset_interface=reset[0] if reset else None, access=access,
-                                         product="pico-sdk app"))
+                                         product="pico-sdk app", boards=names(vid, pid)))
     try:
         ports = be.serial_ports()
     except Exception as e:  # pyserial itself failing is not fatal for a listing
@@ -261,24 +253,25 @@ def scan(boards) -> Scan:
             (loc and t.location == loc) or (p.serial_number and t.serial == p.serial_number))]
         if match:
             t = match[0]
-            t.port = t.port or p.device
+            t.add_port(p.device)
             t.serial = t.serial or p.serial_number
         else:
-            result.targets.append(Target("app", location=loc, serial=p.serial_number, vid=p.vid, pid=p.pid,
-                                         port=p.device, product="pico-sdk app"))
+            result.targets.append(Device("app", location=loc, serial=p.serial_number, vid=p.vid, pid=p.pid,
+                                         port=p.device, ports=[p.device], product="pico-sdk app",
+                                         boards=names(p.vid, p.pid)))
     loose = []
     for dev_node, mnt, fstype in be.mounts():
         if fstype and fstype not in FAT_TYPES:
             continue
         path = Path(mnt)
-        if not drive_mod.is_rp2_drive(path):
+        if not is_rp2_drive(path):
             continue
         loc = be.block_location(dev_node)
         match = [t for t in result.targets if t.mode == "bootsel" and loc and t.location == loc]
         if match:
             match[0].drive = path
         else:
-            loose.append(Target("drive", location=loc, drive=path, product="RPI-RP2 drive"))
+            loose.append(Device("drive", location=loc, drive=path, product="RPI-RP2 drive"))
     unmatched = [t for t in result.targets if t.mode == "bootsel" and t.drive is None]
     if len(loose) == 1 and len(unmatched) == 1 and loose[0].location is None:
         unmatched[0].drive = loose[0].drive  # one of each and no way to tell: the same board
@@ -287,7 +280,7 @@ def scan(boards) -> Scan:
     return result
 
 
-def select(found: Scan, wanted: str | None = None, modes: tuple[str, ...] = ("bootsel", "app", "drive")) -> Target:
+def select(found: Scan, wanted: str | None = None, modes: tuple[str, ...] = ("bootsel", "app", "drive")) -> Device:
     """The one board to use; several without --serial, or none, is an error that lists what is there."""
     cands = [t for t in found.targets if t.mode in modes]
     if wanted:
@@ -306,92 +299,7 @@ def select(found: Scan, wanted: str | None = None, modes: tuple[str, ...] = ("bo
     return cands[0]
 
 
-def _listing(targets: list[Target]) -> str:
+def _listing(targets: list[Device]) -> str:
     return "" if not targets else ": " + " | ".join(t.describe() for t in targets)
 
 
-# ---- permissions -----------------------------------------------------------------------------------------------
-
-RULE_FILE = "/etc/udev/rules.d/60-fwtool.rules"
-
-
-def udev_rule(boards=None) -> str:
-    if boards is None:
-        from fwtool.core.boards import all_boards
-
-        boards = all_boards().values()
-    ids = sorted({i for b in boards for i in (b.usb_bootsel, b.usb_app) if i})
-    lines = ["# fwtool: let members of plugdev (and the logged-in desk user) use RP2040 boards over USB:",
-             "# BOOTSEL (PICOBOOT) and pico-sdk apps with USB stdio (reset interface). Install with:",
-             f"#   fwtool devices --udev-rule | sudo tee {RULE_FILE}",
-             "#   sudo udevadm control --reload-rules && sudo udevadm trigger   (then replug the board)"]
-    for vid, pid in ids:
-        lines.append(f'SUBSYSTEM=="usb", ATTRS{{idVendor}}=="{vid:04x}", ATTRS{{idProduct}}=="{pid:04x}", '
-                     'MODE="660", GROUP="plugdev", TAG+="uaccess"')
-    return "\n".join(lines) + "\n"
-
-
-def udev_fix() -> str:
-    if not sys.platform.startswith("linux"):
-        return ("on Windows bind WinUSB to the 'RP2 Boot' interface 1 with Zadig; on macOS no setup is needed "
-                "(close other programs using the board); 'fwtool doctor' shows the USB checks")
-    return (f"install the udev rule for 2e8a:0003/000a: fwtool devices --udev-rule | sudo tee {RULE_FILE} && "
-            "sudo udevadm control --reload-rules && sudo udevadm trigger, then replug the board "
-            "(or join plugdev: sudo usermod -aG plugdev $USER, log in again); 'fwtool doctor' shows the USB checks")
-
-
-def serial_fix() -> str:
-    return ("join the serial-port group: sudo usermod -aG dialout $USER (Arch: uucp), then log in again; "
-            "'fwtool doctor' shows the USB checks")
-
-
-def _rule_files() -> list[Path]:
-    out = []
-    for d in ("/etc/udev/rules.d", "/lib/udev/rules.d", "/usr/lib/udev/rules.d"):
-        p = Path(d)
-        if p.is_dir():
-            for f in sorted(p.glob("*.rules")):
-                try:
-                    text = f.read_text(errors="replace").lower()
-                except OSError:
-                    continue
-                if "2e8a" in text and "0003" in text:
-                    out.append(f)
-    return out
-
-
-def _in_group(name: str) -> bool | None:
-    try:
-        import grp
-
-        gid = grp.getgrnam(name).gr_gid
-    except (ImportError, KeyError):
-        return None
-    return gid in os.getgroups() or os.getgid() == gid
-
-
-def doctor_rows() -> list[dict]:
-    """USB rows for 'fwtool doctor' (informational: flashing needs them, building does not)."""
-    rows = []
-    try:
-        from usb.backend import libusb0, libusb1, openusb
-
-        have = any(m.get_backend() is not None for m in (libusb1, libusb0, openusb))
-    except Exception:
-        have = False
-    rows.append({"name": "usb: libusb for pyusb", "ok": have,
-                 "detail": "found (PICOBOOT flashing available)" if have else
-                 f"missing, flashing falls back to the BOOTSEL drive: {no_backend_fix()}"})
-    if sys.platform.startswith("linux"):
-        root = hasattr(os, "geteuid") and os.geteuid() == 0
-        rules = _rule_files()
-        ok = root or bool(rules)
-        detail = ("running as root" if root and not rules else
-                  f"{rules[0]}" if rules else
-                  f"no udev rule for 2e8a:0003: fwtool devices --udev-rule | sudo tee {RULE_FILE}")
-        rows.append({"name": "usb: udev rule for RP2040", "ok": ok, "detail": detail})
-        dial = _in_group("dialout")
-        if dial is not None:
-            rows.append({"name": "usb: serial port group", "ok": root or dial,
-                         "detail": "root" if root else "member of dialout" if dial else serial_fix()})
-    return rows

@@ -1,77 +1,67 @@
-"""Putting firmware on a board: method registry, method choice, and the Python API other commands use.
+"""Putting firmware on a board: the runner the board file chooses, and the Python API other commands use.
 
-API (used by ``fwtool flash``, ``fwtool run``, ``fwtool monitor``):
+API (used by ``fwtool flash``, ``fwtool run``, ``fwtool monitor``, ``fwtool validate``):
 
 * ``flash_image(image_path, board, serial=None, method="auto", verify=True, progress=None, **options) -> dict``
-  finds the board, reboots a running app into BOOTSEL, writes with PICOBOOT (verified by read-back) or the BOOTSEL
-  drive, restarts the board and returns the result (method, serial, bytes_written/skipped, verified, seconds, ...).
+  finds the board, reboots a running app into its bootloader, writes with the board's runners in order
+  (``[flash] runners`` in boards/<board>.toml: PICOBOOT, verified by read-back, then the BOOTSEL drive), restarts
+  the board and returns the result (method, serial, bytes_written/skipped, verified, seconds, ...).
 * ``reboot_board(serial=None, bootsel=False, board=None, wait=True, timeout=10.0) -> dict`` reboots a board,
-  normally (e.g. to see the boot banner again) or into BOOTSEL.
-* ``list_devices(board=None) -> dict``: what is attached, in which mode.
+  normally (e.g. to see the boot banner again) or into BOOTSEL, with the board's reset strategies.
+* ``list_devices(board=None) -> dict``: what is attached, in which mode (``fwtool.devices.discover``).
+* ``runners.RUNNERS`` / ``runners.method_choices()``: the registry (fwtool/flash/runners/).
 
-Every expected failure is a FwtoolError with a cause and a fix (exit codes in fwtool/errors.py).
+Every expected failure is a FwtoolError with a cause and a fix (exit codes in fwtool/core/errors.py).
 """
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
+from fwtool import devices
 from fwtool.core.boards import Board, all_boards, get_board
-from fwtool.core.errors import BadInput, FwtoolError
-from fwtool.flash import image as image_mod
-from fwtool.flash import reset
+from fwtool.core.errors import BadInput
+from fwtool.devices import last_flash
 from fwtool.devices import usb as usbdevices
-from fwtool.flash.base import (DeviceLost, FlashFailed, FlashMethod, Image, NoDevice, NoUsbBackend, Progress, Target, UsbAccessDenied, WaitTimeout, no_progress)
-from fwtool.flash.drive import DriveMethod, require_rp2_drive
-from fwtool.flash.picoboot import PicobootMethod
+from fwtool.devices.device import Device
+from fwtool.devices.drives import require_rp2_drive
+from fwtool.devices.errors import (DeviceLost, FlashFailed, NoUsbBackend, UsbAccessDenied, WaitTimeout)
+from fwtool.devices.permissions import NO_BACKEND_MSG, no_backend_fix
+from fwtool.flash import choose, reset, runners
+from fwtool.flash import image as image_mod
+from fwtool.flash.base import Image, Progress, Runner, no_progress
+from fwtool.image import uf2
+from fwtool.image.firmware import FirmwareImage
+from fwtool.image.uf2 import family_name
 
-METHODS: dict[str, FlashMethod] = {}
-
-
-def register(method: FlashMethod) -> None:
-    METHODS[method.name] = method
-
-
-register(PicobootMethod())  # preferred: verified, skips identical sectors, no drive needed
-register(DriveMethod())
-
-__all__ = ["flash_image", "reboot_board", "list_devices", "load_image", "METHODS", "register", "Image", "Target",
-           "FlashFailed", "DeviceLost", "WaitTimeout", "UsbAccessDenied", "NoUsbBackend"]
+__all__ = ["flash_image", "reboot_board", "list_devices", "load_image", "resolve_board", "runners", "Runner",
+           "Image", "Device", "FlashFailed", "DeviceLost", "WaitTimeout", "UsbAccessDenied", "NoUsbBackend"]
 
 
-def _boards_for(board: Board) -> list[Board]:
-    """Boards whose USB ids discovery should look for: same family as ``board``."""
-    return [b for b in all_boards().values() if b.family == board.family] or [board]
-
-
-def resolve_board(board: Board | str | None, image_path: Path | None = None) -> Board:
+def resolve_board(board: Board | str | None, image_path: Path | FirmwareImage | None = None) -> Board:
     if isinstance(board, Board):
         return board
     if board:
         return get_board(board)
-    if image_path is not None and Path(image_path).suffix.lower() == ".uf2":
-        from fwtool.image import uf2
-
+    fams: set = set()
+    if isinstance(image_path, FirmwareImage):  # already read: its UF2 family ids (none for ELF/HEX/BIN)
+        fams, image_path = set(image_path.uf2_families), image_path.source
+    elif image_path is not None and Path(image_path).suffix.lower() == ".uf2":
         try:
             fams = uf2.family_of(Path(image_path))
         except (OSError, uf2.UF2Error):
             fams = set()
+    if fams:
         cands = sorted((b for b in all_boards().values() if b.uf2_family_id in fams), key=lambda b: b.flash_bytes)
         if cands:
             return cands[0]  # the smallest flash of the family: the conservative range check
-        if fams:
-            from fwtool.flash.drive import family_name
-
-            raise BadInput(f"{image_path} is for UF2 family {', '.join(family_name(f) for f in sorted(fams))}, "
-                           "which no fwtool board uses", "flash it with that chip's own tool, or pass --board")
+        raise BadInput(f"{image_path} is for UF2 family {', '.join(family_name(f) for f in sorted(fams))}, "
+                       "which no fwtool board uses", "flash it with that chip's own tool, or pass --board")
     raise BadInput("cannot tell which board this image is for: pass --board", "see 'fwtool boards'")
 
 
 def load_image(path: Path, board: Board, kind: str | None = None, boot2_check: bool = True) -> Image:
-    kind = kind or Path(path).suffix.lower().lstrip(".")
-    if kind not in ("uf2", "elf", "bin"):
-        raise BadInput(f"{path}: unknown image type '.{kind}'", "pass a .uf2, .elf or .bin file")
-    return image_mod.load(board, **{f"{kind}_path": Path(path)}, boot2_check=boot2_check)
+    return image_mod.for_board(image_mod.read_file(Path(path), kind), board, boot2_check)
 
 
 def _app_at(boards, location):
@@ -90,49 +80,57 @@ def flash_image(image_path, board=None, serial: str | None = None, method: str =
     t0 = time.monotonic()
     progress = progress or no_progress
     step = on_step or (lambda msg: None)
-    if method not in ("auto", *METHODS):
-        raise BadInput(f"unknown flash method '{method}'", f"use one of: auto, {', '.join(METHODS)}")
-    board = resolve_board(board, None if isinstance(image_path, Image) else image_path)
-    img = image_path if isinstance(image_path, Image) else load_image(Path(image_path), board, kind, boot2_check)
-    boards = _boards_for(board)
+    if method not in runners.method_choices():
+        raise BadInput(f"unknown flash method '{method}'", f"use one of: {', '.join(runners.method_choices())}")
+    if drive is not None:
+        if method not in ("auto", "drive"):
+            raise BadInput(f"--drive and --method {method} exclude each other", "drop one of them")
+        method = "drive"
+    fw = None if isinstance(image_path, Image) else image_mod.read_file(Path(image_path), kind)  # before the board
+    board = resolve_board(board, fw)
+    tried = runners.for_board(board, method)
+    img = image_path if fw is None else image_mod.for_board(fw, board, boot2_check)
+    if method == "auto":  # the board's runners that take this kind of image (else the first one refuses it)
+        tried = [r for r in tried if img.kind in r.image_kinds] or tried
+    tried[0].accepts(img)  # refuse an image kind before anything happens on the board
+    boards = devices.boards_for(board)
     notes: list[str] = []
     step(f"image     {img.source}  {len(img.data):,} B at 0x{img.base:08X} ({img.kind})")
 
     if drive is not None:
-        if method == "picoboot":
-            raise BadInput("--drive and --method picoboot exclude each other", "drop one of them")
-        target = Target("drive", drive=require_rp2_drive(Path(drive)))
-        method = "drive"
+        target = Device("drive", drive=require_rp2_drive(Path(drive)))
         found = None
     else:
-        found = usbdevices.scan(boards)
-        target = usbdevices.select(found, serial)
-        if method == "picoboot" and not found.usb_ok:
-            raise NoUsbBackend(usbdevices.NO_BACKEND_MSG, usbdevices.no_backend_fix())
+        found = devices.discover(boards)
+        target = devices.select(found, serial)
+        if method != "auto" and tried[0].needs_usb and not found.usb_ok:
+            raise NoUsbBackend(NO_BACKEND_MSG, no_backend_fix())
     app_serial = target.serial if target.mode == "app" else None
     step(f"board     {board.name}: {target.describe()}")
 
     how_reset = None
-    if target.mode == "app":
-        need = {"picoboot": ("bootsel",), "drive": ("drive",)}.get(method, ("bootsel", "drive"))
+    if target.mode == "app" and any(r.needs_bootloader for r in tried):
         t_r = time.monotonic()
-        target, how_reset = reset.reboot_to_bootsel(target, boards, timeout, need)
+        target, how_reset = reset.reboot_to_bootsel(target, boards, timeout, choose.ready_modes(tried),
+                                                    reset.strategies_for(board))
         step(f"reboot    into BOOTSEL via the {how_reset} ({time.monotonic() - t_r:.1f} s): {target.describe()}")
 
-    chosen = _choose(method, target, found, boards, how_reset is not None, timeout, notes, step)
-    flash_kwargs = dict(verify=verify, skip_same=skip_same, reboot=reboot, progress=progress, timeout=timeout)
-    if chosen.name == "drive":
-        flash_kwargs["app_seen"] = _app_at(boards, target.location)
+    chosen = choose.choose(tried, target, found, boards, how_reset is not None, timeout, notes, step)
+    chosen.accepts(img)
+    flash_kwargs = dict(verify=verify, skip_same=skip_same, reboot=reboot, progress=progress, timeout=timeout,
+                        app_seen=_app_at(boards, target.location))
     before_app = {t.key() for t in usbdevices.scan(boards).targets if t.mode == "app"} if reboot else set()
     try:
         result = chosen.flash(img, target, board, **flash_kwargs)
     except UsbAccessDenied:
-        if method != "auto" or chosen.name != "picoboot":
+        nxt = choose.fallback_after_denied(tried, chosen) if method == "auto" else None
+        if nxt is None:
             raise
-        target = _wait_drive(target, boards, how_reset is not None, timeout)
-        notes.append("PICOBOOT was not permitted (no udev rule): used the BOOTSEL drive, which cannot verify")
-        step("method    PICOBOOT not permitted, falling back to the BOOTSEL drive")
-        chosen = METHODS["drive"]
+        nxt.accepts(img)
+        target = nxt.wait_until_usable(target, boards, how_reset is not None, timeout)
+        notes.append(f"{chosen.label} was not permitted (no udev rule): used {nxt.label}{choose.cannot_verify(nxt)}")
+        step(f"method    {chosen.label} not permitted, falling back to {nxt.label}")
+        chosen = nxt
         flash_kwargs["app_seen"] = _app_at(boards, target.location)
         result = chosen.flash(img, target, board, **flash_kwargs)
 
@@ -158,91 +156,16 @@ def flash_image(image_path, board=None, serial: str | None = None, method: str =
            "bytes_per_second": round(len(img.data) / result["write_seconds"]) if result.get("write_seconds") else None,
            "notes": notes}
     if app_serial:
-        _remember_flash(app_serial, board.name)
+        last_flash.remember(app_serial, board.name)
     return out
 
 
-def _remember_flash(serial: str, board: str) -> None:
-    """Record the board flashed last (build/.fwtool-last-flash.json) so 'fwtool monitor' prefers it."""
-    import json
-    import os
-
-    from fwtool.devices.ports import LAST_FLASH_FILE
-
-    try:
-        LAST_FLASH_FILE.parent.mkdir(parents=True, exist_ok=True)
-        tmp = LAST_FLASH_FILE.with_name(LAST_FLASH_FILE.name + ".tmp")
-        tmp.write_text(json.dumps({"serial": serial, "board": board}))
-        os.replace(tmp, LAST_FLASH_FILE)
-    except OSError:  # a read-only folder only loses the preference
-        pass
-
-
-def _choose(method: str, target: Target, found, boards, just_rebooted: bool, timeout: float, notes: list, step):
-    pb, dr = METHODS["picoboot"], METHODS["drive"]
-    if method == "drive":
-        if target.drive is None:
-            target_drive = _wait_drive(target, boards, just_rebooted, timeout)
-            target.drive = target_drive.drive
-        return dr
-    ok, why = pb.usable(target)
-    if method == "picoboot":
-        if ok:
-            return pb
-        if found is not None and not found.usb_ok:
-            raise NoUsbBackend(usbdevices.NO_BACKEND_MSG, usbdevices.no_backend_fix())
-        if target.access is False:
-            raise UsbAccessDenied(f"no permission to open the RP2040 in BOOTSEL mode ({target.describe()})",
-                                  usbdevices.udev_fix())
-        raise NoDevice(f"PICOBOOT is not available: {why}", "hold BOOTSEL while plugging the board in")
-    # auto
-    if ok:
-        return pb
-    if target.drive is not None:
-        notes.append(f"PICOBOOT unavailable ({why}): used the BOOTSEL drive, which cannot verify")
-        step(f"method    PICOBOOT unavailable ({why}); using the BOOTSEL drive")
-        return dr
-    if target.mode == "bootsel" and target.access is False:
-        t = _wait_drive(target, boards, just_rebooted, timeout, UsbAccessDenied(
-            f"no permission to open the RP2040 in BOOTSEL mode ({target.describe()}) and no RPI-RP2 drive is "
-            "mounted", usbdevices.udev_fix()))
-        target.drive = t.drive
-        notes.append("PICOBOOT was not permitted: used the BOOTSEL drive, which cannot verify")
-        return dr
-    raise NoDevice(f"cannot flash {target.describe()}: {why}",
-                   "hold BOOTSEL while plugging the board in; if it mounts as RPI-RP2, pass --drive PATH")
-
-
-def _wait_drive(target: Target, boards, just_rebooted: bool, timeout: float, error: FwtoolError | None = None):
-    if target.drive is not None:
-        return target
-    if not just_rebooted:  # a board sitting in BOOTSEL is mounted by now if it ever will be
-        found = usbdevices.scan(boards)
-        drives = [t for t in found.targets if t.drive is not None and
-                  (not target.location or t.location in (None, target.location))]
-        if len(drives) == 1:
-            return drives[0]
-        raise error or NoDevice("no mounted RPI-RP2 drive for this board",
-                                "mount it (desktop automount does) and pass --drive PATH, or use PICOBOOT")
-
-    def pred(found):
-        d = [t for t in found.targets if t.drive is not None and
-             (not target.location or t.location in (None, target.location))]
-        return d[0] if len(d) == 1 else None
-
-    try:
-        return reset.wait_for(boards, pred, timeout, "no RPI-RP2 drive was mounted",
-                              "mount it and pass --drive PATH, or allow PICOBOOT (udev rule)")
-    except WaitTimeout:
-        if error is not None:
-            raise error
-        raise
+def _boards_or_all(board) -> list[Board]:
+    return devices.boards_for(resolve_board(board) if board else None)
 
 
 def list_devices(board=None) -> dict:
-    b = resolve_board(board) if board else None
-    boards = _boards_for(b) if b else list(all_boards().values())
-    found = usbdevices.scan(boards)
+    found = devices.discover(_boards_or_all(board))
     return {"boards": [t.to_dict() for t in found.targets], "problems": found.problems, "targets": found.targets}
 
 
@@ -250,14 +173,15 @@ def reboot_board(serial: str | None = None, bootsel: bool = False, board=None, w
                  timeout: float = 10.0) -> dict:
     """Reboot the (one, or ``serial``) board: normally, or into BOOTSEL. With ``wait``, return once it is back."""
     b = resolve_board(board) if board else None
-    boards = _boards_for(b) if b else list(all_boards().values())
-    target = usbdevices.select(usbdevices.scan(boards), serial)
+    boards = devices.boards_for(b)
+    strategies = reset.strategies_for(b)
+    target = devices.select(devices.discover(boards), serial)
     t0 = time.monotonic()
     if bootsel and target.mode == "app" and wait:
-        new, how = reset.reboot_to_bootsel(target, boards, timeout)
+        new, how = reset.reboot_to_bootsel(target, boards, timeout, strategies=strategies)
         return {"how": how, "mode": "bootsel", "location": new.location, "serial": target.serial,
                 "seconds": round(time.monotonic() - t0, 3)}
-    how = reset.reboot(target, bootsel=bootsel)
+    how = reset.reboot(target, bootsel=bootsel, strategies=strategies)
     out = {"how": how, "mode": "bootsel" if bootsel else "app", "location": target.location,
            "serial": target.serial, "port": None}
     if wait and not bootsel:

@@ -1,16 +1,22 @@
-"""What every flash method shares: the image to write, the board found on USB, the result, the errors.
+"""What every flash runner shares: the image to write, the result, the ``Runner`` interface.
 
-Layering (after Zephyr's west runners and esptool): ``image.py`` turns a UF2/ELF/BIN into one flash image,
-``usbdevices.py`` finds boards, ``reset.py`` gets a running board into BOOTSEL, and one module per method
-(``picoboot.py``, ``drive.py``) writes the image. ``__init__.py`` holds the registry and picks the method.
+Layering (after Zephyr's west runners and esptool): ``fwtool.devices`` finds boards (one ``Device`` per board),
+``fwtool.image`` turns a UF2/ELF/HEX/BIN into one flash image, ``reset.py`` holds the reboot-to-bootloader
+strategies, and one module per runner (``runners/picoboot.py``, ``runners/drive.py``) writes the image.
+``runners/__init__.py`` is the registry; ``choose.py`` picks runners in the board file's order (``[flash] runners``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Optional
+import logging
+from typing import Callable, Sequence
 
-from fwtool.core.errors import Exit, FwtoolError, MissingTool, NoDevice
+from fwtool.core import runner as proc
+from fwtool.core.errors import BadInput, FwtoolError, NoDevice
+from fwtool.devices.device import Device
+from fwtool.devices.errors import DeviceLost, FlashFailed, NoUsbBackend, UsbAccessDenied, WaitTimeout
+from fwtool.image.firmware import Image  # the flat image the runners write (re-exported)
+
+log = logging.getLogger("fwtool.flash")
 
 # progress(phase, done_bytes, total_bytes): phase is a short verb ("checking", "writing", "verifying", "copying")
 Progress = Callable[[str, int, int], None]
@@ -20,122 +26,72 @@ def no_progress(phase: str, done: int, total: int) -> None:
     pass
 
 
-class FlashFailed(FwtoolError):
-    """A device fault, a verify mismatch, a protocol error: the flash is not known to be good."""
-
-    code = Exit.FAILED
-
-
-class DeviceLost(FwtoolError):
-    code = Exit.LOST_DEVICE
-
-
-class WaitTimeout(FwtoolError):
-    code = Exit.TIMEOUT
-
-
-class UsbAccessDenied(MissingTool):
-    """The OS refused to open the USB device (Linux: no udev rule / not in the group)."""
-
-
-class NoUsbBackend(MissingTool):
-    """pyusb is installed but found no libusb."""
-
-
 __all__ = ["Progress", "no_progress", "FlashFailed", "DeviceLost", "WaitTimeout", "UsbAccessDenied",
-           "NoUsbBackend", "NoDevice", "Image", "Target", "FlashMethod"]
+           "NoUsbBackend", "NoDevice", "Image", "Device", "Runner"]
 
 
-@dataclass
-class Image:
-    """Bytes to put in flash at ``base`` (already checked against the board)."""
+class Runner:
+    """One way of getting an image into a board's flash. One module per runner (``fwtool/flash/runners/``); the
+    board file lists the runners that apply to it, in order of preference.
 
-    base: int
-    data: bytes
-    source: str  # the file it came from
-    kind: str  # "uf2" | "elf" | "bin"
-    uf2: Optional[bytes] = None  # the UF2 file itself when kind == "uf2" (the drive method copies it unchanged)
-    notes: list = field(default_factory=list)
-
-    @property
-    def end(self) -> int:
-        return self.base + len(self.data)
-
-    def to_dict(self) -> dict:
-        return {"path": self.source, "kind": self.kind, "base": f"0x{self.base:08X}", "bytes": len(self.data)}
-
-
-@dataclass
-class Target:
-    """One physical board as found on this machine, in one mode.
-
-    ``mode``: "bootsel" (bootrom on USB: PICOBOOT, maybe also a mounted drive), "app" (a running pico-sdk app with
-    USB stdio: CDC port and/or reset interface) or "drive" (only a mounted RPI-RP2 drive was found).
-    ``location`` is the USB port path ("1-1.3"): it survives the re-enumeration between app and BOOTSEL mode, which
-    is how a board is tracked through a reboot. ``serial`` is the app's serial (the flash unique id, unique per
-    board); the bootrom's serial is the same on every RP2040, so in BOOTSEL mode ``serial`` is None.
+    Declared capabilities (tests/test_runner_conformance.py checks them against behaviour):
+    ``verifies`` reads the flash back; ``skips_unchanged`` leaves sectors that already hold the bytes alone;
+    ``resets`` starts the new firmware afterwards; ``needs_bootloader``: the board must be in its bootloader
+    (``ready_modes``: the device modes it writes to); ``image_kinds``: the image kinds it takes.
     """
 
-    mode: str
-    location: Optional[str] = None
-    serial: Optional[str] = None
-    vid: Optional[int] = None
-    pid: Optional[int] = None
-    usb: object = None  # the pyusb device (or the test double the discovery hook returns)
-    port: Optional[str] = None  # the app's serial port (/dev/ttyACM0, COM5)
-    drive: Optional[Path] = None  # a mounted, verified RPI-RP2 drive
-    reset_interface: Optional[int] = None  # app: number of the 0xFF/0x00/0x01 reset interface
-    picoboot: Optional[tuple] = None  # bootsel: (interface, out_ep, in_ep)
-    access: Optional[bool] = None  # False: the OS refused to open it; None: not tried
-    product: Optional[str] = None
-
-    @property
-    def usb_id(self) -> str:
-        return "" if self.vid is None else f"{self.vid:04X}:{self.pid:04X}"
-
-    def key(self) -> tuple:
-        return (self.mode, self.location, self.serial, self.port, str(self.drive))
-
-    def matches(self, wanted: str) -> bool:
-        w = wanted.strip().lower()
-        return any(v is not None and str(v).lower() == w
-                   for v in (self.serial, self.location, self.port, self.drive))
-
-    def describe(self) -> str:
-        bits = [{"bootsel": "BOOTSEL", "app": "running app", "drive": "BOOTSEL drive"}[self.mode]]
-        if self.serial:
-            bits.append(f"serial {self.serial}")
-        if self.port:
-            bits.append(self.port)
-        if self.location:
-            bits.append(f"usb {self.location}")
-        if self.usb_id:
-            bits.append(self.usb_id)
-        if self.drive:
-            bits.append(f"drive {self.drive}")
-        if self.access is False:
-            bits.append("no USB permission")
-        return ", ".join(bits)
-
-    def to_dict(self) -> dict:
-        return {"mode": self.mode, "serial": self.serial, "location": self.location, "usb_id": self.usb_id or None,
-                "port": self.port, "drive": None if self.drive is None else str(self.drive),
-                "picoboot": self.picoboot is not None, "reset_interface": self.reset_interface,
-                "access": self.access, "product": self.product}
-
-
-class FlashMethod:
-    """One way of getting an image into flash. Subclasses register themselves in ``fwtool.flash.METHODS``."""
-
     name = ""
-    title = ""
-    verifies = False  # can read the flash back
+    title = ""  # for listings
+    label = ""  # how messages name it: "PICOBOOT", "the BOOTSEL drive"
+    verifies = False
+    skips_unchanged = False
+    resets = False
+    needs_bootloader = False
+    needs_usb = False  # asked for explicitly without libusb: NoUsbBackend before anything else
+    image_kinds: frozenset = frozenset()
+    ready_modes: tuple = ()
+    missing = "nothing to flash with"  # completes "no permission to open ... and <missing>"
+    can_wait = False  # when not usable yet, ``wait_until_usable`` may make it so (a drive being mounted)
 
-    def usable(self, target: Target) -> tuple[bool, str]:
-        """(usable now, why not) for a board already in BOOTSEL mode."""
+    def settings(self, board) -> dict:
+        """This runner's table from the board file (``[flash.<name>]``)."""
+        return dict(getattr(board, "runner_settings", {}).get(self.name, {}))
+
+    def accepts(self, image: Image) -> None:
+        """Refuse an image kind this runner does not take, before anything is written."""
+        if image.kind not in self.image_kinds:
+            raise BadInput(f"the {self.name} runner cannot flash a .{image.kind} image",
+                           f"pass one of: {', '.join('.' + k for k in sorted(self.image_kinds))}")
+
+    def usable(self, device: Device) -> tuple[bool, str]:
+        """(usable now, why not) for a board already in its bootloader."""
         raise NotImplementedError
 
-    def flash(self, image: Image, target: Target, board, *, verify: bool = True, skip_same: bool = True,
-              reboot: bool = True, progress: Progress = no_progress, timeout: float = 15.0) -> dict:
+    def refuse(self, device: Device, found, why: str) -> FwtoolError:
+        """The error when this runner was asked for explicitly and ``usable`` said no."""
+        return NoDevice(f"{self.label} is not available: {why}", "see 'fwtool devices'")
+
+    def wait_until_usable(self, device: Device, boards, just_rebooted: bool, timeout: float,
+                          error: FwtoolError | None = None) -> Device:
+        raise error or NoDevice(f"{self.label} is not available for {device.describe()}", "see 'fwtool devices'")
+
+    def flash(self, image: Image, device: Device, board, *, verify: bool = True, skip_same: bool = True,
+              reboot: bool = True, progress: Progress = no_progress, timeout: float = 15.0,
+              app_seen=lambda: False) -> dict:
         """Write, check and (normally) start the image. Returns the counters of the result dict."""
         raise NotImplementedError
+
+    def doctor_rows(self) -> list[dict]:
+        """Rows for 'fwtool doctor' (e.g. the external tool this runner starts)."""
+        return []
+
+    def run_tool(self, cmd: Sequence[str], on_step: Callable[[str], None] | None = None, **kw):
+        """Run an external tool (pyOCD, OpenOCD, ...) through fwtool.core.runner with its command line logged
+        (the ``fwtool.flash`` logger, and the step line ``-v``/build.log show). No runner starts a process
+        another way."""
+        def logged(line: str) -> None:
+            log.info("%s: %s", self.name, line)
+            if on_step is not None:
+                on_step(f"run       {line}")
+
+        return proc.capture(cmd, on_command=logged, **kw)

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 import usb.core
 
-from fwtool.flash.base import (DeviceLost, FlashFailed, FlashMethod, Image, Progress, Target, UsbAccessDenied, no_progress)
+from fwtool.devices.errors import DeviceLost, FlashFailed, UsbAccessDenied
+from fwtool.devices.permissions import udev_fix
+from fwtool.flash.base import Image, Progress, no_progress
 
 MAGIC = 0x431FD10B
 CMD = struct.Struct("<IIBBHI16s")  # dMagic dToken bCmdId bCmdSize _unused dTransferLength args[16]
@@ -253,12 +255,6 @@ def check_flash_range(what: str, addr: int, size: int, flash: tuple[int, int], a
         raise FlashFailed(f"internal: {what} 0x{addr:08X}+{size} is outside flash 0x{lo:08X}-0x{hi:08X}")
 
 
-def udev_fix() -> str:
-    from fwtool.devices.usb import udev_fix as _f
-
-    return _f()
-
-
 # ---- the flashing algorithm -------------------------------------------------------------------------------------
 
 def program(client: PicobootClient, image: Image, flash: tuple[int, int], *, verify: bool = True,
@@ -341,47 +337,3 @@ def _runs(pages: list[int]):
             start = prev = p
     if start is not None:
         yield start, prev + PAGE
-
-
-class PicobootMethod(FlashMethod):
-    name = "picoboot"
-    title = "PICOBOOT over USB (verified by read-back)"
-    verifies = True
-
-    def usable(self, target: Target) -> tuple[bool, str]:
-        if target.mode != "bootsel" or target.usb is None or target.picoboot is None:
-            return False, "no PICOBOOT interface (board not on USB in BOOTSEL mode, or pyusb has no backend)"
-        if target.access is False:
-            return False, "no permission to open the USB device"
-        return True, ""
-
-    def flash(self, image: Image, target: Target, board, *, verify: bool = True, skip_same: bool = True,
-              reboot: bool = True, progress: Progress = no_progress, timeout: float = 15.0) -> dict:
-        from fwtool.devices import usb as usbdevices
-
-        itf, out_ep, in_ep = target.picoboot
-        transport = usbdevices.backend().open_picoboot(target.usb, itf)
-        client = PicobootClient(transport, itf, out_ep, in_ep)
-        flash = (board.flash_base, board.flash_base + board.flash_bytes)
-        t0 = time.monotonic()
-        try:
-            client.reset()
-            client.exclusive(EXCLUSIVE)
-            result = program(client, image, flash, verify=verify, skip_same=skip_same, progress=progress)
-            result["write_seconds"] = round(time.monotonic() - t0, 3)
-            if reboot:
-                client.reboot(0, SRAM_END, 500)
-                result["rebooted"] = True
-            else:
-                client.exclusive(NOT_EXCLUSIVE)
-                result["rebooted"] = False
-        except BaseException as e:
-            if not isinstance(e, DeviceLost):
-                try:
-                    client.reset()  # drop exclusive access so the RPI-RP2 drive works again; best effort
-                except Exception:
-                    pass
-            raise
-        finally:
-            usbdevices.backend().close(transport)
-        return result

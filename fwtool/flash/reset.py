@@ -1,10 +1,14 @@
-"""Rebooting a board without touching it: a running pico-sdk app into BOOTSEL (or a normal reboot), and BOOTSEL
+"""Rebooting a board without touching it: a running app into its bootloader (or a normal reboot), and BOOTSEL
 back to the app. Facts: shared/notes/rp2040-flashing.md §3.4.
 
-1. Vendor reset interface (class 0xFF/0x00/0x01, what ``picotool reboot -f -u`` uses): control OUT, bmRequestType
-   0x21, bRequest 0x01 RESET_REQUEST_BOOTSEL (0x02 RESET_REQUEST_FLASH = normal reboot), wIndex = the interface.
-   The device resets mid-request, so pipe/IO/no-device errors are the expected outcome.
-2. Fallback: open the CDC port at 1200 baud and close it.
+Reboot-to-bootloader strategies are classes (esptool's ResetStrategy), tried in the order the board file gives
+(``[flash.reset] strategies = [...]``, default ``DEFAULT_STRATEGIES``):
+
+1. ``reset_interface``: the vendor reset interface (class 0xFF/0x00/0x01, what ``picotool reboot -f -u`` uses):
+   control OUT, bmRequestType 0x21, bRequest 0x01 RESET_REQUEST_BOOTSEL (0x02 RESET_REQUEST_FLASH = normal
+   reboot), wIndex = the interface. The device resets mid-request, so pipe/IO/no-device errors are expected.
+2. ``touch_1200``: open the CDC port at 1200 baud and close it.
+3. ``manual``: nothing the host can do: the user holds BOOTSEL while plugging the board in.
 Then poll (never a fixed sleep) until the board re-enumerates; it is recognised by its USB port path.
 """
 from __future__ import annotations
@@ -14,14 +18,17 @@ import errno as errno_mod
 import usb.core
 
 from fwtool.devices import usb as usbdevices
-from fwtool.flash.base import DeviceLost, FlashFailed, NoDevice, NoUsbBackend, Target, UsbAccessDenied, WaitTimeout
+from fwtool.devices.device import Device
+from fwtool.devices.errors import DeviceLost, FlashFailed, NoDevice, NoUsbBackend, UsbAccessDenied, WaitTimeout
+from fwtool.devices.permissions import udev_fix
+from fwtool.flash.picoboot import SRAM_END, PicobootClient
 
 RESET_REQUEST_BOOTSEL = 0x01
 RESET_REQUEST_FLASH = 0x02
 RESET_BMREQUESTTYPE = 0x21  # CLASS | INTERFACE, as picotool sends it (the device only checks bRequest/wIndex)
 
 
-def _vendor_request(target: Target, request: int, w_value: int = 0) -> None:
+def vendor_request(target: Device, request: int, w_value: int = 0) -> None:
     """Send the reset request; swallow the errors a vanishing device produces. Raises UsbAccessDenied."""
     be = usbdevices.backend()
     transport = be.open_reset(target.usb, target.reset_interface)
@@ -29,37 +36,99 @@ def _vendor_request(target: Target, request: int, w_value: int = 0) -> None:
         transport.ctrl_transfer(RESET_BMREQUESTTYPE, request, w_value, target.reset_interface, None, timeout=2000)
     except usb.core.USBError as e:
         if getattr(e, "errno", None) == errno_mod.EACCES or "Access denied" in str(e):
-            raise UsbAccessDenied("access denied sending the USB reset request", usbdevices.udev_fix()) from e
+            raise UsbAccessDenied("access denied sending the USB reset request", udev_fix()) from e
         # EPIPE / EIO / ENODEV / timeout: the device rebooted under the request, which is what we asked for
     finally:
         be.close(transport)
 
 
-def request_bootsel(target: Target) -> str:
-    """Ask a running app to reboot into BOOTSEL. Returns how ("reset interface" | "1200-baud touch")."""
-    if target.usb is not None and target.reset_interface is not None:
+class ResetStrategy:
+    """One way to get a running app into its bootloader. ``request`` returns how (for messages)."""
+
+    name = ""
+    how = ""
+    automatic = True  # False: needs the user
+
+    def applies(self, device: Device) -> bool:
+        raise NotImplementedError
+
+    def request(self, device: Device) -> str:
+        raise NotImplementedError
+
+
+class ResetInterfaceRequest(ResetStrategy):
+    name = "reset_interface"
+    how = "reset interface"
+
+    def applies(self, device: Device) -> bool:
+        return device.usb is not None and device.reset_interface is not None
+
+    def request(self, device: Device) -> str:
+        vendor_request(device, RESET_REQUEST_BOOTSEL)
+        return self.how
+
+
+class Touch1200(ResetStrategy):
+    name = "touch_1200"
+    how = "1200-baud touch"
+
+    def applies(self, device: Device) -> bool:
+        return bool(device.port)
+
+    def request(self, device: Device) -> str:
         try:
-            _vendor_request(target, RESET_REQUEST_BOOTSEL)
-            return "reset interface"
-        except (UsbAccessDenied, NoUsbBackend, FlashFailed):
-            if not target.port:
-                raise  # nothing to fall back to
-    if target.port:
-        try:
-            usbdevices.backend().touch_1200(target.port)
+            usbdevices.backend().touch_1200(device.port)
         except UsbAccessDenied:
             raise
         except Exception as e:
             if getattr(e, "errno", None) == errno_mod.ENOENT:
-                raise DeviceLost(f"{target.port} went away before the 1200-baud touch", "plug the board in again")
-            # the port vanishing while closing is the expected outcome; anything else: the wait below decides
-        return "1200-baud touch"
-    raise NoDevice(f"the running app ({target.describe()}) has neither a USB reset interface nor a serial port",
-                   "hold BOOTSEL while plugging the board in, then run 'fwtool flash' again")
+                raise DeviceLost(f"{device.port} went away before the 1200-baud touch", "plug the board in again")
+            # the port vanishing while closing is the expected outcome; anything else: the wait decides
+        return self.how
+
+
+class ManualBootsel(ResetStrategy):
+    name = "manual"
+    how = "BOOTSEL button"
+    automatic = False
+
+    def applies(self, device: Device) -> bool:
+        return True
+
+    def request(self, device: Device) -> str:
+        raise NoDevice(f"the running app ({device.describe()}) has neither a USB reset interface nor a serial port",
+                       "hold BOOTSEL while plugging the board in, then run 'fwtool flash' again")
+
+
+STRATEGIES: dict[str, ResetStrategy] = {s.name: s for s in (ResetInterfaceRequest(), Touch1200(), ManualBootsel())}
+DEFAULT_STRATEGIES = ("reset_interface", "touch_1200", "manual")
+
+
+def strategies_for(board=None) -> list[ResetStrategy]:
+    """The board file's order (``[flash.reset] strategies``), else the default."""
+    names = (getattr(board, "runner_settings", {}) or {}).get("reset", {}).get("strategies") or DEFAULT_STRATEGIES
+    unknown = [n for n in names if n not in STRATEGIES]
+    if unknown:
+        raise NoDevice(f"unknown reset strategy '{unknown[0]}' in the board file",
+                       f"use some of: {', '.join(STRATEGIES)} ([flash.reset] strategies)")
+    return [STRATEGIES[n] for n in names]
+
+
+def request_bootsel(target: Device, strategies: list[ResetStrategy] | None = None) -> str:
+    """Ask a running app to reboot into its bootloader; the first strategy that applies and works wins.
+    A failing automatic strategy falls through to the next automatic one that applies, else its error stands."""
+    todo = [s for s in (strategies or strategies_for()) if s.applies(target)]
+    for i, s in enumerate(todo):
+        try:
+            return s.request(target)
+        except (UsbAccessDenied, NoUsbBackend, FlashFailed):
+            if not any(t.automatic for t in todo[i + 1:]):
+                raise  # nothing to fall back to
+    raise NoDevice(f"cannot reboot {target.describe()} into its bootloader", "hold BOOTSEL while plugging it in")
 
 
 def wait_for(boards, predicate, timeout: float, what: str, fix: str):
-    """Poll the attached boards until ``predicate(scan)`` returns a Target; WaitTimeout after ``timeout`` s."""
+    """Poll the attached boards until ``predicate(scan)`` returns a Device; WaitTimeout after ``timeout`` s."""
     be = usbdevices.backend()
     deadline = be.monotonic() + timeout
     while True:
@@ -72,7 +141,7 @@ def wait_for(boards, predicate, timeout: float, what: str, fix: str):
         be.sleep(usbdevices.POLL_S)
 
 
-def same_board(target: Target, before_keys: set):
+def same_board(target: Device, before_keys: set):
     """A predicate for the board ``target`` once it is in BOOTSEL mode (found by USB location, else: new)."""
     def pred(found):
         cands = [t for t in found.targets if t.mode in ("bootsel", "drive")]
@@ -87,10 +156,11 @@ def same_board(target: Target, before_keys: set):
     return pred
 
 
-def reboot_to_bootsel(target: Target, boards, timeout: float = 10.0, need=("bootsel", "drive")) -> tuple[Target, str]:
+def reboot_to_bootsel(target: Device, boards, timeout: float = 10.0, need=("bootsel", "drive"),
+                      strategies: list[ResetStrategy] | None = None) -> tuple[Device, str]:
     """Running app -> BOOTSEL, tracked by USB location. Returns (the board in BOOTSEL mode, how it was asked)."""
     before = {t.key() for t in usbdevices.scan(boards).targets if t.mode in ("bootsel", "drive")}
-    how = request_bootsel(target)
+    how = request_bootsel(target, strategies)
     base = same_board(target, before)
 
     def pred(found):
@@ -109,7 +179,7 @@ def reboot_to_bootsel(target: Target, boards, timeout: float = 10.0, need=("boot
     return new, how
 
 
-def wait_for_app(boards, location: str | None, timeout: float, before_keys: set | None = None) -> Target | None:
+def wait_for_app(boards, location: str | None, timeout: float, before_keys: set | None = None) -> Device | None:
     """After a reboot: the app at ``location`` (None when it does not show up within ``timeout``).
 
     Raises if the board comes back in BOOTSEL mode instead (the image does not boot).
@@ -127,8 +197,6 @@ def wait_for_app(boards, location: str | None, timeout: float, before_keys: set 
         if not here:
             gone = True
         elif gone:
-            from fwtool.flash.base import FlashFailed
-
             raise FlashFailed(f"the flash was written and verified, but the board came back in BOOTSEL mode at "
                               f"usb {location}: the image does not start",
                               "check that it was built for this board (boot2, flash size); 'fwtool build' output")
@@ -137,21 +205,19 @@ def wait_for_app(boards, location: str | None, timeout: float, before_keys: set 
         be.sleep(usbdevices.POLL_S)
 
 
-def reboot(target: Target, bootsel: bool = False) -> str:
+def reboot(target: Device, bootsel: bool = False, strategies: list[ResetStrategy] | None = None) -> str:
     """Reboot a board: normal boot (default) or into BOOTSEL. Returns how. Does not wait."""
     if target.mode == "app":
         if bootsel:
-            return request_bootsel(target)
+            return request_bootsel(target, strategies)
         if target.usb is None or target.reset_interface is None:
             raise NoDevice(f"cannot reboot {target.describe()}: no USB reset interface visible "
-                           "(pyusb backend or permission missing)", usbdevices.udev_fix())
-        _vendor_request(target, RESET_REQUEST_FLASH)
+                           "(pyusb backend or permission missing)", udev_fix())
+        vendor_request(target, RESET_REQUEST_FLASH)
         return "reset interface"
     if target.mode == "bootsel" and target.picoboot is not None:
         if bootsel:
             return "already in BOOTSEL"
-        from fwtool.flash.picoboot import PicobootClient, SRAM_END
-
         be = usbdevices.backend()
         itf, out_ep, in_ep = target.picoboot
         transport = be.open_picoboot(target.usb, itf)

@@ -21,7 +21,7 @@ import serial
 
 from fwtool.core.errors import NoDevice
 from fwtool.core.lines import MAX_LINE
-from fwtool.devices.ports import Discovery, PortInfo, Target, is_url
+from fwtool.devices.ports import Discovery, FollowedPort, PortInfo, is_url
 
 @dataclass
 class Data:
@@ -97,7 +97,7 @@ def short_reason(e: BaseException) -> str:
 
 
 class PortReader:
-    def __init__(self, target: Target, discovery: Discovery, baud: int = 115200, *,
+    def __init__(self, target: FollowedPort, discovery: Discovery, baud: int = 115200, *,
                  opener: Callable[[str, int, float], serial.SerialBase] = open_serial,
                  reconnect: bool = True, poll_s: float = 0.05, read_timeout: float = 0.05,
                  clock: Callable[[], float] = time.monotonic):

@@ -1,8 +1,9 @@
 """Rebooting the monitored board from the monitor (Ctrl-R: normal reboot, Ctrl-B: into BOOTSEL).
 
-The reboot goes through ``fwtool.flash.reboot_board(serial=..., bootsel=..., wait=False)``, the same USB reset
-interface ``fwtool flash`` uses (pico-sdk's vendor reset interface, rp2040-flashing.md §3.4); the monitor itself
-follows the board back. If that fails (no pyusb backend, no permission), BOOTSEL still works through pico-sdk's
+The reboot goes through ``fwtool.flash.reboot_board(serial=..., bootsel=..., wait=False)``, with the same
+reset strategies ``fwtool flash`` uses (fwtool/flash/reset.py, chosen by the board file; on RP2040 pico-sdk's
+vendor reset interface, rp2040-flashing.md §3.4); the monitor itself follows the board back. The monitor imports
+flash, never the other way round. If that fails (no pyusb backend, no permission), BOOTSEL still works through pico-sdk's
 1200-baud "magic" on the open CDC port; a normal reboot then is not available.
 
 A reboot function has the signature ``reboot(kind, port, reader) -> str`` (kind is "app" or "bootsel"; it returns
@@ -12,36 +13,22 @@ from __future__ import annotations
 
 from typing import Callable
 
+from fwtool import flash
 from fwtool.core.errors import FwtoolError
 from fwtool.devices.ports import PortInfo
 
 RebootFn = Callable[[str, PortInfo, object], str]
 
 
-def _flash_reboot() -> Callable | None:
-    """``fwtool.flash.reboot_board(serial=, bootsel=, wait=)`` if that package is importable (it needs pyusb)."""
-    try:
-        from fwtool.flash import reboot_board
-    except Exception:  # noqa: BLE001 - any import problem means "not available"
-        return None
-    return reboot_board
-
-
 def default_reboot(kind: str, port: PortInfo, reader) -> str:
     bootsel = kind == "bootsel"
-    fn = _flash_reboot()
-    problem: FwtoolError | None = None
-    if fn is not None:
-        try:
-            # wait=False: the monitor itself follows the board back (or sees it leave for BOOTSEL)
-            r = fn(serial=port.serial_number, bootsel=bootsel, wait=False)
-            how = r.get("how", "") if isinstance(r, dict) else ""
-            return ("rebooting into BOOTSEL" if bootsel else "rebooting") + (f" ({how})" if how else "")
-        except FwtoolError as e:
-            problem = e
+    try:
+        # wait=False: the monitor itself follows the board back (or sees it leave for BOOTSEL)
+        r = flash.reboot_board(serial=port.serial_number, bootsel=bootsel, wait=False)
+        how = r.get("how", "") if isinstance(r, dict) else ""
+        return ("rebooting into BOOTSEL" if bootsel else "rebooting") + (f" ({how})" if how else "")
+    except FwtoolError as e:
+        problem = e  # BOOTSEL can still go through the open CDC port
     if bootsel and port.vid is not None and reader.touch_1200():
         return "rebooting into BOOTSEL (1200-baud touch)"
-    if problem is not None:
-        raise problem
-    raise FwtoolError("this fwtool cannot reboot the board from the monitor (no reset-interface support found)",
-                      "press the board's reset button, or use Ctrl-B (BOOTSEL) on a USB-stdio board")
+    raise problem

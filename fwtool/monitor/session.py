@@ -33,15 +33,17 @@ from typing import Callable, TextIO
 from rich.console import Console
 from rich.text import Text
 
+from fwtool.core.boards import get_board
 from fwtool.core.errors import Exit, FwtoolError
 from fwtool.core.protocol import Banner, FirmwareError, Inference
-from fwtool.monitor import keys as keys_mod
-from fwtool.devices.ports import (LAST_FLASH_FILE, Discovery, PortInfo, choose_port, is_url, lookup_device, read_last_flash, target_for, wanted_for)
+import fwtool.monitor.keys as keys_mod
+from fwtool.devices.last_flash import LAST_FLASH_FILE, read_last_flash
+from fwtool.devices.ports import Discovery, PortInfo, choose_port, is_url, lookup_device, target_for, wanted_for
 from fwtool.core.lines import LineSplitter
 from fwtool.monitor.reader import Connected, Data, Disconnected, OpenFailed, PortReader, open_serial
 from fwtool.monitor.reboot import default_reboot
 from fwtool.monitor.stats import Record, Stats, classify
-from fwtool.monitor.view import LiveView, LogTee, PanelState, make_view
+from fwtool.monitor.view import JsonView, LiveView, LogTee, PanelState, make_view
 
 DEFAULT_LOST_TIMEOUT_CI = 10.0  # seconds a board may stay away when a stop condition is set
 
@@ -204,8 +206,6 @@ class Session:
 
     def _resolve(self) -> tuple[PortInfo, int]:
         o = self.opts
-        from fwtool.core.boards import get_board
-
         board = get_board(o.board) if o.board else None
         last = {} if (o.port or o.serial) else read_last_flash(o.last_flash_file)
         if board is None and last.get("board"):
@@ -305,10 +305,8 @@ class Session:
         return result
 
     def _report(self, r: MonitorResult) -> None:
-        from fwtool.monitor.view import JsonView
-
         if isinstance(self.view, JsonView):
-            self.view._emit(r.to_dict())
+            self.view.emit(r.to_dict())
         if self.log is not None:
             self.log.event("result", f"exit {r.exit_code}: {r.reason}", time.time(), {"exit_code": r.exit_code})
         s = self.stats

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import TextIO
 
 from rich.console import Console, Group
+from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -212,15 +213,15 @@ class RawView(View):
 
 
 class JsonView(View):
-    def _emit(self, obj: dict) -> None:
+    def emit(self, obj: dict) -> None:
         self.out.write(json.dumps(obj, separators=(",", ":"), default=str) + "\n")
         self.out.flush()
 
     def record(self, rec: Record) -> None:
-        self._emit(rec.to_json())
+        self.emit(rec.to_json())
 
     def event(self, kind, text, t, extra=None):
-        self._emit({"type": kind, "message": text, **(extra or {}), "t": round(t, 3)})
+        self.emit({"type": kind, "message": text, **(extra or {}), "t": round(t, 3)})
 
 
 class LiveView(View):
@@ -236,8 +237,6 @@ class LiveView(View):
 
     def start(self, stats, st):
         super().start(stats, st)
-        from rich.live import Live
-
         self.live = Live(console=self.console, auto_refresh=False, transient=False, redirect_stdout=False,
                          redirect_stderr=False, get_renderable=self._render)
         self.live.start()
