@@ -13,8 +13,8 @@ import pytest
 
 import models_tf as M
 from fwtool.core import protocol
+from fwtool.model.evaluation import run_int8
 from fwtool.model.tflite import load_model
-from fwtool.model.quantize import run_int8
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:keras")
 

@@ -5,6 +5,7 @@ import click
 
 from fwtool.core import ui
 from fwtool.core.errors import Exit
+from fwtool.validate.flow import ValidateOptions, run
 
 
 def print_report(r: dict) -> None:
@@ -96,8 +97,6 @@ def validate(model, board, inputs, count, seed, reference, reference_model, devi
       fwtool validate -m kws.tflite --inputs samples.npy --device  # flash + run on the attached board
       fwtool validate -m model.tflite --reference tflite --budget-ms 32
     """
-    from fwtool.validate.flow import ValidateOptions, run
-
     ui.set_json(as_json)
     target = "board" if (device or port) else "emulator"
     opts = ValidateOptions(model=model, board=board, inputs=inputs, count=count, seed=seed, reference=reference,

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fwtool.emulator import bootrom, node
+
 from fwtool.emulator.latency import LatencyStats, latency_stats
 from fwtool.emulator.session import CLOCK_MHZ, TIMING_NOTE, RunResult, VirtualBoard, failure, run_capture
 
@@ -37,8 +39,6 @@ def start(image: Path, port: int = 0, start_on_connect: bool = True, max_emulate
 
 def check() -> dict:
     """What the virtual board needs, without starting it: node, the npm package (installed if missing), bootrom."""
-    from fwtool.emulator import bootrom, node
-
     n = node.find_node()
     pkg = node.ensure_rp2040js()
     rom = bootrom.bootrom_file()

@@ -22,6 +22,7 @@ from typing import Callable
 
 from fwtool.core import protocol, runner
 from fwtool.core.errors import Exit, FwtoolError
+from fwtool.core.lines import LineSplitter
 from fwtool.emulator import bootrom as bootrom_mod
 from fwtool.emulator import image as image_mod
 from fwtool.emulator import node as node_mod
@@ -265,20 +266,17 @@ class VirtualBoard:
 
     def _read_serial(self) -> None:
         assert self._proc and self._proc.stdout
-        buf = b""
+        splitter = LineSplitter()
         while True:
             chunk = self._proc.stdout.read1(65536) if hasattr(self._proc.stdout, "read1") else self._proc.stdout.read(1)
             if not chunk:
                 break
-            buf += chunk
-            *complete, buf = buf.split(b"\n")
-            for raw in complete:
-                self._line(raw)
-        if buf:
-            self._line(buf)
+            for piece in splitter.feed(chunk, time.time()):
+                self._line(piece.text)
+        for piece in splitter.flush(time.time()):
+            self._line(piece.text)
 
-    def _line(self, raw: bytes) -> None:
-        line = raw.rstrip(b"\r").decode("utf-8", errors="replace")
+    def _line(self, line: str) -> None:
         self.lines.append(line)
         if self.on_line:
             self.on_line(line)

@@ -1,7 +1,7 @@
 """Tensor-arena sizing by measurement with the TFLM Python interpreter (the ``tflite-micro`` wheel).
 
-The host interpreter is TFLM itself (64-bit, reference kernels). We find the smallest arena with which
-``AllocateTensors()`` and one ``Invoke()`` succeed (binary search to 16 bytes). On the 32-bit target the
+The host interpreter (fwtool/model/host.py) is TFLM itself (64-bit, reference kernels). We find the smallest arena
+with which ``AllocateTensors()`` and one ``Invoke()`` succeed (binary search to 16 bytes). On the 32-bit target the
 persistent structures are smaller (4-byte pointers), but CMSIS-NN kernels ask for scratch buffers the reference
 kernels do not (e.g. conv: 4 bytes per ⌈filter_h·filter_w·in_ch⌉₄), so fwtool adds a margin of
 ``max(MARGIN_MIN, MARGIN_FRACTION × measured)`` rounded up to 16 bytes. The firmware reports the arena it really
@@ -9,8 +9,8 @@ used in its banner (``arena_used``).
 """
 from __future__ import annotations
 
-import contextlib
-import os
+import importlib.metadata
+import json
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -19,8 +19,11 @@ from typing import Callable
 
 import numpy as np
 
-from fwtool.core.errors import FwtoolError
-from fwtool.model.tflite import Model
+from fwtool.core.errors import FwtoolError, MissingTool
+from fwtool.core.files import atomic_write
+from fwtool.core.paths import cache_dir
+from fwtool.model import host
+from fwtool.model.tflite import Model, load_model
 
 MARGIN_FRACTION = 0.10
 MARGIN_MIN = 1024
@@ -39,38 +42,21 @@ class ArenaSize:
                 "source": self.source}
 
 
-@contextlib.contextmanager
-def _quiet_fds():
-    """TFLM's C++ logs allocation failures straight to fd 1/2 while we probe; hide them."""
-    saved = [os.dup(1), os.dup(2)]
-    null = os.open(os.devnull, os.O_WRONLY)
+def runs(model: Model, size: int) -> bool:
+    """Whether ``model`` allocates and runs one inference (zero inputs) with a ``size``-byte arena."""
     try:
-        os.dup2(null, 1)
-        os.dup2(null, 2)
-        yield
-    finally:
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in (*saved, null):
-            os.close(fd)
-
-
-def _runs(runtime, data: bytes, model: Model, size: int) -> bool:
-    try:
-        interp = runtime.Interpreter.from_bytes(data, arena_size=size)
-        for i, t in enumerate(model.inputs):
-            interp.set_input(np.zeros(t.shape, dtype=t.numpy_dtype), i)
-        interp.invoke()
+        interp = host.HostInterpreter(model.data, size)
+        interp.run([np.zeros(t.shape, dtype=t.numpy_dtype) for t in model.inputs], 0)
         return True
     except Exception:
         return False
 
 
-def _bisect(runtime, model: Model, lo: int, hi: int | None, note: Callable[[str, int], None]) -> int:
+def _bisect(model: Model, lo: int, hi: int | None, note: Callable[[str, int], None]) -> int:
     """Smallest arena (16-byte steps) in (lo, hi] with which the model runs; ``hi=None``: check _UPPER first."""
     if hi is None:
         note("try", _UPPER)
-        if not _runs(runtime, model.data, model, _UPPER):
+        if not runs(model, _UPPER):
             note("upper", _UPPER)
             return -1
         note("ok", _UPPER)
@@ -80,7 +66,7 @@ def _bisect(runtime, model: Model, lo: int, hi: int | None, note: Callable[[str,
         if mid <= lo:
             break
         note("try", mid)
-        if _runs(runtime, model.data, model, mid):
+        if runs(model, mid):
             note("ok", mid)
             hi = mid
         else:
@@ -92,25 +78,21 @@ def _bisect(runtime, model: Model, lo: int, hi: int | None, note: Callable[[str,
 
 def _probe_main(argv: list[str]) -> None:
     """Child process: ``python -m fwtool.model.arena MODEL LO HI RESULTS`` appends 'try/ok/fail/done N' lines."""
-    from tflite_micro.python.tflite_micro import runtime
-
-    from fwtool.model.tflite import load_model
-
     model, lo, hi, results = load_model(argv[0]), int(argv[1]), int(argv[2]) or None, argv[3]
-    with open(results, "a", buffering=1) as out, _quiet_fds():
-        _bisect(runtime, model, lo, hi, lambda kind, size: (out.write(f"{kind} {size}\n"), out.flush()))
+    with open(results, "a", buffering=1) as out, host.quiet_native_output():
+        _bisect(model, lo, hi, lambda kind, size: (out.write(f"{kind} {size}\n"), out.flush()))
 
 
 def measure(model: Model) -> int:
     """Bisect in a child process: for some sizes just below the minimum TFLM aborts the whole process
     ("All temp buffers must be freed before calling ResetTempAllocations()", seen with a FULLY_CONNECTED
-    first layer) instead of failing AllocateTensors. A probe that kills the child counts as too small."""
+    first layer) instead of failing AllocateTensors. A probe that kills the child counts as too small; a crash
+    with the 16 MiB arena is the model's fault (:func:`fwtool.model.host.crash_error`)."""
     try:
-        import tflite_micro.python.tflite_micro.runtime  # noqa: F401
-    except ImportError as e:  # pragma: no cover - dependency of the package
-        raise FwtoolError("the tflite-micro Python package is missing, so the arena cannot be measured",
+        host.load_runtime()
+    except FwtoolError as e:  # pragma: no cover - dependency of the package
+        raise MissingTool("the tflite-micro Python package is missing, so the arena cannot be measured",
                           "pip install tflite-micro, or pass --arena BYTES") from e
-    from fwtool.core import runner
 
     lo, hi = 0, None
     with tempfile.TemporaryDirectory(prefix="fwtool-arena-") as tmp:
@@ -118,8 +100,7 @@ def measure(model: Model) -> int:
         model_file.write_bytes(model.data)
         for _ in range(64):
             results.unlink(missing_ok=True)
-            proc = runner.capture([sys.executable, "-m", "fwtool.model.arena", model_file, lo, hi or 0, results],
-                                  timeout=600, check=False)
+            proc = host.run_child("fwtool.model.arena", [model_file, lo, hi or 0, results])
             pending = None
             for line in (results.read_text().splitlines() if results.is_file() else []):
                 kind, size = line.split()[0], int(line.split()[1])
@@ -133,6 +114,8 @@ def measure(model: Model) -> int:
                     hi = size
                 elif kind == "fail":
                     lo = size
+            if pending == _UPPER and hi is None and proc.signal:
+                raise host.crash_error(proc.signal)
             if pending == -1 or (pending == _UPPER and hi is None):
                 raise FwtoolError(f"the TFLM interpreter could not run {model.path.name} even with a 16 MiB arena",
                                   "check the model with 'fwtool inspect'; it may use unsupported op versions")
@@ -147,9 +130,7 @@ def measure(model: Model) -> int:
 
 def _runtime_version() -> str:
     try:
-        from importlib.metadata import version
-
-        return version("tflite-micro")
+        return importlib.metadata.version("tflite-micro")
     except Exception:  # pragma: no cover
         return "unknown"
 
@@ -157,10 +138,6 @@ def _runtime_version() -> str:
 def cached_measure(model: Model) -> int:
     """measure(), remembered per (model sha256, tflite-micro version) in the cache: a rebuild of the same model
     does not start the interpreter again."""
-    import json
-
-    from fwtool.core.paths import cache_dir
-
     path = cache_dir() / "arena" / f"{model.sha256}.json"
     key = _runtime_version()
     try:
@@ -171,10 +148,7 @@ def cached_measure(model: Model) -> int:
         pass
     measured = measure(model)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"tflite_micro": key, "measured": measured}))
-        os.replace(tmp, path)
+        atomic_write(path, json.dumps({"tflite_micro": key, "measured": measured}))
     except OSError:  # a read-only cache only costs time
         pass
     return measured

@@ -9,6 +9,8 @@ The recipe is fixed, so the same model and data give byte-identical output:
 * ``Optimize.DEFAULT`` + a representative dataset of ``samples`` inputs chosen evenly over the data
   (datasets are often sorted by class; the first N would calibrate one class only);
 * ``TFLITE_BUILTINS_INT8`` only, ``inference_input_type = inference_output_type = tf.int8``.
+
+Reading the data: fwtool/model/samples.py; float vs int8 evaluation: fwtool/model/evaluation.py.
 """
 from __future__ import annotations
 
@@ -29,14 +31,17 @@ import numpy as np
 
 from fwtool import __version__
 from fwtool.core.errors import BadInput, Exit, FwtoolError, MissingTool
-from fwtool.model.tflite import Model, check_for_tflm, parse_model
+from fwtool.core.files import atomic_write
 from fwtool.core.paths import cache_dir
+from fwtool.model import host
+from fwtool.model.evaluation import evaluate, run_int8
+from fwtool.model.samples import as_samples, load_arrays, pick
+from fwtool.model.tflite import check_for_tflm, parse_model
 
 DEFAULT_SAMPLES = 100
 DEFAULT_MAX_DROP = 2.0  # percentage points
 RECIPE = "int8-v1"  # bump when the conversion recipe changes (invalidates the build cache)
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
-DATA_SUFFIXES = (".npy", ".npz")
 TF_FIX = "pip install 'fwtool[tf]'  (installs TensorFlow; tensorflow-cpu on Linux x86-64 and Windows), then re-run"
 
 
@@ -96,93 +101,6 @@ def tf_version() -> str | None:
     return None
 
 
-# -------------------------------------------------------------------------------------------------------- data
-
-def _fmt(shape) -> str:
-    return "x".join(str(d) for d in shape) or "scalar"
-
-
-def _load_one(path: Path) -> np.ndarray:
-    try:
-        if path.suffix.lower() == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                keys = list(z.keys())
-                if "x" in keys:
-                    return z["x"]
-                if len(keys) == 1:
-                    return z[keys[0]]
-                raise BadInput(f"{path.name} holds arrays {', '.join(keys)}; fwtool does not know which are the inputs",
-                               "name the input array 'x' (numpy.savez(path, x=inputs)) or save it alone as .npy")
-        return np.load(path, allow_pickle=False)
-    except BadInput:
-        raise
-    except Exception as e:
-        raise BadInput(f"cannot read {path} as a numpy array ({type(e).__name__})",
-                       "save inputs with numpy.save()/numpy.savez(); pickled objects are not accepted") from e
-
-
-def load_arrays(path: Path, what: str) -> list[tuple[Path, np.ndarray]]:
-    """Arrays from a .npy/.npz file or every .npy/.npz under a folder (sorted by path)."""
-    path = Path(path)
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in DATA_SUFFIXES)
-        if not files:
-            raise BadInput(f"{what} folder {path} has no .npy/.npz files", "put the input arrays there as .npy files")
-    elif path.is_file():
-        if path.suffix.lower() not in DATA_SUFFIXES:
-            raise BadInput(f"{what} {path.name} is not a .npy/.npz file",
-                           "save the inputs with numpy.save('data.npy', x) (shape N x the model's input)")
-        files = [path]
-    else:
-        raise BadInput(f"{what} {path} does not exist", "pass a .npy/.npz file or a folder of them")
-    return [(f, _load_one(f)) for f in files]
-
-
-def _squeezed(shape) -> list[int]:
-    return [int(d) for d in shape if d != 1]
-
-
-def as_samples(arrays: list[tuple[Path, np.ndarray]], sample_shape: tuple[int, ...], what: str) -> np.ndarray:
-    """Stack arrays into (N, *sample_shape) float32; a file may hold one sample or a batch of them.
-
-    Size-1 axes may differ (124x129 data for a 124x129x1 input); anything else is refused naming both shapes.
-    """
-    want = tuple(int(d) for d in sample_shape)
-    out = []
-    for path, arr in arrays:
-        if arr.dtype.kind not in "fiub":
-            raise BadInput(f"{what} {path.name} has dtype {arr.dtype}, not numbers",
-                           "save a numeric array (float32 as fed to the model in training)")
-        shape = tuple(arr.shape)
-        if shape[1:] == want:
-            batch = arr
-        elif shape == want:
-            batch = arr[None]
-        elif len(shape) >= 1 and _squeezed(shape[1:]) == _squeezed(want):
-            batch = arr.reshape((shape[0],) + want)
-        elif _squeezed(shape) == _squeezed(want):
-            batch = arr.reshape((1,) + want)
-        else:
-            raise BadInput(f"{what} {path.name} holds samples of shape {_fmt(shape[1:])} (array {_fmt(shape)}), "
-                           f"but the model input is {_fmt(want)} (batch excluded)",
-                           f"save the data as an array of shape N x {_fmt(want)}, fed exactly as in training")
-        out.append(np.asarray(batch, dtype=np.float32))
-    x = np.concatenate(out) if len(out) > 1 else out[0]
-    if not np.isfinite(x).all():
-        raise BadInput(f"{what} contains NaN or infinite values", "clean the data before quantizing")
-    return x
-
-
-def pick(x: np.ndarray, n: int, source: str) -> np.ndarray:
-    """``n`` samples spread evenly over ``x`` (deterministic)."""
-    if len(x) < n:
-        raise BadInput(f"{source} has {len(x)} samples; the representative dataset needs at least {n}",
-                       f"give more samples (a few hundred spread over all classes), or --samples {len(x)} "
-                       "to calibrate on fewer (ranges may be clipped)")
-    idx = np.unique(np.linspace(0, len(x) - 1, n).round().astype(np.int64))
-    return x[idx]
-
-
 # -------------------------------------------------------------------------------------------------- conversion
 
 @dataclass
@@ -193,35 +111,6 @@ class Source:
     dtype: str
     predict: Callable[[np.ndarray], np.ndarray]  # float model on a batch -> output 0 as numpy
     make_converter: Callable[[str], object]  # tmp dir -> tf.lite.TFLiteConverter for batch 1
-
-
-@contextlib.contextmanager
-def _silenced(log_path: Path):
-    """TF and the converter write to fd 1/2 from C++; send that to a log file and keep the terminal clean."""
-    import sys
-
-    if os.environ.get("FWTOOL_DEBUG"):
-        yield
-        return
-    for s in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            s.flush()
-    saved = [os.dup(1), os.dup(2)]
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for s in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                s.flush()
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for f in (*saved, fd):
-            os.close(f)
 
 
 def _first_error_line(e: Exception) -> str:
@@ -339,7 +228,7 @@ def _first_output_tf(out):
 
 
 def convert(tf, source: Source, rep: np.ndarray, log_path: Path) -> bytes:
-    with tempfile.TemporaryDirectory(prefix="fwtool-quantize-") as tmp, _silenced(log_path):
+    with tempfile.TemporaryDirectory(prefix="fwtool-quantize-") as tmp, host.quiet_native_output(log_path):
         try:
             conv = source.make_converter(tmp)
             conv.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -357,69 +246,6 @@ def convert(tf, source: Source, rep: np.ndarray, log_path: Path) -> bytes:
                            "ReLU, Softmax…); 'fwtool inspect' lists what TFLM supports") from e
 
 
-# -------------------------------------------------------------------------------------------------- evaluation
-
-def run_int8(model: Model, x: np.ndarray) -> np.ndarray:
-    """Output 0 of the int8 model on float inputs ``x`` (quantized with the input's own scale/zero point),
-    dequantized, from TFLM's interpreter: the same kernels' arithmetic the firmware runs."""
-    from tflite_micro.python.tflite_micro import runtime
-
-    ti, to = model.inputs[0], model.outputs[0]
-    s_in, z_in = (ti.scale[0], ti.zero_point[0]) if ti.scale else (1.0, 0)
-    s_out, z_out = (to.scale[0], to.zero_point[0]) if to.scale else (1.0, 0)
-    info = np.iinfo(ti.numpy_dtype)
-    interp = runtime.Interpreter.from_bytes(model.data, arena_size=16 * 1024 * 1024)
-    outs = []
-    for sample in x:
-        q = np.clip(np.round(sample / s_in) + z_in, info.min, info.max).astype(ti.numpy_dtype)
-        interp.set_input(q.reshape(ti.shape), 0)
-        interp.invoke()
-        outs.append((interp.get_output(0).astype(np.float32) - z_out) * s_out)
-    return np.stack(outs).reshape((len(x),) + tuple(to.shape[1:]))
-
-
-def _predictions(out: np.ndarray, threshold: float | None) -> np.ndarray:
-    flat = out.reshape(len(out), -1)
-    if flat.shape[1] == 1:
-        return (flat[:, 0] > threshold).astype(np.int64)
-    return flat.argmax(axis=1)
-
-
-def _labels(y: np.ndarray, n: int, classes: int, path: Path) -> np.ndarray:
-    y = np.asarray(y)
-    if len(y) != n:
-        raise BadInput(f"{path.name} has {len(y)} labels but the evaluation inputs have {n} samples",
-                       "give one label per input sample, in the same order")
-    if y.ndim == 2 and y.shape[1] > 1:
-        return y.argmax(axis=1)
-    y = y.reshape(n)
-    if y.dtype.kind == "f" and not np.all(np.equal(np.mod(y, 1), 0)):
-        if classes == 1:  # soft binary targets
-            return (y > 0.5).astype(np.int64)
-        raise BadInput(f"{path.name} has non-integer labels", "give class indices (0..K-1) or one-hot rows")
-    return y.astype(np.int64)
-
-
-def evaluate(float_out: np.ndarray, int8_out: np.ndarray, y: np.ndarray | None, y_path: Path | None) -> dict:
-    delta = np.abs(float_out.astype(np.float64) - int8_out.astype(np.float64))
-    res = {"samples": int(len(float_out)), "mean_abs_delta": float(delta.mean()), "max_abs_delta": float(delta.max())}
-    if y is not None:
-        classes = int(np.prod(float_out.shape[1:]))
-        # one output: a probability (threshold 0.5) or, if the float outputs leave [0, 1], a logit (threshold 0)
-        threshold = None
-        if classes == 1:
-            threshold = 0.5 if float_out.min() >= 0 and float_out.max() <= 1 else 0.0
-        labels = _labels(y, len(float_out), classes, y_path or Path("labels"))
-        fa = float((_predictions(float_out, threshold) == labels).mean() * 100)
-        ia = float((_predictions(int8_out, threshold) == labels).mean() * 100)
-        res.update({"float_accuracy": round(fa, 4), "int8_accuracy": round(ia, 4), "accuracy_drop": round(fa - ia, 4),
-                    "agreement": round(float((_predictions(float_out, threshold)
-                                              == _predictions(int8_out, threshold)).mean() * 100), 4)})
-        if threshold is not None:
-            res["threshold"] = threshold
-    return res
-
-
 # ------------------------------------------------------------------------------------------------------ driver
 
 @dataclass
@@ -431,19 +257,6 @@ class QuantizeOptions:
     eval_x: Path | None = None
     eval_y: Path | None = None
     max_accuracy_drop: float = DEFAULT_MAX_DROP
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _check_source_exists(path: Path) -> None:
@@ -479,7 +292,7 @@ def quantize(opts: QuantizeOptions, on_step: Callable[[str], None] = lambda s: N
     data_shape = tuple(rep_arrays[0][1].shape[1:]) if rep_arrays[0][1].ndim > 1 else None
     with tempfile.TemporaryDirectory(prefix="fwtool-quantize-log-") as logdir:
         log_path = Path(logdir) / "tensorflow.log"
-        with _silenced(log_path):
+        with host.quiet_native_output(log_path):
             source = load_source(tf, model_path, data_shape)
         rep_all = as_samples(rep_arrays, source.sample_shape, "representative data")
         rep = pick(rep_all, opts.samples, str(opts.representative))
@@ -527,7 +340,7 @@ def quantize(opts: QuantizeOptions, on_step: Callable[[str], None] = lambda s: N
 def quantize_to_file(opts: QuantizeOptions, on_step: Callable[[str], None] = lambda s: None) -> dict:
     out = Path(opts.output or default_output(opts.model))
     data, report = quantize(QuantizeOptions(**{**opts.__dict__, "output": out}), on_step)
-    _atomic_write(out, data)
+    atomic_write(out, data)
     report["output"] = str(out)
     return report
 
@@ -572,8 +385,8 @@ def cached_quantize(model: Path, representative: Path, samples: int = DEFAULT_SA
         return out, True
     data, report = quantize(QuantizeOptions(model=model, representative=representative, output=out,
                                             samples=samples), on_step)
-    _atomic_write(folder / "quantize.json", json.dumps(report, indent=2, default=str).encode())
-    _atomic_write(out, data)
+    atomic_write(folder / "quantize.json", json.dumps(report, indent=2, default=str).encode())
+    atomic_write(out, data)
     return out, False
 
 

@@ -1,0 +1,1 @@
+"""``fwtool validate``: input vectors, host reference, target runs, comparison (flow.py ties them together)."""
