@@ -2,10 +2,12 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 import modelgen
+from fwtool.build.result import BuildResult
 from fwtool.core.errors import Exit
 
 
@@ -21,7 +23,8 @@ def test_hardware_path_passes_the_flashed_board_to_the_monitor(monkeypatch, fire
               "model": {"name": "m", "sha256": "ab" * 32}, "arena": {"arena_bytes": 1}, "sizes": {}, "usage": {},
               "build": {"seconds": 1.0}}
     calls = {}
-    monkeypatch.setattr(run_cmd, "run_build", lambda opts, verbose=False: calls.setdefault("build", opts) and report)
+    monkeypatch.setattr(run_cmd, "run_build", lambda opts, verbose=False: calls.setdefault("build", opts)
+                        and BuildResult.from_report(report, tmp_path))
     monkeypatch.setattr(fwtool.flash, "flash_image", lambda uf2, **kw: calls.setdefault("flash", (uf2, kw)) and {
         "serial": "E6614C311B4A", "port": "/dev/ttyACM7", "bytes_written": 4096, "bytes_skipped": 0,
         "verified": True, "method": "picoboot", "seconds": 1.5})
@@ -45,9 +48,9 @@ def test_budget_needs_the_emulator(monkeypatch, fire_alarm):
     import fwtool.commands.run as run_cmd
     from fwtool.cli import cli
 
-    monkeypatch.setattr(run_cmd, "run_build", lambda opts, verbose=False: {
+    monkeypatch.setattr(run_cmd, "run_build", lambda opts, verbose=False: BuildResult.from_report({
         "files": {"uf2": "x.uf2"}, "board": {"name": "pico"}, "model": {"name": "m", "sha256": "0"},
-        "arena": {"arena_bytes": 1}, "sizes": {}, "usage": {}, "build": {"seconds": 0}})
+        "arena": {"arena_bytes": 1}, "sizes": {}, "usage": {}, "build": {"seconds": 0}}, Path(".")))
     monkeypatch.setattr(run_cmd, "print_report", lambda r: None)
     r = CliRunner().invoke(cli, ["run", "-b", "pico", "-m", str(fire_alarm), "--budget-ms", "32"])
     assert isinstance(r.exception, Exception) and "needs --emulator" in str(r.exception)

@@ -20,6 +20,7 @@ import numpy as np
 
 from fwtool.core import vendor
 from fwtool.core.errors import BadInput, MissingTool
+from fwtool.model import host
 
 from .params import KWS_FEATURES, KWS_STRIDE, KWS_WINDOW, FrontEnd
 
@@ -65,22 +66,13 @@ def find_model(name: str = PREPROCESSOR, model_dir: str | os.PathLike | None = N
                       f"{EXAMPLE_PATH}/models/{name})")
 
 
-def _runtime():
-    try:
-        from tflite_micro.python.tflite_micro import runtime  # noqa: PLC0415
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise MissingTool("the kws front end needs the tflite-micro Python package (its interpreter runs the audio "
-                          "preprocessor)", "python3 -m pip install tflite-micro") from e
-    return runtime
-
-
 class Preprocessor:
     """The micro_speech audio preprocessor: ``frame(int16[480]) -> int8[40]``, stateful until ``reset()``."""
 
     def __init__(self, path: str | os.PathLike | None = None):
         self.path = Path(path) if path else find_model(PREPROCESSOR)
         try:
-            self._it = _runtime().Interpreter.from_file(str(self.path))
+            self._it = host.load_runtime().Interpreter.from_file(str(self.path))
         except Exception as e:  # the runtime raises RuntimeError/ValueError with TFLM's message
             raise BadInput(f"{self.path.name} does not load in the TFLM interpreter: {e}",
                            f"use {PREPROCESSOR} from tflite-micro's {EXAMPLE_PATH}/models") from e
@@ -143,7 +135,7 @@ class Classifier:
 
     def __init__(self, path: str | os.PathLike | None = None):
         self.path = Path(path) if path else find_model(CLASSIFIER)
-        self._it = _runtime().Interpreter.from_file(str(self.path))
+        self._it = host.load_runtime().Interpreter.from_file(str(self.path))
         out = self._it.get_output_details(0)["quantization_parameters"]
         self.out_scale, self.out_zero_point = float(out["scales"][0]), int(out["zero_points"][0])
 

@@ -5,18 +5,19 @@ from pathlib import Path
 
 import click
 
+from fwtool import emulator
 from fwtool.core import protocol, ui
-from fwtool.build.flow import last_report
+from fwtool.build.result import last_build
 from fwtool.core.errors import BadInput, Exit, FwtoolError
 
 
 def _default_image(board: str | None) -> tuple[Path, dict | None]:
-    report = last_report(board=board)
-    if not report or "uf2" not in report.get("files", {}):
+    last = last_build(board=board)
+    if not last or getattr(last.artifacts, last.artifacts.image_kind) is None:
         raise BadInput("no firmware given and no previous build found in ./build",
                        "pass the firmware (.uf2/.elf/.bin), or build first: fwtool build --board pico --model "
                        "model.tflite --tflm-cores 1")
-    return Path(report["files"]["uf2"]), report
+    return last.artifacts.image, last.report
 
 
 def _sibling_report(image: Path) -> dict | None:
@@ -28,10 +29,8 @@ def _sibling_report(image: Path) -> dict | None:
 
 
 def _summary(lines: list[str], budget_ms: float | None):
-    from fwtool.emulator import latency_stats
-
     us = [r.us for r in (protocol.parse_line(ln) for ln in lines) if isinstance(r, protocol.Inference)]
-    return latency_stats(us, budget_ms, "emulated")
+    return emulator.latency_stats(us, budget_ms, "emulated")
 
 
 @click.command()
@@ -68,8 +67,6 @@ def emulate(firmware, board, count, until_text, timeout, max_emulated_s, budget_
       fwtool emulate build/pico/firmware.uf2 --count 20 --budget-ms 32 --json
       fwtool emulate --serve --port 4000 &  fwtool monitor --port socket://127.0.0.1:4000 --count 3
     """
-    from fwtool import emulator
-
     ui.set_json(as_json)
     report = None
     if firmware is None:

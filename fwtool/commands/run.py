@@ -5,22 +5,23 @@ import click
 
 from fwtool.core import ui
 from fwtool.core.errors import Exit, FwtoolError
+from fwtool import emulator, flash
+from fwtool.flash import runners
+from fwtool.monitor import session
 from fwtool.monitor.session import MonitorOptions
 from fwtool.commands.build import build_options, options_from, print_report, run_build
 
 
 def _monitor(options, **kw) -> int:
-    from fwtool.monitor import session
-
-    return session.run_monitor(options, **kw)
+    return session.run_monitor(options, **kw)  # looked up at call time: tests replace it
 
 
 @click.command()
 @build_options
 @click.option("--emulator", is_flag=True, help="Run on the virtual RP2040 (rp2040js) instead of a board.")
 @click.option("--serial", "serial_number", help="Flash and monitor the board with this USB serial number.")
-@click.option("--method", type=click.Choice(["auto", "picoboot", "drive"]), default="auto", show_default=True,
-              help="How to flash (see 'fwtool flash --help').")
+@click.option("--method", type=click.Choice(runners.method_choices()), default="auto", show_default=True,
+              help="How to flash: auto tries the board file's runners in order (see 'fwtool flash --help').")
 @click.option("--no-verify", is_flag=True, help="Skip the read-back verify after flashing.")
 @click.option("--count", "-n", type=click.IntRange(min=1), help="Stop after N inferences (exit 0).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Stop after S seconds of monitoring.")
@@ -52,12 +53,13 @@ def run(emulator, serial_number, method, no_verify, count, timeout, expect, expe
     opts = options_from(kw, tflm_cores=1 if emulator else 2)
     if emulator and not kw["out_dir"]:
         opts.out_dir = Path("build") / f"{kw['board']}-emulator"
-    report = run_build(opts, verbose)
+    result = run_build(opts, verbose)
+    report = result.report
     if as_json:
         ui.emit_json_line({"type": "build", **_build_summary(report)})
     else:
         print_report(report)
-    uf2 = report["files"]["uf2"]
+    uf2 = str(result.artifacts.image)
     mon = dict(view="json" if as_json else "plain" if plain else "auto", count=count, timeout=timeout,
                expect=tuple(expect), expect_label=expect_label, min_score=min_score)
     if emulator:
@@ -66,10 +68,8 @@ def run(emulator, serial_number, method, no_verify, count, timeout, expect, expe
         if budget_ms is not None:
             raise FwtoolError("--budget-ms needs --emulator (a real board's latency is in the monitor view)",
                               "drop --budget-ms, or add --emulator", Exit.USAGE)
-        from fwtool.flash import flash_image
-
         with ui.err.status("fwtool flash: looking for the board") as status:
-            result = flash_image(uf2, board=kw["board"], serial=serial_number, method=method, verify=not no_verify,
+            result = flash.flash_image(uf2, board=kw["board"], serial=serial_number, method=method, verify=not no_verify,
                                  on_step=lambda msg: status.update(f"fwtool flash: {msg.split(maxsplit=1)[-1]}"))
         _report_flash(result, as_json)
         code = _monitor(MonitorOptions(board=kw["board"], serial=result.get("serial") or serial_number,
@@ -94,8 +94,6 @@ def _report_flash(result: dict, as_json: bool) -> None:
 
 
 def _run_emulated(uf2: str, mon: dict, budget_ms, as_json: bool) -> int:
-    from fwtool import emulator
-
     emulator.check()
     records = []
     board = emulator.start(uf2)  # execution starts when the monitor attaches: the banner is never missed
