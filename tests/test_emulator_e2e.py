@@ -165,3 +165,31 @@ def test_validate_reads_a_board_over_its_port(emu_build, tmp_path):
         assert p.returncode == Exit.MISMATCH and "different input vectors" in p.stderr
     finally:
         board.stop()
+
+
+def test_every_inference_reads_the_embedded_input_again(tmp_path, real_build_reason, emulator_ready):
+    """TFLM may reuse the input tensor's memory for later layers: the app must copy the embedded input before
+    every Invoke(), or the second inference sees overwritten data (found on the virtual M4: q=-89, then -128)."""
+    import numpy as np
+    import modelgen
+
+    from fwtool.model import host
+    from fwtool.model.tflite import load_model
+
+    if real_build_reason:
+        pytest.skip(real_build_reason)
+    if not modelgen.FIRE_ALARM.is_file():
+        pytest.skip("shared model fire_alarm.tflite not found")
+    model = load_model(modelgen.FIRE_ALARM)
+    x = np.full(model.inputs[0].shape, -128, dtype=np.int8)  # the input zero point: a non-trivial answer
+    np.save(tmp_path / "zp.npy", x)
+    expected = host.contained_outputs(model.data, x[None], 1)[0][0].reshape(-1).tolist()
+    assert expected != [-128]  # else the test could not tell a stale input from a fresh one
+    out = tmp_path / "pico-emu"
+    p = _fwtool("build", "--board", "pico", "--model", modelgen.FIRE_ALARM, "--out", out, "--tflm-cores", "1",
+                "--input", tmp_path / "zp.npy", "--json")
+    assert p.returncode == 0, p.stderr[-3000:]
+    p = _fwtool("emulate", out / "firmware.uf2", "--count", "3", timeout=120)
+    assert p.returncode == 0, p.stderr
+    infers = [r for r in map(protocol.parse_line, p.stdout.splitlines()) if isinstance(r, protocol.Inference)]
+    assert [r.q for r in infers] == [expected] * 3
