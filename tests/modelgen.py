@@ -53,3 +53,43 @@ def two_subgraph_model() -> bytes:
     m = load()
     m.subgraphs.append(m.subgraphs[0])
     return pack(m)
+
+
+def tiny_fc_model() -> bytes:
+    """A small int8 model built from scratch: input [1,4] -> FULLY_CONNECTED (3 units) -> output [1,3]."""
+    def tensor(name, shape, ttype, buffer, scale, zp):
+        t = schema.TensorT()
+        t.name, t.shape, t.type, t.buffer = name.encode(), np.array(shape, dtype=np.int32), ttype, buffer
+        q = schema.QuantizationParametersT()
+        q.scale, q.zeroPoint = np.array([scale], dtype=np.float32), np.array([zp], dtype=np.int64)
+        t.quantization = q
+        return t
+
+    def buffer(data: bytes | None):
+        b = schema.BufferT()
+        b.data = None if data is None else np.frombuffer(data, dtype=np.uint8).copy()
+        return b
+
+    m = schema.ModelT()
+    m.version, m.description = 3, b"fwtool test model"
+    oc = schema.OperatorCodeT()
+    oc.builtinCode = oc.deprecatedBuiltinCode = schema.BuiltinOperator.FULLY_CONNECTED
+    oc.version = 1
+    m.operatorCodes = [oc]
+    weights = np.arange(-6, 6, dtype=np.int8).reshape(3, 4)
+    m.buffers = [buffer(None), buffer(None), buffer(weights.tobytes()),
+                 buffer(np.array([1, -2, 3], dtype=np.int32).tobytes()), buffer(None)]
+    sg = schema.SubGraphT()
+    sg.tensors = [tensor("input", [1, 4], schema.TensorType.INT8, 1, 0.5, -1),
+                  tensor("weights", [3, 4], schema.TensorType.INT8, 2, 0.25, 0),
+                  tensor("bias", [3], schema.TensorType.INT32, 3, 0.125, 0),
+                  tensor("output", [1, 3], schema.TensorType.INT8, 4, 1.0, 2)]
+    op = schema.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs = 0, np.array([0, 1, 2], dtype=np.int32), np.array([3], dtype=np.int32)
+    op.builtinOptionsType = schema.BuiltinOptions.FullyConnectedOptions
+    op.builtinOptions = schema.FullyConnectedOptionsT()
+    sg.operators = [op]
+    sg.inputs, sg.outputs = np.array([0], dtype=np.int32), np.array([3], dtype=np.int32)
+    sg.name = b"main"
+    m.subgraphs = [sg]
+    return pack(m)

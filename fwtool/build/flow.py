@@ -11,12 +11,12 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from fwtool.build import elfsize, render
+from fwtool.build import elfsize, outdir, render
 from fwtool.build.context import template_context
 from fwtool.build.families import CompileRequest
 from fwtool.build.plan import BuildOptions, BuildPlan, plan
 from fwtool.build.report import build_report
-from fwtool.build.result import OUTPUT_NAMES, REPORT_NAME, Artifacts, BuildResult
+from fwtool.build.result import REPORT_NAME, Artifacts, BuildResult
 from fwtool.core.errors import DoesNotFit, FwtoolError
 from fwtool.core.files import atomic_write, copy_atomic
 from fwtool.core.toolchain import require_all
@@ -26,8 +26,18 @@ __all__ = ["BuildOptions", "BuildPlan", "plan", "run", "template_context"]
 
 def remove_outputs(out_dir: Path) -> None:
     """From here on a failure must not leave an older firmware (of any kind) looking current."""
-    for name in OUTPUT_NAMES:
-        (out_dir / name).unlink(missing_ok=True)
+    outdir.remove_outputs(out_dir)
+
+
+def start_attempt(opts: BuildOptions) -> None:
+    """Every build attempt first checks its output folder and removes fwtool's previous outputs there, so that
+    any failure, including a refusal before compiling, leaves no firmware.*/report.json of an earlier build."""
+    requested = outdir.requested(opts.out_dir, opts.board)
+    if requested is None:  # unknown board and no --out: refused by plan(), nothing of ours to clean
+        return
+    outdir.check(requested)
+    if requested.is_dir():
+        outdir.remove_outputs(requested)
 
 
 def check_linked_size(sizes: elfsize.Sizes, p: BuildPlan) -> None:
@@ -44,6 +54,7 @@ def run(opts: BuildOptions, on_line: Callable[[str], None] = lambda s: None,
     ``on_progress`` (done, total) whenever the family's build tool shows progress."""
     t_start = time.monotonic()
     on_step("checking the model")
+    start_attempt(opts)  # from here on, any failure leaves no firmware.* / report.json in the out dir
     p = plan(opts)  # raises before anything is written
     family, board, out_dir = p.family, p.board, p.out_dir
     tool_status = require_all([t for t in family.tools if t.required_for == "build"])

@@ -4,10 +4,12 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape as markup_escape
 from rich.table import Table
 
 from fwtool.core import ui
 from fwtool.core.errors import BadInput
+from fwtool.core.escape import terminal
 from fwtool.build.verdict import inspect_model, verdict_error
 from fwtool.model.tflite import load_model
 from fwtool.model.quantize import is_source_model, model_stem, quantize_command, tflite_for_build
@@ -26,7 +28,7 @@ def _shape(shape) -> str:
 
 def _tensor(t: dict) -> str:
     q = f"  scale {t['scale'][0]:.6g}  zero point {t['zero_point'][0]}" if t["scale"] else "  (not quantized)"
-    return f"{t['dtype']} {_shape(t['shape'])}{q}  '{t['name']}'"
+    return f"{t['dtype']} {_shape(t['shape'])}{q}  '{terminal(t['name'])}'"
 
 
 def _impl_cell(text: str) -> str:
@@ -40,7 +42,7 @@ def _impl_cell(text: str) -> str:
 def print_report(r: dict) -> None:
     con = _console()
     m, tot = r["model"], r["totals"]
-    con.print(f"[bold]{Path(m['path']).name}[/bold]  {m['bytes']:,} B  sha256 {m['sha256'][:12]}  "
+    con.print(f"[bold]{markup_escape(terminal(Path(m['path']).name))}[/bold]  {m['bytes']:,} B  sha256 {m['sha256'][:12]}  "
               f"{tot['operators']} operators, {len(r['ops'])} distinct ops", markup=True)
     for t in m["inputs"]:
         con.print(f"input   {_tensor(t)}", markup=False)
@@ -81,8 +83,9 @@ def print_report(r: dict) -> None:
     if r["tflm"]["ok"]:
         con.print("TFLM    ok: int8, one subgraph, every op has a kernel", markup=False)
     else:
-        con.print(f"TFLM    [red]refused[/red]: {r['tflm']['error']}", markup=True, highlight=False)
-        con.print(f"        fix: {r['tflm']['fix']}", markup=False)
+        con.print(f"TFLM    [red]refused[/red]: {markup_escape(terminal(r['tflm']['error']))}", markup=True,
+                  highlight=False)
+        con.print(f"        fix: {terminal(r['tflm']['fix'])}", markup=False)
 
     boards = Table(box=None, pad_edge=False, header_style="bold")
     for name, justify in (("board", "left"), ("flash needed / available", "right"), ("margin", "right"),
@@ -103,7 +106,7 @@ def print_report(r: dict) -> None:
                 reasons.append(b["app"]["error"])
             if not r["tflm"]["ok"]:
                 reasons.append("model refused (see TFLM)")
-            verdict = "[red]no[/red]: " + "; ".join(reasons) if reasons else "[red]no[/red]"
+            verdict = "[red]no[/red]: " + markup_escape(terminal("; ".join(reasons))) if reasons else "[red]no[/red]"
         boards.add_row(b["board"], *cells, verdict)
     con.print()
     con.print(boards)

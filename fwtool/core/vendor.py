@@ -77,11 +77,11 @@ def _git_head(path: Path) -> str | None:
 def locate(dep: Dep) -> Located:
     env = os.environ.get(dep.env)
     if env:
-        p = Path(env).expanduser()
+        p = config.expand_path(env, dep.env)
         return Located(dep, p if p.is_dir() else None, "env" if p.is_dir() else "missing", _git_head(p))
     cfg = config.vendor_override(dep.name).get("path")
     if cfg:
-        p = Path(cfg).expanduser()
+        p = config.expand_path(cfg, f"vendor.{dep.name}.path in the config file")
         return Located(dep, p if p.is_dir() else None, "config" if p.is_dir() else "missing", _git_head(p))
     p = dep.cache_path
     marker = p / MARKER
@@ -122,7 +122,7 @@ def sync(dep: Dep, on_line: Callable[[str], None] | None = None, force: bool = F
     work.mkdir(parents=True)
     try:
         _git(["init", "-q"], work)
-        if "://" not in url and Path(url).expanduser().exists():  # a mirror on disk
+        if "://" not in url and config.expand_path(url, f"vendor.{dep.name}.url").exists():  # a mirror on disk
             url = Path(url).expanduser().resolve().as_uri()
         _git(["remote", "add", "origin", url], work)
         if url.startswith("file://"):

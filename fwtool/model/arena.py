@@ -19,7 +19,9 @@ from typing import Callable
 
 import numpy as np
 
-from fwtool.core.errors import FwtoolError, MissingTool
+from fwtool.core import userfile
+from fwtool.core.escape import terminal
+from fwtool.core.errors import BadInput, FwtoolError, MissingTool
 from fwtool.core.files import atomic_write
 from fwtool.core.paths import cache_dir
 from fwtool.model import host
@@ -135,17 +137,29 @@ def _runtime_version() -> str:
         return "unknown"
 
 
+def _read_cache_entry(path: Path, key: str) -> int | None:
+    """The cached measurement, or None for a missing, unreadable, corrupt or implausible entry (re-measured)."""
+    try:
+        userfile.check(path, "arena cache entry", 4096, "")
+        entry = json.loads(path.read_text())
+    except (FwtoolError, OSError, ValueError):
+        return None
+    if not isinstance(entry, dict) or entry.get("tflite_micro") != key:
+        return None
+    measured = entry.get("measured")
+    if type(measured) is not int or not 0 < measured <= _UPPER:  # noqa: E721 - bool is not a size
+        return None
+    return measured
+
+
 def cached_measure(model: Model) -> int:
     """measure(), remembered per (model sha256, tflite-micro version) in the cache: a rebuild of the same model
     does not start the interpreter again."""
     path = cache_dir() / "arena" / f"{model.sha256}.json"
     key = _runtime_version()
-    try:
-        entry = json.loads(path.read_text())
-        if entry.get("tflite_micro") == key and isinstance(entry.get("measured"), int):
-            return entry["measured"]
-    except (OSError, ValueError):
-        pass
+    cached = _read_cache_entry(path, key)
+    if cached is not None:
+        return cached
     measured = measure(model)
     try:
         atomic_write(path, json.dumps({"tflite_micro": key, "measured": measured}))
@@ -156,7 +170,20 @@ def cached_measure(model: Model) -> int:
 
 def size_for(model: Model, override: int | None = None) -> ArenaSize:
     if override is not None:
-        return ArenaSize(0, 0, (override + 15) // 16 * 16, "override")
+        if override <= 0 or override > _UPPER:
+            raise BadInput(f"--arena {override} is not a usable arena size", f"give 1..{_UPPER} bytes, or omit --arena")
+        total = (override + 15) // 16 * 16
+        try:
+            host.load_runtime()
+        except FwtoolError:  # no host interpreter: the override cannot be checked, the firmware reports it
+            return ArenaSize(0, 0, total, "override")
+        measured = cached_measure(model)
+        if total < measured:
+            raise BadInput(f"--arena {override:,} is smaller than the {measured:,} bytes {terminal(model.path.name)} needs "
+                           "(measured with the TFLM interpreter); the firmware would stop with FWT:ERROR",
+                           f"pass --arena {measured + max(MARGIN_MIN, int(measured * MARGIN_FRACTION))} or more, "
+                           "or omit --arena")
+        return ArenaSize(measured, total - measured, total, "override")
     measured = cached_measure(model)
     margin = max(MARGIN_MIN, int(measured * MARGIN_FRACTION))
     total = (measured + margin + 15) // 16 * 16

@@ -193,6 +193,6 @@ def model_report(model: Model, boards: list[Board], arena_override: int | None =
         report["arena"] = a.to_dict()
         arena_total: int | None = a.total
     except FwtoolError as e:
-        report["arena"] = {"error": e.cause, "fix": e.fix}
+        report["arena"] = {"error": e.cause, "fix": e.fix, "exit_code": int(e.code)}
         arena_total = None
     return report, arena_total

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
+from fwtool.core import userfile
 from fwtool.core.errors import BadInput
 
 DATA_SUFFIXES = (".npy", ".npz")
+MAX_DATA_FILE = 4 * 1024 * 1024 * 1024  # representative/evaluation data: large, but not a device or FIFO
 
 
 def _fmt(shape) -> str:
@@ -19,6 +21,7 @@ def _fmt(shape) -> str:
 
 
 def _load_one(path: Path) -> np.ndarray:
+    userfile.check(path, "data file", MAX_DATA_FILE, "pass .npy/.npz files (numpy.save / numpy.savez)")
     try:
         if path.suffix.lower() == ".npz":
             with np.load(path, allow_pickle=False) as z:
@@ -49,8 +52,9 @@ def load_arrays(path: Path, what: str) -> list[tuple[Path, np.ndarray]]:
             raise BadInput(f"{what} {path.name} is not a .npy/.npz file",
                            "save the inputs with numpy.save('data.npy', x) (shape N x the model's input)")
         files = [path]
-    else:
-        raise BadInput(f"{what} {path} does not exist", "pass a .npy/.npz file or a folder of them")
+    else:  # missing, FIFO, device, symlink loop: userfile says which
+        userfile.check(path, what, MAX_DATA_FILE, "pass a .npy/.npz file or a folder of them")
+        raise BadInput(f"{what} {path} is not a file or folder", "pass a .npy/.npz file or a folder of them")
     return [(f, _load_one(f)) for f in files]
 
 

@@ -5,13 +5,16 @@ No TensorFlow needed. ``load_model()`` never raises anything but ``BadInput`` fo
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from fwtool.core import userfile
 from fwtool.core.errors import BadInput
+from fwtool.core.escape import terminal
 from fwtool.core.paths import data_file
 from fwtool.core.tomlcompat import tomllib
 
@@ -33,7 +36,10 @@ def _enum_names(enum_name: str) -> dict[int, str]:
 
 @lru_cache(maxsize=None)
 def tflm_ops() -> dict[str, dict]:
-    """builtin op name -> {method, kernel, cmsis_nn} for the pinned pico-tflmicro (fwtool/data/tflm_ops.toml)."""
+    """op name -> {method, kernel, cmsis_nn[, custom]} for the pinned pico-tflmicro (fwtool/data/tflm_ops.toml).
+
+    Builtins by name (``CONV_2D``, kernel relative to ``src/tensorflow/lite/micro/kernels/``); the signal library's
+    custom ops as ``CUSTOM:SignalWindow`` etc. (``custom = true``, kernel relative to ``src/``)."""
     return tomllib.loads(data_file("tflm_ops.toml").read_text())
 
 
@@ -57,7 +63,7 @@ class Tensor:
 
     @property
     def elements(self) -> int:
-        return int(np.prod(self.shape)) if len(self.shape) else 1
+        return math.prod(self.shape) if len(self.shape) else 1
 
     @property
     def shape_str(self) -> str:
@@ -133,14 +139,87 @@ def _options_dict(opts) -> dict:
             if isinstance(v, (int, float, bool, list, np.ndarray))}
 
 
+SCHEMA_VERSION = 3  # the TFLite schema version TFLM accepts (TFLITE_SCHEMA_VERSION)
+MAX_TENSOR_BYTES = MAX_MODEL_BYTES  # no supported board holds a tensor larger than this
+MAX_DIMS = 8
+
+
+def _refuse(path: Path, what: str) -> BadInput:
+    return BadInput(f"{_shown(path)} is malformed: {what}",
+                    "re-export the model from the TFLite converter; this file was damaged or hand-edited")
+
+
+def _shown(path: Path) -> str:
+    return terminal(path.name)
+
+
+def _index(path: Path, value, limit: int, what: str, optional: bool = False) -> int:
+    i = int(value)
+    if optional and i == -1:
+        return i
+    if not 0 <= i < limit:
+        raise _refuse(path, f"{what} {i} is out of range (the model has {limit})")
+    return i
+
+
+def _check_tensor(path: Path, t: Tensor) -> None:
+    if len(t.shape) > MAX_DIMS:
+        raise _refuse(path, f"tensor {t.index} has {len(t.shape)} dimensions (TFLM supports up to {MAX_DIMS})")
+    if any(d < 0 for d in t.shape):
+        raise _refuse(path, f"tensor {t.index} has a negative dimension in shape {t.shape}")
+    itemsize = np.dtype(t.numpy_dtype).itemsize if t.numpy_dtype is not None else 1
+    if t.elements * itemsize > MAX_TENSOR_BYTES:
+        raise BadInput(f"{_shown(path)}: tensor {t.index} claims {t.elements:,} elements, more than any supported "
+                       f"board can hold", "check the model's shapes; fwtool needs fixed, small tensor shapes")
+    if t.scale and len(t.zero_point) != len(t.scale):
+        raise _refuse(path, f"tensor {t.index} has {len(t.scale)} quantization scale(s) but "
+                            f"{len(t.zero_point)} zero point(s)")
+    if any(not np.isfinite(s) for s in t.scale):
+        raise _refuse(path, f"tensor {t.index} has a non-finite quantization scale")
+
+
+def _parse_tensors(path: Path, sg, buffers: list, type_names: dict) -> list[Tensor]:
+    tensors = []
+    for i, t in enumerate(sg.tensors or []):
+        q = t.quantization
+        scale = [float(x) for x in (q.scale if q is not None and q.scale is not None else [])]
+        zp = [int(x) for x in (q.zeroPoint if q is not None and q.zeroPoint is not None else [])]
+        buf = buffers[_index(path, t.buffer, len(buffers), f"tensor {i} buffer index")] if buffers else None
+        nbytes = 0
+        if buf is not None:
+            nbytes = len(buf.data) if buf.data is not None else int(buf.size or 0)
+        shape = [int(d) for d in (t.shape if t.shape is not None else [])]
+        name = t.name.decode(errors="replace") if isinstance(t.name, bytes) else str(t.name or "")
+        tensor = Tensor(i, name, shape, type_names.get(t.type, f"TYPE_{t.type}"), scale, zp, nbytes)
+        _check_tensor(path, tensor)
+        tensors.append(tensor)
+    return tensors
+
+
+def _parse_operators(path: Path, sg, codes: list, ntensors: int) -> list[Operator]:
+    operators = []
+    for i, op in enumerate(sg.operators or []):
+        name, ver = codes[_index(path, op.opcodeIndex, len(codes), f"operator {i} op code index")]
+        ins = [_index(path, x, ntensors, f"operator {i} input tensor index", optional=True)
+               for x in (op.inputs if op.inputs is not None else [])]
+        outs = [_index(path, x, ntensors, f"operator {i} output tensor index")
+                for x in (op.outputs if op.outputs is not None else [])]
+        operators.append(Operator(i, name, ver, ins, outs, _options_dict(op.builtinOptions)))
+    return operators
+
+
 def parse_model(data: bytes, path: Path | str = "model.tflite") -> Model:
+    """Parse and sanity-check a .tflite; anything wrong is a ``BadInput`` naming what (never another exception)."""
     path = Path(path)
     if len(data) < 8 or data[4:8] != TFLITE_IDENTIFIER:
-        raise BadInput(f"{path.name} is not a TensorFlow Lite model (no 'TFL3' flatbuffer identifier)",
+        raise BadInput(f"{_shown(path)} is not a TensorFlow Lite model (no 'TFL3' flatbuffer identifier)",
                        "pass a .tflite file produced by the TFLite converter, e.g. 'fwtool quantize'")
     schema = _schema()
     try:
         m = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+        if m.version != SCHEMA_VERSION:
+            raise BadInput(f"{_shown(path)} uses TFLite schema version {m.version}; TFLM runs only version "
+                           f"{SCHEMA_VERSION}", "re-convert the model with a current TensorFlow (tf.lite.TFLiteConverter)")
         type_names = _enum_names("TensorType")
         op_names = _enum_names("BuiltinOperator")
         codes = []
@@ -151,34 +230,23 @@ def parse_model(data: bytes, path: Path | str = "model.tflite") -> Model:
                 name = "CUSTOM:" + (oc.customCode.decode(errors="replace") if oc.customCode else "?")
             codes.append((name, oc.version or 1))
         if not m.subgraphs:
-            raise ValueError("no subgraphs")
+            raise _refuse(path, "it has no subgraphs")
         sg = m.subgraphs[0]
-        buffers = m.buffers or []
-        tensors = []
-        for i, t in enumerate(sg.tensors or []):
-            q = t.quantization
-            scale = [float(x) for x in (q.scale if q is not None and q.scale is not None else [])]
-            zp = [int(x) for x in (q.zeroPoint if q is not None and q.zeroPoint is not None else [])]
-            buf = buffers[t.buffer] if 0 <= t.buffer < len(buffers) else None
-            nbytes = 0
-            if buf is not None:
-                nbytes = len(buf.data) if buf.data is not None else int(buf.size or 0)
-            shape = [int(d) for d in (t.shape if t.shape is not None else [])]
-            name = t.name.decode(errors="replace") if isinstance(t.name, bytes) else str(t.name or "")
-            tensors.append(Tensor(i, name, shape, type_names.get(t.type, f"TYPE_{t.type}"), scale, zp, nbytes))
-        operators = []
-        for i, op in enumerate(sg.operators or []):
-            name, ver = codes[op.opcodeIndex]
-            operators.append(Operator(i, name, ver, [int(x) for x in (op.inputs if op.inputs is not None else [])],
-                                      [int(x) for x in (op.outputs if op.outputs is not None else [])],
-                                      _options_dict(op.builtinOptions)))
-        inputs = [tensors[i] for i in sg.inputs]
-        outputs = [tensors[i] for i in sg.outputs]
+        tensors = _parse_tensors(path, sg, m.buffers or [], type_names)
+        operators = _parse_operators(path, sg, codes, len(tensors))
+        sg_in = [] if sg.inputs is None else list(sg.inputs)
+        sg_out = [] if sg.outputs is None else list(sg.outputs)
+        if not sg_in or not sg_out:
+            raise _refuse(path, f"its subgraph declares no {'inputs' if not sg_in else 'outputs'}")
+        inputs = [tensors[_index(path, i, len(tensors), "subgraph input tensor index")] for i in sg_in]
+        outputs = [tensors[_index(path, i, len(tensors), "subgraph output tensor index")] for i in sg_out]
         desc = m.description.decode(errors="replace") if isinstance(m.description, bytes) else (m.description or "")
     except BadInput:
         raise
+    except RecursionError as e:
+        raise _refuse(path, "its flatbuffer nests too deeply") from e
     except Exception as e:  # flatbuffers raises anything from struct.error to IndexError on a broken file
-        raise BadInput(f"{path.name} is a corrupt or truncated TFLite model ({type(e).__name__})",
+        raise BadInput(f"{_shown(path)} is a corrupt or truncated TFLite model ({type(e).__name__})",
                        "re-export the model from the converter; the file on disk is damaged") from e
     return Model(path=path, data=bytes(data), sha256=hashlib.sha256(data).hexdigest(), op_codes=codes,
                  subgraph_count=len(m.subgraphs), tensors=tensors, operators=operators, inputs=inputs,
@@ -187,13 +255,9 @@ def parse_model(data: bytes, path: Path | str = "model.tflite") -> Model:
 
 def load_model(path: Path | str) -> Model:
     path = Path(path)
-    if not path.is_file():
-        raise BadInput(f"model file {path} does not exist", "check the --model path")
-    size = path.stat().st_size
-    if size > MAX_MODEL_BYTES:
-        raise BadInput(f"{path.name} is {size:,} bytes, larger than any supported board's flash",
-                       "use a smaller model or quantize it with 'fwtool quantize'")
-    return parse_model(path.read_bytes(), path)
+    data = userfile.read_bytes(path, "model file", MAX_MODEL_BYTES,
+                               "check the --model path (a .tflite file; larger than any board's flash is refused)")
+    return parse_model(data, path)
 
 
 FLOAT_TYPES = {"FLOAT32", "FLOAT16", "FLOAT64"}
@@ -226,8 +290,14 @@ def check_for_tflm(model: Model) -> None:
     table = tflm_ops()
     missing = [o for o in model.op_names if o not in table]
     if missing:
+        custom = [o for o in missing if o.startswith("CUSTOM:")]
+        fix = ("replace those layers with supported ones (see 'fwtool inspect') and re-convert the model")
+        if custom:
+            known = ", ".join(sorted(o.removeprefix("CUSTOM:") for o in table if table[o].get("custom")))
+            fix = (f"the firmware registers only pico-tflmicro's custom ops ({known}); "
+                   f"re-convert without {custom[0].removeprefix('CUSTOM:')} or use those ops")
         raise BadInput(f"{model.path.name} uses op(s) with no kernel in TFLM/pico-tflmicro: {', '.join(missing)}",
-                       "replace those layers with supported ones (see 'fwtool inspect') and re-convert the model")
+                       fix)
     bad_io = [t for t in model.inputs + model.outputs if t.dtype not in ("INT8", "UINT8", "INT16", "INT32")]
     if bad_io:
         raise BadInput(f"{model.path.name}: tensor '{bad_io[0].name}' has unsupported type {bad_io[0].dtype}",

@@ -77,10 +77,30 @@ def _open_keeping_first_bytes(ser: serial.SerialBase) -> None:
 def open_serial(device: str, baud: int, timeout: float) -> serial.SerialBase:
     """Open a device path or pyserial URL. DTR is asserted (pico-sdk only sends once the host sets it)."""
     kwargs = {"exclusive": True} if (os.name == "posix" and not is_url(device)) else {}
-    ser = serial.serial_for_url(device, do_not_open=True, baudrate=baud, timeout=timeout, write_timeout=1.0,
-                                **kwargs)
-    _open_keeping_first_bytes(ser)
+    if is_url(device):
+        check_url(device)
+    try:
+        ser = serial.serial_for_url(device, do_not_open=True, baudrate=baud, timeout=timeout, write_timeout=1.0,
+                                    **kwargs)
+    except (KeyError, ValueError) as e:  # pyserial's URL options parser raises these for unknown values
+        raise serial.SerialException(f"port URL {device!r} is not valid ({e})") from e
+    try:
+        _open_keeping_first_bytes(ser)
+    except KeyError as e:  # URL handlers (loop://, socket://) look options up in dicts when opening
+        raise serial.SerialException(f"port URL {device!r} has an unknown option value {e}") from e
     return ser
+
+
+def check_url(device: str) -> None:
+    """socket:// and rfc2217:// URLs need host:port with a port in 1..65535 (pyserial's own message for a bad
+    one is an unrelated 'debug|info|warning|error')."""
+    scheme, _, rest = device.partition("://")
+    if scheme.lower() not in ("socket", "rfc2217"):
+        return
+    hostport = rest.split("?", 1)[0].split("/", 1)[0]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise serial.SerialException(f"port URL {device!r} needs {scheme}://HOST:PORT with PORT 1-65535")
 
 
 _ERRORS = (serial.SerialException, OSError, ValueError, TypeError, AttributeError)
@@ -137,6 +157,7 @@ class PortReader:
                     msg = str(e) or type(e).__name__
                     fix = ("add yourself to the 'dialout' group (sudo usermod -aG dialout $USER, then log in "
                            "again) or install a udev rule for the board" if "ermission" in msg
+                           else "pass a valid --port (a device path, or socket://HOST:PORT)" if "port URL" in msg
                            else "close other programs using the port (serial terminals, another fwtool monitor, "
                                 "ModemManager) or pass another --port")
                     raise NoDevice(f"cannot open {port.device}: {msg}", fix) from e
