@@ -1,8 +1,11 @@
 """Every registered flash runner against its interface: the capabilities it declares match what it does against
-the protocol-level fakes (tests/fakes_picoboot.py). A new runner needs an entry in SETUPS, else this fails."""
+the fakes at fwtool's boundary (tests/fakes_picoboot.py for RP2040: the PICOBOOT protocol and the BOOTSEL drive;
+tests/fakes_probe.py for PSoC 6: a KitProg3 on USB and fake pyocd/openocd/make executables that write a flash
+file). A new runner needs an entry in SETUPS, else this fails."""
 import pytest
 
-from fakes_picoboot import FakeBoard, install, make_firmware, make_uf2
+import fakes_picoboot as pico_fakes
+import fakes_probe as probe_fakes
 from fwtool import devices
 from fwtool.core.boards import get_board
 from fwtool.core.errors import BadInput
@@ -11,41 +14,109 @@ from fwtool.flash import runners
 from fwtool.flash.base import Image, Runner
 
 PICO = get_board("pico")
-FW = make_firmware(20_480, seed=4)  # 5 sectors
+KIT = get_board("cy8ckit_062s2_43012")
+FW = pico_fakes.make_firmware(20_480, seed=4)  # 5 sectors
 ALL_KINDS = ("uf2", "bin", "elf", "hex", "srec")
 
 
-def _picoboot(monkeypatch, tmp_path, **kw):
-    board = FakeBoard("bootsel", **kw)
-    return board, install(monkeypatch, board)
+class PicoSetup:
+    """An RP2040 in the mode the runner writes to (BOOTSEL: PICOBOOT, or its drive)."""
+
+    board = PICO
+
+    def __init__(self, monkeypatch, tmp_path, runner, faults=None):
+        kw = {"faults": faults} if faults else {}
+        if runner.name == "drive":
+            kw.update(drive_dir=tmp_path / "RPI-RP2", usb_access=False)
+        self.fake = pico_fakes.FakeBoard("bootsel", **kw)
+        self.be = pico_fakes.install(monkeypatch, self.fake)
+        self.runner = runner
+
+    def image(self, kind):
+        return Image(PICO.flash_base, FW, f"t.{kind}", kind, uf2=pico_fakes.make_uf2(FW) if kind == "uf2" else None)
+
+    def device(self):
+        self.fake._enter("bootsel")
+        return next(d for d in devices.discover(PICO).targets if self.runner.usable(d)[0])
+
+    def flash(self):
+        return bytes(self.fake.flash[:len(FW)])
+
+    def started(self):
+        for _ in range(30):
+            devices.usb.backend().sleep(0.1)
+        return self.fake.mode == "app"
+
+    def untouched(self):
+        ok = bytes(self.fake.flash[:16]) == b"\xff" * 16 and not self.be.opened and not self.fake.picoboot.commands
+        if self.fake.drive_dir:
+            ok = ok and sorted(p.name for p in self.fake.drive_dir.iterdir()) == ["INDEX.HTM", "INFO_UF2.TXT"]
+        return ok
+
+    @staticmethod
+    def running(monkeypatch, tmp_path):
+        pico_fakes.install(monkeypatch, pico_fakes.FakeBoard("app"))
+        return devices.select(devices.discover(PICO))
 
 
-def _drive(monkeypatch, tmp_path, **kw):
-    board = FakeBoard("bootsel", drive_dir=tmp_path / "RPI-RP2", usb_access=False, **kw)
-    return board, install(monkeypatch, board)
+class KitSetup:
+    """A PSoC 6 kit with its KitProg3 in CMSIS-DAP mode, and the runner's tool (fake) installed."""
+
+    board = KIT
+
+    def __init__(self, monkeypatch, tmp_path, runner, faults=None):
+        self.kit = probe_fakes.FakeKit(**({"corrupt_at": KIT.flash_base + 20 * 256} if faults else {}))
+        probe_fakes.install(monkeypatch, self.kit)
+        self.tools = probe_fakes.fake_tools(monkeypatch, tmp_path, [self.kit], pyocd=runner.name == "pyocd",
+                                            openocd="infineon" if runner.name == "openocd" else None,
+                                            mtb=runner.name == "mtb-program")
+        self.tmp_path, self.runner = tmp_path, runner
+
+    def image(self, kind):
+        if kind == "hex":  # a real file: the probe runners write its segments; make program needs the MTB build
+            folder = self.tmp_path / "proj" / "build" / "APP_CY8CKIT-062S2-43012" / "Debug"
+            folder.mkdir(parents=True, exist_ok=True)
+            makefile = "CY_TOOLS_PATHS ?=\ninclude $(CY_TOOLS_DIR)/make/start.mk\n"
+            (self.tmp_path / "proj" / "Makefile").write_text(makefile)
+            path = probe_fakes.write_hex(folder / "app.hex", [(KIT.flash_base, FW)])
+            return Image(KIT.flash_base, FW, str(path), "hex")
+        return Image(KIT.flash_base, FW, f"t.{kind}", kind, uf2=pico_fakes.make_uf2(FW) if kind == "uf2" else None)
+
+    def device(self):
+        return devices.select(devices.discover(KIT))
+
+    def flash(self):
+        return self.kit.flash[:len(FW)]
+
+    def started(self):
+        return self.tools.kit_state(self.kit.uid).get("running") is True
+
+    def untouched(self):
+        return self.kit.flash[:16] == b"\x00" * 16 and self.tools.calls() == []
+
+    @staticmethod
+    def running(monkeypatch, tmp_path):
+        kit = probe_fakes.FakeKit()
+        probe_fakes.install(monkeypatch, kit)
+        probe_fakes.fake_tools(monkeypatch, tmp_path, [kit], openocd="infineon", mtb=True)
+        return devices.select(devices.discover(KIT))
 
 
-SETUPS = {"picoboot": _picoboot, "drive": _drive}  # runner -> a fake board in the state the runner writes to
+SETUPS = {"picoboot": PicoSetup, "drive": PicoSetup, "pyocd": KitSetup, "openocd": KitSetup,
+          "mtb-program": KitSetup}  # runner -> a fake board in the state the runner writes to
 
 
-def image(kind="bin", data=FW) -> Image:
-    return Image(PICO.flash_base, data, f"t.{kind}", kind, uf2=make_uf2(data) if kind == "uf2" else None)
-
-
-def device_for(runner: Runner):
-    found = devices.discover(PICO)
-    dev = next(d for d in found.targets if runner.usable(d)[0])
-    return dev
-
-
-def flash_once(runner, board, kind="bin", **kw):
-    board._enter("bootsel")
-    return runner.flash(image(kind), device_for(runner), PICO, timeout=10.0, **kw)
+def flash_once(setup, kind="bin", **kw):
+    return setup.runner.flash(setup.image(kind), setup.device(), setup.board, timeout=10.0, **kw)
 
 
 @pytest.fixture(params=sorted(runners.RUNNERS))
 def runner(request):
     return runners.RUNNERS[request.param]
+
+
+def kinds_for(runner):
+    return sorted(runner.image_kinds)
 
 
 def test_every_runner_has_a_conformance_setup_and_declares_its_interface(runner):
@@ -57,60 +128,52 @@ def test_every_runner_has_a_conformance_setup_and_declares_its_interface(runner)
 
 
 def test_writes_the_image_and_reports_what_it_declares(runner, monkeypatch, tmp_path):
-    board, _ = SETUPS[runner.name](monkeypatch, tmp_path)
-    r = flash_once(runner, board)
-    assert bytes(board.flash[:len(FW)]) == FW
+    s = SETUPS[runner.name](monkeypatch, tmp_path, runner)
+    r = flash_once(s, kinds_for(runner)[0])
+    assert s.flash() == FW
     assert r["verified"] is runner.verifies
     assert r["rebooted"] is runner.resets
     if runner.resets:
-        be_sleep = devices.usb.backend().sleep
-        for _ in range(30):
-            be_sleep(0.1)
-        assert board.mode == "app"
+        assert s.started()
 
 
 def test_verifies_means_a_corrupted_page_is_detected(runner, monkeypatch, tmp_path):
     if not runner.verifies:
         pytest.skip(f"{runner.name} declares verifies = False (its result says verified: false, checked above)")
-    board, _ = SETUPS[runner.name](monkeypatch, tmp_path, faults={"corrupt_page": 20})
+    s = SETUPS[runner.name](monkeypatch, tmp_path, runner, faults={"corrupt_page": 20})
     with pytest.raises(FlashFailed, match="verify"):
-        flash_once(runner, board)
+        flash_once(s, kinds_for(runner)[0])
 
 
 def test_skips_unchanged_means_a_reflash_writes_nothing(runner, monkeypatch, tmp_path):
-    board, _ = SETUPS[runner.name](monkeypatch, tmp_path)
-    flash_once(runner, board)
-    again = flash_once(runner, board)
+    s = SETUPS[runner.name](monkeypatch, tmp_path, runner)
+    kind = kinds_for(runner)[0]
+    flash_once(s, kind)
+    again = flash_once(s, kind)
     if runner.skips_unchanged:
         assert again["bytes_written"] == 0 and again["sectors_written"] == 0
-        assert board.picoboot.erased_sectors == 0
+        assert s.fake.picoboot.erased_sectors == 0
     else:
         assert again["bytes_written"] == len(FW)
 
 
 def test_needs_bootloader_means_a_running_app_is_not_usable(runner, monkeypatch, tmp_path):
-    board = FakeBoard("app")
-    install(monkeypatch, board)
-    app = devices.select(devices.discover(PICO))
-    assert app.mode == "app"
+    app = SETUPS[runner.name].running(monkeypatch, tmp_path)
+    assert app.mode in ("app", "probe")
     assert runner.usable(app)[0] is (not runner.needs_bootloader)
 
 
 @pytest.mark.parametrize("kind", ALL_KINDS)
 def test_image_kinds_it_takes_are_written_the_others_refused_before_anything(runner, monkeypatch, tmp_path, kind):
-    board, be = SETUPS[runner.name](monkeypatch, tmp_path)
+    s = SETUPS[runner.name](monkeypatch, tmp_path, runner)
     if kind in runner.image_kinds:
-        flash_once(runner, board, kind)
-        assert bytes(board.flash[:len(FW)]) == FW
+        flash_once(s, kind)
+        assert s.flash() == FW
         return
-    dev = device_for(runner)
-    opened = len(be.opened)
+    dev = s.device()
     with pytest.raises(BadInput, match=f"cannot flash a .{kind} image"):
-        runner.flash(image(kind), dev, PICO, timeout=10.0)
-    assert bytes(board.flash[:16]) == b"\xff" * 16 and len(be.opened) == opened
-    assert board.picoboot.commands == []
-    if board.drive_dir:
-        assert sorted(p.name for p in board.drive_dir.iterdir()) == ["INDEX.HTM", "INFO_UF2.TXT"]
+        runner.flash(s.image(kind), dev, s.board, timeout=10.0)
+    assert s.untouched()
 
 
 def test_external_commands_are_logged(monkeypatch, caplog):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fwtool.build import fit
 from fwtool.build.apps import get_app
-from fwtool.build.families import get_family
+from fwtool.build.families import all_families, get_family
 from fwtool.core.boards import Board, all_boards, get_board
 from fwtool.core.errors import BadInput, DoesNotFit, FwtoolError
 from fwtool.model.inspection import model_report
@@ -29,7 +29,8 @@ def board_row(b: Board, model: Model, app: str, arena_total: int | None, tflm_ok
 def inspect_model(model: Model, board: str | None = None, app: str = "inference",
                   arena_override: int | None = None) -> dict:
     """The whole report as plain data (what ``--json`` prints): the model's, plus a row per board."""
-    boards = [get_board(board)] if board else list(all_boards().values())
+    # every board whose family this fwtool builds (a board file may come before its family module)
+    boards = [get_board(board)] if board else [b for b in all_boards().values() if b.family in all_families()]
     report, arena_total = model_report(model, boards, arena_override)
     report["boards"] = [board_row(b, model, app, arena_total, report["tflm"]["ok"]) for b in boards]
     return report
@@ -43,6 +44,8 @@ def verdict_error(report: dict, board: str) -> FwtoolError | None:
         return BadInput(report["tflm"]["error"], report["tflm"]["fix"])
     if not row["app"]["ok"]:
         return BadInput(row["app"]["error"], row["app"]["fix"])
+    if row["fits"] is None and report["arena"].get("exit_code") == int(BadInput.code):  # e.g. --arena too small
+        return BadInput(report["arena"]["error"], report["arena"].get("fix"))
     if row["fits"] is None:
         return FwtoolError(f"{name}: {row['problems'][0]}", report["arena"].get("fix"))
     if not row["fits"]:

@@ -19,6 +19,7 @@ def boards(as_json):
     if as_json:
         ui.emit_json([b.to_dict() for b in items])
         return
+    mcu_w = max((len(b.mcu) for b in items), default=8)
     for b in items:
-        click.echo(f"{b.name:28} {b.title:36} {b.mcu:8} flash {ui.human(b.flash_bytes):>9}  "
+        click.echo(f"{b.name:28} {b.title:36} {b.mcu:{mcu_w}} flash {ui.human(b.flash_bytes):>9}  "
                    f"RAM {ui.human(b.sram_bytes):>9}")

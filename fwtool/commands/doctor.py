@@ -1,6 +1,7 @@
 import click
 
 from fwtool import devices
+from fwtool.devices.permissions import probe_doctor_rows
 from fwtool.core import ui, vendor
 from fwtool.core.errors import Exit
 from fwtool.build.families import all_families
@@ -12,7 +13,10 @@ from fwtool.flash import runners
 def doctor(as_json):
     """Check the toolchain and the pinned SDK trees; say how to get what is missing.
 
-    Exits 0 when everything a build needs is present, 4 otherwise.
+    Also reports (informational, not counted for the exit code) what flashing needs: USB access (libusb, udev rules
+    for RP2040 and the PSoC 6 KitProg3), pyOCD (the default PSoC 6 runner), OpenOCD (Infineon's: every PSoC 6;
+    Debian's: CY8CKIT-062-BLE only) and ModusToolbox when present. Exits 0 when everything a build needs is
+    present, 4 otherwise.
 
     \b
     Example:
@@ -27,6 +31,7 @@ def doctor(as_json):
                 tools.append(s)
         extras.extend(fam.extra_checks())
     extras.extend(devices.doctor_rows())  # USB access: what flashing and the monitor need (informational)
+    extras.extend(probe_doctor_rows())  # PSoC 6: the KitProg3 udev rule
     for r in runners.RUNNERS.values():
         extras.extend(r.doctor_rows())
     for dep in vendor.manifest().values():

@@ -7,6 +7,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from fwtool.core import ui
 from fwtool.build.result import last_build
 from fwtool.core.errors import BadInput
+from fwtool.core.escape import terminal
 from fwtool import flash as flash_api
 from fwtool import devices as device_layer
 from fwtool.flash import runners
@@ -26,11 +27,11 @@ def _default_image(board: str | None) -> tuple[Path, str, dict]:
 
 def _print_devices(listing: dict) -> None:
     if not listing["boards"]:
-        click.echo("no RP2040 board found")
+        click.echo("no board found (no RP2040 board, no PSoC 6 kit's KitProg3)")
     for t in listing["targets"]:
         click.echo(f"{t.mode:8} {t.describe()}")
     for p in listing["problems"]:
-        click.echo(f"note     {p}")
+        click.echo(f"note     {terminal(p)}")
 
 
 class _Bar:
@@ -64,6 +65,7 @@ class _Bar:
 @click.option("--uf2", "uf2_path", type=click.Path(path_type=Path), help="UF2 to flash [the last build's].")
 @click.option("--elf", "elf_path", type=click.Path(path_type=Path), help="Flash an ELF's loadable segments instead.")
 @click.option("--bin", "bin_path", type=click.Path(path_type=Path), help="Flash a raw .bin at the board's flash base.")
+@click.option("--hex", "hex_path", type=click.Path(path_type=Path), help="Flash an Intel HEX (PSoC 6 builds).")
 @click.option("--board", "-b", help="Board name [the last build's].")
 @click.option("--serial", "-s", help="Which board, when several are attached: app serial or USB location (see "
               "'fwtool devices').")
@@ -84,14 +86,15 @@ class _Bar:
 @click.option("--no-boot2-check", is_flag=True, help="Flash even if the image has no valid RP2040 boot2.")
 @click.option("--list", "list_only", is_flag=True, help="Only list the attached boards (same as 'fwtool devices').")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
-def flash(uf2_path, elf_path, bin_path, board, serial, method, drive_path, verify, skip_same, reboot, timeout,
+def flash(uf2_path, elf_path, bin_path, hex_path, board, serial, method, drive_path, verify, skip_same, reboot, timeout,
           wait_app, no_boot2_check, list_only, as_json):
     """Put firmware on an RP2040 board over USB and start it, verified.
 
     Takes the last build's UF2 unless --uf2/--elf/--bin is given. A board running a pico-sdk app with USB stdio
     is rebooted into BOOTSEL without the button (USB reset interface, else the 1200-baud touch). Writing uses
     PICOBOOT: only sectors that differ are erased and written, then everything is read back and compared. Without
-    libusb or USB permission it copies the UF2 to the RPI-RP2 drive instead (not verifiable).
+    libusb or USB permission it copies the UF2 to the RPI-RP2 drive instead (not verifiable). A PSoC 6 kit is
+    flashed through its KitProg3 with the board's runners (pyOCD, read back and compared; OpenOCD; make program).
 
     Exit codes: 0 ok, 1 write/verify failed, 3 bad image, 4 no libusb/permission, 6 no board or several,
     7 timeout, 9 board lost.
@@ -111,19 +114,19 @@ def flash(uf2_path, elf_path, bin_path, board, serial, method, drive_path, verif
         else:
             _print_devices(listing)
         return
-    given = [p for p in (uf2_path, elf_path, bin_path) if p is not None]
+    given = [p for p in (uf2_path, elf_path, bin_path, hex_path) if p is not None]
     if len(given) > 1:
-        raise BadInput("--uf2, --elf and --bin exclude each other", "pass one image")
+        raise BadInput("--uf2, --elf, --bin and --hex exclude each other", "pass one image")
     if given:
         path = given[0]
-        kind = "uf2" if uf2_path else "elf" if elf_path else "bin"
+        kind = "uf2" if uf2_path else "elf" if elf_path else "hex" if hex_path else "bin"
         if board is None and kind != "uf2":  # a UF2 names its family; an ELF/BIN does not: the last build's board
             last = last_build()
             board = last.board if last else None
     else:
         path, report_board, report = _default_image(board)
         board = board or report_board
-        kind = "uf2"
+        kind = None  # the last build's image: .uf2 (RP2040) or .hex (PSoC 6), told by its name
         stdio = report.get("build", {}).get("stdio") or report.get("board", {}).get("stdio")
         if wait_app is None and stdio == "uart":
             wait_app = 0.0  # no USB port will appear: do not wait for one
@@ -141,6 +144,10 @@ def flash(uf2_path, elf_path, bin_path, board, serial, method, drive_path, verif
         click.echo(f"written   {r['bytes_written']:,} B in {r['sectors_written']} of {r['sectors_total']} sectors, "
                    f"{r['bytes_skipped']:,} B unchanged (skipped)")
         click.echo("verified  " + ("yes, read back and compared" if r["verified"] else "NO (--no-verify)"))
+    elif "uf2_bytes" not in r:  # a debug-probe runner (pyOCD, OpenOCD, make program)
+        click.echo(f"written   {r['bytes_written']:,} B in {len(r.get('segments', []))} segment(s) through probe "
+                   f"{r.get('probe')}")
+        click.echo("verified  " + ("yes, read back and compared" if r["verified"] else "NO (--no-verify)"))
     else:
         click.echo(f"copied    {r['uf2_bytes']:,} B of UF2 to {r['drive']} ({r['confirmed_by']})")
         click.echo("verified  no (the drive cannot be read back; PICOBOOT can: see 'fwtool doctor')")
@@ -152,7 +159,7 @@ def flash(uf2_path, elf_path, bin_path, board, serial, method, drive_path, verif
     else:
         click.echo("started   no (--no-reboot: the board stays in BOOTSEL mode)")
     for note in r["notes"]:
-        click.echo(f"note      {note}")
+        click.echo(f"note      {terminal(note)}")
     click.echo(f"done      {r['method']} in {r['seconds']:.1f} s")
 
 
@@ -161,7 +168,8 @@ def flash(uf2_path, elf_path, bin_path, board, serial, method, drive_path, verif
 @click.option("--udev-rule", is_flag=True, help="Print a Linux udev rule granting USB access, and exit.")
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
 def devices(board, udev_rule, as_json):
-    """List attached RP2040 boards and their mode (BOOTSEL, running app, BOOTSEL drive).
+    """List attached boards: RP2040s and their mode (BOOTSEL, running app, BOOTSEL drive), PSoC 6 kits by their
+    KitProg3 (probe serial = UID, and the kit's USB-UART port).
 
     \b
     Examples:

@@ -16,7 +16,9 @@ class Device:
     """One physical board as found on this machine, in one mode.
 
     ``mode``: "bootsel" (bootloader on USB: PICOBOOT, maybe also a mounted drive), "app" (a running app with USB
-    stdio: CDC port and/or reset interface) or "drive" (only a mounted bootloader drive was found).
+    stdio: CDC port and/or reset interface), "drive" (only a mounted bootloader drive was found), "probe" (a PSoC 6
+    kit's KitProg3: CMSIS-DAP ``probe`` + its USB-UART ``port``; ``serial`` is the probe UID) or "wrong-mode" (a
+    kit's programmer in a mode no runner can use, e.g. KitProg2 firmware; see fwtool/devices/probes.py).
     ``location`` is the USB port path ("1-1.3"): it survives the re-enumeration between app and BOOTSEL mode, which
     is how a board is tracked through a reboot. ``serial`` is the app's serial (the flash unique id, unique per
     board); the RP2040 bootrom's serial is the same on every chip, so in BOOTSEL mode ``serial`` is None.
@@ -37,14 +39,15 @@ class Device:
     product: Optional[str] = None
     boards: tuple = ()
     ports: list = field(default_factory=list)  # every serial port of this board (a probe may have two)
+    probe: Optional[str] = None  # probe: the CMSIS-DAP interface it offers ("KitProg3 CMSIS-DAP bulk")
 
     @property
     def usb_id(self) -> str:
         return "" if self.vid is None else f"{self.vid:04X}:{self.pid:04X}"
 
     def interfaces(self) -> list[str]:
-        """What this board offers now: "serial", "reset", "picoboot", "drive"."""
-        have = (("serial", self.port), ("reset", self.reset_interface is not None),
+        """What this board offers now: "probe", "serial", "reset", "picoboot", "drive"."""
+        have = (("probe", self.probe), ("serial", self.port), ("reset", self.reset_interface is not None),
                 ("picoboot", self.picoboot is not None), ("drive", self.drive))
         return [name for name, v in have if v]
 
@@ -62,7 +65,8 @@ class Device:
                    for v in (self.serial, self.location, self.port, self.drive, *self.ports))
 
     def describe(self) -> str:
-        bits = [{"bootsel": "BOOTSEL", "app": "running app", "drive": "BOOTSEL drive"}[self.mode]]
+        labels = {"bootsel": "BOOTSEL", "app": "running app", "drive": "BOOTSEL drive"}
+        bits = [labels.get(self.mode) or self.product or self.mode]
         if self.serial:
             bits.append(f"serial {self.serial}")
         if self.port:
@@ -81,4 +85,4 @@ class Device:
         return {"mode": self.mode, "serial": self.serial, "location": self.location, "usb_id": self.usb_id or None,
                 "port": self.port, "drive": None if self.drive is None else str(self.drive),
                 "picoboot": self.picoboot is not None, "reset_interface": self.reset_interface,
-                "access": self.access, "product": self.product}
+                "access": self.access, "product": self.product, "probe": self.probe, "ports": list(self.ports)}

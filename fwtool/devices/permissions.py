@@ -8,6 +8,7 @@ from pathlib import Path
 from usb.backend import libusb0, libusb1, openusb
 
 from fwtool.core.boards import all_boards
+from fwtool.devices.probes import probe_ids
 
 NO_BACKEND_MSG = "pyusb found no libusb backend, so PICOBOOT and the reset interface are unavailable"
 NO_BACKEND_FIX = {"linux": "sudo apt-get install libusb-1.0-0 (Fedora: sudo dnf install libusb1)",
@@ -25,13 +26,18 @@ RULE_FILE = "/etc/udev/rules.d/60-fwtool.rules"
 def udev_rule(boards=None) -> str:
     if boards is None:
         boards = all_boards().values()
-    ids = sorted({i for b in boards for i in (b.usb_bootsel, b.usb_app) if i})
+    boards = list(boards)
+    ids = sorted({i for b in boards for i in (b.usb_bootsel, b.usb_app) if i} | probe_ids(boards))
     lines = ["# fwtool: let members of plugdev (and the logged-in desk user) use RP2040 boards over USB:",
-             "# BOOTSEL (PICOBOOT) and pico-sdk apps with USB stdio (reset interface). Install with:",
+             "# BOOTSEL (PICOBOOT) and pico-sdk apps with USB stdio (reset interface), and the KitProg3/MiniProg4",
+             "# CMSIS-DAP probes of PSoC 6 kits (pyOCD, OpenOCD). Install with:",
              f"#   fwtool devices --udev-rule | sudo tee {RULE_FILE}",
              "#   sudo udevadm control --reload-rules && sudo udevadm trigger   (then replug the board)"]
     for vid, pid in ids:
         lines.append(f'SUBSYSTEM=="usb", ATTRS{{idVendor}}=="{vid:04x}", ATTRS{{idProduct}}=="{pid:04x}", '
+                     'MODE="660", GROUP="plugdev", TAG+="uaccess"')
+    for vid, pid in sorted(probe_ids(boards)):  # CMSIS-DAP v1 (HID) probes are opened through hidraw by pyOCD
+        lines.append(f'KERNEL=="hidraw*", ATTRS{{idVendor}}=="{vid:04x}", ATTRS{{idProduct}}=="{pid:04x}", '
                      'MODE="660", GROUP="plugdev", TAG+="uaccess"')
     return "\n".join(lines) + "\n"
 
@@ -43,6 +49,43 @@ def udev_fix() -> str:
     return (f"install the udev rule for 2e8a:0003/000a: fwtool devices --udev-rule | sudo tee {RULE_FILE} && "
             "sudo udevadm control --reload-rules && sudo udevadm trigger, then replug the board "
             "(or join plugdev: sudo usermod -aG plugdev $USER, log in again); 'fwtool doctor' shows the USB checks")
+
+
+def probe_udev_fix() -> str:
+    """The fix when the OS refuses a KitProg3 (pyOCD then sees no probe at all)."""
+    if not sys.platform.startswith("linux"):
+        return "close other programs using the probe (ModusToolbox, another pyOCD/OpenOCD); 'fwtool doctor'"
+    return (f"install the udev rule for the KitProg3 (04b4:f155/f154/f166): fwtool devices --udev-rule | sudo tee "
+            f"{RULE_FILE} && sudo udevadm control --reload-rules && sudo udevadm trigger, then replug the kit")
+
+
+def probe_rule_files() -> list[Path]:
+    """udev rule files that grant access to a KitProg3 in its default mode (04b4:f155)."""
+    return [f for f, text in _rule_texts() if "04b4" in text and "f155" in text]
+
+
+def _rule_texts() -> list[tuple[Path, str]]:
+    out = []
+    for d in ("/etc/udev/rules.d", "/lib/udev/rules.d", "/usr/lib/udev/rules.d"):
+        p = Path(d)
+        if p.is_dir():
+            for f in sorted(p.glob("*.rules")):
+                try:
+                    out.append((f, f.read_text(errors="replace").lower()))
+                except OSError:
+                    continue
+    return out
+
+
+def probe_doctor_rows() -> list[dict]:
+    """The PSoC 6 probe-access row for 'fwtool doctor' (Linux only: elsewhere no rule is needed)."""
+    if not sys.platform.startswith("linux"):
+        return []
+    root = hasattr(os, "geteuid") and os.geteuid() == 0
+    rules = probe_rule_files()
+    detail = (f"{rules[0]}" if rules else "running as root" if root else
+              f"no udev rule for the KitProg3 (04b4:f155): fwtool devices --udev-rule | sudo tee {RULE_FILE}")
+    return [{"name": "psoc6: udev rule for KitProg3", "ok": bool(rules) or root, "detail": detail}]
 
 
 def serial_fix() -> str:

@@ -12,6 +12,7 @@ from typing import Callable, Iterable
 
 from fwtool.core.boards import all_boards
 from fwtool.core.errors import NoDevice
+from fwtool.devices.probes import board_ids, probe_ids
 from fwtool.devices.usb import backend
 
 # USB-UART bridges a --uart board's console is usually wired to (VID, PID) -> name.
@@ -135,7 +136,10 @@ class Wanted:
 def wanted_for(board=None, uart: bool = False, serial: str | None = None, last_flash: dict | None = None) -> Wanted:
     """Build the search from a board (fwtool.boards.Board or None) and the last-flash record."""
     last_flash = last_flash or {}
-    if uart or (board is not None and board.stdio == "uart"):
+    if board is not None and board_ids(board):  # a PSoC 6 kit: the USB-UART bridge is its KitProg3's own
+        ids = {i: f"{board.title} KitProg3 USB-UART" for i in board_ids(board)}
+        what = f"{board.name} (KitProg3 USB-UART)"
+    elif uart or (board is not None and board.stdio == "uart"):
         ids = dict(USB_UART_BRIDGES)
         what = f"USB-UART bridge for {board.name}" if board is not None else "USB-UART bridge"
     elif board is not None and board.usb_app:
@@ -143,6 +147,7 @@ def wanted_for(board=None, uart: bool = False, serial: str | None = None, last_f
         what = board.name
     else:
         ids = {tuple(b.usb_app): f"{b.title} (USB stdio)" for b in all_boards().values() if b.usb_app}
+        ids.update({i: "PSoC 6 kit KitProg3 USB-UART" for i in probe_ids(all_boards().values())})
         what = "board"
     prefer = last_flash.get("serial")
     recent = bool(prefer) and last_flash.get("age_s", 1e9) < 15.0
@@ -167,6 +172,7 @@ def choose_port(wanted: Wanted, discovery: Discovery, wait_s: float = 0.0, poll_
             # The board flashed seconds ago may still be re-enumerating: don't grab another one at once.
             if cands and wanted.prefer_recent and not last_chance:
                 cands = []
+        cands = _first_uart_of_one_probe(cands)
         if len(cands) == 1:
             return cands[0]
         if len(cands) > 1:
@@ -185,6 +191,17 @@ def choose_port(wanted: Wanted, discovery: Discovery, wait_s: float = 0.0, poll_
     others = [p.describe() for p in ports if p.vid is not None]
     seen = f"; other USB serial ports: {'; '.join(others)}" if others else "; no USB serial ports at all"
     return _raise_none(wanted, want, seen)
+
+
+def _first_uart_of_one_probe(cands: list[PortInfo]) -> list[PortInfo]:
+    """A KitProg3 in dual-UART mode (04B4:F166) shows two CDC ports with one serial number: the kit's debug UART
+    is its first one (lowest USB interface)."""
+    if len(cands) > 1 and len({(p.vid, p.pid, p.serial_number) for p in cands}) == 1 and cands[0].serial_number \
+            and (cands[0].vid, cands[0].pid) in probe_ids(all_boards().values()):
+        def order(p: PortInfo):
+            return [int(x) for x in (p.interface or "").split(".") if x.isdigit()], p.device
+        return [min(cands, key=order)]
+    return cands
 
 
 def _raise_none(wanted: Wanted, want: str, seen: str):

@@ -24,6 +24,7 @@ from fwtool.devices.device import Device
 from fwtool.devices.drives import is_rp2_drive
 from fwtool.devices.errors import DeviceLost, FlashFailed, NoDevice, NoUsbBackend, UsbAccessDenied
 from fwtool.devices.permissions import NO_BACKEND_MSG, no_backend_fix, serial_fix, udev_fix
+from fwtool.devices.probes import is_probe_board, not_found_fix, scan_probes, wrong_mode_error
 
 RESET_ITF = (0xFF, 0x00, 0x01)  # pico-sdk reset interface class/subclass/protocol
 PICOBOOT_CLASS = 0xFF
@@ -157,6 +158,7 @@ class Scan:
     targets: list[Device] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # e.g. "no libusb backend": why the list may be incomplete
     usb_ok: bool = True
+    probes_only: bool = False  # every board looked for is a probe board (PSoC 6 kits): how messages name them
 
 
 def usb_location(dev) -> str | None:
@@ -204,11 +206,11 @@ def _read_serial(dev) -> tuple[str | None, bool | None]:
 
 
 def scan(boards) -> Scan:
-    """Every RP2040 board attached, in whatever mode, merged per physical board where that can be told."""
+    """Every board attached (RP2040 in whatever mode, PSoC 6 kits by their KitProg3), one Device per board."""
     be = backend()
     bootsel_ids = {b.usb_bootsel for b in boards if b.usb_bootsel}
     app_ids = {b.usb_app for b in boards if b.usb_app}
-    result = Scan()
+    result = Scan(probes_only=bool(boards) and all(is_probe_board(b) for b in boards))
 
     def names(vid, pid) -> tuple:
         return tuple(b.name for b in boards if (vid, pid) in (b.usb_bootsel, b.usb_app))
@@ -245,6 +247,7 @@ def scan(boards) -> Scan:
     except Exception as e:  # pyserial itself failing is not fatal for a listing
         ports = []
         result.problems.append(f"could not list serial ports: {e}")
+    scan_probes(devices, ports, boards, result.targets, _read_serial, usb_location)
     for p in ports:
         if (p.vid, p.pid) not in app_ids:
             continue
@@ -280,21 +283,30 @@ def scan(boards) -> Scan:
     return result
 
 
-def select(found: Scan, wanted: str | None = None, modes: tuple[str, ...] = ("bootsel", "app", "drive")) -> Device:
+def select(found: Scan, wanted: str | None = None,
+           modes: tuple[str, ...] = ("bootsel", "app", "drive", "probe")) -> Device:
     """The one board to use; several without --serial, or none, is an error that lists what is there."""
     cands = [t for t in found.targets if t.mode in modes]
+    kits = found.probes_only or (bool(cands) and all(t.mode == "probe" for t in cands))
+    noun = "PSoC 6 kit" if kits else "RP2040 board"
     if wanted:
         chosen = [t for t in cands if t.matches(wanted)]
         if not chosen:
-            raise NoDevice(f"no RP2040 board matches --serial {wanted}" + _listing(cands),
+            raise NoDevice(f"no {noun} matches --serial {wanted}" + _listing(cands),
                            "run 'fwtool devices' to see serials and USB locations")
         cands = chosen
     if not cands:
+        wrong = [t for t in found.targets if t.mode == "wrong-mode"]
+        if wrong:
+            raise wrong_mode_error(wrong)
         hint = "; ".join(found.problems)
+        if found.probes_only:
+            raise NoDevice("no PSoC 6 kit found (no KitProg3 probe on USB)" + (f" ({hint})" if hint else ""),
+                           not_found_fix())
         raise NoDevice("no RP2040 board found" + (f" ({hint})" if hint else ""),
                        "plug the board in; if it runs no fwtool/pico-sdk USB app, hold BOOTSEL while plugging it in")
     if len(cands) > 1:
-        raise NoDevice(f"{len(cands)} RP2040 boards are attached" + _listing(cands),
+        raise NoDevice(f"{len(cands)} {noun}s are attached" + _listing(cands),
                        "choose one with --serial SERIAL|USB-LOCATION (see 'fwtool devices')")
     return cands[0]
 

@@ -105,7 +105,7 @@ def flash_image(image_path, board=None, serial: str | None = None, method: str =
         target = devices.select(found, serial)
         if method != "auto" and tried[0].needs_usb and not found.usb_ok:
             raise NoUsbBackend(NO_BACKEND_MSG, no_backend_fix())
-    app_serial = target.serial if target.mode == "app" else None
+    app_serial = target.serial if target.mode in ("app", "probe") else None  # a KitProg3's UID = its UART's serial
     step(f"board     {board.name}: {target.describe()}")
 
     how_reset = None

@@ -67,6 +67,15 @@ class Runner:
         """(usable now, why not) for a board already in its bootloader."""
         raise NotImplementedError
 
+    def supports(self, board) -> tuple[bool, str]:
+        """(can write this board's part with what is installed, why not): asked before any device is looked at
+        (e.g. an OpenOCD without a driver for the part); ``auto`` skips runners that cannot."""
+        return True, ""
+
+    def refuse_board(self, board, why: str) -> FwtoolError:
+        """The error when this runner was asked for explicitly and ``supports`` said no."""
+        return BadInput(f"the {self.name} runner cannot flash {board.name}: {why}", "use --method auto")
+
     def refuse(self, device: Device, found, why: str) -> FwtoolError:
         """The error when this runner was asked for explicitly and ``usable`` said no."""
         return NoDevice(f"{self.label} is not available: {why}", "see 'fwtool devices'")

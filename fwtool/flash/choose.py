@@ -50,6 +50,8 @@ def choose(runners: list[Runner], device: Device, found, boards, just_rebooted: 
                 device.drive = r.wait_until_usable(device, boards, just_rebooted, timeout, err).drive
                 notes.append(f"{first.label} was not permitted: used {r.label}{cannot_verify(r)}")
                 return r
+    if not first.needs_bootloader:  # a debug-probe runner (PSoC 6): its own error (tool missing, probe mode, ...)
+        raise first.refuse(device, found, why)
     raise NoDevice(f"cannot flash {device.describe()}: {why}", NO_RUNNER_FIX)
 
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 from fwtool.core.errors import BadInput
 from fwtool.flash.base import Runner
 from fwtool.flash.runners.drive import DriveRunner
+from fwtool.flash.runners.mtb_program import MtbProgramRunner
+from fwtool.flash.runners.openocd import OpenocdRunner
 from fwtool.flash.runners.picoboot import PicobootRunner
+from fwtool.flash.runners.pyocd import PyocdRunner
 
 RUNNERS: dict[str, Runner] = {}
 
@@ -20,6 +23,9 @@ def register(runner: Runner) -> None:
 
 register(PicobootRunner())  # verified, skips identical sectors, no drive needed
 register(DriveRunner())
+register(PyocdRunner())  # PSoC 6 kits through the KitProg3: program, read back, reset
+register(OpenocdRunner())  # Infineon's OpenOCD (any PSoC 6), upstream's for PSoC 6-BLE2 only
+register(MtbProgramRunner())  # ModusToolbox's own 'make qprogram' of the project that built the image
 
 
 def names() -> list[str]:
@@ -46,9 +52,13 @@ def for_board(board, method: str = "auto") -> list[Runner]:
     if method not in method_choices():
         raise BadInput(f"unknown flash method '{method}'", f"use one of: {', '.join(method_choices())}")
     order = board_order(board)
-    if method == "auto":
-        return [RUNNERS[n] for n in order]
+    if method == "auto":  # runners that cannot write this part with what is installed are left out
+        listed = [RUNNERS[n] for n in order]
+        return [r for r in listed if r.supports(board)[0]] or listed[:1]
     if method not in order:
         raise BadInput(f"{board.name} cannot be flashed with '{method}': its board file lists {', '.join(order)}",
                        f"use --method {' or '.join(['auto', *order])} (boards/{board.name}.toml: [flash] runners)")
+    ok, why = RUNNERS[method].supports(board)
+    if not ok:
+        raise RUNNERS[method].refuse_board(board, why)
     return [RUNNERS[method]]
