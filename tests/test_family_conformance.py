@@ -34,6 +34,8 @@ PROGRESS_LINES = {
     "rp2040": [("[12/340] Building CXX object CMakeFiles/firmware.dir/main.cpp.obj", (12, 340)),
                ("[ 42%] Building C object x.c.obj", (42, 100)),
                ("-- Configuring done", None), ("$ ninja -C build -j 4", None), ("", None)],
+    "psoc6": [("[7/228] Building C object CMakeFiles/psoc6_board.dir/cy_gpio.c.obj", (7, 228)),
+              ("-- fwtool: no ModusToolbox tools package: CMake+Ninja build", None), ("", None)],
 }
 
 
@@ -44,9 +46,14 @@ def boards_of(name: str):
 def fake_vendor(tmp_path: Path) -> dict[str, Path]:
     """Each vendor tree the family declares, as an empty folder; pico-tflmicro as a miniature with the kernels."""
     paths = {}
-    for dep in vendor.deps_for("rp2040", "build"):
+    for dep in {d.name: d for fam in all_families() for d in vendor.deps_for(fam, "build")}.values():
         paths[dep.name] = tmp_path / dep.name
         paths[dep.name].mkdir(parents=True)
+    for bsp in [b.sdk["bsp"] for b in boards_of("psoc6")]:  # the files the psoc6 family looks up in its trees
+        (paths[bsp] / "COMPONENT_CM4/TOOLCHAIN_GCC_ARM").mkdir(parents=True, exist_ok=True)
+        (paths[bsp] / "COMPONENT_CM4/TOOLCHAIN_GCC_ARM/startup_psoc6_02_cm4.S").write_text("")
+    (paths["cat1cm0p"] / "COMPONENT_CAT1A/COMPONENT_CM0P_BLESS").mkdir(parents=True)
+    (paths["cat1cm0p"] / "COMPONENT_CAT1A/COMPONENT_CM0P_BLESS/psoc6_cm0p_bless.c").write_text("")
     return paths
 
 
@@ -132,6 +139,12 @@ def test_package_returns_bytes_for_each_boards_image_kind(name, tmp_path):
     (tmp_path / "firmware.elf").write_bytes(b"\x7fELF")
     compiled = CompiledFiles(elf=tmp_path / "firmware.elf", bin=tmp_path / "firmware.bin")
     for board in boards_of(name):
+        if board.image_kind == "hex":  # a flash image with the CM0+ and CM4 vector tables the .hex check wants
+            app = int(board.raw["memory"]["app_flash_base"]) - board.flash_base
+            flat = bytearray(bytes(range(256)) * (app // 256 + 1))
+            flat[0:8] = (board.sram_base + 0x100).to_bytes(4, "little") + (board.flash_base + 0x101).to_bytes(4, "little")
+            flat[app:app + 8] = (board.sram_base + 0x100).to_bytes(4, "little") + (board.flash_base + app + 0x201).to_bytes(4, "little")
+            (tmp_path / "firmware.bin").write_bytes(bytes(flat))
         images = fam.package(compiled, board)
         assert board.image_kind in images or getattr(compiled, board.image_kind, None) is not None
         assert all(isinstance(k, str) and isinstance(v, bytes) and v for k, v in images.items())

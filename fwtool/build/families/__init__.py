@@ -9,9 +9,10 @@ from functools import lru_cache
 
 from fwtool.core.errors import BadInput
 from fwtool.build.families.base import CompiledFiles, CompileRequest, Family, SourcePatch, apply_patches
+from fwtool.build.families.psoc6 import PSoC6Family
 from fwtool.build.families.rp2040 import RP2040Family
 
-FAMILIES: tuple[type[Family], ...] = (RP2040Family,)
+FAMILIES: tuple[type[Family], ...] = (RP2040Family, PSoC6Family)
 
 __all__ = ["CompiledFiles", "CompileRequest", "Family", "SourcePatch", "all_families", "apply_patches",
            "get_family"]

@@ -1,0 +1,127 @@
+"""Infineon PSoC 6 boards (CM4 application): a CMake+Ninja build of TFLM (pico-tflmicro + CMSIS-NN with the
+Cortex-M4 DSP kernels, hard-float) on the public PDL, the kit's BSP startup/system/linker script and Infineon's
+prebuilt CM0+ image; output Intel HEX. No ModusToolbox tools package needed; with ModusToolbox installed, the
+generated ModusToolbox application (Makefile + deps/*.mtb, see psoc6_sources.py) is built with MTB's own make.
+
+The same TFLM library objects are also linked for QEMU's Cortex-M4 machine (mps2-an386): the family's virtual
+target (``virtual_target``), run by fwtool/emulator/qemu.py for ``fwtool validate`` / ``fwtool run --emulator``.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from fwtool.core import escape, vendor
+from fwtool.core.boards import Board
+from fwtool.core.errors import FwtoolError
+from fwtool.core.files import write_if_changed
+from fwtool.core.toolchain import DEBIAN_ARM, Tool
+from fwtool.image import ihex
+from fwtool.image import elf as elf_image
+from fwtool.build.families.base import CompiledFiles, CompileRequest, SourcePatch
+from fwtool.build.families.psoc6_sources import (ARCH_FLAGS, PICO_ONLY_SOURCES, board_values, find_mtb_tools,
+                                                 mtb_build, mtb_files, validate_image)
+from fwtool.build.families.rp2040 import (TFLM_DEFINES, RP2040Family, kernel_source, resize_half_pixel_patch,
+                                          single_core_patch, tflm_includes, tflm_sources)
+
+VIRTUAL_ELF = "firmware_vm4.elf"  # the QEMU mps2-an386 link of the same objects, in the build tree
+
+
+class PSoC6Family(RP2040Family):
+    """Reuses the RP2040 family's pico-tflmicro source selection and its CMake/Ninja compile driver (configure
+    once per argument set, ccache, every command logged); everything board-side is PSoC 6."""
+
+    name = "psoc6"
+    template_dir = "psoc6"
+    virtual_target = "qemu-mps2-an386"  # fwtool/emulator/qemu.py: a Cortex-M4F machine (no PSoC 6 emulator exists)
+    tools = [
+        Tool("arm-none-eabi-gcc", DEBIAN_ARM, "build", (10,)),
+        Tool("arm-none-eabi-g++", DEBIAN_ARM, "build", (10,)),
+        Tool("arm-none-eabi-objcopy", "binutils-arm-none-eabi", "build"),
+        Tool("arm-none-eabi-size", "binutils-arm-none-eabi", "build"),
+        Tool("cmake", "cmake", "build", (3, 13)),
+        Tool("ninja", "ninja-build", "build"),
+        Tool("git", "git", "build"),
+        Tool("qemu-system-arm", "qemu-system-arm", "emulator"),
+    ]
+    context_keys = ("tflm_root", "tflm_version", "tflm_sources", "tflm_patched_sources", "tflm_includes",
+                    "tflm_defines", "arch_flags", "board_sources", "board_includes", "board_defines",
+                    "linker_script", "psoc6", "mtb")
+    # BSP startup/system + PDL drivers + TFLM runtime + kernels (fire_alarm: ~120 KB) and the CM0+ image (the
+    # BLE kit's BLESS image reserves 128 KiB of flash).
+    code_reserve_bytes = 288 * 1024
+    ram_reserve_bytes = 16 * 1024  # stack 4 KiB, PDL/newlib state, TFLM objects, the CM4 RAM vector table
+
+    def extra_checks(self) -> list[dict]:
+        tools = find_mtb_tools()
+        return [{"name": "ModusToolbox", "ok": True,
+                 "detail": f"{tools} (fwtool builds with MTB's make)" if tools else
+                 "not installed: fwtool builds with CMake+Ninja from the pinned Infineon trees"}]
+
+    def vendor_paths(self) -> dict[str, Path]:
+        return {d.name: vendor.require(d) for d in vendor.deps_for(self.name, "build")}
+
+    def template_context(self, plan, vendor_paths: dict[str, Path]) -> dict:
+        root = vendor_paths["pico-tflmicro"]
+        board = board_values(plan.board, vendor_paths)
+        sources = [s for s in tflm_sources(root, plan.kernel_files) if s not in PICO_ONLY_SOURCES]
+        return {"tflm_root": escape.cmake_quoted(root.as_posix()),
+                "tflm_version": vendor.manifest()["pico-tflmicro"].version,
+                "tflm_sources": sources, "tflm_patched_sources": [],
+                "tflm_includes": tflm_includes(plan.kernel_files), "tflm_defines": list(TFLM_DEFINES),
+                "arch_flags": list(ARCH_FLAGS), **board,
+                "mtb": {"target": plan.board.sdk["bsp"][len("TARGET_"):], "app_name": f"fwtool-{plan.board.name}",
+                        "libs": sorted(Path(n).stem for n in mtb_files(plan.board))}}
+
+    def patches(self, plan, vendor_paths: dict[str, Path], patch_dir: Path) -> list[SourcePatch]:
+        """The resize fix for a model with that kernel; always the copy without pico's dual-core define."""
+        root = vendor_paths["pico-tflmicro"]
+        compiled = [kernel_source(k) for k in plan.kernel_files]
+        single = single_core_patch(root, patch_dir)
+        if single.copy is not None:
+            single = replace(single, note=f"Cortex-M4: compiled a copy of pico-tflmicro's {Path(single.upstream).name} "
+                                          "without the RP2040 dual-core TF_LITE_PICO_MULTICORE define")
+        return [p for p in (resize_half_pixel_patch(compiled, root, patch_dir), single) if p is not None]
+
+    def configure_args(self, request: CompileRequest) -> list[str]:
+        gen, _ = self._generator()
+        toolchain = request.project_dir / "arm-none-eabi.cmake"
+        return ["cmake", "-S", str(request.project_dir), "-B", str(request.build_dir), "-G", gen,
+                f"-DCMAKE_TOOLCHAIN_FILE={toolchain}", "-DCMAKE_BUILD_TYPE=", *self._launcher()]
+
+    def compile(self, request: CompileRequest) -> CompiledFiles:
+        for name, text in mtb_files(request.board).items():  # the ModusToolbox app's dependency files
+            write_if_changed(request.project_dir / name, text)
+        tools = find_mtb_tools()
+        if tools is not None:
+            request.log(f"-- fwtool: ModusToolbox found at {tools}: building with MTB's make")
+            return mtb_build(request, tools)
+        request.log("-- fwtool: no ModusToolbox tools package: CMake+Ninja build from the pinned Infineon trees")
+        built = super().compile(request)
+        hex_path = request.build_dir / "firmware.hex"
+        if not hex_path.is_file():
+            raise FwtoolError("the build finished but produced no firmware.hex", f"inspect {request.build_dir}")
+        return CompiledFiles(elf=built.elf, hex=hex_path, map=request.build_dir / "firmware.map")
+
+    def package(self, compiled: CompiledFiles, board: Board) -> dict[str, bytes]:
+        """firmware.hex from the ELF's loadable segments (or a raw .bin at the flash base), validated: inside the
+        flash region, the CM0+ image at the flash base and the CM4 vector table at the application start."""
+        try:
+            segments = elf_image.segments(compiled.elf)
+        except (FwtoolError, ValueError, OSError):
+            if compiled.bin is None or not compiled.bin.is_file():
+                raise
+            segments = [(board.flash_base, compiled.bin.read_bytes())]
+        text = ihex.write(segments).encode()
+        validate_image(text, board)
+        return {"hex": text}
+
+    def virtual_image(self, image: Path) -> Path:
+        """The virtual-M4 ELF next to a build's ``image`` (firmware.hex): the same objects linked for mps2-an386,
+        left in the build tree (``<out>/cmake``, fwtool/build/flow.py)."""
+        elf = Path(image).parent / "cmake" / VIRTUAL_ELF
+        if not elf.is_file():
+            raise FwtoolError(f"no virtual Cortex-M4 image {elf}", "rebuild with 'fwtool build' (psoc6 builds link it)")
+        return elf
+
+

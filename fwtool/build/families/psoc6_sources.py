@@ -1,0 +1,153 @@
+"""PSoC 6 build data: which PDL/BSP/CM0+ files a build compiles (derived from the board file and the pinned
+trees), the board layer's defines, the ModusToolbox application files, MTB detection and the image check."""
+from __future__ import annotations
+
+import glob
+import os
+import re
+from pathlib import Path
+
+from fwtool.core import escape, runner, vendor
+from fwtool.core.boards import Board
+from fwtool.core.errors import BadInput, FwtoolError
+from fwtool.image import firmware
+from fwtool.image.check import check_for_board
+from fwtool.build.families.base import CompiledFiles, CompileRequest
+
+ARCH_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]
+# pico-tflmicro files that include pico-sdk headers; replaced by templates/psoc6/fwt_tflm_platform.cpp.j2
+PICO_ONLY_SOURCES = ("src/tensorflow/lite/micro/system_setup.cpp", "src/tensorflow/lite/micro/micro_time.cpp")
+# PDL drivers the BSP's system_psoc6_cm4.c/startup and the board layer call (found by linking).
+PDL_SOURCES = ["drivers/source/cy_syslib.c", "drivers/source/TOOLCHAIN_GCC_ARM/cy_syslib_ext.S",
+               "drivers/source/cy_sysclk.c", "drivers/source/cy_gpio.c", "drivers/source/cy_scb_common.c",
+               "drivers/source/cy_scb_uart.c", "drivers/source/cy_ipc_drv.c", "drivers/source/cy_ipc_sema.c",
+               "drivers/source/cy_ipc_pipe.c", "drivers/source/cy_flash.c", "drivers/source/cy_wdt.c",
+               "drivers/source/cy_sysint.c", "drivers/source/cy_syspm.c", "drivers/source/cy_prot.c",
+               "drivers/source/cy_pra.c", "drivers/source/cy_pra_cfg.c",
+               "devices/COMPONENT_CAT1A/source/cy_device.c"]
+PDL_INCLUDES = ["drivers/include", "devices/COMPONENT_CAT1A/include", "devices/COMPONENT_CAT1A/include/ip"]
+_SERIES = re.compile(r"startup_psoc6_(\d\d)_cm4\.S$")
+MTB_TOOLS_GLOBS = ("~/ModusToolbox/tools_*", "/opt/ModusToolbox/tools_*", "/Applications/ModusToolbox/tools_*")
+
+
+def _one(pattern: Path, what: str) -> Path:
+    found = sorted(glob.glob(str(pattern)))
+    if len(found) != 1:
+        raise FwtoolError(f"expected one {what} ({pattern}), found {len(found)}",
+                          "use the pinned trees ('fwtool vendor sync')")
+    return Path(found[0])
+
+
+def board_files(board: Board, paths: dict[str, Path]) -> dict[str, Path]:
+    """startup, system, linker script and CM0+ image source of ``board``, found in its pinned BSP/cat1cm0p trees."""
+    sdk = board.sdk
+    bsp = paths[sdk["bsp"]]
+    startup = _one(bsp / "COMPONENT_CM4/TOOLCHAIN_GCC_ARM/startup_psoc6_*_cm4.S", "CM4 startup file")
+    series = _SERIES.search(startup.name).group(1)
+    cm0p_dir = paths["cat1cm0p"] / "COMPONENT_CAT1A" / sdk["cm0p_image"]
+    cm0p = cm0p_dir / f"psoc6_{series}_cm0p_sleep.c" if sdk["cm0p_image"].endswith("SLEEP") else \
+        _one(cm0p_dir / "psoc6_cm0p_*.c", "CM0+ image")
+    return {"startup": startup, "system": bsp / "COMPONENT_CM4/system_psoc6_cm4.c", "cm0p": cm0p,
+            "linker": bsp / "COMPONENT_CM4/TOOLCHAIN_GCC_ARM/linker.ld", "series": Path(series)}
+
+
+def board_defines(board: Board) -> dict[str, str]:
+    """The board layer's FWT_* defines (templates/psoc6/fwt_platform.cpp.j2) from the board file's tables."""
+    uart, led = board.raw["uart"], board.raw["led"]
+    scb = int(uart["scb"])
+    tx, rx = (int(uart["tx_port"]), int(uart["tx_pin"])), (int(uart["rx_port"]), int(uart["rx_pin"]))
+    return {"FWT_CLK_FLL_HZ": f"{board.clock_hz}UL", "FWT_UART_SCB": f"SCB{scb}",
+            "FWT_UART_PCLK": f"PCLK_SCB{scb}_CLOCK", "FWT_UART_BAUD": f"{board.uart_baud}UL",
+            "FWT_UART_TX_PORT": f"GPIO_PRT{tx[0]}", "FWT_UART_TX_PIN": f"{tx[1]}U",
+            "FWT_UART_TX_HSIOM": f"P{tx[0]}_{tx[1]}_SCB{scb}_UART_TX",
+            "FWT_UART_RX_PORT": f"GPIO_PRT{rx[0]}", "FWT_UART_RX_PIN": f"{rx[1]}U",
+            "FWT_UART_RX_HSIOM": f"P{rx[0]}_{rx[1]}_SCB{scb}_UART_RX",
+            "FWT_LED_PORT": f"GPIO_PRT{int(led['port'])}", "FWT_LED_PIN": f"{int(led['pin'])}U",
+            "FWT_LED_ON": f"{int(led.get('on_level', 0))}U"}
+
+
+def board_values(board: Board, paths: dict[str, Path]) -> dict:
+    """Template values for the board side of the CMake project (absolute paths, CMake-quoted)."""
+    files = board_files(board, paths)
+    pdl = paths["mtb-pdl-cat1"]
+    q = lambda p: escape.cmake_quoted(Path(p).as_posix())  # noqa: E731
+    series = files["series"].name
+    fwt = [f"{k}={v}" for k, v in board_defines(board).items()]
+    defines = [board.sdk["device"], "CORE_NAME_CM4_0=1", "COMPONENT_CAT1", "COMPONENT_CAT1A", "COMPONENT_CM4",
+               f"COMPONENT_PSOC6_{series}", board.sdk["cm0p_image"], "COMPONENT_HARDFP"]
+    return {
+        "board_sources": [q(pdl / s) for s in PDL_SOURCES] + [q(files[k]) for k in ("startup", "system", "cm0p")],
+        "board_includes": [q(pdl / i) for i in PDL_INCLUDES] + [
+            q(paths["core-lib"] / "include"), q(paths[board.sdk["bsp"]]), q(paths["cat1cm0p"] / "COMPONENT_CAT1A"),
+            q(paths["infineon-cmsis"] / "Core/Include")],
+        "board_defines": defines + fwt,
+        "linker_script": q(files["linker"]),
+        "psoc6": {"bsp": board.sdk["bsp"], "device": board.sdk["device"], "cm0p": files["cm0p"].name,
+                  "app_flash_base": f"0x{app_start(board):08X}", "virtual_clock_hz": 25_000_000, "fwt_defines": fwt},
+    }
+
+
+def app_start(board: Board) -> int:
+    return int(board.raw["memory"].get("app_flash_base", board.flash_base))
+
+
+# ---- ModusToolbox ---------------------------------------------------------------------------------------------
+
+def find_mtb_tools() -> Path | None:
+    """The ModusToolbox tools folder: CY_TOOLS_PATHS (newest), else the default install locations; None."""
+    env = os.environ.get("CY_TOOLS_PATHS", "").split()
+    found = [p for pat in env or [os.path.expanduser(g) for g in MTB_TOOLS_GLOBS] for p in glob.glob(pat)]
+    found = sorted(p for p in found if (Path(p) / "make" / "start.mk").is_file())
+    return Path(found[-1]) if found else None
+
+
+def mtb_files(board: Board) -> dict[str, str]:
+    """deps/*.mtb of the generated ModusToolbox app: ``<url>#<tag>#$$ASSET_REPO$$/<name>/<tag>`` per library."""
+    out = {}
+    for dep in vendor.deps_for("psoc6", "build"):  # Infineon's libraries and this kit's BSP (not pico-tflmicro)
+        if "Infineon" not in dep.url or (dep.name.startswith("TARGET_") and dep.name != board.sdk["bsp"]):
+            continue
+        name = "cmsis" if dep.name == "infineon-cmsis" else dep.name
+        url = dep.url[:-4] if dep.url.endswith(".git") else dep.url
+        out[f"deps/{name}.mtb"] = f"{url}#{dep.version}#$$ASSET_REPO$$/{name}/{dep.version}\n"
+    return out
+
+
+def mtb_build(request: CompileRequest, tools: Path) -> CompiledFiles:
+    """``make getlibs`` + ``make build`` with ModusToolbox's own flow (configurators included)."""
+    env = {"CY_TOOLS_PATHS": str(tools)}
+    for target in ("getlibs", "build"):
+        rc, lines = runner.stream(["make", "-C", str(request.project_dir), target, "TOOLCHAIN=GCC_ARM",
+                                   f"-j{request.jobs or os.cpu_count() or 2}"], env=env,
+                                  on_line=request.log, on_command=request.log)
+        if rc != 0:
+            raise FwtoolError(f"ModusToolbox 'make {target}' failed: {(lines or ['no output'])[-1][:200]}",
+                              "see build.log; unset CY_TOOLS_PATHS to use fwtool's own build")
+    elfs = sorted((request.project_dir / "build").rglob("*.elf"))
+    if not elfs:
+        raise FwtoolError("ModusToolbox's build produced no .elf", f"inspect {request.project_dir / 'build'}")
+    hexes = sorted(elfs[-1].parent.glob("*.hex"))
+    return CompiledFiles(elf=elfs[-1], hex=hexes[-1] if hexes else None)
+
+
+# ---- the image check --------------------------------------------------------------------------------------------
+
+def _vectors(img, addr: int) -> tuple[int, int]:
+    raw = img.bytes_at(addr, 8)
+    return int.from_bytes(raw[:4], "little"), int.from_bytes(raw[4:], "little")
+
+
+def validate_image(text: bytes, board: Board):
+    """The .hex ``board`` would run: every range inside its flash region (fwtool.image.check), the CM0+ image at
+    the flash base (its vector table: stack in SRAM, Thumb reset handler in flash) and the CM4 vector table at
+    the application start (stack in the CM4 RAM, Thumb reset handler inside the application region)."""
+    img = check_for_board(firmware.parse(text, "firmware.hex", kind="hex"), board)
+    lo, hi = board.flash_base, board.flash_base + board.flash_bytes
+    app = app_start(board)
+    ram_lo, ram_hi = board.sram_base & 0xFFF00000, board.sram_base + board.sram_bytes
+    for what, addr, pc_lo in (("CM0+ image", lo, lo), ("CM4 vector table", app, app)):
+        sp, pc = _vectors(img, addr)
+        if not (ram_lo <= sp <= ram_hi and pc & 1 and pc_lo <= pc & ~1 < hi):
+            raise BadInput(f"firmware.hex has no valid {what} at 0x{addr:08X} (stack 0x{sp:08X}, reset 0x{pc:08X})",
+                           f"rebuild for {board.name} ('fwtool build --board {board.name}')")
+    return img
