@@ -23,6 +23,7 @@ from fwtool.commands import features as features_cmd
 from fwtool.commands import record as record_cmd
 from fwtool.commands import validate as validate_cmd
 from fwtool.core.errors import Exit, FwtoolError
+from fwtool.core.escape import terminal
 
 EPILOG = """\b
 Examples:
@@ -56,9 +57,9 @@ def main(argv=None) -> None:
     except FwtoolError as e:
         if ui.is_json():
             ui.emit_json(e.to_dict())
-        click.echo(f"error: {e.cause}", err=True)
+        click.echo(f"error: {terminal(e.cause)}", err=True)
         if e.fix:
-            click.echo(f"  fix: {e.fix}", err=True)
+            click.echo(f"  fix: {terminal(e.fix)}", err=True)
         sys.exit(int(e.code))
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
@@ -71,7 +72,7 @@ def main(argv=None) -> None:
     except Exception as e:  # a bug: one line, traceback only on request
         if os.environ.get("FWTOOL_DEBUG"):
             traceback.print_exc()
-        click.echo(f"error: internal error: {type(e).__name__}: {e}", err=True)
+        click.echo(f"error: internal error: {type(e).__name__}: {terminal(e)}", err=True)
         click.echo("  fix: re-run with FWTOOL_DEBUG=1 for a traceback and report it", err=True)
         sys.exit(int(Exit.FAILED))
     sys.exit(rc if isinstance(rc, int) else 0)

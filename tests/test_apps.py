@@ -51,7 +51,12 @@ def context(**kw) -> dict:
                                                            "out_vector": {"name": "q", "conv": "%ld"}},
         "tflm_root": "/t", "tflm_version": "x", "tflm_sources": [], "tflm_patched_sources": [],
         "tflm_includes": [], "tflm_defines": [],
+        "app_vendor_libs": [], "tflm_fast_sources": [], "audio": None,
+        "mic": {"present": 0, "data_pin": -1, "clk_pin": -1, "pio": 0, "sm": 0},
     }
+    ctx["fmt"].update({"audio": "A", "feat": "F", "feat_vector": {"name": "q", "conv": "%d"}, "ainf": "AI",
+                       "ainf_vectors": [{"name": "scores", "conv": "%.4f"}, {"name": "q", "conv": "%d"}],
+                       "detect": "DT", "ack": "AK"})
     ctx.update(kw)
     return ctx
 
@@ -76,6 +81,7 @@ def test_the_product_apps():
     assert {"inference", "validate"} <= set(listed)
     for app in listed.values():
         assert app.path == TEMPLATES / "apps" / app.name
+    for app in (listed["inference"], listed["validate"]):  # audio apps add sources and needs (test_audio_app*.py)
         assert app.sources == ("main.cpp",) and app.needs == () and app.input_shape is None
     assert apps.template_values(listed["validate"]) == {
         "app_name": "validate", "common_sources": ["fwt_lines.cpp", "fwt_runtime.cpp", "input_data.cpp",
@@ -101,15 +107,19 @@ def test_app_sources_reach_the_rendered_cmakelists(app_tree):
     assert files["main.cpp"] == "// two\nint main() {}\n" and files["extra.cpp"] == "// extra\n"
 
 
+def without_mic(board):
+    return dataclasses.replace(board, raw={k: v for k, v in board.raw.items() if k != "pdm_mic"})
+
+
 def test_needs_a_board_feature(app_tree):
     app_tree("mic", 'sources = ["main.cpp"]\nneeds = ["pdm_mic"]\n')
     app = apps.get_app("mic")
-    pico = get_board("pico")
+    pico = without_mic(get_board("pico"))
     assert not apps.has_feature(pico, "pdm_mic")
     with pytest.raises(BadInput) as e:
         app.check_board(pico)
     assert e.value.cause == "app 'mic' needs a pdm_mic but board 'pico' has none (no [pdm_mic] table in its board file)"
-    assert "\n" not in e.value.cause and "[pdm_mic]" in e.value.fix  # no product board has one yet
+    assert "\n" not in e.value.cause and "pico_w" in e.value.fix  # the boards whose files have one
     with_mic = dataclasses.replace(pico, raw={**pico.raw, "pdm_mic": {"data_pin": 2, "clock_pin": 3}})
     assert apps.has_feature(with_mic, "pdm_mic")
     app.check_board(with_mic)  # accepted
@@ -119,7 +129,7 @@ def test_needs_a_board_feature(app_tree):
 
 def test_needs_names_the_boards_that_have_it(app_tree, monkeypatch):
     app_tree("mic", 'sources = ["main.cpp"]\nneeds = ["pdm_mic"]\n')
-    pico, pico_w = get_board("pico"), get_board("pico_w")
+    pico, pico_w = without_mic(get_board("pico")), get_board("pico_w")
     pico_w = dataclasses.replace(pico_w, raw={**pico_w.raw, "pdm_mic": {}})
     monkeypatch.setattr(apps, "all_boards", lambda: {"pico": pico, "pico_w": pico_w})
     with pytest.raises(BadInput) as e:

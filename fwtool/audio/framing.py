@@ -13,6 +13,7 @@ import numpy as np
 PCM_MAGIC = b"FWP"  # host -> device: + u16 seq + u16 count + samples + crc16
 REC_MAGIC = b"FWR"  # device -> host: + u32 seq (stream position of the first sample) + u16 count + samples + crc16
 START_HOST = b"FWH\x01"  # host -> device: "take your audio from me" (protocol version 1)
+START_HOST_FEATURES = b"FWH\x03"  # the same, and print every feature row (FWT:FEAT; flag bit 1)
 REC_START = b"FWRS"  # host -> recorder app: start a recording session
 REC_STOP = b"FWRX"  # host -> recorder app: stop it
 MAX_SAMPLES = 1024  # per frame, both directions

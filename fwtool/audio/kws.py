@@ -146,6 +146,34 @@ class Classifier:
         return (q - self.out_zero_point) * self.out_scale
 
 
+FIRST_KEYWORD = 2  # micro_speech's labels: silence, unknown, then the keywords
+
+
+def detections(outputs, out_scale: float, out_zp: int, fe: FrontEnd, labels) -> list[dict]:
+    """The kws app's FWT:DETECT rule, in the firmware's float32 order (templates/apps/kws/main.cpp.j2):
+    inference n's scores go to ring slot (n - 1) % fe.smoothing; each keyword's (label index >= 2) mean over the
+    filled slots, summed in slot order; the best keyword with mean >= fe.threshold is detected unless a detection
+    happened in the previous fe.smoothing - 1 inferences."""
+    avg_n, thr = max(1, fe.smoothing), np.float32(fe.threshold)
+    ring: list = [None] * avg_n
+    found, last = [], 0
+    for n, q in enumerate(outputs, start=1):
+        ring[(n - 1) % avg_n] = (np.asarray(q, np.float32) - np.float32(out_zp)) * np.float32(out_scale)
+        have = min(n, avg_n)
+        best, best_score = -1, np.float32(0.0)
+        for i in range(FIRST_KEYWORD, len(ring[0])):
+            total = np.float32(0.0)
+            for k in range(have):
+                total = np.float32(total + ring[k][i])
+            mean = np.float32(total / np.float32(have))
+            if mean >= thr and mean > best_score:
+                best, best_score = i, mean
+        if best >= 0 and (last == 0 or n - last >= avg_n):
+            found.append({"n": n, "label": labels[best] if best < len(labels) else "?"})
+            last = n
+    return found
+
+
 def _as_pcm(pcm) -> np.ndarray:
     a = np.asarray(pcm)
     if a.ndim != 1 or a.dtype != np.int16:

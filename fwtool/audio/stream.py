@@ -74,13 +74,14 @@ def _lost(cause: str) -> FwtoolError:
 def stream_wav(port, pcm: np.ndarray, rate: int = 16000, realtime: bool = False, speed: float = 1.0,
                on_line: Callable[[str], None] | None = None, start_timeout: float = 10.0,
                ack_timeout: float = 10.0, resend_s: float = 0.3, tail_s: float = 0.0,
-               clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep
-               ) -> StreamResult:
+               clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+               start: bytes = START_HOST) -> StreamResult:
     """Stream int16 ``pcm`` to an audio app on ``port``; returns when the device has acked every sample.
 
     Raises BadInput for samples that are not 1-D int16 or a rate the device did not announce, and a TIMEOUT
     FwtoolError when the device never takes host audio or stops acking for ``ack_timeout`` seconds.
-    ``tail_s``: keep reading lines that long after the final ack (the last inferences).
+    ``tail_s``: keep reading lines that long after the final ack (the last inferences). ``start``: the
+    stream-start magic (framing.START_HOST_FEATURES also asks for FWT:FEAT rows).
     """
     pcm = np.asarray(pcm)
     if pcm.ndim != 1 or pcm.dtype != np.int16:
@@ -112,7 +113,7 @@ def stream_wav(port, pcm: np.ndarray, rate: int = 16000, realtime: bool = False,
             raise _lost(f"the device did not switch to host audio within {start_timeout:g} s (no 'FWT:AUDIO ... "
                         "source=host' and 'FWT:ACK' lines)")
         if res.banner is None and now >= next_try:
-            port.write(START_HOST)
+            port.write(start)
             next_try = now + START_RETRY_S
         for line in lines.poll():
             a = text(line)

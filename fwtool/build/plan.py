@@ -1,8 +1,8 @@
 """What a build will do, decided once before anything is written: :class:`BuildOptions` (what the user asked)
 -> :func:`plan` -> :class:`BuildPlan` (board, family, app, model, arena, labels, embedded inputs, fit).
 
-Every check that can refuse a build runs here (model, app, inputs, labels, fit), so a refused build leaves the
-output folder untouched.
+Every check that can refuse a build runs here (model, app, inputs, labels, fit), before anything is written
+(flow.run has already removed the previous firmware.*/report.json, so a refused build leaves none).
 """
 from __future__ import annotations
 
@@ -13,9 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
+from fwtool.audio import device as audio_device
+from fwtool.audio.params import FrontEnd
 from fwtool.build import fit as fit_mod
+from fwtool.build import userdata
 from fwtool.build.apps import App, get_app
 from fwtool.build.families import Family, get_family
+from fwtool.build.preprocessor import PreprocessorPlan, labels_for, plan_preprocessor
+from fwtool.core import vendor
 from fwtool.core.boards import Board, get_board
 from fwtool.core.errors import BadInput
 from fwtool.model import arena as arena_mod
@@ -43,6 +48,7 @@ class BuildOptions:
     # Input vectors embedded in the image as raw bytes of input 0 each (validate's); excludes ``input``.
     inputs: list[bytes] | None = None
     inputs_source: str = ""  # how they were made, for the banner and the report
+    preprocessor: Path | None = None  # an app's own front-end model (kws) instead of its default
 
 
 @dataclass(frozen=True)
@@ -62,10 +68,14 @@ class BuildPlan:
     fit: dict
     out_dir: Path
     notes: list[str] = field(default_factory=list)  # what the plan did for the user (e.g. quantized a model)
+    app_vendor: dict[str, Path] = field(default_factory=dict)  # the app's vendor trees (app.toml vendor)
+    audio: FrontEnd | None = None  # an audio app's front end, derived from the model input
+    preprocessor: PreprocessorPlan | None = None  # a second model the app runs first (kws), own arena
 
     @property
     def kernel_files(self) -> list[str]:
-        return sorted({op["kernel"] for op in self.ops})
+        pre = self.preprocessor.ops if self.preprocessor else []
+        return sorted({op["kernel"] for op in [*self.ops, *pre]})
 
     @property
     def input_bytes(self) -> int:
@@ -87,36 +97,12 @@ def sanitize(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.\-]", "_", text)[:48] or "x"
 
 
-def read_labels(path: Path | None, count: int) -> list[str]:
-    labels: list[str] = []
-    if path is not None:
-        if not path.is_file():
-            raise BadInput(f"labels file {path} does not exist", "pass a text file with one label per line")
-        labels = [sanitize(ln.strip()) for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
-        if len(labels) != count:
-            raise BadInput(f"{path.name} has {len(labels)} labels but the model outputs {count} values",
-                           "give exactly one label per output value, one per line")
-    return labels or [f"class_{i}" for i in range(count)]
+def read_labels(path: Path | None, count: int, notes: list[str] | None = None) -> list[str]:
+    return userdata.read_labels(path, count, notes)
 
 
 def read_input(path: Path | None, model: Model) -> tuple[bytes, str]:
-    t = model.inputs[0]
-    if path is None:
-        return b"", "zeros"
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except Exception as e:
-        raise BadInput(f"cannot read {path} as a .npy array ({type(e).__name__})",
-                       "save the input with numpy.save(); pickled objects are not accepted") from e
-    if arr.size != t.elements:
-        raise BadInput(f"{path.name} has {arr.size} values, input '{t.name}' needs {t.elements} "
-                       f"({t.shape_str})", f"save an array of shape {t.shape_str}")
-    dtype = t.numpy_dtype
-    if arr.dtype.kind == "f":  # real-valued input: quantize with the tensor's own parameters
-        scale, zp = (t.scale[0], t.zero_point[0]) if t.scale else (1.0, 0)
-        info = np.iinfo(dtype)
-        arr = np.clip(np.round(arr / scale) + zp, info.min, info.max)
-    return np.asarray(arr).astype(dtype).tobytes(), f"{path.name}"
+    return userdata.read_input(path, model)
 
 
 def tensor_bytes(t: Tensor) -> int:
@@ -148,10 +134,24 @@ def plan(opts: BuildOptions) -> BuildPlan:
     model = load_model(tflite_for_build(opts.model, opts.representative, notes))
     check_for_tflm(model)
     app.check_model(model)
+    audio = audio_device.front_end(app.name, audio_device.model_input_of(model.inputs[0]))
     inputs, inputs_source = embedded_inputs(opts, model)
     arena = arena_mod.size_for(model, opts.arena)
-    labels = read_labels(opts.labels, model.outputs[0].elements)
-    fit = fit_mod.fit_check(board, family, model, arena.total, sum(len(v) for v in inputs))
+    pre = plan_preprocessor(app, opts.preprocessor)
+    labels = labels_for(pre, opts.labels, read_labels(opts.labels, model.outputs[0].elements, notes))
+    extra_arena, extra_flash = (pre.arena.total, pre.model.size) if pre else (0, 0)  # counted like inputs
+    fit = fit_mod.fit_check(board, family, model, arena.total + extra_arena,
+                            sum(len(v) for v in inputs) + extra_flash)
     out_dir = Path(opts.out_dir or Path("build") / board.name).resolve()
     return BuildPlan(opts, board, family, app, model, resolver_calls(model), arena, labels, inputs, inputs_source,
-                     fit, out_dir, notes)
+                     fit, out_dir, notes, app_vendor_paths(app), audio, pre)
+
+
+def app_vendor_paths(app: App) -> dict[str, Path]:
+    """The app's vendor trees (app.toml ``vendor``), located now so a missing tree refuses the build early."""
+    known = vendor.manifest()
+    for name in app.vendor:
+        if name not in known:
+            raise BadInput(f"app '{app.name}' needs vendor tree '{name}', which vendor/manifest.toml does not pin",
+                           f"add [{name}] to vendor/manifest.toml or fix {app.path.name}/app.toml")
+    return {name: vendor.require(known[name]) for name in app.vendor}

@@ -5,13 +5,14 @@ import click
 from fwtool.core import ui
 from fwtool.build.flow import BuildOptions, run
 from fwtool.build.result import BuildResult
+from fwtool.core.escape import terminal
 
 
 def print_report(r: dict) -> None:
     u, s, a = r["usage"], r["sizes"], r["arena"]
     click.echo(f"board     {r['board']['name']} ({r['board']['title']})")
     m = r["model"]
-    click.echo(f"model     {m['name']}  {m['bytes']:,} B  sha256 {m['sha256'][:12]}  "
+    click.echo(f"model     {terminal(m['name'])}  {m['bytes']:,} B  sha256 {m['sha256'][:12]}  "
                f"in {m['inputs'][0]['dtype']}{m['inputs'][0]['shape']}  out {m['outputs'][0]['dtype']}{m['outputs'][0]['shape']}")
     click.echo("ops       " + ", ".join(f"{o['op']}{' (CMSIS-NN)' if o['cmsis_nn'] else ''}" for o in r["ops"]))
     how = (f"measured {a['measured_bytes']:,} + margin {a['margin_bytes']:,}" if a["source"] == "measured"
@@ -24,10 +25,10 @@ def print_report(r: dict) -> None:
                f"{u['ram_bytes']:,} / {u['ram_total']:,} B")
     click.echo(f"build     {r['build']['seconds']:.1f} s ({len(r['build']['changed_files'])} generated files changed)")
     for note in r["build"].get("notes", []):
-        click.echo(f"note      {note}")
+        click.echo(f"note      {terminal(note)}")
     for k in ("uf2", "hex", "elf", "bin", "map", "report"):
         if k in r["files"]:
-            click.echo(f"{k:9} {r['files'][k]}")
+            click.echo(f"{k:9} {terminal(r['files'][k])}")
 
 
 BUILD_OPTIONS = [  # shared with 'fwtool run'
@@ -41,6 +42,8 @@ BUILD_OPTIONS = [  # shared with 'fwtool run'
     click.option("--input", "input_path", type=click.Path(path_type=Path),
                  help="Test input for the default app (.npy, int8 or float); default zeros."),
     click.option("--labels", type=click.Path(path_type=Path), help="Text file, one label per output value."),
+    click.option("--preprocessor", type=click.Path(path_type=Path),
+                 help="kws: your own audio preprocessor .tflite instead of micro_speech's (int16[1,480] -> int8[40])."),
     click.option("--app", default="inference", show_default=True,
                  help="Firmware app (templates/apps/<app>): 'inference' runs the model in a loop."),
     click.option("--stdio", type=click.Choice(["usb", "uart"]), help="Console (default: the board's, usually usb)."),
@@ -57,7 +60,8 @@ def build_options(f):
 def options_from(kw: dict, **extra) -> BuildOptions:
     return BuildOptions(board=kw["board"], model=kw["model"], out_dir=kw["out_dir"], arena=kw["arena"],
                         input=kw["input_path"], labels=kw["labels"], stdio=kw["stdio"], jobs=kw["jobs"],
-                        app=kw["app"], representative=kw["representative"], **extra)
+                        app=kw["app"], representative=kw["representative"],
+                        preprocessor=kw.get("preprocessor"), **extra)
 
 
 def run_build(opts: BuildOptions, verbose: bool = False) -> BuildResult:

@@ -8,6 +8,7 @@ import click
 from fwtool import emulator
 from fwtool.core import protocol, ui
 from fwtool.build.result import last_build
+from fwtool.commands.audio_stream import emulate_audio
 from fwtool.core.errors import BadInput, Exit, FwtoolError
 
 
@@ -49,8 +50,11 @@ def _summary(lines: list[str], budget_ms: float | None):
                                             "for 'fwtool monitor --port ...' (execution starts when it attaches).")
 @click.option("--port", "tcp_port", type=click.IntRange(min=0, max=65535), default=0, show_default=True,
               help="With --serve: the TCP port (0: any free one).")
+@click.option("--audio", "audio", type=click.Path(path_type=Path), metavar="WAV",
+              help="Audio apps: stream this 16 kHz mono 16-bit WAV into the firmware's DSP + model path (over its "
+                   "USB serial link, faster than real time) and print its FWT:AINF lines; exit 8 over budget.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (records, latency) as JSON on stdout.")
-def emulate(firmware, board, count, until_text, timeout, max_emulated_s, budget_ms, serve, tcp_port, as_json):
+def emulate(firmware, board, count, until_text, timeout, max_emulated_s, budget_ms, serve, tcp_port, audio, as_json):
     """Run FIRMWARE on a virtual RP2040 (rp2040js) and show its serial output - no board needed.
 
     FIRMWARE is a .uf2, .elf, .hex or .bin (default: the last build). The virtual board starts at boot2 with the
@@ -66,6 +70,7 @@ def emulate(firmware, board, count, until_text, timeout, max_emulated_s, budget_
       fwtool build -b pico -m fire_alarm.tflite --tflm-cores 1 && fwtool emulate --count 3
       fwtool emulate build/pico/firmware.uf2 --count 20 --budget-ms 32 --json
       fwtool emulate --serve --port 4000 &  fwtool monitor --port socket://127.0.0.1:4000 --count 3
+      fwtool emulate --audio clip.wav                               # an audio app's last build, fed a WAV
     """
     ui.set_json(as_json)
     report = None
@@ -78,6 +83,11 @@ def emulate(firmware, board, count, until_text, timeout, max_emulated_s, budget_
                 "the dual-core kernel the run stops ('core 1'): rebuild with --tflm-cores 1")
     if serve:
         _serve(emulator, Path(firmware), tcp_port, timeout, max_emulated_s)
+        return
+    if audio is not None:
+        code = emulate_audio(Path(firmware), report, Path(audio), as_json)
+        if code:
+            sys.exit(code)
         return
 
     printed = []

@@ -5,10 +5,15 @@ import click
 
 from fwtool.core import ui
 from fwtool.core.errors import Exit, FwtoolError
-from fwtool import emulator, flash
+from fwtool import devices, emulator, flash
+from fwtool.build.families import get_family
+from fwtool.core.boards import get_board
+from fwtool.emulator import qemu
+from fwtool.audio.wav import read_wav
 from fwtool.flash import runners
 from fwtool.monitor import session
 from fwtool.monitor.session import MonitorOptions
+from fwtool.commands.audio_stream import board_audio, emulate_audio
 from fwtool.commands.build import build_options, options_from, print_report, run_build
 
 
@@ -30,11 +35,14 @@ def _monitor(options, **kw) -> int:
 @click.option("--min-score", type=float, help="With --expect-label: the label's score must be at least X.")
 @click.option("--budget-ms", type=click.FloatRange(min=0, min_open=True),
               help="With --emulator: exit 8 when the p95 invoke time exceeds this (the audio tutorial's: 32).")
+@click.option("--audio", "audio", type=click.Path(path_type=Path), metavar="WAV",
+              help="Audio apps: stream this WAV into the app in place of its microphone (board: at the sample "
+                   "rate over its serial port; --emulator: as fast as it goes) and print its lines.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines: build and flash summaries, then one per line.")
 @click.option("--plain", is_flag=True, help="Plain lines even on a terminal (no live panel).")
 @click.option("--verbose", "-v", is_flag=True, help="Show every compiler line.")
 def run(emulator, serial_number, method, no_verify, count, timeout, expect, expect_label, min_score, budget_ms,
-        as_json, plain, verbose, **kw):
+        audio, as_json, plain, verbose, **kw):
     """Build, flash and monitor in one go: MODEL running on BOARD, its output live.
 
     The monitor is opened as soon as the flashed board's USB port appears, so the boot banner is caught. With
@@ -50,6 +58,8 @@ def run(emulator, serial_number, method, no_verify, count, timeout, expect, expe
       fwtool run -b pico -m model.tflite --expect-label fire_alarm --min-score 0.9 --timeout 60   # HIL gate
     """
     ui.set_json(as_json)
+    if audio is not None:
+        read_wav(audio)  # a bad WAV is refused (exit 3) before the build
     opts = options_from(kw, tflm_cores=1 if emulator else 2)
     if emulator and not kw["out_dir"]:
         opts.out_dir = Path("build") / f"{kw['board']}-emulator"
@@ -62,7 +72,12 @@ def run(emulator, serial_number, method, no_verify, count, timeout, expect, expe
     uf2 = str(result.artifacts.image)
     mon = dict(view="json" if as_json else "plain" if plain else "auto", count=count, timeout=timeout,
                expect=tuple(expect), expect_label=expect_label, min_score=min_score)
-    if emulator:
+    if emulator and audio is not None:
+        code = emulate_audio(result.artifacts.image, report, Path(audio), as_json)
+    elif emulator and getattr(get_family(get_board(kw["board"]).family), "virtual_target", None):
+        code = qemu.emulate(get_family(get_board(kw["board"]).family).virtual_image(result.artifacts.image), count,
+                            timeout, click.echo, ui.info)  # the family's virtual Cortex-M4 (QEMU)
+    elif emulator:
         code = _run_emulated(uf2, mon, budget_ms, as_json)
     else:
         if budget_ms is not None:
@@ -72,6 +87,13 @@ def run(emulator, serial_number, method, no_verify, count, timeout, expect, expe
             result = flash.flash_image(uf2, board=kw["board"], serial=serial_number, method=method, verify=not no_verify,
                                  on_step=lambda msg: status.update(f"fwtool flash: {msg.split(maxsplit=1)[-1]}"))
         _report_flash(result, as_json)
+        if audio is not None:
+            port = result.get("port") or devices.find_serial_port(kw["board"], serial=result.get("serial") or
+                                                                  serial_number, wait_s=10.0)
+            code = board_audio(port, report, Path(audio), as_json)
+            if code:
+                sys.exit(code)
+            return
         code = _monitor(MonitorOptions(board=kw["board"], serial=result.get("serial") or serial_number,
                                           port=result.get("port") if not result.get("serial") else None, **mon))
     if code:

@@ -5,12 +5,13 @@ import click
 
 from fwtool.core import ui
 from fwtool.core.errors import Exit
+from fwtool.validate.audio import AudioValidateOptions, run_audio
 from fwtool.validate.flow import ValidateOptions, run
 
 
 def print_report(r: dict) -> None:
     t = r["target"]
-    where = ("the virtual board (rp2040js)" if t["kind"] == "emulator"
+    where = (t.get("name", "the virtual board (rp2040js)") if t["kind"] == "emulator"
              else f"the board on {t.get('port')}")
     fw = r["firmware"]
     cores = (f", TFLM on {fw['tflm_cores']} core{'s' if fw['tflm_cores'] != 1 else ''}" if fw["tflm_cores"]
@@ -77,9 +78,15 @@ def print_report(r: dict) -> None:
 @click.option("--timeout", type=click.FloatRange(min=1), default=300.0, show_default=True,
               help="Seconds (wall clock) the run on the target may take.")
 @click.option("--verbose", "-v", is_flag=True, help="Show the firmware's serial lines.")
+@click.option("--app", type=click.Choice(["audio_classifier", "kws"]),
+              help="Validate an audio app on --audio clips (features, scores, detections, real-time budget).")
+@click.option("--audio", "audio", multiple=True, type=click.Path(path_type=Path), metavar="WAV",
+              help="With --app: a 16 kHz mono 16-bit WAV clip (repeat, or list several after one --audio).")
+@click.argument("more_audio", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 def validate(model, board, inputs, count, seed, reference, reference_model, device, port, serial_number, no_flash,
-             max_diff, min_agreement, budget_ms, tflm_cores, out_dir, arena, jobs, timeout, verbose, as_json):
+             max_diff, min_agreement, budget_ms, tflm_cores, out_dir, arena, jobs, timeout, verbose, app, audio,
+             more_audio, as_json):
     """Check that MODEL's firmware computes what the TFLite reference computes, on the same inputs.
 
     Builds a validation firmware with the input vectors embedded, runs it on the virtual board (default) or a
@@ -96,8 +103,13 @@ def validate(model, board, inputs, count, seed, reference, reference_model, devi
       fwtool validate -m kws.tflite --inputs samples.npy --max-diff 2 --min-agreement 95 --json
       fwtool validate -m kws.tflite --inputs samples.npy --device  # flash + run on the attached board
       fwtool validate -m model.tflite --reference tflite --budget-ms 32
+      fwtool validate -m fire_alarm.tflite --app audio_classifier --audio a.wav b.wav --json
     """
     ui.set_json(as_json)
+    if app or audio or more_audio:
+        _validate_audio(model, board, app, [*audio, *more_audio], device or port, max_diff, budget_ms, out_dir, jobs,
+                        verbose, as_json)
+        return
     target = "board" if (device or port) else "emulator"
     opts = ValidateOptions(model=model, board=board, inputs=inputs, count=count, seed=seed, reference=reference,
                            reference_model=reference_model, target=target, port=port, serial=serial_number,
@@ -117,5 +129,48 @@ def validate(model, board, inputs, count, seed, reference, reference_model, devi
         ui.emit_json(report)
     else:
         print_report(report)
+    if not report["ok"]:
+        sys.exit(int(Exit.MISMATCH))
+
+
+def print_audio_report(r: dict) -> None:
+    fe = r["front_end"]
+    click.echo(f"validate  --app {r['app']}  {r['model']['name']} (sha256 {r['model']['sha256'][:12]}) on the virtual "
+               f"board (rp2040js, TFLM on 1 core)")
+    click.echo(f"front end {fe['rate']} Hz, window {fe['window']}, hop {fe['hop']}, {fe['frames']}x{fe['bins']}, "
+               f"{fe['shift']} frames per inference")
+    for c in r["clips"]:
+        feats = "identical" if c["features_identical"] else (f"{c['rows_differing']} differ, "
+                                                             f"{c['rows_missing']} missing")
+        det = c["detections"]
+        click.echo(f"clip      {c['clip']} ({c['seconds']:.2f} s): {c['frames']} feature rows {feats}; "
+                   f"{c['inferences']} inferences, scores max |Δ| {c['max_abs_diff']}; detections "
+                   f"{len(det['device'])} {'equal' if det['equal'] else 'DIFFER'}  {'PASS' if c['pass'] else 'FAIL'}")
+    tm = r["timing"]
+    if tm["hop"]:
+        h, d, i = tm["hop"], tm["dsp"], tm["invoke"]
+        click.echo(f"per hop   DSP p50 {d['p50_ms']:.2f} ms + invoke p50 {i['p50_ms']:.2f} ms = p50 {h['p50_ms']:.2f} "
+                   f"ms, p95 {h['p95_ms']:.2f} ms of the {tm['budget_ms']:g} ms budget ({tm['budget_used_p95']:.0%}) "
+                   f"{'met' if h['within_budget'] else 'EXCEEDED'}")
+    click.echo(f"note      {r['timing_note']}")
+    click.echo("result    PASS" if r["ok"] else "result    FAIL: " + "; ".join(r["problems"]))
+
+
+def _validate_audio(model, board, app, clips, on_device, max_diff, budget_ms, out_dir, jobs, verbose, as_json) -> None:
+    if app is None:
+        raise click.UsageError("--audio needs --app audio_classifier or --app kws")
+    opts = AudioValidateOptions(model=model, app=app, audio=list(clips), board=board,
+                                target="board" if on_device else "emulator", max_diff=max_diff, budget_ms=budget_ms,
+                                out_dir=out_dir, jobs=jobs)
+    with ui.err.status("fwtool validate: starting") as status:
+        def on_line(line: str) -> None:
+            if verbose:
+                ui.err.print(line, markup=False)
+
+        report = run_audio(opts, on_line=on_line, on_step=lambda s: status.update(f"fwtool validate: {s}"))
+    if as_json:
+        ui.emit_json(report)
+    else:
+        print_audio_report(report)
     if not report["ok"]:
         sys.exit(int(Exit.MISMATCH))

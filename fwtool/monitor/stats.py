@@ -5,7 +5,8 @@ import math
 from collections import Counter, deque
 from dataclasses import dataclass
 
-from fwtool.core.protocol import Banner, FirmwareError, Inference, parse_line
+from fwtool.core.protocol import (AudioBanner, AudioInference, Banner, Detection, FirmwareError, Inference,
+                                  parse_line)
 from fwtool.core.lines import Line
 
 
@@ -73,6 +74,7 @@ class Stats:
         self.latencies_us: deque[int] = deque(maxlen=window)
         self.arrivals: deque[tuple[float, int]] = deque(maxlen=rate_window)  # (host time, firmware n)
         self.top_counts: Counter[str] = Counter()
+        self.audio = AudioStats(window)
 
     @property
     def labels(self) -> list[str]:
@@ -102,6 +104,8 @@ class Stats:
             self.top_counts[p.top] += 1
         elif isinstance(p, FirmwareError):
             self.last_error = p
+        else:
+            self.audio.add(p, rec.line.t)
 
     def on_disconnect(self) -> None:
         self.disconnects += 1
@@ -132,4 +136,58 @@ class Stats:
                 "boots": self.boots, "missed": self.missed, "disconnects": self.disconnects,
                 "latency_ms": {"last": None if self.last is None else self.last.us / 1000.0,
                                "p50": self.latency_ms(50), "p95": self.latency_ms(95)},
-                "rate_per_s": self.rate(), "top_counts": dict(self.top_counts)}
+                "rate_per_s": self.rate(), "top_counts": dict(self.top_counts),
+                **({"audio": self.audio.summary()} if self.audio.inferences else {})}
+
+
+class AudioStats:
+    """The audio apps' lines (FWT:AUDIO, FWT:AINF, FWT:DETECT): last scores, detection history, DSP vs invoke time
+    and the share of the real-time budget (samples per inference / rate) one hop uses."""
+
+    def __init__(self, window: int = 500, history: int = 8):
+        self.banner: AudioBanner | None = None
+        self.last: AudioInference | None = None
+        self.inferences = 0
+        self.detections: deque[tuple[float, Detection]] = deque(maxlen=history)  # (host time, detection)
+        self.detection_count = 0
+        self.dsp_us: deque[int] = deque(maxlen=window)
+        self.invoke_us: deque[int] = deque(maxlen=window)
+        self.hop_us: deque[int] = deque(maxlen=window)
+
+    def add(self, p, t: float) -> None:
+        if isinstance(p, AudioBanner):
+            self.banner = p
+        elif isinstance(p, AudioInference):
+            self.last = p
+            self.inferences += 1
+            self.dsp_us.append(p.dsp_us)
+            self.invoke_us.append(p.invoke_us)
+            self.hop_us.append(p.us)
+        elif isinstance(p, Detection):
+            self.detections.append((t, p))
+            self.detection_count += 1
+
+    @property
+    def budget_us(self) -> int | None:
+        """Real-time budget of one inference: shift * hop samples at the rate (None before the FWT:AUDIO line)."""
+        b = self.banner
+        if b is None or not b.rate:
+            return None
+        return int(round(1e6 * b.shift * b.hop / b.rate))
+
+    def budget_use(self, q: float = 95) -> float | None:
+        v = percentile(self.hop_us, q)
+        return None if v is None or not self.budget_us else v / self.budget_us
+
+    def summary(self) -> dict:
+        def ms(values, q):
+            v = percentile(values, q)
+            return None if v is None else v / 1000.0
+        return {"inferences": self.inferences, "detections": self.detection_count,
+                "source": self.banner.source if self.banner else None,
+                "dsp_ms": {"p50": ms(self.dsp_us, 50), "p95": ms(self.dsp_us, 95)},
+                "invoke_ms": {"p50": ms(self.invoke_us, 50), "p95": ms(self.invoke_us, 95)},
+                "hop_ms": {"p50": ms(self.hop_us, 50), "p95": ms(self.hop_us, 95)},
+                "budget_ms": None if self.budget_us is None else self.budget_us / 1000.0,
+                "budget_use_p95": self.budget_use(95),
+                "dropped": self.last.dropped if self.last else 0}

@@ -125,6 +125,8 @@ def render_panel(stats: Stats, st: PanelState, width: int = 100, bar_width: int 
                     f"p95 {_fmt_ms(stats.latency_ms(95))} ms")
         line.append(f"   ({len(stats.latencies_us)} samples)", style="dim")
         rows.append(line)
+    elif stats.audio.last is not None:
+        rows.extend(audio_rows(stats, width, bar_width))
     elif stats.last_error is None:
         rows.append(Text("waiting for FWT:INFER lines…", style="dim"))
     if stats.last_error is not None:
@@ -138,6 +140,42 @@ def render_panel(stats: Stats, st: PanelState, width: int = 100, bar_width: int 
         grid.add_row(Text("> " + st.pending_input + "▏"), Text(KEYS_HELP, style="dim"))
         rows.append(grid)
     return Panel(Group(*rows), title=title, title_align="left", width=width, padding=(0, 1))
+
+
+def audio_rows(stats: Stats, width: int = 100, bar_width: int | None = None) -> list:
+    """The audio apps' part of the panel: score bar, detection history, DSP vs invoke time, budget use."""
+    a = stats.audio
+    last = a.last
+    rows: list = [Text("")]
+    if a.banner is not None:
+        b = a.banner
+        rows.append(Text(f"audio   {b.app} · {b.source} · {b.rate} Hz · {b.frames}x{b.bins} · hop {b.hop} · "
+                         f"{b.shift} frames per inference", style="dim"))
+    bw = bar_width or max(10, width - 36)
+    line = Text()
+    line.append("score   ", style="dim")
+    line.append(f"{last.top[:16]:<16} {last.score:.4f} ", style="bold cyan")
+    line.append(score_bar(last.score, 0.0, 1.0, bw), style="cyan")
+    rows.append(line)
+    budget = a.budget_us
+    line = Text()
+    line.append("per hop ", style="dim")
+    line.append(f"DSP {last.dsp_us / 1000:.2f} ms + invoke {last.invoke_us / 1000:.2f} ms = {last.us / 1000:.2f} ms")
+    if budget:
+        use = a.budget_use(95)
+        line.append(f"   p95 {use:.0%} of {budget / 1000:g} ms" if use is not None else "",
+                    style="bold red" if use is not None and use > 1 else "green")
+    rows.append(line)
+    line = Text()
+    line.append("n       ", style="dim")
+    line.append(f"{last.n}   detections {a.detection_count}")
+    if last.dropped:
+        line.append(f"   dropped {last.dropped} samples", style="yellow")
+    rows.append(line)
+    if a.detections:
+        hist = "  ".join(f"{stamp(t)} #{d.n} {d.label} {d.score:.2f}" for t, d in list(a.detections)[-4:])
+        rows.append(Text(f"history {hist}", style="dim"))
+    return rows
 
 
 class View:
@@ -251,8 +289,8 @@ class LiveView(View):
 
     def record(self, rec: Record) -> None:
         self._dirty = True
-        if rec.kind == "inference":
-            return  # shown in the panel
+        if rec.kind in ("inference", "audio_inference", "feature", "ack"):
+            return  # shown in the panel (feature rows and stream acks are too many to scroll by)
         if rec.kind == "banner":
             f = rec.parsed.fields
             self._print(Text(f"-- FWT:BOOT {f.get('model', '?')} {f.get('sha256', '')} on {f.get('board', '?')}, "

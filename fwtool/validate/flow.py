@@ -119,6 +119,9 @@ def _too_many_vectors(board, model: Model, vectors: np.ndarray) -> DoesNotFit | 
 def run_target(opts: ValidateOptions, image: Path | None, on_line: Callable[[str], None],
                on_step: Callable[[str], None]) -> tuple[list[str], dict]:
     if opts.target == "emulator":
+        family = get_family(get_board(opts.board).family)
+        if getattr(family, "virtual_target", None) == "qemu-mps2-an386":  # the family's virtual Cortex-M4
+            return target.run_on_virtual_m4(family.virtual_image(image), opts.timeout, on_line)
         return target.run_on_emulator(image, opts.timeout, on_line)
     return target.run_on_board(image, opts.board, port=opts.port, serial=opts.serial, flash=opts.flash,
                                timeout=opts.timeout, on_line=on_line, on_step=on_step)
@@ -189,7 +192,7 @@ def run(opts: ValidateOptions, on_line: Callable[[str], None] = lambda s: None,
                      "tflm_cores": built.report["build"]["tflm_cores"] if built else None,
                      "notes": built.notes if built else [], "banner": dev.banner},
         "outputs": outputs, "latency": lat.to_dict() if lat else None,
-        "timing_note": TIMING_NOTE if opts.target == "emulator" else None,
+        "timing_note": target_info.get("timing_note", TIMING_NOTE) if opts.target == "emulator" else None,
         "problems": problems + [p for o in outputs for p in (f"output {o['index']}: {x}" for x in o["problems"])],
         "warnings": warnings,
     }

@@ -12,6 +12,7 @@ from typing import Callable
 import serial
 
 from fwtool import emulator
+from fwtool.emulator import qemu
 from fwtool.core import protocol
 from fwtool.core.errors import Exit, FwtoolError
 from fwtool.core.lines import LineSplitter
@@ -30,6 +31,18 @@ def run_on_emulator(image: Path, timeout: float, on_line: Callable[[str], None])
         raise emulator.failure(result.reason, result.detail)
     return result.lines, {"kind": "emulator", "emulated_us": result.emulated_us, "wall_s": result.wall_s,
                           "clock_mhz": emulator.CLOCK_MHZ}
+
+
+def run_on_virtual_m4(elf: Path, timeout: float, on_line: Callable[[str], None]) -> tuple[list[str], dict]:
+    """Run the validation image linked for QEMU's Cortex-M4 (the psoc6 family's virtual target) until ``FWT:DONE``."""
+    result = qemu.run_capture(elf, until=protocol.PREFIX_DONE, timeout=timeout, on_line=on_line)
+    if not result.ok:
+        raise qemu.failure(result, timeout)
+    us = result.invoke_us
+    return result.lines, {"kind": "emulator", "name": "virtual Cortex-M4 (QEMU mps2-an386)", "elf": str(elf),
+                          "wall_s": result.wall_s, "invoke_instructions": result.invoke_instructions[:1] and
+                          result.invoke_instructions[0], "invoke_us": us[:1] and us[0],
+                          "timing_note": qemu.TIMING_NOTE}
 
 
 def read_port_until_done(port: str, timeout: float, on_line: Callable[[str], None], baud: int = BAUD) -> list[str]:

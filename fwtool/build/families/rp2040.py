@@ -8,13 +8,14 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from fwtool.core import runner, vendor
+from fwtool.core import escape, runner, vendor
 from fwtool.core.boards import Board
 from fwtool.core.errors import FwtoolError
 from fwtool.core.files import write_if_changed
 from fwtool.core.toolchain import DEBIAN_ARM, Tool
 from fwtool.image import uf2
 from fwtool.build.families.base import CompiledFiles, CompileRequest, Family, SourcePatch
+from fwtool.build.families.rp2040_apps import fast_sources, mic_values, vendor_libs
 
 TFLM_INCLUDES = ["src", "src/third_party/ruy", "src/third_party/gemmlowp", "src/third_party/flatbuffers/include",
                  "src/third_party/cmsis/CMSIS/Core/Include", "src/third_party/cmsis_nn",
@@ -26,20 +27,28 @@ _REGISTER = re.compile(r"^TFLMRegistration\s+Register_(\w+)\s*\(\s*\)\s*\{", re.
 _PROGRESS = re.compile(r"^\[\s*(\d+)/(\d+)\]|^\[\s*(\d+)%\]")
 
 
+SIGNAL_DIRS = ("src/signal/", "src/third_party/kissfft/")  # the signal library and the FFT it wraps
+SIGNAL_INCLUDES = ["src/third_party/kissfft"]  # its wrappers #include "kiss_fft.c" (pico-tflmicro's include list)
+_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*"([^"]+)"', re.M)
+_SOURCE_SUFFIXES = (".c", ".cc", ".cpp")
+
+
 @lru_cache(maxsize=8)
-def _tflm_library_sources(root: str) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+def _tflm_library_sources(root: str) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]], tuple[str, ...]]:
     """Sources of the ``pico-tflmicro`` library target, as its own CMakeLists lists them.
 
-    Returns (sources every build needs, {kernel file: ops it registers}) with paths relative to ``root``.
-    The signal library (custom audio front-end ops) is left out; kernel files that register ops are returned
-    separately so that a build compiles only the kernels its model uses.
+    Returns (sources every build needs, {kernel file: ops it registers}, signal-library sources) with paths
+    relative to ``root``. Kernel files that register ops are returned separately so that a build compiles only the
+    kernels its model uses; the signal library (custom audio front-end ops, and kissfft) only for a model that uses
+    them (:func:`signal_sources`).
     """
     cml = (Path(root) / "CMakeLists.txt").read_text()
     block = cml[cml.index("target_sources(pico-tflmicro"):]
     block = block[:block.index(")")]
-    common, kernels = [], {}
+    common, kernels, signal = [], {}, []
     for rel in _SRC.findall(block):
-        if rel.startswith(("src/signal/", "src/third_party/kissfft/")):
+        if rel.startswith(SIGNAL_DIRS):
+            signal.append(rel)
             continue
         if "/lite/micro/kernels/" in rel:
             ops = tuple(_REGISTER.findall((Path(root) / rel).read_text(errors="replace")))
@@ -47,18 +56,94 @@ def _tflm_library_sources(root: str) -> tuple[tuple[str, ...], dict[str, tuple[s
                 kernels[rel] = ops
                 continue
         common.append(rel)
-    return tuple(common), kernels
+    return tuple(common), kernels, tuple(signal)
+
+
+@lru_cache(maxsize=256)
+def _signal_includes(root: str, rel: str) -> tuple[str, ...]:
+    """The signal-library / kissfft files ``rel`` #includes, resolved like the compiler (own folder, then the
+    include path), relative to ``root``."""
+    here = Path(rel).parent
+    found = []
+    for inc in _INCLUDE.findall((Path(root) / rel).read_text(errors="replace")):
+        for base in (here, *map(Path, TFLM_INCLUDES), *map(Path, SIGNAL_INCLUDES)):
+            cand = (base / inc).as_posix()
+            if cand.startswith(SIGNAL_DIRS) and (Path(root) / cand).is_file():
+                found.append(cand)
+                break
+    return tuple(found)
+
+
+def _common_prefix(a: str, b: str) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def _implements(root: str, source: str, headers: set[str]) -> bool:
+    """Does ``source`` define what a header in ``headers`` declares? Its own header: the one of the same stem in
+    its folder (kiss_fft_int16.cpp -> kiss_fft_int16.h), else the same-folder header it includes whose stem is
+    closest to its own (rfft_int16.cpp -> rfft.h, msb_32.cpp -> msb.h, fft_auto_scale_common.cpp ->
+    fft_auto_scale_kernel.h)."""
+    src = Path(source)
+    own = (src.parent / (src.stem + ".h")).as_posix()
+    if (Path(root) / own).is_file():
+        return own in headers
+    local = [h for h in _signal_includes(root, source) if Path(h).parent == src.parent and h.endswith(".h")]
+    if not local:
+        return False
+    best = max(local, key=lambda h: _common_prefix(Path(h).stem, src.stem))
+    return _common_prefix(Path(best).stem, src.stem) > 0 and best in headers
+
+
+def signal_sources(root: Path, kernels: list[str]) -> list[str]:
+    """Exactly the signal-library and kissfft sources the signal-op ``kernels`` (paths relative to ``root``) need.
+
+    Derived from the tree: follow the kernels' #includes within the signal library; every library source that
+    implements a reached header is compiled too (and its includes followed), until nothing new is reached. A file
+    that another one #includes as code (the kissfft wrappers include kiss_fft.c) is not compiled on its own.
+    """
+    key = str(root)
+    library = _tflm_library_sources(key)[2]
+    selected, reached, textual = set(kernels), set(), set()
+    todo = list(kernels)
+    while todo:
+        while todo:
+            for inc in _signal_includes(key, todo.pop()):
+                if inc not in reached:
+                    reached.add(inc)
+                    todo.append(inc)
+                    if inc.endswith(_SOURCE_SUFFIXES):
+                        textual.add(inc)
+        for src in library:
+            if src.endswith(_SOURCE_SUFFIXES) and src not in selected and _implements(key, src, reached):
+                selected.add(src)
+                todo.append(src)
+    return sorted(selected - textual)
+
+
+def kernel_source(kernel: str) -> str:
+    """The tree path of an op-table kernel file: signal ops are relative to src/, builtins to kernels/."""
+    return f"src/{kernel}" if kernel.startswith("signal/") else f"src/tensorflow/lite/micro/kernels/{kernel}"
 
 
 def tflm_sources(root: Path, kernel_files: list[str]) -> list[str]:
-    """Library sources for a model whose ops are registered in ``kernel_files`` (names relative to kernels/)."""
-    common, kernels = _tflm_library_sources(str(root))
-    wanted = {f"src/tensorflow/lite/micro/kernels/{k}" for k in kernel_files}
-    missing = wanted - set(kernels)
+    """Library sources for a model whose ops are registered in ``kernel_files`` (op-table kernel paths)."""
+    common, kernels, signal = _tflm_library_sources(str(root))
+    wanted = {kernel_source(k) for k in kernel_files}
+    missing = wanted - set(kernels) - set(signal)
     if missing:
         raise FwtoolError(f"pico-tflmicro at {root} has no kernel source {sorted(missing)[0]}",
                           "use the pinned pico-tflmicro revision ('fwtool vendor sync') or regenerate the op table")
-    return list(common) + sorted(wanted)
+    builtin = sorted(w for w in wanted if w in kernels)
+    return list(common) + builtin + signal_sources(root, sorted(wanted - set(builtin)))
+
+
+def tflm_includes(kernel_files: list[str]) -> list[str]:
+    """pico-tflmicro include folders for the build (kissfft's only when signal ops are compiled)."""
+    uses_signal = any(k.startswith("signal/") for k in kernel_files)
+    return list(TFLM_INCLUDES) + (list(SIGNAL_INCLUDES) if uses_signal else [])
 
 
 # pico-tflmicro hard-defines TF_LITE_PICO_MULTICORE here (core 1 computes part of each matrix product). Single-core
@@ -127,7 +212,7 @@ class RP2040Family(Family):
         Tool("node", "nodejs npm", "emulator", (18,)),
     ]
     context_keys = ("tflm_root", "tflm_version", "tflm_sources", "tflm_patched_sources", "tflm_includes",
-                    "tflm_defines")
+                    "tflm_defines", "app_vendor_libs", "mic", "tflm_fast_sources")
     code_reserve_bytes = 96 * 1024  # SDK + USB stdio + TFLM runtime + a few kernels (fire_alarm: ~80 KB)
     ram_reserve_bytes = 24 * 1024  # 2 x 2 KiB stacks, heap, SDK/tinyusb state, TFLM objects
 
@@ -141,14 +226,17 @@ class RP2040Family(Family):
 
     def template_context(self, plan, vendor_paths: dict[str, Path]) -> dict:
         root = vendor_paths["pico-tflmicro"]
-        return {"tflm_root": root.as_posix(), "tflm_version": vendor.manifest()["pico-tflmicro"].version,
+        return {"tflm_root": escape.cmake_quoted(root.as_posix()), "tflm_version": vendor.manifest()["pico-tflmicro"].version,
                 "tflm_sources": tflm_sources(root, plan.kernel_files), "tflm_patched_sources": [],
-                "tflm_includes": list(TFLM_INCLUDES), "tflm_defines": list(TFLM_DEFINES)}
+                "tflm_includes": tflm_includes(plan.kernel_files), "tflm_defines": list(TFLM_DEFINES),
+                "app_vendor_libs": vendor_libs(plan.app.vendor, vendor_paths), **mic_values(plan.board),
+                # audio apps have a real-time budget per hop: the model's kernels and CMSIS-NN at -O2
+                "tflm_fast_sources": fast_sources(root, plan) if getattr(plan, "audio", None) is not None else []}
 
     def patches(self, plan, vendor_paths: dict[str, Path], patch_dir: Path) -> list[SourcePatch]:
         """The resize fix for every build that compiles that kernel; the single-core copy for --tflm-cores 1."""
         root = vendor_paths["pico-tflmicro"]
-        compiled = [f"src/tensorflow/lite/micro/kernels/{k}" for k in plan.kernel_files]
+        compiled = [kernel_source(k) for k in plan.kernel_files]
         found = [resize_half_pixel_patch(compiled, root, patch_dir)]
         if plan.options.tflm_cores == 1:  # the dual-core CMSIS-NN kernel without TF_LITE_PICO_MULTICORE
             found.append(single_core_patch(root, patch_dir))

@@ -1,0 +1,61 @@
+"""Audio apps on the virtual RP2040: stream a clip's PCM into the firmware's USB CDC (over the runner's TCP serial
+socket, the same bytes a real board's serial port carries) and collect its audio lines.
+
+Faster than real time: the host sends as fast as the firmware grants credit (fwtool/audio/stream.py), and the
+times the firmware prints (dsp_us, invoke_us) are emulated cycles at the board clock, not wall time.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import serial
+
+from fwtool.audio import capture as capture_mod
+from fwtool.audio.device import front_end as device_front_end
+from fwtool.audio.device import is_audio_app, model_input_of
+from fwtool.audio.params import FrontEnd
+from fwtool.core.errors import BadInput
+from fwtool.emulator.session import VirtualBoard
+from fwtool.model.tflite import load_model
+
+
+def open_port(url: str):
+    """A pyserial port on the virtual board's socket."""
+    return serial.serial_for_url(url, timeout=0.02)
+
+
+def stream_clip(image: Path, pcm: np.ndarray, fe: FrontEnd, *, features: bool = False,
+                on_line: Callable[[str], None] | None = None, max_wall_s: float = 900.0,
+                settle_s: float = 60.0) -> capture_mod.AudioCapture:
+    """Boot ``image`` on a fresh virtual board, stream ``pcm`` to it and return what it printed.
+
+    Raises the virtual board's own failures (node missing, firmware fault) as FwtoolError; an incomplete capture is
+    returned with ``complete = False`` (see capture.require_complete).
+    """
+    board = VirtualBoard(Path(image), serial="tcp", start="on-connect", max_wall_s=max_wall_s)
+    board.start()
+    port = None
+    try:
+        port = open_port(board.url)
+        # the socket loses nothing: never resend (a resend storm slows the emulated firmware); wall-clock waits are
+        # long because an emulated inference takes ~0.5 s of wall time (more on a loaded machine)
+        return capture_mod.capture(port, pcm, fe, features=features, on_line=on_line, settle_s=settle_s,
+                                   ack_timeout=settle_s, start_timeout=settle_s, resend_s=max_wall_s)
+    finally:
+        if port is not None:
+            port.close()
+        board.stop()
+
+
+def front_end_of_build(report: dict | None) -> FrontEnd:
+    """The front end an audio app build runs (from its report.json: the app and the model's input)."""
+    app = ((report or {}).get("build") or {}).get("app")
+    model_path = ((report or {}).get("model") or {}).get("path")
+    if not app or not is_audio_app(app) or not model_path:
+        raise BadInput(f"this firmware is {'app ' + repr(app) if app else 'not a build fwtool knows'}, not an "
+                       "audio app, so it takes no --audio stream",
+                       "build one: fwtool build -b pico --app audio_classifier -m model.tflite --tflm-cores 1")
+    model = load_model(Path(model_path))
+    return device_front_end(app, model_input_of(model.inputs[0]))
