@@ -33,7 +33,8 @@ Examples:
   fwtool doctor                                    # what is installed, what is missing
 \b
 Exit codes: 0 ok, 1 failed, 2 usage, 3 bad input, 4 missing tool/SDK, 5 does not fit,
-6 no device, 7 timeout, 8 expectation not met, 9 device lost, 130 interrupted.
+6 no device, 7 timeout, 8 expectation not met, 9 device lost, 10 firmware error (FWT:ERROR),
+130 interrupted.
 """
 
 

@@ -85,7 +85,8 @@ def test_the_product_apps():
         assert app.sources == ("main.cpp",) and app.needs == () and app.input_shape is None
     assert apps.template_values(listed["validate"]) == {
         "app_name": "validate", "common_sources": ["fwt_lines.cpp", "fwt_runtime.cpp", "input_data.cpp",
-                                                   "model_data.cpp"], "app_sources": ["main.cpp"]}
+                                                   "model_data.cpp"], "app_sources": ["main.cpp"],
+        "app_defines": []}
 
 
 def test_bad_app_toml_is_one_line(app_tree):

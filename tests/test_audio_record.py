@@ -119,7 +119,7 @@ def test_names_levels_and_out_dir(tmp_path):
 
 def test_record_command(tmp_path, monkeypatch):
     x = sig(8000, 2)
-    monkeypatch.setattr(record_cmd, "open_port", lambda port: FakeRecorder(x))
+    monkeypatch.setattr(record_cmd, "open_port", lambda port, board=None: FakeRecorder(x))
     r = CliRunner().invoke(record_cmd.record, ["--port", "fake", "--label", "yes", "--seconds", "0.5",
                                                "--count", "2", "--pause", "0", "--out", str(tmp_path / "o")])
     assert r.exit_code == 0, r.output
@@ -128,7 +128,7 @@ def test_record_command(tmp_path, monkeypatch):
 
 
 def test_record_command_dropped_and_no_port(tmp_path, monkeypatch):
-    monkeypatch.setattr(record_cmd, "open_port", lambda port: FakeRecorder(sig(8000), drop=[1]))
+    monkeypatch.setattr(record_cmd, "open_port", lambda port, board=None: FakeRecorder(sig(8000), drop=[1]))
     r = CliRunner().invoke(record_cmd.record, ["-p", "x", "-l", "no", "-s", "0.5", "-o", str(tmp_path), "--json"])
     assert isinstance(r.exception, FwtoolError) and "dropped samples" in r.exception.cause
     assert not list(tmp_path.glob("*.wav"))

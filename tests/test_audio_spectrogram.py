@@ -255,7 +255,7 @@ def test_stream_windows_match_the_device_loop():
 
 
 def test_device_draft_on_cortex_m0plus_hash():
-    """/tmp/audio/audio_frontend.h (the C++ draft) on arm-none-eabi -mcpu=cortex-m0plus under qemu: 40 blocks of
+    """the device front end (templates/common/fwt_audio.h.j2's arithmetic, first drafted as a standalone header) on arm-none-eabi -mcpu=cortex-m0plus under qemu: 40 blocks of
     512 LCG samples (>> blk % 5), FNV-1a over each block's 124x129 input tensor = 0x0249fb6a."""
     noise = lcg_noise(40 * 512)
     pcm = np.concatenate([noise[b * 512:(b + 1) * 512] >> (b % 5) for b in range(40)]).astype(np.int16)

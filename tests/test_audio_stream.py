@@ -1,6 +1,6 @@
 """Host -> device PCM stream (fwtool.audio.stream) against a protocol-level fake audio app (no hardware).
 
-FakeAudioApp is the receiver of /tmp/audio/pcm_receiver.h restated in Python: it waits for FWH\\x01, announces
+FakeAudioApp is the firmware's PCM receiver (templates/common/fwt_audio.h.j2) restated in Python: it waits for FWH\\x01, announces
 FWT:AUDIO ... source=host want=W and an initial credit, stores chunks in a ring of `slots` chunks, acks each stored
 chunk (cumulative seq + free slots), discards bad-CRC / out-of-order chunks (re-acking), and "processes"
 `consume` samples per read() call, sending a credit update when a slot frees.

@@ -76,15 +76,17 @@ def test_too_big_for_pico_flash_byte_exact_shortfall_but_fits_sparkfun(tmp_path,
     m = load_model(f)
     r = inspect_model(m)
     rows = {b["board"]: b for b in r["boards"]}
-    short = m.size + get_family("rp2040").code_reserve_bytes - get_board("pico").flash_bytes
-    assert short > 0
+    flash = rows["pico"]["flash"]  # the reserve a build would use: measured for this op set if cached, else default
+    short = m.size + flash["code_reserve"] - get_board("pico").flash_bytes
+    src = "" if flash["code_reserve_source"] == "family default" else f" ({flash['code_reserve_source']})"
+    assert short > 0 and flash["code_reserve"] <= get_family("rp2040").code_reserve_bytes
     assert not rows["pico"]["fits"] and rows["pico"]["flash"]["margin"] == -short
     assert rows["pico"]["problems"][0].startswith(f"flash short by {short:,} bytes")
     assert rows["sparkfun_micromod_rp2040"]["fits"] and rows["sparkfun_micromod_rp2040"]["runs"]
     code, out, err = M.run_cli(["inspect", f, "--board", "pico"], capsys)
     assert code == Exit.DOES_NOT_FIT
     assert err.splitlines()[0] == f"error: padded.tflite does not fit pico: flash short by {short:,} bytes " \
-        f"(model {m.size:,} + code reserve 98,304 > 2,097,152)"
+        f"(model {m.size:,} + code reserve {flash['code_reserve']:,}{src} > 2,097,152)"
     assert "pico" in out and f"-{short:,}" in out
     code, out, _ = M.run_cli(["inspect", f, "--board", "sparkfun_micromod_rp2040"], capsys)
     assert code == 0
@@ -217,7 +219,7 @@ def test_deliberately_too_big_models_fit_decisions(capsys):
     rows = {b["board"]: b for b in r["boards"]}
     # untrained: all-zero biases, which the converter drops (FULLY_CONNECTED with bias index -1)
     assert r["totals"]["params"] == 1024 * 2048 + 2048 * 1 and r["totals"]["macs"] == 1024 * 2048 + 2048
-    short = big.size + 98_304 - 2_097_152
+    short = big.size + rows["pico"]["flash"]["code_reserve"] - 2_097_152
     assert rows["pico"]["flash"]["margin"] == -short < 0 and not rows["pico"]["fits"]
     assert rows["pico"]["ram"]["margin"] > 0  # flash is the only problem
     assert rows["sparkfun_micromod_rp2040"]["fits"]  # 16 MiB flash

@@ -150,8 +150,8 @@ def test_expect_label_not_in_banner_fails_fast_and_firmware_error_is_a_mismatch(
     assert v.code == Exit.MISMATCH and "fire_alarm, no_fire" in v.reason
     c = Conditions(5, (), None, None)
     v = c.check(classify(Line(b"FWT:ERROR AllocateTensors failed", 0.0)), st)
-    assert v.code == Exit.MISMATCH and "AllocateTensors" in v.reason
-    # without any stop condition FWT:ERROR is only shown
+    assert v.code == Exit.FIRMWARE_ERROR and "AllocateTensors" in v.reason
+    # without any stop condition FWT:ERROR is only shown (the session's end then exits FIRMWARE_ERROR)
     assert Conditions(None, (), None, None).check(classify(Line(b"FWT:ERROR x", 0.0)), st) is None
 
 

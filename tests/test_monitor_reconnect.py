@@ -198,7 +198,7 @@ def test_timeout_exit_7_and_firmware_error_exit_8():
         board.write_line("FWT:ERROR AllocateTensors failed: arena too small (rebuild with a larger --arena)")
 
     res, recs, err = monitor(ports, broken, expect_label="fire_alarm", timeout=10)
-    assert res.exit_code == Exit.MISMATCH == 8 and "arena too small" in res.reason
+    assert res.exit_code == Exit.FIRMWARE_ERROR == 10 and "arena too small" in res.reason
     assert any(r["type"] == "error" for r in recs)
     board.vanish()
 

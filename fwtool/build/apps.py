@@ -11,11 +11,14 @@ overrides an earlier one of the same name. ``app.toml`` declares:
   template compiles them (``app_sources`` in the template context)
 - ``vendor``: extra vendor trees it needs beyond the family's (names in vendor/manifest.toml)
 - ``needs``: board features; a board has feature X when its board file has a top-level ``[X]`` table
+- ``defines``: preprocessor definitions for the whole firmware (``NAME=VALUE``; every family's build template
+  applies them, ``app_defines`` in the template context), e.g. the recorder's binary-safe stdio
 - ``[input] shape, dtype``: the input layout the app feeds the model; a model whose input 0 differs is refused
   before anything is generated.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +43,7 @@ class App:
     sources: tuple[str, ...] = ()
     vendor: tuple[str, ...] = ()
     needs: tuple[str, ...] = ()
+    defines: tuple[str, ...] = ()
 
     def check_model(self, model: Model) -> None:
         t = model.inputs[0]
@@ -74,6 +78,15 @@ def _str_list(d: dict, key: str, meta: Path) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _defines(d: dict, meta: Path) -> tuple[str, ...]:
+    defines = _str_list(d, "defines", meta)
+    for item in defines:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(=[A-Za-z0-9_.+\-]*)?", item):
+            raise BadInput(f"{meta}: define '{item}' is not NAME or NAME=VALUE (letters, digits, _ . + -)",
+                           "write e.g. defines = [\"PICO_STDIO_ENABLE_CRLF_SUPPORT=0\"]")
+    return defines
+
+
 def load_app(meta: Path) -> App:
     """The app described by ``meta`` (an ``app.toml``; the folder name is the app's name)."""
     d = tomllib.loads(meta.read_text())
@@ -81,7 +94,8 @@ def load_app(meta: Path) -> App:
     return App(meta.parent.name, meta.parent, d.get("description", ""),
                tuple(inp["shape"]) if "shape" in inp else None, inp.get("dtype"),
                sources=_str_list(d, "sources", meta),
-               vendor=_str_list(d, "vendor", meta), needs=_str_list(d, "needs", meta))
+               vendor=_str_list(d, "vendor", meta), needs=_str_list(d, "needs", meta),
+               defines=_defines(d, meta))
 
 
 def list_apps() -> dict[str, App]:
@@ -108,4 +122,4 @@ def template_values(app: App) -> dict:
     """What the templates need to know about ``app`` (merged into the build's template context)."""
     common = common_sources()
     return {"app_name": app.name, "common_sources": common,
-            "app_sources": [s for s in app.sources if s not in common]}
+            "app_sources": [s for s in app.sources if s not in common], "app_defines": list(app.defines)}

@@ -2,7 +2,9 @@
 
 Used by ``fwtool build`` (refuses early), ``fwtool inspect`` (a row per board) and ``fwtool validate`` (how many
 input vectors fit). Flash: model + embedded input bytes + the family's code reserve vs the board's flash.
-RAM: arena + the family's RAM reserve vs the board's SRAM. Reserves come from the family (``Family``).
+RAM: arena + the family's RAM reserve vs the board's SRAM. The code reserve is the one a real build of the same
+family/board/app/op set/trees measured (fwtool/build/codesize.py, + a margin) when ``code_reserve`` is given, else the
+family's default (an upper bound); the RAM reserve comes from the family (``Family``).
 """
 from __future__ import annotations
 
@@ -21,13 +23,17 @@ class Reserves(Protocol):  # what the fit check needs of a family
     ram_reserve_bytes: int
 
 
-def fit_report(board: Board, family: Reserves, model: Model, arena_bytes: int, input_bytes: int = 0) -> dict:
+def fit_report(board: Board, family: Reserves, model: Model, arena_bytes: int, input_bytes: int = 0,
+               code_reserve: int | None = None, code_source: str = "family default") -> dict:
     """Flash and RAM needed vs available, with margins (negative: byte-exact shortfall). Never raises."""
-    code, reserve = family.code_reserve_bytes, family.ram_reserve_bytes
+    if code_reserve is None:
+        code_reserve, code_source = family.code_reserve_bytes, "family default"
+    code, reserve = code_reserve, family.ram_reserve_bytes
     flash_need = model.size + input_bytes + code
     ram_need = arena_bytes + reserve
     result = {
         "flash": {"model": model.size, "input": input_bytes, "code_reserve": code,
+                  "code_reserve_source": code_source,
                   "required": flash_need, "available": board.flash_bytes, "margin": board.flash_bytes - flash_need},
         "ram": {"arena": arena_bytes, "reserve": reserve, "required": ram_need,
                 "available": board.sram_bytes, "margin": board.sram_bytes - ram_need},
@@ -35,8 +41,9 @@ def fit_report(board: Board, family: Reserves, model: Model, arena_bytes: int, i
     problems = []
     if flash_need > board.flash_bytes:
         inputs = f" + inputs {input_bytes:,}" if input_bytes else ""
+        source = "" if code_source == "family default" else f" ({code_source})"
         problems.append(f"flash short by {flash_need - board.flash_bytes:,} bytes (model {model.size:,}{inputs} + "
-                        f"code reserve {code:,} > {board.flash_bytes:,})")
+                        f"code reserve {code:,}{source} > {board.flash_bytes:,})")
     if ram_need > board.sram_bytes:
         problems.append(f"RAM short by {ram_need - board.sram_bytes:,} bytes (arena {arena_bytes:,} + "
                         f"reserve {reserve:,} > {board.sram_bytes:,})")
@@ -45,9 +52,10 @@ def fit_report(board: Board, family: Reserves, model: Model, arena_bytes: int, i
     return result
 
 
-def fit_check(board: Board, family: Reserves, model: Model, arena_bytes: int, input_bytes: int = 0) -> dict:
+def fit_check(board: Board, family: Reserves, model: Model, arena_bytes: int, input_bytes: int = 0,
+              code_reserve: int | None = None, code_source: str = "family default") -> dict:
     """:func:`fit_report`, raising DoesNotFit (exit 5) with every shortfall when something does not fit."""
-    result = fit_report(board, family, model, arena_bytes, input_bytes)
+    result = fit_report(board, family, model, arena_bytes, input_bytes, code_reserve, code_source)
     if result["problems"]:
         raise DoesNotFit(f"{model.path.name} does not fit {board.name}: " + "; ".join(result["problems"]), FIX)
     return result

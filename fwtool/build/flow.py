@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from fwtool.build import elfsize, outdir, render
+from fwtool.build import codesize, elfsize, outdir, render
 from fwtool.build.context import template_context
 from fwtool.build.families import CompileRequest
 from fwtool.build.plan import BuildOptions, BuildPlan, plan
@@ -45,6 +45,13 @@ def check_linked_size(sizes: elfsize.Sizes, p: BuildPlan) -> None:
         raise DoesNotFit(f"linked firmware does not fit {p.board.name}: flash {sizes.flash:,}/"
                          f"{p.board.flash_bytes:,} B, RAM {sizes.ram:,}/{p.board.sram_bytes:,} B",
                          "use a smaller model or a smaller --arena")
+
+
+def record_code_size(sizes: elfsize.Sizes, p: BuildPlan) -> bool:
+    """Keep this build's non-model flash for the next fit check of the same family/board/app/op set/trees."""
+    embedded = p.input_bytes + (p.preprocessor.model.size if p.preprocessor else 0)
+    fields = codesize.plan_fields(p.board, p.family, p.app, p.kernel_files, p.stdio, p.options.tflm_cores)
+    return codesize.record(fields, codesize.non_model_flash(sizes.flash, p.model.size, embedded))
 
 
 def run(opts: BuildOptions, on_line: Callable[[str], None] = lambda s: None,
@@ -84,6 +91,7 @@ def run(opts: BuildOptions, on_line: Callable[[str], None] = lambda s: None,
     on_step(f"checking sizes and writing the {board.image_kind.upper()}")
     sizes = elfsize.sizes(compiled.elf, board.flash_base, board.flash_bytes)
     check_linked_size(sizes, p)
+    record_code_size(sizes, p)
     images = family.package(compiled, board)
     if board.image_kind not in images and getattr(compiled, board.image_kind, None) is None:
         raise FwtoolError(f"the {family.name} family made no {board.image_kind} image for {board.name}",

@@ -16,7 +16,7 @@ import numpy as np
 from fwtool.audio import device as audio_device
 from fwtool.audio.params import FrontEnd
 from fwtool.build import fit as fit_mod
-from fwtool.build import userdata
+from fwtool.build import codesize, userdata
 from fwtool.build.apps import App, get_app
 from fwtool.build.families import Family, get_family
 from fwtool.build.preprocessor import PreprocessorPlan, labels_for, plan_preprocessor
@@ -140,8 +140,9 @@ def plan(opts: BuildOptions) -> BuildPlan:
     pre = plan_preprocessor(app, opts.preprocessor)
     labels = labels_for(pre, opts.labels, read_labels(opts.labels, model.outputs[0].elements, notes))
     extra_arena, extra_flash = (pre.arena.total, pre.model.size) if pre else (0, 0)  # counted like inputs
+    code = codesize.reserve_for(codesize.fields_for(board, family, app, model, pre, opts), family.code_reserve_bytes)
     fit = fit_mod.fit_check(board, family, model, arena.total + extra_arena,
-                            sum(len(v) for v in inputs) + extra_flash)
+                            sum(len(v) for v in inputs) + extra_flash, *code)
     out_dir = Path(opts.out_dir or Path("build") / board.name).resolve()
     return BuildPlan(opts, board, family, app, model, resolver_calls(model), arena, labels, inputs, inputs_source,
                      fit, out_dir, notes, app_vendor_paths(app), audio, pre)

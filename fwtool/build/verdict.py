@@ -2,7 +2,7 @@
 error that keeps it off a given board. The model side (layers, MACs, kernels, arena) is fwtool.model.inspection."""
 from __future__ import annotations
 
-from fwtool.build import fit
+from fwtool.build import codesize, fit
 from fwtool.build.apps import get_app
 from fwtool.build.families import all_families, get_family
 from fwtool.core.boards import Board, all_boards, get_board
@@ -13,7 +13,10 @@ from fwtool.model.tflite import Model
 
 def board_row(b: Board, model: Model, app: str, arena_total: int | None, tflm_ok: bool) -> dict:
     if arena_total is not None:
-        fits = fit.fit_report(b, get_family(b.family), model, arena_total, 0)
+        family = get_family(b.family)
+        fields = codesize.plan_fields(b, family, get_app(app), codesize.kernel_files(model), b.stdio, 2)
+        fits = fit.fit_report(b, family, model, arena_total, 0,  # the reserve a build would use (measured or default)
+                              *codesize.reserve_for(fields, family.code_reserve_bytes))
     else:
         fits = {"fits": None, "problems": ["arena unknown (the TFLM interpreter could not run the model)"]}
     row = {"board": b.name, "title": b.title, "cpu": b.cpu, **fits}

@@ -63,7 +63,8 @@ def emulate(firmware, board, count, until_text, timeout, max_emulated_s, budget_
     Needs Node.js >= 18; the pinned rp2040js npm package is installed into fwtool's cache on first use.
 
     Exit codes: 0 ok, 1 firmware fault (panic, reboot, core 1), 3 bad image, 4 node/npm missing,
-    7 --count not reached in time, 8 p95 over --budget-ms, 130 Ctrl-C.
+    7 --count not reached in time, 8 p95 over --budget-ms, 10 the firmware printed FWT:ERROR (its cause is
+    shown; the run stops at that line), 130 Ctrl-C.
 
     \b
     Examples:

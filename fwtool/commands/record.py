@@ -8,18 +8,29 @@ from pathlib import Path
 import click
 import serial
 
+from fwtool import devices
 from fwtool.audio import record as rec
+from fwtool.build.result import last_build
 from fwtool.core import ui
 from fwtool.core.errors import BadInput, FwtoolError, NoDevice
 
 BAUD = 115200  # ignored by USB CDC; used on a UART
 
 
-def open_port(port: str | None):
-    """The recorder's serial port (a device path or a pyserial URL such as socket://127.0.0.1:PORT)."""
+def find_port(board: str | None, wait_s: float = 0.0) -> str:
+    """The recorder board's port when --port is not given: ``board``'s (default: the last build's board, else any
+    fwtool board), preferring the board flashed last. NoDevice (exit 6) with the candidates when none or several."""
+    if board is None:
+        last = last_build()
+        board = last.board if last else None
+    return devices.find_serial_port(board=board, wait_s=wait_s)
+
+
+def open_port(port: str | None, board: str | None = None):
+    """The recorder's serial port (a device path or a pyserial URL such as socket://127.0.0.1:PORT); without one,
+    the board's port found over USB (:func:`find_port`)."""
     if not port:
-        raise NoDevice("no board port given (fwtool record does not find boards by itself yet)",
-                       "pass the recorder board's port: fwtool record --port /dev/ttyACM0 ... (see 'fwtool devices')")
+        port = find_port(board)
     try:
         return serial.serial_for_url(port, baudrate=BAUD, timeout=0.02)
     except (serial.SerialException, ValueError, OSError) as e:
@@ -60,7 +71,9 @@ def run_session(port, out: Path, label: str, seconds: float, count: int, pause: 
 
 
 @click.command("record")
-@click.option("--port", "-p", metavar="PORT", help="The recorder board's serial port or pyserial URL.")
+@click.option("--port", "-p", metavar="PORT",
+              help="The recorder board's serial port or pyserial URL (default: find the board over USB).")
+@click.option("--board", "-b", help="Board to look for without --port (default: the last build's board).")
 @click.option("--label", "-l", required=True, help="Class label: files are named <label>_<UTC timestamp>.wav.")
 @click.option("--out", "-o", "out", type=click.Path(path_type=Path, file_okay=False), default=Path("clips"),
               show_default=True, help="Folder for the WAV files (created; nothing is written outside it).")
@@ -71,7 +84,7 @@ def run_session(port, out: Path, label: str, seconds: float, count: int, pause: 
               help="Seconds between clips.")
 @click.option("--keep-dropped", is_flag=True, help="Save clips with dropped samples (gaps zero-filled).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per clip, then a summary, on stdout.")
-def record(port, label, out, seconds, count, pause, keep_dropped, as_json):
+def record(port, board, label, out, seconds, count, pause, keep_dropped, as_json):
     """Record labelled 16 kHz mono 16-bit clips from the board's microphone (the recorder app) as WAV files.
 
     The recorder app streams the PDM microphone's samples exactly as the audio apps see them. A level meter shows
@@ -80,6 +93,8 @@ def record(port, label, out, seconds, count, pause, keep_dropped, as_json):
 
     \b
     Examples:
+      fwtool build --board pico --app recorder --model any.tflite && fwtool flash   # once
+      fwtool record --label yes --count 20 --out data/yes         # finds the board flashed last
       fwtool record --port /dev/ttyACM0 --label yes --count 20 --out data/yes
       fwtool record -p /dev/ttyACM0 -l background --seconds 10 --json
       fwtool features --app kws data/yes/*.wav -o yes.npy         # next: the features to train on
@@ -88,7 +103,7 @@ def record(port, label, out, seconds, count, pause, keep_dropped, as_json):
     rec.check_label(label)
     if out.exists() and not out.is_dir():
         raise BadInput(f"--out {out} is a file", "name a folder: --out clips")
-    p = open_port(port)
+    p = open_port(port, board)
     tty = sys.stderr.isatty() and not as_json
 
     def meter(rms_db, peak_db):

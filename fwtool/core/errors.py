@@ -21,6 +21,7 @@ class Exit(enum.IntEnum):
     TIMEOUT = 7  # a wait ran out (monitor --timeout, BOOTSEL never appeared)
     MISMATCH = 8  # an expectation was not met (monitor --expect*, validate thresholds)
     LOST_DEVICE = 9  # the board disappeared and did not come back
+    FIRMWARE_ERROR = 10  # the firmware printed FWT:ERROR <cause> and stopped (monitor, emulate, run)
     INTERRUPTED = 130  # Ctrl-C
 
 

@@ -132,8 +132,12 @@ def failure(result: QemuResult, timeout: float) -> FwtoolError:
         return FwtoolError(f"{what} did not print the expected output within {timeout:g} s",
                            "raise --timeout, or run the image by hand: " + " ".join(command(Path("firmware_vm4.elf"))),
                            Exit.TIMEOUT)
-    if result.reason == "error":
-        return FwtoolError(f"the firmware on {what} failed: {result.detail}", "see the lines above; rebuild")
+    if result.reason == "error":  # FWT:ERROR <cause>: the firmware cannot run (exit 10, as on the RP2040 emulator)
+        parsed = protocol.parse_line(result.detail or "")
+        cause = parsed.text if isinstance(parsed, protocol.FirmwareError) and parsed.text else result.detail
+        return FwtoolError(f"the firmware on {what} stopped: {cause}",
+                           "fix what the firmware says (e.g. rebuild with a larger --arena) and retry",
+                           Exit.FIRMWARE_ERROR)
     return FwtoolError(f"{what} ended before the expected output ({result.reason}: {result.detail or 'no detail'})",
                        "check the build ('fwtool build') and run the image by hand with qemu-system-arm")
 

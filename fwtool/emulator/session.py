@@ -68,6 +68,10 @@ class RunResult:
 def failure(reason: str, detail: str | None, what: str = "the virtual board") -> FwtoolError:
     """The FwtoolError for a run that ended for ``reason`` (anything but ``count``)."""
     d = f" ({detail})" if detail else ""
+    if reason == "firmware-error":
+        return FwtoolError(f"{what}'s firmware stopped: {detail or 'FWT:ERROR without a cause'}",
+                           "fix what the firmware says (e.g. rebuild with a larger --arena, or a model the host "
+                           "check accepts) and retry", Exit.FIRMWARE_ERROR)
     if reason == "core1":
         return FwtoolError(f"{what} stopped: the firmware uses core 1, which rp2040js does not emulate{d}",
                            "rebuild for the emulator with 'fwtool build ... --tflm-cores 1' (single-core TFLM)")
@@ -96,7 +100,8 @@ class VirtualBoard:
     def __init__(self, image: Path, *, serial: str = "tcp", start: str = "on-connect", port: int = 0,
                  max_emulated_s: float | None = None, max_wall_s: float | None = 3600.0, until: str | None = None,
                  count: int = 0, on_event: Callable[[dict], None] | None = None,
-                 on_line: Callable[[str], None] | None = None, extra_args: list[str] | None = None):
+                 on_line: Callable[[str], None] | None = None, extra_args: list[str] | None = None,
+                 stop_on_error: bool = True):
         if serial not in ("tcp", "stdout"):
             raise ValueError(serial)
         self.image_path = Path(image)
@@ -105,6 +110,8 @@ class VirtualBoard:
         self.until, self.count = until, count
         self.on_event, self.on_line = on_event, on_line
         self.extra_args = list(extra_args or [])  # more runner.mjs options (e.g. --no-out-hold for A/B runs)
+        self.stop_on_error = stop_on_error  # end the run at the firmware's first FWT:ERROR line (serial on stdout)
+        self.firmware_error: str | None = None  # its cause: the run's reason becomes "firmware-error"
         self.events: list[dict] = []
         self.lines: list[str] = []
         self.exit_event: dict | None = None
@@ -230,6 +237,8 @@ class VirtualBoard:
 
     def result(self) -> RunResult:
         ev = self._final_event() or {"reason": "running"}
+        if self.firmware_error is not None:  # the firmware said why it stopped: that is the reason, not the kill
+            ev = {**ev, "reason": "firmware-error", "detail": self.firmware_error}
         return RunResult(list(self.lines), ev.get("reason", "?"), ev.get("detail"), int(ev.get("emulated_us") or 0),
                          float(ev.get("wall_s") or 0.0), list(self.events), str(self.image_path))
 
@@ -280,6 +289,12 @@ class VirtualBoard:
         self.lines.append(line)
         if self.on_line:
             self.on_line(line)
+        if self.firmware_error is None:
+            parsed = protocol.parse_line(line)
+            if isinstance(parsed, protocol.FirmwareError):
+                self.firmware_error = parsed.text or "FWT:ERROR without a cause"
+                if self.stop_on_error:
+                    self._kill()  # it halts and repeats the line every second: waiting would only time out
 
 
 def run_capture(image: Path, count: int = 3, until: str = protocol.PREFIX_INFER, timeout: float = 120.0,

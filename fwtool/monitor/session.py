@@ -13,10 +13,13 @@ code  name         when
 ====  ===========  ====================================================================================
 0     OK           stop conditions met (or none given and the monitor was ended / --timeout ran out)
 7     TIMEOUT      --timeout ran out before --count / --expect / --expect-label were met
-8     MISMATCH     --count inferences went by without the expectations met, the banner's labels do not
-                   include --expect-label, or the firmware printed FWT:ERROR while a condition was set
+8     MISMATCH     --count inferences went by without the expectations met, or the banner's labels do not
+                   include --expect-label
 9     LOST_DEVICE  the board disconnected and did not come back within --reconnect-timeout (or at all
                    with --no-reconnect)
+10    FIRMWARE_ER  the firmware printed ``FWT:ERROR <cause>`` (it cannot run): with a stop condition the
+                   session ends at once with that cause (an --expect pattern matching the line wins);
+                   without one the line is shown and the session, when ended, exits 10 with that cause
 130   INTERRUPTED  Ctrl-C while a stop condition was still pending
 ====  ===========  ====================================================================================
 """
@@ -93,6 +96,12 @@ class Verdict:
     fix: str | None = None
 
 
+def firmware_error(parsed: FirmwareError) -> Verdict:
+    """The firmware cannot run and said why (``FWT:ERROR <cause>``): that cause, exit 10."""
+    return Verdict(Exit.FIRMWARE_ERROR, f"the firmware stopped: {parsed.text or 'FWT:ERROR without a cause'}",
+                   "fix what the firmware says (e.g. rebuild with a larger --arena), flash, and retry")
+
+
 class Conditions:
     """--count / --expect / --expect-label / --min-score. See the module docstring for the rules."""
 
@@ -112,6 +121,7 @@ class Conditions:
         self.has_expectations = bool(expect or label)
         self.seen = 0
         self.last_inf: Inference | None = None
+        self.fw_error: FirmwareError | None = None  # the first FWT:ERROR line seen
 
     def all_met(self) -> bool:
         return len(self.matched) == len(self.patterns) and (self.label is None or self.label_met is not None)
@@ -146,15 +156,16 @@ class Conditions:
         return got
 
     def check(self, rec: Record, stats: Stats) -> Verdict | None:
-        if not self.active:
+        parsed = rec.parsed
+        if isinstance(parsed, FirmwareError) and self.fw_error is None:
+            self.fw_error = parsed
+        if not self.active:  # an interactive session keeps showing it; run() ends with its exit code
             return None
         for p, rx in self.patterns:
             if p not in self.matched and rx.search(rec.text):
                 self.matched.add(p)
-        parsed = rec.parsed
-        if isinstance(parsed, FirmwareError):
-            return Verdict(Exit.MISMATCH, f"the firmware reports an error: {parsed.text}",
-                           "fix what the firmware says (e.g. rebuild with a larger --arena), flash, and retry")
+        if isinstance(parsed, FirmwareError) and not (self.has_expectations and self.all_met()):
+            return firmware_error(parsed)
         if isinstance(parsed, Banner) and self.label and parsed.labels and self.label not in parsed.labels:
             return Verdict(Exit.MISMATCH, f"--expect-label '{self.label}' is not one of the model's labels "
                                           f"({', '.join(parsed.labels)})", "use one of the labels in the banner")
@@ -294,6 +305,8 @@ class Session:
                 self.view.stop()
             except Exception:  # noqa: BLE001 - never hide the result behind a display problem
                 pass
+        if self.verdict.code == Exit.OK and self.cond.fw_error is not None and not self.cond.active:
+            self.verdict = firmware_error(self.cond.fw_error)
         result = MonitorResult(int(self.verdict.code), self.verdict.reason, self.verdict.fix,
                                seconds=self.clock() - t0, stats=self.stats.summary(),
                                port=self.reader.port.device if self.reader.port else port.device)

@@ -16,14 +16,45 @@ Plus data: ``name``, ``template_dir``, ``tools`` (what ``doctor`` checks), the v
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from fwtool.core.boards import Board
+from fwtool.core.errors import DoesNotFit
 from fwtool.core.toolchain import Tool, ToolStatus, status
 
 BuildPlan = Any  # fwtool.build.plan.BuildPlan (not imported: the plan module imports the family registry)
+
+
+# GNU ld's overflow lines (RP2040: region `FLASH'/`RAM'; PSoC 6 BSP scripts: `flash'/`ram'), e.g.
+#   ld: firmware.elf section `.text' will not fit in region `FLASH'
+#   ld: region `FLASH' overflowed by 12345 bytes
+_OVERFLOW = re.compile(r"region [`'\"]?([\w.]+)['\"]? overflowed by (\d+) bytes?")
+_WONT_FIT = re.compile(r"section [`'\"]?([\w.]+)['\"]? will not fit in region [`'\"]?([\w.]+)")
+
+
+def link_overflow(lines: list[str], board_name: str = "the board") -> DoesNotFit | None:
+    """The linker's "region X overflowed by N bytes" / "will not fit in region" lines as a DoesNotFit (exit 5)
+    naming every region and its shortfall; None when the output shows no overflow."""
+    regions: dict[str, int] = {}
+    sections: list[str] = []
+    for ln in lines:
+        m = _OVERFLOW.search(ln)
+        if m:
+            regions[m.group(1)] = max(regions.get(m.group(1), 0), int(m.group(2)))
+        m = _WONT_FIT.search(ln)
+        if m:
+            sections.append(f"{m.group(1)} in {m.group(2)}")
+            regions.setdefault(m.group(2), 0)
+    if not regions:
+        return None
+    short = "; ".join(f"{name} short by {n:,} bytes" if n else f"{name} too small" for name, n in regions.items())
+    what = f" ({', '.join(dict.fromkeys(sections))})" if sections else ""
+    return DoesNotFit(f"the linked firmware does not fit {board_name}: {short}{what}",
+                      "use a smaller or int8-quantized model, a smaller --arena, or a board with more memory "
+                      "('fwtool boards')")
 
 
 @dataclass(frozen=True)

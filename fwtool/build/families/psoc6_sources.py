@@ -12,7 +12,7 @@ from fwtool.core.boards import Board
 from fwtool.core.errors import BadInput, FwtoolError
 from fwtool.image import firmware
 from fwtool.image.check import check_for_board
-from fwtool.build.families.base import CompiledFiles, CompileRequest
+from fwtool.build.families.base import CompiledFiles, CompileRequest, link_overflow
 
 ARCH_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]
 # pico-tflmicro files that include pico-sdk headers; replaced by templates/psoc6/fwt_tflm_platform.cpp.j2
@@ -121,7 +121,7 @@ def mtb_build(request: CompileRequest, tools: Path) -> CompiledFiles:
                                    f"-j{request.jobs or os.cpu_count() or 2}"], env=env,
                                   on_line=request.log, on_command=request.log)
         if rc != 0:
-            raise FwtoolError(f"ModusToolbox 'make {target}' failed: {(lines or ['no output'])[-1][:200]}",
+            raise link_overflow(lines, request.board.name) or FwtoolError(f"ModusToolbox 'make {target}' failed: {(lines or ['no output'])[-1][:200]}",
                               "see build.log; unset CY_TOOLS_PATHS to use fwtool's own build")
     elfs = sorted((request.project_dir / "build").rglob("*.elf"))
     if not elfs:
