@@ -308,4 +308,4 @@ def resolver_calls(model: Model) -> list[dict]:
     """The MicroMutableOpResolver Add* calls for exactly the model's ops."""
     table = tflm_ops()
     return [{"op": op, "method": table[op]["method"], "kernel": table[op]["kernel"],
-             "cmsis_nn": table[op]["cmsis_nn"]} for op in model.op_names]
+             "cmsis_nn": table[op]["cmsis_nn"]} for op in model.op_names if op in table]  # others: check_for_tflm
