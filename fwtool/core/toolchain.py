@@ -18,6 +18,16 @@ class Tool:
     min_version: tuple[int, ...] = ()
 
 
+# What every arm-none-eabi CMake build needs (both families list these, then their own extras).
+ARM_BUILD_TOOLS = [
+    Tool("arm-none-eabi-gcc", DEBIAN_ARM, "build", (10,)),
+    Tool("arm-none-eabi-g++", DEBIAN_ARM, "build", (10,)),
+    Tool("arm-none-eabi-objcopy", "binutils-arm-none-eabi", "build"),
+    Tool("arm-none-eabi-size", "binutils-arm-none-eabi", "build"),
+    Tool("cmake", "cmake", "build", (3, 13)),
+]
+
+
 @dataclass
 class ToolStatus:
     tool: Tool

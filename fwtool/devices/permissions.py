@@ -94,18 +94,8 @@ def serial_fix() -> str:
 
 
 def rule_files() -> list[Path]:
-    out = []
-    for d in ("/etc/udev/rules.d", "/lib/udev/rules.d", "/usr/lib/udev/rules.d"):
-        p = Path(d)
-        if p.is_dir():
-            for f in sorted(p.glob("*.rules")):
-                try:
-                    text = f.read_text(errors="replace").lower()
-                except OSError:
-                    continue
-                if "2e8a" in text and "0003" in text:
-                    out.append(f)
-    return out
+    """udev rule files that grant access to the RP2040 in BOOTSEL mode (2e8a:0003)."""
+    return [f for f, text in _rule_texts() if "2e8a" in text and "0003" in text]
 
 
 def _in_group(name: str) -> bool | None:

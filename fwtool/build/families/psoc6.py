@@ -15,7 +15,7 @@ from fwtool.core import escape, vendor
 from fwtool.core.boards import Board
 from fwtool.core.errors import FwtoolError
 from fwtool.core.files import write_if_changed
-from fwtool.core.toolchain import DEBIAN_ARM, Tool
+from fwtool.core.toolchain import ARM_BUILD_TOOLS, Tool
 from fwtool.image import ihex
 from fwtool.image import elf as elf_image
 from fwtool.build.families.base import CompiledFiles, CompileRequest, SourcePatch
@@ -35,11 +35,7 @@ class PSoC6Family(RP2040Family):
     template_dir = "psoc6"
     virtual_target = "qemu-mps2-an386"  # fwtool/emulator/qemu.py: a Cortex-M4F machine (no PSoC 6 emulator exists)
     tools = [
-        Tool("arm-none-eabi-gcc", DEBIAN_ARM, "build", (10,)),
-        Tool("arm-none-eabi-g++", DEBIAN_ARM, "build", (10,)),
-        Tool("arm-none-eabi-objcopy", "binutils-arm-none-eabi", "build"),
-        Tool("arm-none-eabi-size", "binutils-arm-none-eabi", "build"),
-        Tool("cmake", "cmake", "build", (3, 13)),
+        *ARM_BUILD_TOOLS,
         Tool("ninja", "ninja-build", "build"),
         Tool("git", "git", "build"),
         Tool("qemu-system-arm", "qemu-system-arm", "emulator"),

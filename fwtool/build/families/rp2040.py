@@ -12,7 +12,7 @@ from fwtool.core import escape, runner, vendor
 from fwtool.core.boards import Board
 from fwtool.core.errors import FwtoolError
 from fwtool.core.files import write_if_changed
-from fwtool.core.toolchain import DEBIAN_ARM, Tool
+from fwtool.core.toolchain import ARM_BUILD_TOOLS, Tool
 from fwtool.image import uf2
 from fwtool.build.families.base import CompiledFiles, CompileRequest, Family, SourcePatch, link_overflow
 from fwtool.build.families.rp2040_apps import fast_sources, mic_values, vendor_libs
@@ -203,11 +203,7 @@ class RP2040Family(Family):
     name = "rp2040"
     template_dir = "rp2040"
     tools = [
-        Tool("arm-none-eabi-gcc", DEBIAN_ARM, "build", (10,)),
-        Tool("arm-none-eabi-g++", DEBIAN_ARM, "build", (10,)),
-        Tool("arm-none-eabi-objcopy", "binutils-arm-none-eabi", "build"),
-        Tool("arm-none-eabi-size", "binutils-arm-none-eabi", "build"),
-        Tool("cmake", "cmake", "build", (3, 13)),
+        *ARM_BUILD_TOOLS,
         Tool("git", "git", "build"),
         Tool("node", "nodejs npm", "emulator", (18,)),
     ]

@@ -14,10 +14,9 @@ from pathlib import Path
 
 from fwtool.core.errors import BadInput, FwtoolError, MissingTool
 from fwtool.devices.device import Device
-from fwtool.devices.errors import FlashFailed
 from fwtool.flash.base import Image, Progress, Runner, no_progress
 from fwtool.flash.probe import counters, find_tool, probe_refusal, probe_usable, segments_of
-from fwtool.flash.runners.openocd import map_error, mtb_tools_dirs
+from fwtool.flash.runners.openocd import mtb_tools_dirs, run_programmer
 from fwtool.image.firmware import read
 
 INSTALL_FIX = ("install ModusToolbox (it sets CY_TOOLS_PATHS or uses ~/ModusToolbox/tools_*), or use pyOCD: "
@@ -117,15 +116,7 @@ class MtbProgramRunner(Runner):
         progress("writing", 0, total)
         cmd = [find_tool("make") or "make", "-C", str(project), "qprogram", f"MTB_PROBE_SERIAL={device.serial}",
                f"CY_TOOLS_PATHS={tools}"]
-        try:
-            res = self.run_tool(cmd, check=False, timeout=max(300.0, timeout * 30))
-        except FwtoolError as e:
-            if "did not finish" in e.cause:
-                raise FlashFailed(f"make qprogram did not finish ({device.describe()})",
-                                  "replug the kit (KitProg3 USB connector) and retry") from e
-            raise
-        if res.returncode != 0:
-            raise map_error(res.stdout + "\n" + res.stderr, res.returncode, device)
+        run_programmer(self, cmd, "make qprogram", device, max(300.0, timeout * 30))
         progress("writing", total, total)
         return counters(image, segs, verified=True, rebooted=True, seconds=time.monotonic() - t0,
                         probe=device.serial, project=str(project))

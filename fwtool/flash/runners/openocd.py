@@ -133,15 +133,7 @@ class OpenocdRunner(Runner):
             progress("writing", 0, total)
             full = [c.replace("{serial}", str(device.serial)).replace("{image}", Path(path).as_posix())
                     for c in cmd]
-            try:
-                res = self.run_tool(full, check=False, timeout=max(180.0, timeout * 18))
-            except FwtoolError as e:
-                if "did not finish" in e.cause:
-                    raise FlashFailed(f"OpenOCD did not finish ({device.describe()})",
-                                      "replug the kit (KitProg3 USB connector) and retry") from e
-                raise
-            if res.returncode != 0:
-                raise map_error(res.stdout + "\n" + res.stderr, res.returncode, device)
+            run_programmer(self, full, "OpenOCD", device, max(180.0, timeout * 18))
             progress("writing", total, total)
         return counters(image, segs, verified=verify, rebooted=reboot, seconds=time.monotonic() - t0,
                         probe=device.serial, openocd=full[0])
@@ -157,6 +149,21 @@ class OpenocdRunner(Runner):
                     "upstream/Debian: CY8CKIT-062-BLE (PSoC 6-BLE2) only, not the 2 MiB parts")
             rows.append({"name": "psoc6: OpenOCD", "ok": True, "detail": f"{exe} ({what})"})
         return rows
+
+
+def run_programmer(runner: Runner, cmd: list[str], what: str, device: Device, timeout: float):
+    """Run an OpenOCD-based programming command (OpenOCD itself, or ModusToolbox's ``make qprogram``) through the
+    runner's logged tool call; a hang or a non-zero exit becomes fwtool's error for it."""
+    try:
+        res = runner.run_tool(cmd, check=False, timeout=timeout)
+    except FwtoolError as e:
+        if "did not finish" in e.cause:
+            raise FlashFailed(f"{what} did not finish ({device.describe()})",
+                              "replug the kit (KitProg3 USB connector) and retry") from e
+        raise
+    if res.returncode != 0:
+        raise map_error(res.stdout + "\n" + res.stderr, res.returncode, device)
+    return res
 
 
 def map_error(output: str, rc: int, device: Device) -> FwtoolError:
