@@ -2,7 +2,8 @@
 
 * ``FakePicoboot``: the RP2040 bootrom's PICOBOOT interface (shared/notes/rp2040-flashing.md §2.2-2.5) over an
   in-memory 2 MiB NOR flash + SRAM, with the quirks: bad magic/size -> both endpoints halted; bad data-phase
-  address -> data endpoint halted, no ACK, status set; a misaligned FLASH_ERASE is ACKed and reports OK; WRITE only
+  READ address -> data endpoint halted, no ACK, status set (a bad WRITE address: the whole data phase is
+  taken first, then EP 0x03 halts and no ACK comes, as the real B1 bootrom does); a misaligned FLASH_ERASE is ACKed and reports OK; WRITE only
   clears bits (no erase); flash access without EXIT_XIP does nothing. It speaks pyusb's Device shape
   (ctrl_transfer/write/read/clear_halt, descriptors) and raises pyusb's USBError/USBTimeoutError.
 * ``FakeApp``: a pico-sdk USB-stdio app (2E8A:000A: CDC + reset interface 0xFF/0x00/0x01) that records the control
@@ -260,6 +261,16 @@ class FakePicoboot(_FakeUsbDevice):
         data = bytes(data)
         if self.phase and self.phase[0] == "out":
             return self._data_out(data)
+        if self.phase and self.phase[0] == "sink":
+            _, remaining, code = self.phase
+            if len(data) > remaining:
+                raise usb.core.USBError("Overflow", -8, errno.EOVERFLOW)
+            self.phase = ("sink", remaining - len(data), code)
+            if remaining == len(data):  # data phase over: now the address check fails
+                self.phase = None
+                self._set_status(code)
+                self.halted[0x03] = True
+            return len(data)
         if self.ack == "from_host":
             if len(data) < 64:  # a short packet (picotool: 1 byte; a ZLP also works) completes the IN command
                 self.ack = None
@@ -305,9 +316,12 @@ class FakePicoboot(_FakeUsbDevice):
             injected = self.faults.get("status_error_at")
             if injected and injected[0] == self.n_commands:
                 code = injected[1]
-            if code:
+            if code and cid == 4:
                 self._set_status(code)
-                self.halted[0x84 if cid == 4 else 0x03] = True  # data endpoint halted, no ACK
+                self.halted[0x84] = True  # data endpoint halted, no ACK
+                return 32
+            if code:  # WRITE: the real bootrom takes the whole data phase, then halts EP 0x03 and sends no ACK
+                self.phase = ("sink", n, code)
                 return 32
             self._set_status(in_progress=1)
             if cid == 4:

@@ -10,6 +10,7 @@ from fwtool.core import protocol, ui
 from fwtool.build.result import last_build
 from fwtool.commands.audio_stream import emulate_audio
 from fwtool.core.errors import BadInput, Exit, FwtoolError
+from fwtool.emulator import virtual_flash, virtual_usb
 
 
 def _default_image(board: str | None) -> tuple[Path, dict | None]:
@@ -53,8 +54,16 @@ def _summary(lines: list[str], budget_ms: float | None):
 @click.option("--audio", "audio", type=click.Path(path_type=Path), metavar="WAV",
               help="Audio apps: stream this 16 kHz mono 16-bit WAV into the firmware's DSP + model path (over its "
                    "USB serial link, faster than real time) and print its FWT:AINF lines; exit 8 over budget.")
+@click.option("--power-on", is_flag=True, help="Boot like a real chip: bootrom, then boot2 reading the emulated SPI "
+              "flash chip (default: the image is loaded into flash and execution starts at boot2).")
+@click.option("--bootsel", is_flag=True, help="Serve a virtual board with a USB port, powered on in BOOTSEL mode "
+              "(the real bootrom): flash it with 'fwtool flash --virtual'; its flash is kept between runs.")
+@click.option("--flash-timing", type=click.Choice(["none", "typical"]), default="none", show_default=True,
+              help="With --bootsel: erase/program busy times of the emulated flash chip (typical: W25Q16JV datasheet "
+                   "values, 45 ms per sector erase, 0.4 ms per page).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (records, latency) as JSON on stdout.")
-def emulate(firmware, board, count, until_text, timeout, max_emulated_s, budget_ms, serve, tcp_port, audio, as_json):
+def emulate(firmware, board, count, until_text, timeout, max_emulated_s, budget_ms, serve, tcp_port, audio, power_on,
+            bootsel, flash_timing, as_json):
     """Run FIRMWARE on a virtual RP2040 (rp2040js) and show its serial output - no board needed.
 
     FIRMWARE is a .uf2, .elf, .hex or .bin (default: the last build). The virtual board starts at boot2 with the
@@ -72,8 +81,15 @@ def emulate(firmware, board, count, until_text, timeout, max_emulated_s, budget_
       fwtool emulate build/pico/firmware.uf2 --count 20 --budget-ms 32 --json
       fwtool emulate --serve --port 4000 &  fwtool monitor --port socket://127.0.0.1:4000 --count 3
       fwtool emulate --audio clip.wav                               # an audio app's last build, fed a WAV
+      fwtool emulate --bootsel &  fwtool flash --virtual            # flash it through PICOBOOT, like a board
     """
     ui.set_json(as_json)
+    if bootsel:
+        if firmware is not None:
+            raise BadInput("--bootsel starts the virtual board in its bootloader: it takes no FIRMWARE",
+                           "drop FIRMWARE and flash it with 'fwtool flash --virtual --uf2 FIRMWARE'")
+        _serve_bootsel(timeout, flash_timing)
+        return
     report = None
     if firmware is None:
         firmware, report = _default_image(board)
@@ -100,7 +116,7 @@ def emulate(firmware, board, count, until_text, timeout, max_emulated_s, budget_
 
     board_run = emulator.VirtualBoard(Path(firmware), serial="stdout", start="now", max_emulated_s=max_emulated_s,
                                       max_wall_s=timeout, until=until_text if count else None, count=count or 0,
-                                      on_line=on_line)
+                                      on_line=on_line, extra_args=["--boot", "bootrom"] if power_on else None)
     interrupted = False
     try:
         ui.info(f"virtual RP2040 (rp2040js): running {firmware}" + (f" until {count} '{until_text}' lines" if count
@@ -164,3 +180,25 @@ def _serve(emulator, firmware: Path, tcp_port: int, timeout: float, max_emulated
         raise emulator.failure(ev.get("reason", "exited"), ev.get("detail"))
     if not isinstance(ev.get("reason"), str):
         raise FwtoolError("the virtual board ended without reporting why", "re-run; check 'fwtool doctor'")
+
+
+def _serve_bootsel(timeout: float, timing: str = "none") -> None:
+    """A virtual board in BOOTSEL mode that 'fwtool flash --virtual' (and run/monitor) find, until Ctrl-C/timeout."""
+    emulator.check()
+    board = virtual_usb.VirtualUsbBoard(bootsel=True, max_wall_s=timeout, timing=timing)
+    try:
+        board.start()
+        board.wait_enumerated()
+        virtual_flash.publish(board)
+        click.echo(board.url)
+        ui.info(f"virtual RP2040 in BOOTSEL mode (real B1 bootrom, USB 2E8A:0003) for up to {timeout:g} s; Ctrl-C "
+                f"stops\nflash it:  fwtool flash --virtual --uf2 FIRMWARE.uf2\nserial:    fwtool monitor --port "
+                f"{board.url}\nflash kept in {board.flash_state}")
+        sys.stdout.flush()
+        while board.running:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        sys.exit(int(Exit.INTERRUPTED))
+    finally:
+        virtual_flash.unpublish()
+        board.stop()

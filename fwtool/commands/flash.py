@@ -11,6 +11,8 @@ from fwtool.core.escape import terminal
 from fwtool import flash as flash_api
 from fwtool import devices as device_layer
 from fwtool.flash import runners
+from fwtool.commands import lab_options
+from fwtool.emulator import virtual_flash
 
 
 def _default_image(board: str | None) -> tuple[Path, str, dict]:
@@ -85,9 +87,12 @@ class _Bar:
               help="Seconds to wait for the app's USB port after the reboot [5 for USB-stdio boards, else 0].")
 @click.option("--no-boot2-check", is_flag=True, help="Flash even if the image has no valid RP2040 boot2.")
 @click.option("--list", "list_only", is_flag=True, help="Only list the attached boards (same as 'fwtool devices').")
+@click.option("--virtual", is_flag=True, help="Flash the virtual board instead (rp2040js running the real RP2040 "
+              "bootrom: PICOBOOT, verify, reboot into the app; its flash is kept between runs).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@lab_options.labgrid_options()
 def flash(uf2_path, elf_path, bin_path, hex_path, board, serial, method, drive_path, verify, skip_same, reboot, timeout,
-          wait_app, no_boot2_check, list_only, as_json):
+          wait_app, no_boot2_check, list_only, virtual, as_json, lab=None):
     """Put firmware on an RP2040 board over USB and start it, verified.
 
     Takes the last build's UF2 unless --uf2/--elf/--bin is given. A board running a pico-sdk app with USB stdio
@@ -105,6 +110,8 @@ def flash(uf2_path, elf_path, bin_path, hex_path, board, serial, method, drive_p
       fwtool flash --uf2 firmware.uf2 --serial E6614103E7452D2F
       fwtool flash --method drive --drive /media/$USER/RPI-RP2
       fwtool flash --json > flash.json
+      fwtool flash --labgrid my-pico            # through the labgrid exporter the place's board hangs off
+      fwtool flash --virtual --json             # the virtual board (or the one 'fwtool emulate --bootsel' serves)
     """
     ui.set_json(as_json)
     if list_only:
@@ -130,12 +137,25 @@ def flash(uf2_path, elf_path, bin_path, hex_path, board, serial, method, drive_p
         stdio = report.get("build", {}).get("stdio") or report.get("board", {}).get("stdio")
         if wait_app is None and stdio == "uart":
             wait_app = 0.0  # no USB port will appear: do not wait for one
+    if lab is not None:  # the exporter's fwtool flashes it (its board file's runners, verified there)
+        lab_options.flash_on_lab(lab, path, as_json)
+        return
     step = (lambda msg: None) if as_json else ui.info
-    with _Bar(enabled=not as_json) as bar:
-        result = flash_api.flash_image(path, board, serial=serial, method=method, verify=verify, progress=bar,
-                                       kind=kind, drive=drive_path, skip_same=skip_same, reboot=reboot,
-                                       timeout=timeout, wait_app=wait_app, boot2_check=not no_boot2_check,
-                                       on_step=step)
+    if virtual:
+        if method not in ("auto", "picoboot") or drive_path or serial:
+            raise BadInput("--virtual flashes through PICOBOOT only", "drop --method/--drive/--serial")
+        with _Bar(enabled=not as_json) as bar:
+            result, vboard = virtual_flash.flash_virtual(path, board or "pico", verify=verify, on_step=step,
+                                                         wait_app=wait_app, progress=bar, kind=kind,
+                                                         skip_same=skip_same, reboot=reboot, timeout=timeout,
+                                                         boot2_check=not no_boot2_check)
+        vboard.stop()
+    else:
+        with _Bar(enabled=not as_json) as bar:
+            result = flash_api.flash_image(path, board, serial=serial, method=method, verify=verify, progress=bar,
+                                           kind=kind, drive=drive_path, skip_same=skip_same, reboot=reboot,
+                                           timeout=timeout, wait_app=wait_app, boot2_check=not no_boot2_check,
+                                           on_step=step)
     if as_json:
         ui.emit_json(result)
         return
@@ -144,6 +164,10 @@ def flash(uf2_path, elf_path, bin_path, hex_path, board, serial, method, drive_p
         click.echo(f"written   {r['bytes_written']:,} B in {r['sectors_written']} of {r['sectors_total']} sectors, "
                    f"{r['bytes_skipped']:,} B unchanged (skipped)")
         click.echo("verified  " + ("yes, read back and compared" if r["verified"] else "NO (--no-verify)"))
+        if r.get("virtual"):
+            v = r["virtual"]
+            click.echo(f"virtual   {v['sector_erases']} sector erases, {v['page_programs']} page programs in the "
+                       f"emulated flash (kept in {v['flash_state']})")
     elif "uf2_bytes" not in r:  # a debug-probe runner (pyOCD, OpenOCD, make program)
         click.echo(f"written   {r['bytes_written']:,} B in {len(r.get('segments', []))} segment(s) through probe "
                    f"{r.get('probe')}")

@@ -8,13 +8,14 @@ from fwtool.core.errors import Exit, FwtoolError
 from fwtool import devices, emulator, flash
 from fwtool.build.families import get_family
 from fwtool.core.boards import get_board
-from fwtool.emulator import qemu
+from fwtool.emulator import qemu, virtual_flash
 from fwtool.audio.wav import read_wav
 from fwtool.flash import runners
 from fwtool.monitor import session
 from fwtool.monitor.session import MonitorOptions
 from fwtool.commands.audio_stream import board_audio, emulate_audio
 from fwtool.commands.build import build_options, options_from, print_report, run_build
+from fwtool.commands import lab_options
 
 
 def _monitor(options, **kw) -> int:
@@ -23,7 +24,10 @@ def _monitor(options, **kw) -> int:
 
 @click.command()
 @build_options
-@click.option("--emulator", is_flag=True, help="Run on the virtual RP2040 (rp2040js) instead of a board.")
+@click.option("--emulator", is_flag=True, help="Run on the virtual RP2040 (rp2040js) instead of a board: flashed "
+              "through the real bootrom over PICOBOOT, booted from its emulated flash.")
+@click.option("--direct-load", is_flag=True, help="With --emulator: load the image straight into emulated flash and "
+              "start at boot2 (faster, skips the bootrom and flashing).")
 @click.option("--serial", "serial_number", help="Flash and monitor the board with this USB serial number.")
 @click.option("--method", type=click.Choice(runners.method_choices()), default="auto", show_default=True,
               help="How to flash: auto tries the board file's runners in order (see 'fwtool flash --help').")
@@ -41,8 +45,9 @@ def _monitor(options, **kw) -> int:
 @click.option("--json", "as_json", is_flag=True, help="JSON lines: build and flash summaries, then one per line.")
 @click.option("--plain", is_flag=True, help="Plain lines even on a terminal (no live panel).")
 @click.option("--verbose", "-v", is_flag=True, help="Show every compiler line.")
-def run(emulator, serial_number, method, no_verify, count, timeout, expect, expect_label, min_score, budget_ms,
-        audio, as_json, plain, verbose, **kw):
+@lab_options.labgrid_options(fleet=True)
+def run(emulator, direct_load, serial_number, method, no_verify, count, timeout, expect, expect_label, min_score,
+        budget_ms, audio, as_json, plain, verbose, lab=None, **kw):
     """Build, flash and monitor in one go: MODEL running on BOARD, its output live.
 
     The monitor is opened as soon as the flashed board's USB port appears, so the boot banner is caught. With
@@ -56,11 +61,12 @@ def run(emulator, serial_number, method, no_verify, count, timeout, expect, expe
       fwtool run --board pico --model fire_alarm.tflite
       fwtool run -b pico -m fire_alarm.tflite --emulator --count 3
       fwtool run -b pico -m model.tflite --expect-label fire_alarm --min-score 0.9 --timeout 60   # HIL gate
+      fwtool run -b pico -m model.tflite --labgrid-tags board=pico --boards 4 --count 5   # 4 lab boards at once
     """
     ui.set_json(as_json)
     if audio is not None:
         read_wav(audio)  # a bad WAV is refused (exit 3) before the build
-    opts = options_from(kw, tflm_cores=1 if emulator else 2)
+    opts = options_from(kw, tflm_cores=1 if emulator or lab_options.all_virtual(lab) else 2)  # rp2040js: no core 1
     if emulator and not kw["out_dir"]:
         opts.out_dir = Path("build") / f"{kw['board']}-emulator"
     result = run_build(opts, verbose)
@@ -78,11 +84,16 @@ def run(emulator, serial_number, method, no_verify, count, timeout, expect, expe
         code = qemu.emulate(get_family(get_board(kw["board"]).family).virtual_image(result.artifacts.image), count,
                             timeout, click.echo, ui.info)  # the family's virtual Cortex-M4 (QEMU)
     elif emulator:
-        code = _run_emulated(uf2, mon, budget_ms, as_json)
+        code = _run_emulated(uf2, mon, budget_ms, as_json, None if direct_load else (kw["board"], not no_verify))
     else:
         if budget_ms is not None:
             raise FwtoolError("--budget-ms needs --emulator (a real board's latency is in the monitor view)",
                               "drop --budget-ms, or add --emulator", Exit.USAGE)
+        if lab is not None:  # labgrid place(s): flashed through their exporters, monitored over exported ports
+            code = lab_options.run_on_lab(lab, result.artifacts.image, mon, as_json)
+            if code:
+                sys.exit(code)
+            return
         with ui.err.status("fwtool flash: looking for the board") as status:
             result = flash.flash_image(uf2, board=kw["board"], serial=serial_number, method=method, verify=not no_verify,
                                  on_step=lambda msg: status.update(f"fwtool flash: {msg.split(maxsplit=1)[-1]}"))
@@ -115,10 +126,14 @@ def _report_flash(result: dict, as_json: bool) -> None:
             f"{verified}, via {result['method']} in {result['seconds']:.1f} s")
 
 
-def _run_emulated(uf2: str, mon: dict, budget_ms, as_json: bool) -> int:
+def _run_emulated(uf2: str, mon: dict, budget_ms, as_json: bool, flash_to=None) -> int:
     emulator.check()
     records = []
-    board = emulator.start(uf2)  # execution starts when the monitor attaches: the banner is never missed
+    if flash_to:  # PICOBOOT through the real bootrom into the virtual board's flash, then it boots from there
+        result, board = virtual_flash.flash_virtual(uf2, flash_to[0], verify=flash_to[1])
+        _report_flash(result, as_json)
+    else:
+        board = emulator.start(uf2)  # execution starts when the monitor attaches: the banner is never missed
     try:
         ui.info(f"virtual RP2040 (rp2040js) serving {board.url}")
         code = _monitor(MonitorOptions(port=board.url, reconnect=False, wait=10.0, send_input=False, **mon),

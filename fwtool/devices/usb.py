@@ -12,6 +12,7 @@ import os
 import re
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,20 +31,46 @@ RESET_ITF = (0xFF, 0x00, 0x01)  # pico-sdk reset interface class/subclass/protoc
 PICOBOOT_CLASS = 0xFF
 POLL_S = 0.1  # how often waits look for a board (re)appearing
 FAT_TYPES = {"vfat", "msdos", "fat", "exfat", "fuseblk"}
+# Extra pyusb backends searched for USB devices (e.g. the virtual board's, fwtool.emulator.usb_backend), set with
+# ``extra_backends``; while ``_system_usb`` is False the machine's own USB, serial ports and drives are left out.
+_extra: list = []
+_system_usb = True
+
+
+@contextmanager
+def extra_backends(backends: list, system: bool = False):
+    """Within the block, discovery also (or, with ``system=False``, only) sees the devices of these pyusb backends."""
+    global _extra, _system_usb
+    saved = (_extra, _system_usb)
+    _extra, _system_usb = list(backends), system
+    try:
+        yield
+    finally:
+        _extra, _system_usb = saved
+
+
 class SystemBackend:
     """The real machine: pyusb + libusb, pyserial, the mount table."""
 
     def usb_devices(self) -> list:
-        try:
-            return list(usb.core.find(find_all=True))
-        except usb.core.NoBackendError as e:
-            raise NoUsbBackend(NO_BACKEND_MSG, no_backend_fix()) from e
+        found = []
+        if _system_usb:
+            try:
+                found = list(usb.core.find(find_all=True))
+            except usb.core.NoBackendError as e:
+                if not _extra:
+                    raise NoUsbBackend(NO_BACKEND_MSG, no_backend_fix()) from e
+        for be in _extra:
+            found += list(usb.core.find(find_all=True, backend=be))
+        return found
 
     def serial_ports(self) -> list:
-        return list(list_ports.comports())
+        return list(list_ports.comports()) if _system_usb else []
 
     def mounts(self) -> list[tuple[str, str, str]]:
         """(device, mount point, fs type) of mounted volumes that could be a BOOTSEL drive."""
+        if not _system_usb:
+            return []
         if sys.platform.startswith("linux"):
             out = []
             try:

@@ -11,6 +11,11 @@ Python API (used by ``fwtool emulate``, ``fwtool run --emulator`` and ``fwtool v
 Parts: :mod:`.node` (Node >= 18, the pinned npm package in fwtool's cache), :mod:`.bootrom` (B1 bootrom from the
 rp2040js repository's demo/bootrom.ts), :mod:`.image` (UF2/ELF/HEX/bin -> flash bytes), ``runner.mjs`` (the
 JavaScript side), :mod:`.session` (process ownership), :mod:`.latency` (p50/p95 and the real-time budget).
+
+Flashing it like a board (issue 16): :mod:`.virtual_flash` (PICOBOOT through the real bootrom, then boot from the
+written flash), :mod:`.virtual_usb` (the ``--usb-bridge`` process), :mod:`.usb_backend` (pyusb backend);
+JavaScript: ``bridge.mjs`` (chip lifecycle, control socket), ``usbhost.mjs`` (USB host + buffer engine),
+``flashchip.mjs`` (W25Q16JV SPI NOR model), ``patches.mjs`` (every runtime patch of rp2040js, with a self-test).
 """
 from __future__ import annotations
 

@@ -18,7 +18,8 @@
 //    ("watchdog", or "bootsel" when the firmware asked for the USB bootloader);
 //  - USBCDC answers every armed CDC OUT buffer with a 0-byte packet 10 us later (an interrupt storm that slows
 //    the firmware ~3x): OUT transfers are held until the host has data;
-//  - power-on boot through the bootrom needs a flash model rp2040js lacks: execution starts at boot2 (0x10000000).
+//  - power-on boot through the bootrom needs a flash model rp2040js lacks: --boot bootrom / --usb-bridge add one
+//    (flashchip.mjs, patches.mjs); the default still starts at boot2 (0x10000000) with the image preloaded.
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { pathToFileURL } from 'node:url';
@@ -31,16 +32,28 @@ const HELP = `usage: node runner.mjs --rp2040js DIR/dist/esm/index.js --bootrom 
   --max-wall-s S            stop after S wall-clock seconds (0: no limit)
   --until TEXT --count N    stop after the N-th serial line containing TEXT
   --mhz F                   emulated clock in MHz (default 125, the pico-sdk default clk_sys)
-  --no-out-hold             answer CDC OUT buffers at once, as rp2040js does (for A/B measurements only)`;
+  --no-out-hold             answer CDC OUT buffers at once, as rp2040js does (for A/B measurements only)
+  --boot direct|bootrom     start at boot2 with the image loaded into flash (default), or power on through the
+                            bootrom and boot2 reading the emulated SPI NOR flash (flashchip.mjs)
+  --usb-bridge              bridge.mjs: USB host on a control socket (--usb-port), chip reboots followed;
+                            --bootsel powers on in BOOTSEL, --flash-state FILE keeps the flash between runs,
+                            --flash-timing none|typical erase/program busy times`;
 
 function parseArgs(argv) {
   const opts = { serial: 'stdout', port: 0, start: 'now', maxEmulatedS: 0, maxWallS: 0, until: null, count: 0,
-    mhz: 125, outHold: true };
+    mhz: 125, outHold: true, boot: 'direct', usbBridge: false, bootsel: false, usbPort: 0, flashState: null,
+    flashTiming: 'none' };
   const names = { '--rp2040js': 'rp2040js', '--bootrom': 'bootrom', '--flash': 'flash', '--serial': 'serial',
     '--port': 'port', '--start': 'start', '--max-emulated-s': 'maxEmulatedS', '--max-wall-s': 'maxWallS',
-    '--until': 'until', '--count': 'count', '--mhz': 'mhz' };
-  const numeric = new Set(['port', 'maxEmulatedS', 'maxWallS', 'count', 'mhz']);
+    '--until': 'until', '--count': 'count', '--mhz': 'mhz', '--boot': 'boot', '--usb-port': 'usbPort',
+    '--flash-state': 'flashState', '--flash-timing': 'flashTiming' };
+  const flags = { '--usb-bridge': 'usbBridge', '--bootsel': 'bootsel' };
+  const numeric = new Set(['port', 'maxEmulatedS', 'maxWallS', 'count', 'mhz', 'usbPort']);
   for (let i = 0; i < argv.length; i++) {
+    if (flags[argv[i]]) {
+      opts[flags[argv[i]]] = true;
+      continue;
+    }
     if (argv[i] === '--no-out-hold') {
       opts.outHold = false;
       continue;
@@ -57,7 +70,7 @@ function parseArgs(argv) {
     opts[key] = numeric.has(key) ? Number(argv[++i]) : argv[++i];
   }
   for (const k of ['rp2040js', 'bootrom', 'flash']) {
-    if (!opts[k]) {
+    if (!opts[k] && !(k === 'flash' && opts.usbBridge)) {
       process.stderr.write(`missing --${k}\n${HELP}\n`);
       process.exit(2);
     }
@@ -98,14 +111,26 @@ if (bootromBytes.length !== 16384) {
   emit({ event: 'exit', reason: 'error', detail: `bootrom is ${bootromBytes.length} bytes, expected 16384` });
   process.exit(3);
 }
-mcu.loadBootrom(new Uint32Array(bootromBytes.buffer, bootromBytes.byteOffset, 4096));
+const bootromWords = new Uint32Array(bootromBytes.buffer, bootromBytes.byteOffset, 4096);
+if (opts.usbBridge) {
+  const { runBridge } = await import('./bridge.mjs');
+  await runBridge(opts, rp, emit, bootromWords);
+  await new Promise(() => {}); // bridge.mjs owns the process from here (its sockets keep it alive)
+}
+mcu.loadBootrom(bootromWords);
 const flash = readFileSync(opts.flash);
 if (flash.length > mcu.flash.length) {
   emit({ event: 'exit', reason: 'error', detail: `image is ${flash.length} bytes, flash holds ${mcu.flash.length}` });
   process.exit(3);
 }
 mcu.flash.set(flash, 0);
-mcu.core.PC = 0x10000000; // boot2
+if (opts.boot === 'bootrom') { // power-on: bootrom -> boot2 -> app, all reading the SPI NOR model over the SSI
+  const { SpiNorFlash } = await import('./flashchip.mjs');
+  const { applyPatches } = await import('./patches.mjs');
+  applyPatches(rp, mcu, new SpiNorFlash(mcu.flash, { now: () => clock.nanos }), {});
+} else {
+  mcu.core.PC = 0x10000000; // boot2
+}
 
 // ---- serial plumbing ----
 let client = null; // the TCP client, if any
