@@ -6,6 +6,7 @@ import click
 from fwtool.core import ui
 from fwtool.core.errors import Exit, FwtoolError
 from fwtool.monitor import MonitorOptions, run_monitor
+from fwtool.commands import lab_options
 
 
 @click.command()
@@ -34,8 +35,9 @@ from fwtool.monitor import MonitorOptions, run_monitor
 @click.option("--eol", type=click.Choice(["crlf", "lf", "cr"]), default="crlf", show_default=True,
               help="Line ending appended to what you type.")
 @click.option("--no-input", is_flag=True, help="Do not forward stdin to the board.")
+@lab_options.labgrid_options()
 def monitor(port, serial_number, board, uart, baud, no_reconnect, wait, reconnect_timeout, raw, as_json, plain,
-            timestamps, log_path, count, timeout, expect, expect_label, min_score, eol, no_input):
+            timestamps, log_path, count, timeout, expect, expect_label, min_score, eol, no_input, lab=None):
     """Show what the board prints, live: score bars, top label, latency, rate.
 
     Finds the board (USB 2E8A:000A for pico-sdk USB stdio; the one flashed last if several), opens it as soon as
@@ -52,6 +54,8 @@ def monitor(port, serial_number, board, uart, baud, no_reconnect, wait, reconnec
       fwtool monitor --json --count 5 > inferences.jsonl
       fwtool monitor --expect-label fire_alarm --min-score 0.9 --timeout 30
       fwtool monitor --port socket://localhost:4000 --raw
+      fwtool monitor --port rfc2217://exporter:7000 --count 3      # ser2net
+      fwtool monitor --labgrid my-pico --count 3                  # a labgrid place's board
     """
     if sum(map(bool, (raw, as_json, plain))) > 1:
         raise FwtoolError("--raw, --json and --plain exclude each other", "pick one", code=Exit.USAGE)
@@ -61,7 +65,7 @@ def monitor(port, serial_number, board, uart, baud, no_reconnect, wait, reconnec
                           reconnect=not no_reconnect, wait=wait, reconnect_timeout=reconnect_timeout, view=view,
                           timestamps=timestamps, log=log_path, count=count, timeout=timeout, expect=tuple(expect),
                           expect_label=expect_label, min_score=min_score, send_input=not no_input, eol=eol)
-    code = run_monitor(opts)
+    code = lab_options.monitor_on_lab(lab, opts) if lab is not None else run_monitor(opts)
     if code:
         # Not click's Exit: with standalone_mode=False click *returns* its code and fwtool's main exits 0.
         sys.exit(code)

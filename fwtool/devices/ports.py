@@ -31,6 +31,25 @@ def is_url(port: str) -> bool:
     return "://" in port
 
 
+def serial_open_args(device: str, write_timeout: float | None = None) -> tuple[str, dict]:
+    """(what to pass to ``serial.serial_for_url``, extra keyword arguments) for a device path or URL.
+
+    ``rfc2217://`` (ser2net, labgrid's exported serial ports) needs two changes from a local port:
+    pyserial's rfc2217 backend raises NotImplementedError for any ``write_timeout``, so none is passed; and
+    ``ign_set_control`` is added to the URL unless it is there already: ser2net answers the SET_CONTROL request
+    (DTR/RTS, which pico-sdk's USB stdio needs before it prints) with a value other than the one asked for, so
+    pyserial waits its whole network timeout and fails ("... option 'control'"). With the option pyserial still
+    sends DTR/RTS but does not wait for that answer."""
+    scheme = device.partition("://")[0].lower() if is_url(device) else ""
+    if scheme != "rfc2217":
+        return device, ({} if write_timeout is None else {"write_timeout": write_timeout})
+    base, _, query = device.partition("?")
+    options = [o for o in query.split("&") if o]
+    if not any(o.split("=", 1)[0] == "ign_set_control" for o in options):
+        options.append("ign_set_control")
+    return f"{base}?{'&'.join(options)}", {}
+
+
 def usb_id(vid: int | None, pid: int | None) -> str:
     return "" if vid is None or pid is None else f"{vid:04X}:{pid:04X}"
 

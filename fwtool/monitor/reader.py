@@ -21,7 +21,7 @@ import serial
 
 from fwtool.core.errors import NoDevice
 from fwtool.core.lines import MAX_LINE
-from fwtool.devices.ports import Discovery, FollowedPort, PortInfo, is_url
+from fwtool.devices.ports import Discovery, FollowedPort, PortInfo, is_url, serial_open_args
 
 @dataclass
 class Data:
@@ -80,8 +80,8 @@ def open_serial(device: str, baud: int, timeout: float) -> serial.SerialBase:
     if is_url(device):
         check_url(device)
     try:
-        ser = serial.serial_for_url(device, do_not_open=True, baudrate=baud, timeout=timeout, write_timeout=1.0,
-                                    **kwargs)
+        url, extra = serial_open_args(device, write_timeout=1.0)  # rfc2217: no write timeout, ign_set_control
+        ser = serial.serial_for_url(url, do_not_open=True, baudrate=baud, timeout=timeout, **extra, **kwargs)
     except (KeyError, ValueError) as e:  # pyserial's URL options parser raises these for unknown values
         raise serial.SerialException(f"port URL {device!r} is not valid ({e})") from e
     try:
