@@ -53,6 +53,7 @@ def context(**kw) -> dict:
         "tflm_includes": [], "tflm_defines": [],
         "app_vendor_libs": [], "tflm_fast_sources": [], "audio": None,
         "mic": {"present": 0, "data_pin": -1, "clk_pin": -1, "pio": 0, "sm": 0},
+        "op_registrations": {}, "op_registration_headers": [], "tflm_unity_groups": {},
     }
     ctx["fmt"].update({"audio": "A", "feat": "F", "feat_vector": {"name": "q", "conv": "%d"}, "ainf": "AI",
                        "ainf_vectors": [{"name": "scores", "conv": "%.4f"}, {"name": "q", "conv": "%d"}],

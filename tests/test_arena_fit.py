@@ -90,3 +90,85 @@ def test_a_crashing_interpreter_child_is_one_error_with_exit_3(fire_alarm, monke
     assert e.value.code == Exit.BAD_INPUT
     assert e.value.cause == ("the TFLM interpreter crashed on this model (SIGSEGV) — the model is malformed or uses "
                              "an unsupported op version")
+
+
+def test_target_figure_is_used_with_a_small_stated_margin(fire_alarm, tmp_path, monkeypatch):
+    """A figure recorded on the virtual board replaces host + 10 %: allocated / used <= 1.05, and the fit check
+    of the build plan uses the same arena."""
+    from fwtool.build.fit import arena_target
+    from fwtool.build.apps import get_app
+    from fwtool.build.flow import BuildOptions, plan
+    monkeypatch.setenv("FWTOOL_CACHE_DIR", str(tmp_path))
+    m = load_model(fire_alarm)
+    fam, app = get_family("rp2040"), get_app("inference")
+    key = arena_target(fam, app, m)
+    assert key is not None and arena_target(get_family("psoc6"), app, m) is None  # QEMU is another machine
+    assert arena_target(fam, get_app("recorder"), m) is None  # prints no banner: nothing to measure
+    assert arena.size_for(m, target=key).source == "measured"  # nothing recorded yet
+    assert arena.record_target(key, 18_020)
+    a = arena.size_for(m, target=key)
+    assert (a.source, a.measured) == ("target", 18_020) and a.total % 16 == 0
+    assert a.total >= 18_020 + arena.TARGET_MARGIN_MIN and a.total / 18_020 <= 1.05
+    p = plan(BuildOptions(board="pico", model=fire_alarm, out_dir=tmp_path / "out"))
+    assert p.arena == a and p.fit["ram"]["arena"] == a.total
+    assert arena.size_for(m, override=30001).source == "override"  # --arena still wins
+
+
+def test_target_figure_is_per_graph_not_per_weights(fire_alarm, tmp_path, monkeypatch):
+    monkeypatch.setenv("FWTOOL_CACHE_DIR", str(tmp_path))
+    m, padded = load_model(fire_alarm), parse_model(modelgen.padded_model(2048))
+    assert m.sha256 != padded.sha256 and arena.graph_sha(m) == arena.graph_sha(padded)
+    other = parse_model(modelgen.tiny_fc_model())
+    assert arena.graph_sha(other) != arena.graph_sha(m)
+    key = arena.target_fields(m, "rp2040/inference", ["conv.cpp"])
+    assert arena.target_fields(padded, "rp2040/inference", ["conv.cpp"]) == key
+    assert arena.target_fields(m, "rp2040/validate", ["conv.cpp"]) != key
+
+
+@pytest.mark.parametrize("poison", ['{"fields": %s, "arena_used": -5}', '{"fields": %s, "arena_used": true}',
+                                    '{"fields": %s, "arena_used": 99999999999}', "not json %s",
+                                    '{"fields": {}, "arena_used": 1000}'])
+def test_a_corrupt_target_entry_falls_back_to_the_host_figure(fire_alarm, tmp_path, monkeypatch, poison):
+    import json
+    monkeypatch.setenv("FWTOOL_CACHE_DIR", str(tmp_path))
+    m = load_model(fire_alarm)
+    key = arena.target_fields(m, "rp2040/inference", ["conv.cpp"])
+    assert arena.record_target(key, 18_020)
+    path = next((tmp_path / "arena_target").glob("*.json"))
+    path.write_text(poison.replace("%s", json.dumps(key)))
+    assert arena.target_used(key) is None
+    assert not arena.record_target(key, 0) and not arena.record_target(key, True)
+
+
+def test_flow_records_the_banner_figure_and_rebuilds_once(fire_alarm, tmp_path, monkeypatch):
+    """tighten_arena: only after a host-measured build of a family with a virtual board, and only a plausible
+    figure is recorded."""
+    from fwtool.build import flow
+    from fwtool.build.flow import BuildOptions, plan
+    monkeypatch.setenv("FWTOOL_CACHE_DIR", str(tmp_path))
+    p = plan(BuildOptions(board="pico", model=fire_alarm, out_dir=tmp_path / "out"))
+    assert p.arena.source == "measured"
+
+    class Result:
+        class artifacts:
+            image = tmp_path / "firmware.uf2"
+
+    seen = []
+    assert flow.tighten_arena(p, Result, lambda image: seen.append(image) or 18_020)
+    assert seen == [tmp_path / "firmware.uf2"]
+    assert plan(BuildOptions(board="pico", model=fire_alarm, out_dir=tmp_path / "out")).arena.source == "target"
+    assert not flow.tighten_arena(p, Result, lambda image: None)
+    assert not flow.tighten_arena(p, Result, None)
+
+
+def test_a_tight_arena_that_did_not_allocate_keeps_the_figure_that_did(fire_alarm, tmp_path, monkeypatch):
+    """AllocateTensors may need more than arena_used on the way (tiny models): the flow then records the arena that
+    allocated; the report states used and the larger margin honestly."""
+    monkeypatch.setenv("FWTOOL_CACHE_DIR", str(tmp_path))
+    m = load_model(fire_alarm)
+    key = arena.target_fields(m, "rp2040", ["conv.cpp"])
+    assert arena.record_target(key, 664, allocate=2352)
+    a = arena.size_for(m, target=key)
+    assert (a.source, a.measured, a.margin, a.total) == ("target", 664, 1688, 2352)
+    assert not arena.record_target(key, 664, allocate=600)  # below what the target used: refused
+    assert key["rule"] == arena.TARGET_RULE  # older records (unchecked figures) are keyed differently

@@ -88,3 +88,35 @@ def test_second_model_rebuilds_only_what_changed(built, tmp_path):
     assert not any(ln.startswith("$ cmake") for ln in (out / "build.log").read_text().splitlines())  # configured
     uf2.validate((out / "firmware.uf2").read_bytes(), 0xE48BFF56, 0x10000000,
                  expect=(out / "firmware.bin").read_bytes())
+
+
+def _nm(elf):
+    return subprocess.run(["arm-none-eabi-nm", "-S", "--size-sort", str(elf)], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def test_issue14_flash_goal_and_the_levers_are_in_effect(built):
+    """text <= 81,000 B; no (floating-point) printf, no int4/int16 CMSIS-NN paths, no TFLM error strings."""
+    out, report = built
+    assert report["sizes"]["text"] <= 81_000, report["sizes"]
+    syms = _nm(out / "firmware.elf")
+    for gone in ("_vfprintf_r", "_dtoa_r", "_vfiprintf_r", "arm_convolve_s4", "arm_convolve_s16",
+                 "arm_nn_mat_mult_nt_t_s4", "MicroPrintf"):
+        assert not re.search(rf" {gone}$", syms, re.M), gone
+    assert re.search(r" arm_convolve_s8$", syms, re.M)  # the int8 path is there
+    assert b"Arena size is too small" not in (out / "firmware.bin").read_bytes()  # TFLM error strings stripped
+    assert b"AllocateTensors failed" in (out / "firmware.bin").read_bytes()  # fwtool's own FWT:ERROR cause stays
+
+
+def test_text_by_component_adds_up_to_arm_none_eabi_size(built):
+    out, report = built
+    comp = report["text_by_component"]
+    text = int(subprocess.run(["arm-none-eabi-size", str(out / "firmware.elf")], capture_output=True, text=True,
+                              check=True).stdout.splitlines()[1].split()[0])
+    assert comp["text"] == text == sum(comp["bytes"].values())
+    b = comp["bytes"]
+    for part in ("model", "app", "kernels", "cmsis_nn", "tflm_runtime", "sdk_usb"):
+        assert b[part] > 0, part
+    assert b["model"] >= report["model"]["bytes"]
+    assert b["linker_padding"] < 0.02 * text  # the map accounts for nearly every byte
+    assert sum(r["bytes"] for r in comp["rows"]) == text

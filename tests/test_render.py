@@ -77,9 +77,13 @@ def test_config_header_carries_the_protocol_and_arena(mini_tflm, fire_alarm):
     p, files = _render(fire_alarm, mini_tflm, labels=None)
     h = files["fwtool_config.h"]
     f = protocol.c_formats()
-    assert f'#define FWTOOL_FMT_BANNER "{f["banner"]}"' in h
-    assert f'#define FWTOOL_FMT_INFER "{f["infer"]}"' in h
+    fmts = files["fwt_formats.h"]  # the model-independent part, included by fwtool_config.h
+    assert f'#define FWTOOL_FMT_BANNER "{f["banner"]}"' in fmts and '#include "fwt_formats.h"' in h
+    assert f'#define FWTOOL_FMT_INFER "{f["infer"]}"' in fmts
     assert f"#define FWTOOL_ARENA_SIZE {p.arena.total}" in h
+    # the shared sources take the model's values from model_data.cpp (a new model recompiles only that file)
+    assert f"unsigned char fwtool_tensor_arena[{p.arena.total}];" in files["model_data.cpp"]
+    assert '"fwtool_config.h"' not in files["fwt_lines.cpp"] + files["fwt_runtime.cpp"]
     assert '#define FWTOOL_IN_DESC "int8:1x124x129x1"' in h and "#define FWTOOL_LED_PIN 25" in files["fwt_board.h"]
     assert '"class_0",' in h
 

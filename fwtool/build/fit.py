@@ -12,7 +12,8 @@ from typing import Protocol
 
 from fwtool.core.boards import Board
 from fwtool.core.errors import DoesNotFit
-from fwtool.model.tflite import Model
+from fwtool.model import arena as arena_mod
+from fwtool.model.tflite import Model, resolver_calls
 
 FIX = ("use a smaller or int8-quantized model (fewer filters/units, smaller input), "
        "or a board with more memory ('fwtool boards')")
@@ -21,6 +22,31 @@ FIX = ("use a smaller or int8-quantized model (fewer filters/units, smaller inpu
 class Reserves(Protocol):  # what the fit check needs of a family
     code_reserve_bytes: int
     ram_reserve_bytes: int
+
+
+# What an app's main.cpp calls when it prints the FWT:BOOT banner (directly or through the shared loops).
+BANNER_CALLS = ("fwt_print_banner", "fwt_inference_loop", "fwt_validate_loop")
+
+
+def prints_banner(app) -> bool:
+    """Whether ``app``'s firmware prints the banner with ``arena_used`` (the recorder, which runs no model, does
+    not): only then can the virtual board measure its arena."""
+    try:
+        text = (app.path / "main.cpp.j2").read_text(errors="replace")
+    except (OSError, AttributeError, TypeError):
+        return False
+    return any(call in text for call in BANNER_CALLS)
+
+
+def arena_target(family, app, model: Model) -> dict | None:
+    """The key of the arena measured on ``family``'s virtual board for ``model`` (None when the family has none or
+    ``app`` prints no banner): the build, the fit check and the report then all use that figure + margin
+    (model/arena.py). Every app runs the model through the same resolver and interpreter, so the figure is per
+    family, not per app: a validate build uses what the default app measured."""
+    if not getattr(family, "arena_on_virtual_board", False) or not prints_banner(app):
+        return None
+    kernels = sorted({op["kernel"] for op in resolver_calls(model)})
+    return arena_mod.target_fields(model, family.name, kernels)
 
 
 def fit_report(board: Board, family: Reserves, model: Model, arena_bytes: int, input_bytes: int = 0,

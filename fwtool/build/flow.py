@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from fwtool.build import codesize, elfsize, outdir, render
+from fwtool.build import codesize, elfsize, fit, outdir, render
 from fwtool.build.context import template_context
 from fwtool.build.families import CompileRequest
 from fwtool.build.plan import BuildOptions, BuildPlan, plan
@@ -20,6 +20,7 @@ from fwtool.build.result import REPORT_NAME, Artifacts, BuildResult
 from fwtool.core.errors import DoesNotFit, FwtoolError
 from fwtool.core.files import atomic_write, copy_atomic
 from fwtool.core.toolchain import require_all
+from fwtool.model import arena as arena_mod
 
 __all__ = ["BuildOptions", "BuildPlan", "plan", "run", "template_context"]
 
@@ -54,11 +55,46 @@ def record_code_size(sizes: elfsize.Sizes, p: BuildPlan) -> bool:
     return codesize.record(fields, codesize.non_model_flash(sizes.flash, p.model.size, embedded))
 
 
+def tighten_arena(p: BuildPlan, result: BuildResult, arena_probe: Callable[[Path], int | None] | None) -> bool:
+    """After a build whose arena is the host measurement + margin: read the arena the firmware really uses on the
+    family's virtual board (``arena_probe(image)``) and record it (model/arena.py). True when recorded: a rebuild
+    then allocates that figure + the small target margin."""
+    target = fit.arena_target(p.family, p.app, p.model)
+    if arena_probe is None or target is None or p.arena.source != "measured" or p.options.arena is not None:
+        return False
+    used = arena_probe(result.artifacts.image)
+    return used is not None and arena_mod.record_target(target, used)
+
+
 def run(opts: BuildOptions, on_line: Callable[[str], None] = lambda s: None,
         on_step: Callable[[str], None] = lambda s: None,
-        on_progress: Callable[[int, int], None] = lambda done, total: None) -> BuildResult:
+        on_progress: Callable[[int, int], None] = lambda done, total: None,
+        arena_probe: Callable[[Path], int | None] | None = None) -> BuildResult:
     """Build ``opts``; ``on_line`` gets every build-tool line (and command line), ``on_step`` each step,
-    ``on_progress`` (done, total) whenever the family's build tool shows progress."""
+    ``on_progress`` (done, total) whenever the family's build tool shows progress. With ``arena_probe`` (the
+    virtual board's banner reader, emulator/arena_probe.py) a first build of a model measures its arena on the
+    target and re-links with that figure (:func:`tighten_arena`)."""
+    p, result = build_once(opts, on_line, on_step, on_progress)
+    target = fit.arena_target(p.family, p.app, p.model)
+    if arena_probe is not None and target and p.arena.source == "measured" and opts.arena is None:
+        on_step("measuring the arena on the virtual board")
+        if tighten_arena(p, result, arena_probe):
+            on_step("re-linking with the arena measured on the virtual board")
+            tight = build_once(opts, on_line, on_step, on_progress)[1]
+            # arena_used is what stays allocated; AllocateTensors may need more on the way (temporary buffers,
+            # seen on tiny models): check that the tight image allocates, else keep the figure that did
+            on_step("checking the tight arena on the virtual board")
+            if arena_probe(tight.artifacts.image) is not None:
+                return tight
+            arena_mod.record_target(target, arena_mod.target_used(target) or p.arena.total, allocate=p.arena.total)
+            on_step("re-linking: the tight arena did not allocate on the virtual board")
+            result = build_once(opts, on_line, on_step, on_progress)[1]
+    return result
+
+
+def build_once(opts: BuildOptions, on_line: Callable[[str], None], on_step: Callable[[str], None],
+               on_progress: Callable[[int, int], None]) -> tuple[BuildPlan, BuildResult]:
+    """One plan → render → compile → package → report pass (see :func:`run`)."""
     t_start = time.monotonic()
     on_step("checking the model")
     start_attempt(opts)  # from here on, any failure leaves no firmware.* / report.json in the out dir
@@ -111,4 +147,4 @@ def run(opts: BuildOptions, on_line: Callable[[str], None] = lambda s: None,
              "notes": notes}
     report = build_report(p, ctx, sizes, artifacts, build, {name: s.version for name, s in tool_status.items()})
     atomic_write(out_dir / REPORT_NAME, json.dumps(report, indent=2))
-    return BuildResult(board.name, p.app.name, artifacts, report)
+    return p, BuildResult(board.name, p.app.name, artifacts, report)

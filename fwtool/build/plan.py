@@ -36,7 +36,9 @@ class BuildOptions:
     model: Path
     out_dir: Path | None = None
     arena: int | None = None
-    input: Path | None = None  # a .npy for the default app (default: zeros)
+    # The default app's test input: one .npy per model input (in input order), or one .npz keyed by input name or
+    # index (default: zeros). A single Path is accepted too.
+    input: Path | list[Path] | None = None
     labels: Path | None = None
     stdio: str | None = None  # usb | uart (default: the board's)
     app: str = "inference"
@@ -45,7 +47,8 @@ class BuildOptions:
     tflm_cores: int = 2
     usb_wait_ms: int = 2500
     loop_delay_ms: int = 500
-    # Input vectors embedded in the image as raw bytes of input 0 each (validate's); excludes ``input``.
+    # Input vectors embedded in the image (validate's), each the raw bytes of every input tensor back to back in
+    # input order; excludes ``input``.
     inputs: list[bytes] | None = None
     inputs_source: str = ""  # how they were made, for the banner and the report
     preprocessor: Path | None = None  # an app's own front-end model (kws) instead of its default
@@ -101,7 +104,7 @@ def read_labels(path: Path | None, count: int, notes: list[str] | None = None) -
     return userdata.read_labels(path, count, notes)
 
 
-def read_input(path: Path | None, model: Model) -> tuple[bytes, str]:
+def read_input(path: Path | list[Path] | None, model: Model) -> tuple[bytes, str]:
     return userdata.read_input(path, model)
 
 
@@ -114,13 +117,14 @@ def embedded_inputs(opts: BuildOptions, model: Model) -> tuple[list[bytes], str]
     if opts.inputs is None:
         data, source = read_input(opts.input, model)
         return ([data] if data else []), source
-    if opts.input is not None:
+    if opts.input:
         raise BadInput("an --input file and embedded input vectors exclude each other", "pass one of them")
-    want = tensor_bytes(model.inputs[0])
+    want = sum(tensor_bytes(t) for t in model.inputs)
+    shapes = " + ".join(f"{t.dtype.lower()} {t.shape_str}" for t in model.inputs)
     for i, v in enumerate(opts.inputs):
         if len(v) != want:
-            raise BadInput(f"input vector {i} has {len(v):,} bytes, input '{model.inputs[0].name}' needs {want:,}",
-                           f"give vectors of shape {model.inputs[0].shape_str}")
+            raise BadInput(f"input vector {i} has {len(v):,} bytes, the model's input(s) need {want:,} ({shapes})",
+                           f"give vectors of shape {shapes}")
     return [bytes(v) for v in opts.inputs], opts.inputs_source or f"{len(opts.inputs)} vectors"
 
 
@@ -136,7 +140,7 @@ def plan(opts: BuildOptions) -> BuildPlan:
     app.check_model(model)
     audio = audio_device.front_end(app.name, audio_device.model_input_of(model.inputs[0]))
     inputs, inputs_source = embedded_inputs(opts, model)
-    arena = arena_mod.size_for(model, opts.arena)
+    arena = arena_mod.size_for(model, opts.arena, fit_mod.arena_target(family, app, model))
     pre = plan_preprocessor(app, opts.preprocessor)
     labels = labels_for(pre, opts.labels, read_labels(opts.labels, model.outputs[0].elements, notes))
     extra_arena, extra_flash = (pre.arena.total, pre.model.size) if pre else (0, 0)  # counted like inputs

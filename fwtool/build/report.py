@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fwtool import __version__
+from fwtool.build import components
 from fwtool.build.elfsize import Sizes
 from fwtool.build.plan import BuildPlan
 from fwtool.build.result import Artifacts
@@ -24,6 +25,16 @@ def uf2_summary(path: Path) -> dict:
             "start": f"0x{blocks[0].address:08X}", "bytes": len(blocks) * uf2.BLOCK_SIZE}
 
 
+def text_components(sizes: Sizes, artifacts: Artifacts, ctx: dict) -> dict:
+    """The firmware's text by component (build/components.py); ``bytes`` adds up to ``sizes.text``."""
+    if artifacts.elf is None:
+        return {"text": sizes.text, "bytes": {"unattributed": sizes.text}, "rows": []}
+    rows = components.by_component(artifacts.elf, artifacts.map,
+                                   [*ctx.get("tflm_sources", []), *ctx.get("tflm_patched_sources", [])])
+    return {"text": sizes.text, "bytes": rows,
+            "rows": [{"component": label, "bytes": n, "pct": pct} for label, n, pct in components.table(rows)]}
+
+
 def build_report(p: BuildPlan, ctx: dict, sizes: Sizes, artifacts: Artifacts, build: dict,
                  toolchain: dict[str, str | None]) -> dict:
     """The report of a finished build; ``build`` holds the timings, changed files and notes."""
@@ -34,6 +45,7 @@ def build_report(p: BuildPlan, ctx: dict, sizes: Sizes, artifacts: Artifacts, bu
         "input": {"source": p.inputs_source, "bytes": p.input_bytes, "vectors": len(p.inputs)},
         "fit_check": p.fit,
         "sizes": sizes.to_dict(),
+        "text_by_component": text_components(sizes, artifacts, ctx),
         "usage": usage(sizes, p.board),
         "image_kind": artifacts.image_kind,
         "files": artifacts.files(),

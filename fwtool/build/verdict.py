@@ -7,13 +7,17 @@ from fwtool.build.apps import get_app
 from fwtool.build.families import all_families, get_family
 from fwtool.core.boards import Board, all_boards, get_board
 from fwtool.core.errors import BadInput, DoesNotFit, FwtoolError
+from fwtool.model import arena as arena_mod
 from fwtool.model.inspection import model_report
 from fwtool.model.tflite import Model
 
 
-def board_row(b: Board, model: Model, app: str, arena_total: int | None, tflm_ok: bool) -> dict:
+def board_row(b: Board, model: Model, app: str, arena_total: int | None, tflm_ok: bool,
+              arena_override: int | None = None) -> dict:
     if arena_total is not None:
         family = get_family(b.family)
+        if arena_override is None:  # the figure a build for this board uses (measured on its target, if recorded)
+            arena_total = arena_mod.size_for(model, None, fit.arena_target(family, get_app(app), model)).total
         fields = codesize.plan_fields(b, family, get_app(app), codesize.kernel_files(model), b.stdio, 2)
         fits = fit.fit_report(b, family, model, arena_total, 0,  # the reserve a build would use (measured or default)
                               *codesize.reserve_for(fields, family.code_reserve_bytes))
@@ -35,7 +39,7 @@ def inspect_model(model: Model, board: str | None = None, app: str = "inference"
     # every board whose family this fwtool builds (a board file may come before its family module)
     boards = [get_board(board)] if board else [b for b in all_boards().values() if b.family in all_families()]
     report, arena_total = model_report(model, boards, arena_override)
-    report["boards"] = [board_row(b, model, app, arena_total, report["tflm"]["ok"]) for b in boards]
+    report["boards"] = [board_row(b, model, app, arena_total, report["tflm"]["ok"], arena_override) for b in boards]
     return report
 
 

@@ -5,6 +5,7 @@ import click
 from fwtool.core import ui
 from fwtool.build.flow import BuildOptions, run
 from fwtool.build.result import BuildResult
+from fwtool.emulator.arena_probe import banner_arena_used
 from fwtool.core.escape import terminal
 
 
@@ -13,12 +14,17 @@ def print_report(r: dict) -> None:
     click.echo(f"board     {r['board']['name']} ({r['board']['title']})")
     m = r["model"]
     click.echo(f"model     {terminal(m['name'])}  {m['bytes']:,} B  sha256 {m['sha256'][:12]}  "
-               f"in {m['inputs'][0]['dtype']}{m['inputs'][0]['shape']}  out {m['outputs'][0]['dtype']}{m['outputs'][0]['shape']}")
+               f"in {' '.join(t['dtype'] + str(t['shape']) for t in m['inputs'])}  "
+               f"out {' '.join(t['dtype'] + str(t['shape']) for t in m['outputs'])}")
     click.echo("ops       " + ", ".join(f"{o['op']}{' (CMSIS-NN)' if o['cmsis_nn'] else ''}" for o in r["ops"]))
     how = (f"measured {a['measured_bytes']:,} + margin {a['margin_bytes']:,}" if a["source"] == "measured"
-           else "--arena override")
+           else f"used on the virtual board {a['measured_bytes']:,} + margin {a['margin_bytes']:,}"
+           if a["source"] == "target" else "--arena override")
     click.echo(f"arena     {a['arena_bytes']:,} B ({how})")
     click.echo(f"sections  text {s['text']:,}  data {s['data']:,}  bss {s['bss']:,}")
+    rows = r.get("text_by_component", {}).get("rows", [])
+    if rows:
+        click.echo("text by   " + ", ".join(f"{x['component']} {x['bytes']:,}" for x in rows))
     click.echo(f"flash     {ui.bar(u['flash_bytes'], u['flash_total'])} {u['flash_pct']:5.1f}%  "
                f"{u['flash_bytes']:,} / {u['flash_total']:,} B")
     click.echo(f"RAM       {ui.bar(u['ram_bytes'], u['ram_total'])} {u['ram_pct']:5.1f}%  "
@@ -39,8 +45,9 @@ BUILD_OPTIONS = [  # shared with 'fwtool run'
                  help="Inputs (.npy/.npz or folder) to quantize a Keras --model to int8 first (cached by content)."),
     click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Output folder [build/<board>]."),
     click.option("--arena", type=click.IntRange(min=1024), help="Tensor arena bytes (default: measured + margin)."),
-    click.option("--input", "input_path", type=click.Path(path_type=Path),
-                 help="Test input for the default app (.npy, int8 or float); default zeros."),
+    click.option("--input", "input_path", type=click.Path(path_type=Path), multiple=True,
+                 help="Test input for the default app (.npy, int8 or float); default zeros. Several inputs: repeat "
+                      "it once per input in input order, or give one .npz keyed by input name or index."),
     click.option("--labels", type=click.Path(path_type=Path), help="Text file, one label per output value."),
     click.option("--preprocessor", type=click.Path(path_type=Path),
                  help="kws: your own audio preprocessor .tflite instead of micro_speech's (int16[1,480] -> int8[40])."),
@@ -59,7 +66,7 @@ def build_options(f):
 
 def options_from(kw: dict, **extra) -> BuildOptions:
     return BuildOptions(board=kw["board"], model=kw["model"], out_dir=kw["out_dir"], arena=kw["arena"],
-                        input=kw["input_path"], labels=kw["labels"], stdio=kw["stdio"], jobs=kw["jobs"],
+                        input=list(kw["input_path"] or ()) or None, labels=kw["labels"], stdio=kw["stdio"], jobs=kw["jobs"],
                         app=kw["app"], representative=kw["representative"],
                         preprocessor=kw.get("preprocessor"), **extra)
 
@@ -79,7 +86,8 @@ def run_build(opts: BuildOptions, verbose: bool = False) -> BuildResult:
         def on_progress(done, total):
             status.update(f"fwtool build: {progress['step']} [{done}/{total}]")
 
-        return run(opts, on_line=on_line, on_step=on_step, on_progress=on_progress)
+        return run(opts, on_line=on_line, on_step=on_step, on_progress=on_progress,
+                   arena_probe=banner_arena_used)  # the first build of a model measures its arena on the target
 
 
 @click.command()
@@ -99,6 +107,7 @@ def build(tflm_cores, as_json, verbose, **kw):
     Examples:
       fwtool build --board pico --model fire_alarm.tflite
       fwtool build -b pico_w -m kws.tflite --labels labels.txt --input sample.npy
+      fwtool build -b pico -m two_inputs.tflite --input a.npy --input b.npy   # one per input, in order
       fwtool build -b pico -m model.tflite --arena 40000 --json > report.json
       fwtool build -b pico -m model.keras --representative train_x.npy   # int8-quantized on the fly
       fwtool build -b pico -m model.tflite --tflm-cores 1 --out build/pico-emu   # for 'fwtool emulate'

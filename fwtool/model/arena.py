@@ -6,9 +6,16 @@ persistent structures are smaller (4-byte pointers), but CMSIS-NN kernels ask fo
 kernels do not (e.g. conv: 4 bytes per ⌈filter_h·filter_w·in_ch⌉₄), so fwtool adds a margin of
 ``max(MARGIN_MIN, MARGIN_FRACTION × measured)`` rounded up to 16 bytes. The firmware reports the arena it really
 used in its banner (``arena_used``).
+
+Where a family has a virtual board (rp2040: rp2040js), the build runs its firmware there once and records the
+banner's ``arena_used`` per (model graph, target family, kernel set, pinned tree revision, fwtool version)
+(:func:`record_target`); every later build with the same key (and its fit check, which uses the same
+:class:`ArenaSize`) allocates that figure plus a small stated margin (:func:`target_size`, ``source`` "target"):
+the same code on the same core allocates the same bytes.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import json
 import sys
@@ -19,7 +26,8 @@ from typing import Callable
 
 import numpy as np
 
-from fwtool.core import userfile
+from fwtool import __version__
+from fwtool.core import userfile, vendor
 from fwtool.core.escape import terminal
 from fwtool.core.errors import BadInput, FwtoolError, MissingTool
 from fwtool.core.files import atomic_write
@@ -29,6 +37,12 @@ from fwtool.model.tflite import Model, load_model
 
 MARGIN_FRACTION = 0.10
 MARGIN_MIN = 1024
+# Over a figure measured on the target itself (the virtual board): alignment only, at most ~2 % + 16 B.
+TARGET_MARGIN_FRACTION = 0.02
+TARGET_MARGIN_MIN = 64
+# Bumped when how a target figure is obtained changes: 2 = the tight image was checked to allocate on the target
+# (build/flow.py), else the figure that did allocate was recorded; older records are not used.
+TARGET_RULE = 2
 _UPPER = 16 * 1024 * 1024
 
 
@@ -168,7 +182,85 @@ def cached_measure(model: Model) -> int:
     return measured
 
 
-def size_for(model: Model, override: int | None = None) -> ArenaSize:
+def target_fields(model: Model, target: str, kernels: list[str]) -> dict:
+    """What decides the arena a target allocates for ``model``: the target (family), the kernel files, the pinned
+    TFLM tree revision and fwtool's version."""
+    pinned = vendor.manifest()
+    revs = {n: pinned[n].rev for n in ("pico-tflmicro",) if n in pinned}
+    return {"graph": graph_sha(model), "target": target, "kernels": sorted(kernels), "revisions": revs,
+            "fwtool": __version__, "rule": TARGET_RULE}
+
+
+def graph_sha(model: Model) -> str:
+    """sha256 of what TFLM's allocations depend on: operators (op, version, tensors, options), tensors (shape,
+    type, constant or not, quantization array lengths), inputs and outputs; not the weight values, so a retrained
+    model of the same graph reuses the target figure."""
+    graph = {"ops": [[o.op, o.version, o.inputs, o.outputs, sorted((k, repr(v)) for k, v in o.options.items())]
+                     for o in model.operators],
+             "tensors": [[t.shape, t.dtype, t.is_constant, len(t.scale), len(t.zero_point)] for t in model.tensors],
+             "io": [[t.index for t in model.inputs], [t.index for t in model.outputs]],
+             "subgraphs": model.subgraph_count}
+    return hashlib.sha256(json.dumps(graph, default=str).encode()).hexdigest()
+
+
+def _target_path(fields: dict) -> Path:
+    key = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:32]
+    return cache_dir() / "arena_target" / f"{key}.json"
+
+
+def _target_entry(fields: dict) -> dict | None:
+    path = _target_path(fields)
+    try:
+        userfile.check(path, "arena cache entry", 4096, "")
+        entry = json.loads(path.read_text())
+    except (FwtoolError, OSError, ValueError):
+        return None
+    if not isinstance(entry, dict) or entry.get("fields") != fields or not _size_ok(entry.get("arena_used")):
+        return None
+    if "allocate" in entry and not (_size_ok(entry["allocate"]) and entry["allocate"] >= entry["arena_used"]):
+        return None
+    return entry
+
+
+def _size_ok(n) -> bool:
+    return type(n) is int and 0 < n <= _UPPER  # noqa: E721 - bool is not a size
+
+
+def target_used(fields: dict) -> int | None:
+    """The ``arena_used`` recorded for ``fields`` on the target, or None (missing, corrupt or implausible)."""
+    entry = _target_entry(fields)
+    return entry["arena_used"] if entry else None
+
+
+def record_target(fields: dict, used: int, allocate: int | None = None) -> bool:
+    """Remember the target's ``arena_used`` for ``fields`` (and ``allocate``: the arena to use when used + the
+    small margin did not allocate on the target); False when implausible or the cache is unwritable."""
+    if not _size_ok(used) or (allocate is not None and not (_size_ok(allocate) and allocate >= used)):
+        return False
+    entry = {"fields": fields, "arena_used": used, **({"allocate": allocate} if allocate is not None else {})}
+    try:
+        atomic_write(_target_path(fields), json.dumps(entry))
+    except OSError:
+        return False
+    return True
+
+
+def target_size(used: int, allocate: int | None = None) -> ArenaSize:
+    """The arena for a figure measured on the target: + max(TARGET_MARGIN_MIN, TARGET_MARGIN_FRACTION), to 16 B
+    (or ``allocate`` where that was checked to be needed)."""
+    if allocate is not None:
+        return ArenaSize(used, allocate - used, allocate, "target")
+    total = (used + max(TARGET_MARGIN_MIN, int(used * TARGET_MARGIN_FRACTION)) + 15) // 16 * 16
+    return ArenaSize(used, total - used, total, "target")
+
+
+def size_for(model: Model, override: int | None = None, target: dict | None = None) -> ArenaSize:
+    """The arena for ``model``: ``override`` (checked against the measurement), else the figure the target
+    recorded for ``target`` (:func:`target_fields`) + a small margin, else the host measurement + margin."""
+    if override is None and target is not None:
+        entry = _target_entry(target)
+        if entry is not None:
+            return target_size(entry["arena_used"], entry.get("allocate"))
     if override is not None:
         if override <= 0 or override > _UPPER:
             raise BadInput(f"--arena {override} is not a usable arena size", f"give 1..{_UPPER} bytes, or omit --arena")

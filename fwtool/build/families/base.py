@@ -106,6 +106,9 @@ class Family:
     code_reserve_bytes: int = 0
     # RAM kept besides the arena (stacks, heap, SDK/USB state, input/output buffers are added separately).
     ram_reserve_bytes: int = 0
+    # The family's images run on a virtual board that prints the banner (rp2040js): the build then reads the
+    # arena the firmware really uses there (model/arena.py target figures) instead of keeping the host margin.
+    arena_on_virtual_board: bool = False
 
     def tool_status(self) -> list[ToolStatus]:
         return [status(t) for t in self.tools]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from fwtool.build import registrations, render
 from fwtool.core import escape, vendor
 from fwtool.core.boards import Board
 from fwtool.core.errors import FwtoolError
@@ -33,6 +34,7 @@ class PSoC6Family(RP2040Family):
 
     name = "psoc6"
     template_dir = "psoc6"
+    arena_on_virtual_board = False  # the QEMU machine is another board: keep the host measurement + margin
     virtual_target = "qemu-mps2-an386"  # fwtool/emulator/qemu.py: a Cortex-M4F machine (no PSoC 6 emulator exists)
     tools = [
         *ARM_BUILD_TOOLS,
@@ -42,7 +44,7 @@ class PSoC6Family(RP2040Family):
     ]
     context_keys = ("tflm_root", "tflm_version", "tflm_sources", "tflm_patched_sources", "tflm_includes",
                     "tflm_defines", "arch_flags", "board_sources", "board_includes", "board_defines",
-                    "linker_script", "psoc6", "mtb")
+                    "linker_script", "psoc6", "mtb", "op_registrations", "op_registration_headers")
     # BSP startup/system + PDL drivers + TFLM runtime + kernels (fire_alarm: ~120 KB) and the CM0+ image (the
     # BLE kit's BLESS image reserves 128 KiB of flash).
     code_reserve_bytes = 288 * 1024
@@ -60,12 +62,14 @@ class PSoC6Family(RP2040Family):
     def template_context(self, plan, vendor_paths: dict[str, Path]) -> dict:
         root = vendor_paths["pico-tflmicro"]
         board = board_values(plan.board, vendor_paths)
-        sources = [s for s in tflm_sources(root, plan.kernel_files) if s not in PICO_ONLY_SOURCES]
+        sources = [s for s in tflm_sources(root, plan.kernel_files, render.layers(self.template_dir, plan.app))
+                   if s not in PICO_ONLY_SOURCES]
         return {"tflm_root": escape.cmake_quoted(root.as_posix()),
                 "tflm_version": vendor.manifest()["pico-tflmicro"].version,
                 "tflm_sources": sources, "tflm_patched_sources": [],
                 "tflm_includes": tflm_includes(plan.kernel_files), "tflm_defines": list(TFLM_DEFINES),
                 "arch_flags": list(ARCH_FLAGS), **board,
+                **registrations.template_values(plan.model, plan.ops, root, kernel_source),
                 "mtb": {"target": plan.board.sdk["bsp"][len("TARGET_"):], "app_name": f"fwtool-{plan.board.name}",
                         "libs": sorted(Path(n).stem for n in mtb_files(plan.board))}}
 

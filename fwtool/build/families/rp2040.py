@@ -15,6 +15,7 @@ from fwtool.core.files import write_if_changed
 from fwtool.core.toolchain import ARM_BUILD_TOOLS, Tool
 from fwtool.image import uf2
 from fwtool.build.families.base import CompiledFiles, CompileRequest, Family, SourcePatch, link_overflow
+from fwtool.build import registrations, render, sources
 from fwtool.build.families.rp2040_apps import fast_sources, mic_values, vendor_libs
 
 TFLM_INCLUDES = ["src", "src/third_party/ruy", "src/third_party/gemmlowp", "src/third_party/flatbuffers/include",
@@ -22,6 +23,9 @@ TFLM_INCLUDES = ["src", "src/third_party/ruy", "src/third_party/gemmlowp", "src/
                  "src/third_party/cmsis_nn/Include"]
 TFLM_DEFINES = ["TF_LITE_DISABLE_X86_NEON=1", "TF_LITE_STATIC_MEMORY=1", "TF_LITE_USE_CTIME=1", "CMSIS_NN=1",
                 "ARDUINO=1", "TFLITE_USE_CTIME=1"]  # as pico-tflmicro's own CMakeLists defines them
+# Release firmware: TFLM's own error strings and its printf-based DebugLog are compiled out (fwtool's FWT:ERROR
+# causes stay); newlib's vfprintf/dtoa then drop out of the image.
+RP2040_DEFINES = [*TFLM_DEFINES, "TF_LITE_STRIP_ERROR_STRINGS=1"]
 _SRC = re.compile(r"\$\{CMAKE_CURRENT_LIST_DIR\}/(src/\S+\.(?:cpp|cc|c))\s*$", re.M)
 _REGISTER = re.compile(r"^TFLMRegistration\s+Register_(\w+)\s*\(\s*\)\s*\{", re.M)
 _PROGRESS = re.compile(r"^\[\s*(\d+)/(\d+)\]|^\[\s*(\d+)%\]")
@@ -128,8 +132,10 @@ def kernel_source(kernel: str) -> str:
     return f"src/{kernel}" if kernel.startswith("signal/") else f"src/tensorflow/lite/micro/kernels/{kernel}"
 
 
-def tflm_sources(root: Path, kernel_files: list[str]) -> list[str]:
-    """Library sources for a model whose ops are registered in ``kernel_files`` (op-table kernel paths)."""
+def tflm_sources(root: Path, kernel_files: list[str], template_folders: list[Path] = ()) -> list[str]:
+    """Library sources for a model whose ops are registered in ``kernel_files`` (op-table kernel paths): the
+    kernels, the signal library they need, and only the runtime / CMSIS-NN sources they and the firmware
+    reference (fwtool/build/sources.py)."""
     common, kernels, signal = _tflm_library_sources(str(root))
     wanted = {kernel_source(k) for k in kernel_files}
     missing = wanted - set(kernels) - set(signal)
@@ -137,7 +143,35 @@ def tflm_sources(root: Path, kernel_files: list[str]) -> list[str]:
         raise FwtoolError(f"pico-tflmicro at {root} has no kernel source {sorted(missing)[0]}",
                           "use the pinned pico-tflmicro revision ('fwtool vendor sync') or regenerate the op table")
     builtin = sorted(w for w in wanted if w in kernels)
-    return list(common) + builtin + signal_sources(root, sorted(wanted - set(builtin)))
+    sig = signal_sources(root, sorted(wanted - set(builtin)))
+    needed = sources.needed_sources(Path(root), common, builtin + sig, TFLM_INCLUDES + SIGNAL_INCLUDES,
+                                    _tree_revision(root), sources.template_roots(list(template_folders), root))
+    return needed + builtin + sig
+
+
+def unity_groups(compiled: list[str], kernel_files: list[str]) -> dict[str, list[str]]:
+    """The TFLM library's C++ sources compiled as one unit per group (CMake UNITY_BUILD_MODE GROUP): every unit
+    parses flatbuffers' schema and the runtime headers once instead of once per file (fire_alarm: 41 files in
+    ~11 s of CPU instead of ~100 s). Only sources that register no op: the kernel files each define their own
+    Init/Prepare/Eval in an anonymous namespace and stay separate, as do the signal library (its wrappers include
+    kiss_fft.c as text) and C sources (CMSIS-NN). All of the pinned tree's such sources compile together, so any
+    subset does. Groups: ``tflm_kernels`` (kernel helpers) and ``tflm_runtime`` (the rest), so the size report
+    still tells them apart."""
+    separate = {kernel_source(k) for k in kernel_files}
+    groups: dict[str, list[str]] = {"tflm_runtime": [], "tflm_kernels": []}
+    for src in compiled:
+        if src in separate or not src.endswith((".cpp", ".cc")) or src.startswith(SIGNAL_DIRS):
+            continue
+        groups["tflm_kernels" if "/kernels/" in src else "tflm_runtime"].append(src)
+    return {name: srcs for name, srcs in groups.items() if srcs}
+
+
+def _tree_revision(root: Path) -> str:
+    """The pinned revision of the pico-tflmicro tree at ``root`` (its folder name carries it), for caches."""
+    try:
+        return vendor.manifest()["pico-tflmicro"].rev
+    except (KeyError, FwtoolError):
+        return Path(root).name
 
 
 def tflm_includes(kernel_files: list[str]) -> list[str]:
@@ -208,11 +242,13 @@ class RP2040Family(Family):
         Tool("node", "nodejs npm", "emulator", (18,)),
     ]
     context_keys = ("tflm_root", "tflm_version", "tflm_sources", "tflm_patched_sources", "tflm_includes",
-                    "tflm_defines", "app_vendor_libs", "mic", "tflm_fast_sources")
+                    "tflm_defines", "app_vendor_libs", "mic", "tflm_fast_sources", "op_registrations",
+                    "op_registration_headers", "tflm_unity_groups")
     # The fit check's code reserve when no build of the same app/op set was measured yet (build/codesize.py): an
     # upper bound. Measured (fire_alarm on pico, USB stdio): inference app 116,660 B, audio_classifier 211,600 B.
     code_reserve_bytes = 224 * 1024
     ram_reserve_bytes = 24 * 1024  # 2 x 2 KiB stacks, heap, SDK/tinyusb state, TFLM objects
+    arena_on_virtual_board = True  # rp2040js runs the UF2 and the banner gives arena_used (emulator/arena_probe.py)
 
     def extra_checks(self) -> list[dict]:
         gen = "ninja" if runner.which("ninja") else "make" if runner.which("make") else None
@@ -224,10 +260,13 @@ class RP2040Family(Family):
 
     def template_context(self, plan, vendor_paths: dict[str, Path]) -> dict:
         root = vendor_paths["pico-tflmicro"]
+        compiled = tflm_sources(root, plan.kernel_files, render.layers(self.template_dir, plan.app))
         return {"tflm_root": escape.cmake_quoted(root.as_posix()), "tflm_version": vendor.manifest()["pico-tflmicro"].version,
-                "tflm_sources": tflm_sources(root, plan.kernel_files), "tflm_patched_sources": [],
-                "tflm_includes": tflm_includes(plan.kernel_files), "tflm_defines": list(TFLM_DEFINES),
+                "tflm_sources": compiled, "tflm_unity_groups": unity_groups(compiled, plan.kernel_files),
+                "tflm_patched_sources": [],
+                "tflm_includes": tflm_includes(plan.kernel_files), "tflm_defines": list(RP2040_DEFINES),
                 "app_vendor_libs": vendor_libs(plan.app.vendor, vendor_paths), **mic_values(plan.board),
+                **registrations.template_values(plan.model, plan.ops, root, kernel_source),
                 # audio apps have a real-time budget per hop: the model's kernels and CMSIS-NN at -O2
                 "tflm_fast_sources": fast_sources(root, plan) if getattr(plan, "audio", None) is not None else []}
 
