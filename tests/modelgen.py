@@ -55,16 +55,17 @@ def two_subgraph_model() -> bytes:
     return pack(m)
 
 
+def _tensor(name, shape, ttype, buffer, scale, zp):
+    t = schema.TensorT()
+    t.name, t.shape, t.type, t.buffer = name.encode(), np.array(shape, dtype=np.int32), ttype, buffer
+    q = schema.QuantizationParametersT()
+    q.scale, q.zeroPoint = np.array([scale], dtype=np.float32), np.array([zp], dtype=np.int64)
+    t.quantization = q
+    return t
+
+
 def tiny_fc_model() -> bytes:
     """A small int8 model built from scratch: input [1,4] -> FULLY_CONNECTED (3 units) -> output [1,3]."""
-    def tensor(name, shape, ttype, buffer, scale, zp):
-        t = schema.TensorT()
-        t.name, t.shape, t.type, t.buffer = name.encode(), np.array(shape, dtype=np.int32), ttype, buffer
-        q = schema.QuantizationParametersT()
-        q.scale, q.zeroPoint = np.array([scale], dtype=np.float32), np.array([zp], dtype=np.int64)
-        t.quantization = q
-        return t
-
     def buffer(data: bytes | None):
         b = schema.BufferT()
         b.data = None if data is None else np.frombuffer(data, dtype=np.uint8).copy()
@@ -80,10 +81,10 @@ def tiny_fc_model() -> bytes:
     m.buffers = [buffer(None), buffer(None), buffer(weights.tobytes()),
                  buffer(np.array([1, -2, 3], dtype=np.int32).tobytes()), buffer(None)]
     sg = schema.SubGraphT()
-    sg.tensors = [tensor("input", [1, 4], schema.TensorType.INT8, 1, 0.5, -1),
-                  tensor("weights", [3, 4], schema.TensorType.INT8, 2, 0.25, 0),
-                  tensor("bias", [3], schema.TensorType.INT32, 3, 0.125, 0),
-                  tensor("output", [1, 3], schema.TensorType.INT8, 4, 1.0, 2)]
+    sg.tensors = [_tensor("input", [1, 4], schema.TensorType.INT8, 1, 0.5, -1),
+                  _tensor("weights", [3, 4], schema.TensorType.INT8, 2, 0.25, 0),
+                  _tensor("bias", [3], schema.TensorType.INT32, 3, 0.125, 0),
+                  _tensor("output", [1, 3], schema.TensorType.INT8, 4, 1.0, 2)]
     op = schema.OperatorT()
     op.opcodeIndex, op.inputs, op.outputs = 0, np.array([0, 1, 2], dtype=np.int32), np.array([3], dtype=np.int32)
     op.builtinOptionsType = schema.BuiltinOptions.FullyConnectedOptions
@@ -92,4 +93,47 @@ def tiny_fc_model() -> bytes:
     sg.inputs, sg.outputs = np.array([0], dtype=np.int32), np.array([3], dtype=np.int32)
     sg.name = b"main"
     m.subgraphs = [sg]
+    return pack(m)
+
+
+def two_in_two_out_model() -> bytes:
+    """int8 a[1,8], b[1,8] -> ADD -> sum[1,8] and MUL -> product[1,8]: two inputs, two outputs (issue 13)."""
+    m = schema.ModelT()
+    m.version, m.description = 3, b"fwtool test model: two inputs, two outputs"
+    codes = []
+    for op in (schema.BuiltinOperator.ADD, schema.BuiltinOperator.MUL):
+        oc = schema.OperatorCodeT()
+        oc.builtinCode = oc.deprecatedBuiltinCode = op
+        oc.version = 1
+        codes.append(oc)
+    m.operatorCodes = codes
+    m.buffers = [schema.BufferT() for _ in range(5)]
+    i8 = schema.TensorType.INT8
+    sg = schema.SubGraphT()
+    sg.tensors = [_tensor("a", [1, 8], i8, 1, 0.05, -3), _tensor("b", [1, 8], i8, 2, 0.04, 5),
+                  _tensor("sum", [1, 8], i8, 3, 0.09, 1), _tensor("product", [1, 8], i8, 4, 0.05, -2)]
+    ops = []
+    for code, outs, opt_type, opt in ((0, 2, schema.BuiltinOptions.AddOptions, schema.AddOptionsT()),
+                                      (1, 3, schema.BuiltinOptions.MulOptions, schema.MulOptionsT())):
+        op = schema.OperatorT()
+        op.opcodeIndex, op.inputs, op.outputs = code, np.array([0, 1], np.int32), np.array([outs], np.int32)
+        op.builtinOptionsType, op.builtinOptions = opt_type, opt
+        ops.append(op)
+    sg.operators = ops
+    sg.inputs, sg.outputs = np.array([0, 1], np.int32), np.array([2, 3], np.int32)
+    sg.name = b"main"
+    m.subgraphs = [sg]
+    return pack(m)
+
+
+def with_intermediate_tensors() -> bytes:
+    """tiny_fc_model plus what an int8 LSTM carries: float32 ``*_intermediate`` tensors with quantization
+    parameters, listed as the operator's intermediates and never allocated (they must not make it a float model)."""
+    m = schema.ModelT.InitFromPackedBuf(bytearray(tiny_fc_model()), 0)
+    sg = m.subgraphs[0]
+    first = len(sg.tensors)
+    for name in ("input_to_input_intermediate", "input_to_forget_intermediate"):
+        m.buffers.append(schema.BufferT())
+        sg.tensors.append(_tensor(name, [0], schema.TensorType.FLOAT32, len(m.buffers) - 1, 0.01, 0))
+    sg.operators[0].intermediates = np.array([first, first + 1], np.int32)
     return pack(m)

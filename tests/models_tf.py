@@ -191,3 +191,159 @@ def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
         code = int(e.code or 0)
     out, err = capsys.readouterr()
     return code, out, err
+
+
+# ------------------------------------------------------------------------- coverage corpus (issue 13, part 2)
+# Small Keras models, one per group of op families users meet; each is converted to int8 and (where the TFLite
+# converter supports it) 16x8, built for pico and validated on the virtual board by tests/test_coverage_corpus.py,
+# which also writes the README's coverage table. Generated .tflite files are cached under the per-user cache,
+# keyed by the TensorFlow version and the source of the generator functions below.
+
+SCHEMES = ("int8", "16x8")
+
+
+def _corpus_conv(keras):
+    """Conv2D, BatchNorm (folded), ReLU6, DepthwiseConv2D, SeparableConv2D, MaxPool, AvgPool, Mean, Dense, Softmax."""
+    L = keras.layers
+    x = inp = keras.Input((12, 12, 3), batch_size=1)
+    x = L.ReLU(6.0)(L.BatchNormalization()(L.Conv2D(6, 3, padding="same")(x)))
+    x = L.DepthwiseConv2D(3, padding="same", activation="relu")(x)
+    x = L.SeparableConv2D(8, 3, padding="same")(x)
+    x = L.AveragePooling2D(2)(L.MaxPooling2D(2, strides=1)(x))
+    x = L.GlobalAveragePooling2D()(x)
+    return keras.Model(inp, L.Softmax()(L.Dense(4)(x)))
+
+
+def _corpus_conv1d_act(keras):
+    """Conv1D, LeakyReLU, hard-swish, tanh, sigmoid, Dense."""
+    L = keras.layers
+    x = inp = keras.Input((24, 4), batch_size=1)
+    x = L.LeakyReLU(0.1)(L.Conv1D(8, 3)(x))
+    x = L.Activation("hard_swish")(L.Conv1D(8, 3)(x))
+    x = L.Activation("tanh")(L.Conv1D(4, 3, strides=2)(x))
+    return keras.Model(inp, L.Dense(2, activation="sigmoid")(L.Flatten()(x)))
+
+
+def _corpus_shape(keras):
+    """Pad, Transpose, Reshape, StridedSlice, Resize (bilinear, nearest), Mean, Dense."""
+    L = keras.layers
+    x = inp = keras.Input((6, 6, 4), batch_size=1)
+    x = L.Permute((2, 1, 3))(L.ZeroPadding2D(1)(x))  # PAD, TRANSPOSE
+    x = L.Reshape((8, 32))(x)[:, 2:6, :]  # RESHAPE, STRIDED_SLICE
+    x = L.Reshape((4, 8, 4))(x)
+    x = L.Resizing(12, 20, interpolation="nearest")(L.UpSampling2D(2, interpolation="bilinear")(x))
+    return keras.Model(inp, L.Dense(3)(L.GlobalAveragePooling2D()(x)))
+
+
+def _corpus_multi_io(keras):
+    """Two inputs, two outputs; Add, Multiply, Concatenate (multi-branch)."""
+    L = keras.layers
+    a, b = keras.Input((10,), batch_size=1, name="a"), keras.Input((6,), batch_size=1, name="b")
+    ha, hb = L.Dense(8, activation="relu")(a), L.Dense(8, activation="relu")(b)
+    joined = L.Concatenate()([L.Add()([ha, hb]), L.Multiply()([ha, hb])])
+    return keras.Model([a, b], [L.Dense(3, activation="softmax")(joined), L.Dense(1)(ha)])
+
+
+def _corpus_rnn_unrolled(keras):
+    """GRU and LSTM unrolled over 5 steps (FULLY_CONNECTED, SPLIT, LOGISTIC, TANH, MUL, ADD, SUB, PACK/UNPACK)."""
+    L = keras.layers
+    x = inp = keras.Input((5, 4), batch_size=1)
+    x = L.GRU(6, unroll=True, return_sequences=True)(x)
+    return keras.Model(inp, L.Dense(2)(L.LSTM(6, unroll=True)(x)))
+
+
+def _corpus_lstm_fused(keras):
+    """A Keras 2 (tf_keras) LSTM: the converter fuses it into UNIDIRECTIONAL_SEQUENCE_LSTM (int8 only)."""
+    L = keras.layers
+    x = inp = keras.Input((8, 4), batch_size=1)
+    return keras.Model(inp, L.Dense(3)(L.LSTM(6)(x)))
+
+
+# name -> (op families shown in the table, builder, uses tf_keras)
+CORPUS = {
+    "conv": ("Conv2D / DepthwiseConv2D / SeparableConv, BatchNorm folded, ReLU6, pooling, Mean, Dense, softmax",
+             _corpus_conv, False),
+    "conv1d_act": ("Conv1D, LeakyReLU / hard-swish / tanh / sigmoid", _corpus_conv1d_act, False),
+    "shape": ("Pad / Transpose / Reshape / StridedSlice, Resize (bilinear, nearest)", _corpus_shape, False),
+    "multi_io": ("Add / Mul / Concatenate, multi-branch, 2 inputs + 2 outputs", _corpus_multi_io, False),
+    "rnn_unrolled": ("GRU + LSTM, unrolled", _corpus_rnn_unrolled, False),
+    "lstm_fused": ("LSTM fused (UNIDIRECTIONAL_SEQUENCE_LSTM)", _corpus_lstm_fused, True),
+}
+
+
+def corpus_key() -> str:
+    """TensorFlow version + hash of the generator's source: the cache folder of the converted corpus."""
+    import hashlib
+    import inspect
+
+    t = tf()
+    src = "".join(inspect.getsource(f) for f in (*(c[1] for c in CORPUS.values()), _convert_corpus, corpus_tflite))
+    return f"tf{t.__version__}-{hashlib.sha256(src.encode()).hexdigest()[:12]}"
+
+
+def _convert_corpus(t, model, keras2: bool, scheme: str) -> bytes:
+    specs = [t.TensorSpec(tuple(i.shape), t.float32, name=f"input_{n}") for n, i in enumerate(model.inputs)]
+    rng = np.random.default_rng(0)
+
+    def rep():
+        for _ in range(64):
+            arrays = [rng.normal(0, 1, tuple(s.shape)).astype(np.float32) for s in specs]
+            yield arrays if keras2 or len(specs) == 1 else {s.name: a for s, a in zip(specs, arrays)}
+
+    with tempfile.TemporaryDirectory(prefix="fwtool-corpus-") as tmp:
+        if keras2:
+            conv = t.lite.TFLiteConverter.from_keras_model(model)
+        else:
+            model.export(tmp, format="tf_saved_model", input_signature=specs if len(specs) == 1 else [specs],
+                         verbose=False)
+            conv = t.lite.TFLiteConverter.from_saved_model(tmp)
+        conv.optimizations = [t.lite.Optimize.DEFAULT]
+        conv.representative_dataset = rep
+        if scheme == "int8":
+            conv.target_spec.supported_ops = [t.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            conv.inference_input_type = conv.inference_output_type = t.int8
+        else:
+            conv.target_spec.supported_ops = [
+                t.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+            conv.inference_input_type = conv.inference_output_type = t.int16
+            # pico-tflmicro's CMSIS-NN FULLY_CONNECTED takes per-channel weights with int8 input only (fwtool
+            # refuses such 16x8 models naming this fix): per-tensor dense weights
+            conv._experimental_disable_per_channel_quantization_for_dense_layers = True
+        return bytes(conv.convert())
+
+
+def corpus_tflite(name: str, scheme: str) -> tuple[Path | None, str]:
+    """(the .tflite of corpus model ``name`` quantized ``scheme``, "") or (None, why the converter refused),
+    cached under <fwtool cache>/test-corpus/<corpus_key()>/."""
+    from fwtool.core.paths import cache_dir
+
+    folder = cache_dir() / "test-corpus" / corpus_key()
+    out, why = folder / f"{name}_{scheme}.tflite", folder / f"{name}_{scheme}.refused.txt"
+    if out.is_file():
+        return out, ""
+    if why.is_file():
+        return None, why.read_text()
+    t = tf()
+    _, build, keras2 = CORPUS[name]
+    if keras2:
+        try:
+            import tf_keras as keras
+        except ImportError:
+            pytest.skip("tf_keras is not installed (pip install tf-keras): Keras 3 exports LSTM as WHILE, which the "
+                        "TFLite calibrator cannot quantize")
+    else:
+        keras = t.keras
+    keras.utils.set_random_seed(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        data = _convert_corpus(t, build(keras), keras2, scheme)
+    except Exception as e:  # the converter's refusal (e.g. no 16x8 kernel for an op) is a table entry
+        text = str(e).strip().splitlines()
+        msg = next((ln.strip() for ln in text if "not yet supported" in ln or "not supported" in ln),
+                   text[-1].strip() if text else type(e).__name__)
+        why.write_text(f"TFLite converter: {msg[:200]}")
+        return None, why.read_text()
+    tmp = out.with_suffix(".part")
+    tmp.write_bytes(data)
+    tmp.replace(out)
+    return out, ""

@@ -92,8 +92,9 @@ def test_float_tflite_refusal_names_the_exact_quantize_command(tmp_path, capsys)
     code, _, err = M.run_cli(["build", "--board", "pico", "--model", f], capsys)
     assert code == Exit.BAD_INPUT
     assert err.splitlines()[0].startswith("error: kws.tflite is a float model")
-    assert f"fwtool quantize {tmp_path / 'kws.keras'} --representative DATA.npy -o {tmp_path / 'kws_int8.tflite'}" \
-        in err
+    # no training export next to it: the fix names none (issue 13) and says what to quantize from and how
+    assert "kws.keras" not in err and "no .keras/.h5/SavedModel export of it sits next to kws.tflite" in err
+    assert f"fwtool quantize MODEL.keras --representative DATA.npy -o {tmp_path / 'kws_int8.tflite'}" in err
     (tmp_path / "kws.h5").write_bytes(b"x")  # the training export sits next to it: the command names it
     code, _, err = M.run_cli(["build", "--board", "pico", "--model", f], capsys)
     assert f"fwtool quantize {tmp_path / 'kws.h5'} --representative DATA.npy" in err

@@ -5,7 +5,9 @@ For every ``MicroMutableOpResolver::AddXxx()`` that registers a builtin operator
 method, and the kernel source file that defines the op's ``Register_*()`` (which tells whether the tree uses the
 CMSIS-NN implementation). The signal library's custom ops (``AddCustom("SignalWindow", tflm_signal::Register_WINDOW())``,
 the audio front-end kernels) are recorded as ``"CUSTOM:<name>"`` with ``custom = true`` and their kernel path relative
-to ``src/`` (``signal/micro/kernels/...``). Usage: ``python tools/gen_tflm_ops.py PATH/TO/pico-tflmicro > fwtool/data/tflm_ops.toml``
+to ``src/`` (``signal/micro/kernels/...``). ``types``: the tensor types the kernel source (plus its ``<name>_common.cpp``)
+names as ``kTfLite<Type>`` (a superset of what it runs); omitted when it names none of int8/int16/uint8/float32
+(type-agnostic kernels such as RESHAPE, or ones that only name a side tensor's type, such as SHAPE). Usage: ``python tools/gen_tflm_ops.py PATH/TO/pico-tflmicro > fwtool/data/tflm_ops.toml``
 """
 import re
 import subprocess
@@ -16,6 +18,24 @@ root = Path(sys.argv[1])
 micro = root / "src/tensorflow/lite/micro"
 header = (micro / "micro_mutable_op_resolver.h").read_text()
 rev = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+
+TYPE_NAMES = {"Int8": "int8", "Int16": "int16", "UInt8": "uint8", "Int32": "int32", "Int64": "int64",
+              "Float32": "float32", "Bool": "bool"}
+DATA_TYPES = {"int8", "int16", "uint8", "float32"}
+
+
+def kernel_types(kernel: Path) -> list[str]:
+    """Tensor types named in the kernel source and its ``<name>_common.cpp`` ([] when no data type is named)."""
+    files = [kernel, micro / "kernels" / f"{kernel.stem}_common.cpp"]
+    text = "".join(f.read_text() for f in files if f.is_file())
+    found = sorted({TYPE_NAMES[m] for m in re.findall(r"kTfLite(Int8|Int16|UInt8|Int32|Int64|Float32|Bool)\b", text)})
+    return found if DATA_TYPES & set(found) else []
+
+
+def types_line(kernel: Path) -> str:
+    found = kernel_types(kernel)
+    return "\ntypes = [" + ", ".join(f'"{t}"' for t in found) + "]" if found else ""
+
 
 defs = {}
 for f in sorted((micro / "kernels").rglob("*.cpp")):
@@ -45,7 +65,8 @@ for (pos, method), nxt in zip(starts, [s for s, _ in starts[1:]] + [len(header)]
         op = f"CUSTOM:{custom.group(1)}"
         if kernel and op not in seen:
             seen.add(op)
-            customs.append(f'\n["{op}"]\nmethod = "{method}"\nkernel = "{kernel}"\ncmsis_nn = false\ncustom = true')
+            customs.append(f'\n["{op}"]\nmethod = "{method}"\nkernel = "{kernel}"\ncmsis_nn = false\ncustom = true'
+                           + types_line(root / "src" / kernel))
         continue
     if not ops:
         continue
@@ -55,6 +76,7 @@ for (pos, method), nxt in zip(starts, [s for s, _ in starts[1:]] + [len(header)]
     seen.add(op)
     regs = re.findall(r"(Register_\w+)\(", body)
     kernel = next((defs[r] for r in regs if r in defs), "")
-    print(f"\n[{op}]\nmethod = \"{method}\"\nkernel = \"{kernel}\"\ncmsis_nn = {str(kernel.startswith('cmsis_nn/')).lower()}")
+    print(f"\n[{op}]\nmethod = \"{method}\"\nkernel = \"{kernel}\"\ncmsis_nn = {str(kernel.startswith('cmsis_nn/')).lower()}"
+          + (types_line(micro / "kernels" / kernel) if kernel else ""))
 for entry in customs:
     print(entry)

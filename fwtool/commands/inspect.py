@@ -81,7 +81,8 @@ def print_report(r: dict) -> None:
         line += f", {len(missing)} with NO TFLM kernel ({', '.join(missing)})"
     con.print(line, markup=False)
     if r["tflm"]["ok"]:
-        con.print("TFLM    ok: int8, one subgraph, every op has a kernel", markup=False)
+        con.print(f"TFLM    ok: {r['tflm']['scheme']}, one subgraph, every op has a kernel for its tensor types",
+                  markup=False)
     else:
         con.print(f"TFLM    [red]refused[/red]: {markup_escape(terminal(r['tflm']['error']))}", markup=True,
                   highlight=False)

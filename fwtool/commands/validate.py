@@ -3,10 +3,12 @@ from pathlib import Path
 
 import click
 
+from fwtool.commands.target_options import target_run_options
 from fwtool.core import ui
 from fwtool.core.errors import Exit
 from fwtool.validate.audio import AudioValidateOptions, run_audio
 from fwtool.validate.flow import ValidateOptions, run
+from fwtool.commands import lab_options
 
 
 def print_report(r: dict) -> None:
@@ -50,8 +52,10 @@ def print_report(r: dict) -> None:
 @click.command()
 @click.option("--model", "-m", required=True, type=click.Path(path_type=Path), help="int8 .tflite model.")
 @click.option("--board", "-b", default="pico", show_default=True, help="Board to build for (see 'fwtool boards').")
-@click.option("--inputs", type=click.Path(path_type=Path),
-              help=".npy input vectors, shape (N, <input shape>); float values are quantized. Default: random.")
+@click.option("--inputs", "--input", "inputs", type=click.Path(path_type=Path), multiple=True,
+              help=".npy input vectors, shape (N, <input shape>); float values are quantized. Default: random. "
+                   "Several model inputs: repeat it once per input in input order, or give one .npz keyed by "
+                   "input name or index.")
 @click.option("--count", "-n", type=click.IntRange(min=1),
               help="Number of random vectors [20], or use only the first N of --inputs.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random vectors.")
@@ -69,24 +73,17 @@ def print_report(r: dict) -> None:
               help="Smallest allowed top-1 agreement in percent.")
 @click.option("--budget-ms", type=click.FloatRange(min=0, min_open=True),
               help="Also fail when the p95 invoke time exceeds this many ms.")
-@click.option("--tflm-cores", type=click.Choice(["1", "2"]),
-              help="TFLM cores in the validation firmware [1 on the virtual board, 2 on a real one].")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path),
-              help="Build folder [build/<board>-validate-emu, or build/<board>-validate].")
-@click.option("--arena", type=click.IntRange(min=1024), help="Tensor arena bytes (default: measured + margin).")
-@click.option("--jobs", "-j", type=click.IntRange(min=1), help="Parallel compile jobs [CPU count].")
-@click.option("--timeout", type=click.FloatRange(min=1), default=300.0, show_default=True,
-              help="Seconds (wall clock) the run on the target may take.")
-@click.option("--verbose", "-v", is_flag=True, help="Show the firmware's serial lines.")
+@target_run_options("validate", "validation firmware")
 @click.option("--app", type=click.Choice(["audio_classifier", "kws"]),
               help="Validate an audio app on --audio clips (features, scores, detections, real-time budget).")
 @click.option("--audio", "audio", multiple=True, type=click.Path(path_type=Path), metavar="WAV",
               help="With --app: a 16 kHz mono 16-bit WAV clip (repeat, or list several after one --audio).")
 @click.argument("more_audio", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+@lab_options.labgrid_options(fleet=True)
 def validate(model, board, inputs, count, seed, reference, reference_model, device, port, serial_number, no_flash,
              max_diff, min_agreement, budget_ms, tflm_cores, out_dir, arena, jobs, timeout, verbose, app, audio,
-             more_audio, as_json):
+             more_audio, as_json, lab=None):
     """Check that MODEL's firmware computes what the TFLite reference computes, on the same inputs.
 
     Builds a validation firmware with the input vectors embedded, runs it on the virtual board (default) or a
@@ -104,6 +101,7 @@ def validate(model, board, inputs, count, seed, reference, reference_model, devi
       fwtool validate -m kws.tflite --inputs samples.npy --device  # flash + run on the attached board
       fwtool validate -m model.tflite --reference tflite --budget-ms 32
       fwtool validate -m fire_alarm.tflite --app audio_classifier --audio a.wav b.wav --json
+      fwtool validate -m fire_alarm.tflite --labgrid-tags board=pico --boards 4   # 4 lab boards, one report
     """
     ui.set_json(as_json)
     if app or audio or more_audio:
@@ -111,11 +109,15 @@ def validate(model, board, inputs, count, seed, reference, reference_model, devi
                         verbose, as_json)
         return
     target = "board" if (device or port) else "emulator"
-    opts = ValidateOptions(model=model, board=board, inputs=inputs, count=count, seed=seed, reference=reference,
+    opts = ValidateOptions(model=model, board=board, inputs=list(inputs) or None, count=count, seed=seed,
+                           reference=reference,
                            reference_model=reference_model, target=target, port=port, serial=serial_number,
                            flash=not no_flash, max_diff=max_diff, min_agreement=min_agreement, budget_ms=budget_ms,
                            out_dir=out_dir, arena=arena, jobs=jobs, timeout=timeout,
                            tflm_cores=int(tflm_cores) if tflm_cores else None)
+    if lab is not None:  # labgrid place(s): flashed through their exporters, read over the exported ports
+        lab_options.validate_on_lab(lab, opts, as_json, verbose, print_report)
+        return
     with ui.err.status("fwtool validate: starting") as status:
         def on_step(step: str) -> None:
             status.update(f"fwtool validate: {step}")

@@ -8,7 +8,8 @@ through this module:
 * :func:`run_child` / :func:`contained_outputs` run it in a child process, so that a native crash (SIGSEGV,
   SIGFPE, SIGABRT are seen on malformed models) becomes one :func:`crash_error` instead of killing fwtool.
 
-The child entry point is ``python -m fwtool.model.host outputs MODEL VECTORS OUT ARENA N_OUTPUTS``.
+The child entry point is ``python -m fwtool.model.host outputs MODEL VECTORS.npz OUT ARENA N_OUTPUTS`` (VECTORS.npz:
+one array ``in<i>`` per model input, N vectors each).
 """
 from __future__ import annotations
 
@@ -154,17 +155,18 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0][:160] if text else type(e).__name__
 
 
-def contained_outputs(model_data: bytes, vectors: np.ndarray, n_outputs: int,
+def contained_outputs(model_data: bytes, vectors: "np.ndarray | Sequence[np.ndarray]", n_outputs: int,
                       arena_size: int | None = None) -> list[list[np.ndarray]]:
-    """Per vector (input 0), the model's first ``n_outputs`` outputs (as the interpreter returns them), computed
-    in a child process. A native crash raises :func:`crash_error`; an interpreter error raises
-    :class:`InterpreterFailed`."""
+    """Per vector, the model's first ``n_outputs`` outputs (as the interpreter returns them), computed in a child
+    process. ``vectors``: one array (N, *input 0 shape), or one such array per model input (same N, input order).
+    A native crash raises :func:`crash_error`; an interpreter error raises :class:`InterpreterFailed`."""
     load_runtime()  # a missing package is a MissingTool here, not a child's import error
+    per_input = [vectors] if isinstance(vectors, np.ndarray) else list(vectors)
     with tempfile.TemporaryDirectory(prefix="fwtool-host-") as tmp:
         folder = Path(tmp)
         (folder / "model.tflite").write_bytes(bytes(model_data))
-        np.save(folder / "vectors.npy", np.ascontiguousarray(vectors), allow_pickle=False)
-        res = run_child("fwtool.model.host", ["outputs", folder / "model.tflite", folder / "vectors.npy",
+        np.savez(folder / "vectors.npz", **{f"in{i}": np.ascontiguousarray(a) for i, a in enumerate(per_input)})
+        res = run_child("fwtool.model.host", ["outputs", folder / "model.tflite", folder / "vectors.npz",
                                               folder / "outputs.npz", arena_size or DEFAULT_ARENA, n_outputs])
         if res.signal:
             raise crash_error(res.signal)
@@ -175,19 +177,20 @@ def contained_outputs(model_data: bytes, vectors: np.ndarray, n_outputs: int,
             tail = (res.stderr or res.stdout).strip().splitlines()[-1:] or [f"exit {res.returncode}"]
             raise InterpreterFailed(tail[0][:160])
         with np.load(folder / "outputs.npz", allow_pickle=False) as z:
-            return [[np.array(z[f"v{v}_t{t}"]) for t in range(n_outputs)] for v in range(len(vectors))]
+            return [[np.array(z[f"v{v}_t{t}"]) for t in range(n_outputs)] for v in range(len(per_input[0]))]
 
 
 def _outputs_main(model_file: str, vectors_file: str, out_file: str, arena: str, n_outputs: str) -> int:
     out = Path(out_file)
     try:
         data = Path(model_file).read_bytes()
-        vectors = np.load(vectors_file, allow_pickle=False)
+        with np.load(vectors_file, allow_pickle=False) as z:
+            per_input = [z[f"in{i}"] for i in range(len(z.files))]
         with quiet_native_output():
             interp = HostInterpreter(data, int(arena))
             results = {}
-            for v, vector in enumerate(vectors):
-                for t, value in enumerate(interp.run([vector], int(n_outputs))):
+            for v in range(len(per_input[0])):
+                for t, value in enumerate(interp.run([a[v] for a in per_input], int(n_outputs))):
                     results[f"v{v}_t{t}"] = value
     except Exception as e:  # the interpreter's own error (not a crash): reported to the parent
         (out.parent / _ERROR_FILE).write_text(_first_line(e))

@@ -23,7 +23,7 @@ import numpy as np
 from fwtool.model import arena as arena_mod
 from fwtool.core.boards import Board
 from fwtool.core.errors import FwtoolError
-from fwtool.model.tflite import Model, Operator, check_for_tflm, tflm_ops
+from fwtool.model.tflite import Model, Operator, check_for_tflm, scheme, tflm_ops
 from fwtool.core.paths import data_file
 from fwtool.core.tomlcompat import tomllib
 
@@ -185,9 +185,10 @@ def model_report(model: Model, boards: list[Board], arena_override: int | None =
                     "cpus": {c: {"label": cpu_label(c), **cpu_table().get(c, {})} for c in cpus}}
     try:
         check_for_tflm(model)
-        report["tflm"] = {"ok": True}
+        report["tflm"] = {"ok": True, "scheme": scheme(model)}
     except FwtoolError as e:
-        report["tflm"] = {"ok": False, "error": e.cause, "fix": e.fix, "exit_code": int(e.code)}
+        report["tflm"] = {"ok": False, "scheme": scheme(model), "error": e.cause, "fix": e.fix,
+                          "exit_code": int(e.code)}
     try:
         a = arena_mod.size_for(model, arena_override)
         report["arena"] = a.to_dict()

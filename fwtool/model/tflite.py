@@ -56,6 +56,7 @@ class Tensor:
     scale: list[float]
     zero_point: list[int]
     buffer_bytes: int  # constant data size (0 for activations)
+    is_variable: bool = False  # state the interpreter keeps between invokes (LSTM/SVDF state)
 
     @property
     def is_constant(self) -> bool:
@@ -100,6 +101,14 @@ class Model:
     inputs: list[Tensor]
     outputs: list[Tensor]
     description: str = ""
+    # Tensors an operator reads or writes, plus the subgraph's inputs/outputs. The rest (an LSTM's
+    # ``*_intermediate`` tensors, leftovers of the converter) is never allocated and says nothing about the model.
+    live: frozenset[int] = frozenset()
+
+    @property
+    def activations(self) -> list[Tensor]:
+        """Live tensors the interpreter computes (not constants, not variable state)."""
+        return [t for t in self.tensors if t.index in self.live and not t.is_constant and not t.is_variable]
 
     @property
     def name(self) -> str:
@@ -190,7 +199,8 @@ def _parse_tensors(path: Path, sg, buffers: list, type_names: dict) -> list[Tens
             nbytes = len(buf.data) if buf.data is not None else int(buf.size or 0)
         shape = [int(d) for d in (t.shape if t.shape is not None else [])]
         name = t.name.decode(errors="replace") if isinstance(t.name, bytes) else str(t.name or "")
-        tensor = Tensor(i, name, shape, type_names.get(t.type, f"TYPE_{t.type}"), scale, zp, nbytes)
+        tensor = Tensor(i, name, shape, type_names.get(t.type, f"TYPE_{t.type}"), scale, zp, nbytes,
+                        bool(t.isVariable))
         _check_tensor(path, tensor)
         tensors.append(tensor)
     return tensors
@@ -248,9 +258,11 @@ def parse_model(data: bytes, path: Path | str = "model.tflite") -> Model:
     except Exception as e:  # flatbuffers raises anything from struct.error to IndexError on a broken file
         raise BadInput(f"{_shown(path)} is a corrupt or truncated TFLite model ({type(e).__name__})",
                        "re-export the model from the converter; the file on disk is damaged") from e
+    live = {i for op in operators for i in (*op.inputs, *op.outputs) if i >= 0}
+    live.update(t.index for t in (*inputs, *outputs))
     return Model(path=path, data=bytes(data), sha256=hashlib.sha256(data).hexdigest(), op_codes=codes,
                  subgraph_count=len(m.subgraphs), tensors=tensors, operators=operators, inputs=inputs,
-                 outputs=outputs, description=desc)
+                 outputs=outputs, description=desc, live=frozenset(live))
 
 
 def load_model(path: Path | str) -> Model:
@@ -261,33 +273,98 @@ def load_model(path: Path | str) -> Model:
 
 
 FLOAT_TYPES = {"FLOAT32", "FLOAT16", "FLOAT64"}
+IO_TYPES = ("INT8", "UINT8", "INT16", "INT32")  # what the firmware feeds and prints
+DATA_TYPES = {"INT8", "INT16", "UINT8", "FLOAT32"}  # checked against a kernel's ``types`` (tflm_ops.toml)
+SOURCE_SUFFIXES = (".keras", ".h5", "")  # "" = a SavedModel folder
 
 
-def _quantize_command(tflite: Path) -> str:
-    """The exact ``fwtool quantize`` command for a float .tflite: its Keras/SavedModel sibling if one exists."""
-    source = tflite.with_suffix(".keras")
-    for cand in (tflite.with_suffix(".keras"), tflite.with_suffix(".h5"), tflite.with_suffix("")):
-        if cand.is_file() or (cand.is_dir() and (cand / "saved_model.pb").is_file()):
-            source = cand
-            break
+def quantize_source(tflite: Path) -> Path | None:
+    """The Keras/SavedModel export next to a .tflite (same stem), if one exists."""
+    for cand in (tflite.with_suffix(sfx) for sfx in SOURCE_SUFFIXES):
+        if cand.is_file() if cand.suffix else (cand.is_dir() and (cand / "saved_model.pb").is_file()):
+            return cand
+    return None
+
+
+def _quantize_fix(tflite: Path) -> str:
+    """The exact ``fwtool quantize`` command for a float .tflite: its Keras/SavedModel sibling if one exists,
+    otherwise what to quantize from and how."""
     out = tflite.with_name(tflite.stem + "_int8.tflite")
-    return f"fwtool quantize {source} --representative DATA.npy -o {out}"
+    source = quantize_source(tflite)
+    if source is not None:
+        return f"quantize the model it was exported from: fwtool quantize {source} --representative DATA.npy -o {out}"
+    return (f"no .keras/.h5/SavedModel export of it sits next to {tflite.name}: quantize the Keras model or "
+            f"SavedModel folder it was exported from, with ~100+ typical inputs as DATA.npy: "
+            f"fwtool quantize MODEL.keras --representative DATA.npy -o {out}")
+
+
+def scheme(model: Model) -> str:
+    """The quantization scheme from the tensors the interpreter computes: ``int8``, ``int16x8`` (int16
+    activations, int8 weights), ``uint8``, ``float32``, or ``mixed (int8, int16)`` etc."""
+    acts = {t.dtype for t in model.activations if t.dtype in DATA_TYPES | FLOAT_TYPES}
+    if not acts:
+        acts = {t.dtype for t in model.inputs + model.outputs}
+    if acts == {"INT16"}:
+        weights = {t.dtype for t in model.tensors if t.is_constant and t.index in model.live and t.dtype in DATA_TYPES}
+        return "int16x8" if "INT8" in weights or not weights else "int16"
+    if len(acts) == 1:
+        return next(iter(acts)).lower()
+    return "mixed (" + ", ".join(sorted(a.lower() for a in acts)) + ")"
+
+
+def kernel_type_gaps(model: Model) -> list[tuple[Operator, str]]:
+    """(operator, tensor type) pairs where a live tensor the operator computes or reads has a data type its
+    pinned TFLM kernel never names (``types`` in tflm_ops.toml, derived from the kernel source)."""
+    table = tflm_ops()
+    gaps: list[tuple[Operator, str]] = []
+    for op in model.operators:
+        types = table.get(op.op, {}).get("types")
+        if not types:
+            continue
+        for i in (*op.inputs, *op.outputs):
+            t = model.tensors[i] if i >= 0 else None
+            if t is None or t.is_constant or t.dtype not in DATA_TYPES:
+                continue
+            if t.dtype.lower() not in types and (op, t.dtype) not in gaps:
+                gaps.append((op, t.dtype))
+    return gaps
+
+
+# Limits a kernel states in its Prepare() beyond its types, as (op, weight input position, activation types allowed
+# with per-channel weights). pico-tflmicro's cmsis_nn/fully_connected.cpp: "Currently only Int8 is supported for per
+# channel quantization" (tests/test_coverage.py checks the pinned source still says so).
+PER_CHANNEL_ONLY = {"FULLY_CONNECTED": (1, {"INT8"})}
+
+
+def kernel_limit_gaps(model: Model) -> list[tuple[Operator, str]]:
+    """(operator, what) where a kernel's own Prepare() would refuse the operator (see PER_CHANNEL_ONLY)."""
+    gaps = []
+    for op in model.operators:
+        limit = PER_CHANNEL_ONLY.get(op.op)
+        if limit is None or len(op.inputs) <= limit[0] or op.inputs[0] < 0 or op.inputs[limit[0]] < 0:
+            continue
+        act, weights = model.tensors[op.inputs[0]], model.tensors[op.inputs[limit[0]]]
+        if len(weights.scale) > 1 and act.dtype not in limit[1]:
+            gaps.append((op, f"{act.dtype.lower()} input with per-channel weights ({len(weights.scale)} scales)"))
+    return gaps
 
 
 def check_for_tflm(model: Model) -> None:
-    """Refuse what the firmware cannot run: float models, ops without a TFLM kernel, several subgraphs."""
+    """Refuse what the firmware cannot run, naming the missing piece: several subgraphs, float inputs/outputs,
+    ops without a kernel in the pinned TFLM, tensor types those kernels do not handle. Only live tensors count:
+    an LSTM's never-allocated ``*_intermediate`` tensors are float32 in int8 models and decide nothing."""
     if model.subgraph_count > 1:
         raise BadInput(f"{model.path.name} has {model.subgraph_count} subgraphs; fwtool supports single-subgraph "
                        "models", "export the model without control flow (IF/WHILE), or as one function")
     floats = [t for t in model.inputs + model.outputs if t.dtype in FLOAT_TYPES]
-    float_acts = [t for t in model.tensors if t.dtype in FLOAT_TYPES and not t.is_constant]
-    if floats or float_acts:
-        which = floats[0] if floats else float_acts[0]
+    acts = model.activations
+    if floats or (acts and all(t.dtype in FLOAT_TYPES for t in acts if t.dtype in DATA_TYPES | FLOAT_TYPES)):
+        which = floats[0] if floats else acts[0]
         raise BadInput(
             f"{model.path.name} is a float model (tensor '{which.name}' is {which.dtype.lower()}); "
-            "the firmware runs full-integer int8 models",
-            f"quantize the Keras/SavedModel model it was exported from: {_quantize_command(model.path)}")
+            "the firmware runs integer-quantized models (int8 or int16x8)", _quantize_fix(model.path))
     table = tflm_ops()
+    versions = model.op_versions()
     missing = [o for o in model.op_names if o not in table]
     if missing:
         custom = [o for o in missing if o.startswith("CUSTOM:")]
@@ -296,9 +373,27 @@ def check_for_tflm(model: Model) -> None:
             known = ", ".join(sorted(o.removeprefix("CUSTOM:") for o in table if table[o].get("custom")))
             fix = (f"the firmware registers only pico-tflmicro's custom ops ({known}); "
                    f"re-convert without {custom[0].removeprefix('CUSTOM:')} or use those ops")
-        raise BadInput(f"{model.path.name} uses op(s) with no kernel in TFLM/pico-tflmicro: {', '.join(missing)}",
-                       fix)
-    bad_io = [t for t in model.inputs + model.outputs if t.dtype not in ("INT8", "UINT8", "INT16", "INT32")]
+        named = ", ".join(f"{o} (version {versions.get(o, 1)})" for o in missing)
+        raise BadInput(f"{model.path.name} uses op(s) with no kernel in TFLM/pico-tflmicro: {named}", fix)
+    gaps = kernel_type_gaps(model)
+    if gaps:
+        op, dtype = gaps[0]
+        entry = table[op.op]
+        more = f" (and {len(gaps) - 1} more)" if len(gaps) > 1 else ""
+        raise BadInput(f"{model.path.name}: operator {op.index} {op.op} (version {op.version}) has "
+                       f"{'an' if dtype in ('INT8', 'INT16') else 'a'} {dtype.lower()} tensor, and pico-tflmicro's {op.op} kernel ({entry['kernel']}) handles only "
+                       f"{', '.join(entry['types'])}{more}",
+                       f"quantize so that {op.op} runs in {' or '.join(t for t in entry['types'] if t in ('int8', 'int16'))} "
+                       "(e.g. int8 instead of int16x8), or replace that layer")
+    limits = kernel_limit_gaps(model)
+    if limits:
+        op, what = limits[0]
+        raise BadInput(f"{model.path.name}: operator {op.index} {op.op} (version {op.version}) has an {what}; "
+                       f"pico-tflmicro's {op.op} kernel ({table[op.op]['kernel']}) takes per-channel weights with "
+                       "int8 input only",
+                       "re-convert with per-tensor dense weights: converter._experimental_disable_per_channel_"
+                       "quantization_for_dense_layers = True (TFLiteConverter), or quantize int8")
+    bad_io = [t for t in model.inputs + model.outputs if t.dtype not in IO_TYPES]
     if bad_io:
         raise BadInput(f"{model.path.name}: tensor '{bad_io[0].name}' has unsupported type {bad_io[0].dtype}",
                        "convert with int8 input and output (inference_input_type=tf.int8)")

@@ -1,7 +1,8 @@
 """``fwtool validate``: run the same input vectors on the target and through the host reference, compare outputs.
 
-1. Input vectors (vectors.py): ``--inputs file.npy`` (float arrays are quantized with input 0's scale/zero point)
-   or N seeded random values over the input type's full range.
+1. Input vectors (vectors.py), for every model input: ``--inputs file.npy`` once per input in input order, or one
+   ``.npz`` keyed by input name or index (float arrays are quantized with that input's scale/zero point), or N
+   seeded random values over each input type's full range.
 2. The validation firmware (the ``validate`` app) embeds them (``BuildOptions.inputs``, so the build's fit check
    counts them), runs each once and prints every output tensor (``FWT:OUT v= t= us= q=``, then
    ``FWT:DONE n= inputs=``; fwtool/core/protocol.py).
@@ -39,7 +40,7 @@ INT_TYPES = ("INT8", "UINT8", "INT16", "INT32")
 class ValidateOptions:
     model: Path
     board: str = "pico"
-    inputs: Path | None = None
+    inputs: Path | list[Path] | None = None  # one .npy per model input (in order), or one .npz keyed by name/index
     count: int | None = None  # random vectors (default 20), or the first N of --inputs
     seed: int = 0
     reference: str = "tflm"  # tflm | tflite
@@ -56,16 +57,23 @@ class ValidateOptions:
     jobs: int | None = None
     timeout: float = 300.0  # seconds for the run on the target
     tflm_cores: int | None = None  # default: 1 on the emulator, 2 on a board
+    # Fleet runs (fwtool.lab): the validation firmware built once for every board, and the function that puts an
+    # image on this board and returns its lines (replaces flash + read of target.run_on_board).
+    prebuilt: BuildResult | None = None
+    board_runner: Callable[[Path | None, Callable[[str], None], Callable[[str], None]], tuple[list[str], dict]] | \
+        None = None
 
 
-def make_vectors(opts: ValidateOptions, model: Model) -> tuple[np.ndarray, str]:
-    return vectors_mod.make_vectors(model.inputs[0], opts.inputs, opts.count, opts.seed)
+def make_vectors(opts: ValidateOptions, model: Model) -> tuple[list[np.ndarray], str]:
+    """One (N, *shape) array per model input, and where they came from."""
+    return vectors_mod.make_vectors(model.inputs, opts.inputs, opts.count, opts.seed)
+
+
+def _per_input(vectors) -> list[np.ndarray]:
+    return [vectors] if isinstance(vectors, np.ndarray) else list(vectors)
 
 
 def _check_model(model: Model, what: str) -> None:
-    if len(model.inputs) != 1:
-        raise BadInput(f"{what} has {len(model.inputs)} inputs; validate feeds input 0 only",
-                       "validate a single-input model")
     for t in [*model.inputs, *model.outputs]:
         if t.dtype not in INT_TYPES:
             raise BadInput(f"{what} tensor '{t.name}' is {t.dtype.lower()}; validate compares quantized integer "
@@ -73,17 +81,19 @@ def _check_model(model: Model, what: str) -> None:
 
 
 def _check_reference_signature(model: Model, ref: Model) -> list[str]:
-    if list(ref.inputs[0].shape) != list(model.inputs[0].shape) or ref.inputs[0].dtype != model.inputs[0].dtype:
-        raise BadInput(f"reference model input {ref.inputs[0].dtype.lower()}:{ref.inputs[0].shape_str} differs from "
-                       f"the firmware's {model.inputs[0].dtype.lower()}:{model.inputs[0].shape_str}",
-                       "pass a reference model with the same input")
+    def sig(m: Model) -> str:
+        return ", ".join(f"{t.dtype.lower()}:{t.shape_str}" for t in m.inputs)
+
+    if sig(ref) != sig(model):
+        raise BadInput(f"reference model input(s) {sig(ref)} differ from the firmware's {sig(model)}",
+                       "pass a reference model with the same inputs")
     problems = []
     if len(ref.outputs) != len(model.outputs):
         problems.append(f"the reference model has {len(ref.outputs)} outputs, the firmware's {len(model.outputs)}")
     return problems
 
 
-def build_firmware(opts: ValidateOptions, model: Model, vectors: np.ndarray, source: str,
+def build_firmware(opts: ValidateOptions, model: Model, vectors, source: str,
                    on_line: Callable[[str], None] = lambda s: None,
                    on_step: Callable[[str], None] = lambda s: None) -> BuildResult:
     """Build the validate app with ``vectors`` embedded; too many vectors for the flash: DoesNotFit saying how
@@ -104,15 +114,16 @@ def build_firmware(opts: ValidateOptions, model: Model, vectors: np.ndarray, sou
         raise better from e
 
 
-def _too_many_vectors(board, model: Model, vectors: np.ndarray) -> DoesNotFit | None:
+def _too_many_vectors(board, model: Model, vectors) -> DoesNotFit | None:
     """The error to give when the vectors (not the model or the arena) are what does not fit; else None."""
     family = get_family(board.family)
-    per = vectors[0].nbytes
+    per_input = _per_input(vectors)
+    per, count = sum(a[0].nbytes for a in per_input), len(per_input[0])
     n = fit.inputs_that_fit(board, family, model, per)
-    if n >= len(vectors) or n == 0:
+    if n >= count or n == 0:
         return None
-    need = fit.fit_report(board, family, model, 0, per * len(vectors))["flash"]["required"]
-    return DoesNotFit(f"{len(vectors)} input vectors of {per:,} B + the model need {need:,} B of flash; "
+    need = fit.fit_report(board, family, model, 0, per * count)["flash"]["required"]
+    return DoesNotFit(f"{count} input vectors of {per:,} B + the model need {need:,} B of flash; "
                       f"{board.name} has {board.flash_bytes:,}", f"validate with --count {n} or fewer")
 
 
@@ -123,11 +134,13 @@ def run_target(opts: ValidateOptions, image: Path | None, on_line: Callable[[str
         if getattr(family, "virtual_target", None) == "qemu-mps2-an386":  # the family's virtual Cortex-M4
             return target.run_on_virtual_m4(family.virtual_image(image), opts.timeout, on_line)
         return target.run_on_emulator(image, opts.timeout, on_line)
+    if opts.board_runner is not None:
+        return opts.board_runner(image, on_line, on_step)
     return target.run_on_board(image, opts.board, port=opts.port, serial=opts.serial, flash=opts.flash,
                                timeout=opts.timeout, on_line=on_line, on_step=on_step)
 
 
-def _check_device(dev: compare.DeviceRun, model: Model, vectors: np.ndarray, flashed: bool) -> None:
+def _check_device(dev: compare.DeviceRun, model: Model, vectors, flashed: bool) -> None:
     """The board must have run this model on these vectors (checked by the banner and the inputs checksum)."""
     if dev.banner.get("sha256") and not model.sha256.startswith(str(dev.banner["sha256"])):
         raise FwtoolError(f"the board runs model {dev.banner.get('model')} (sha256 {dev.banner['sha256']}), not "
@@ -162,15 +175,16 @@ def run(opts: ValidateOptions, on_line: Callable[[str], None] = lambda s: None,
     ref_out = reference.reference_outputs(ref_model, vectors, opts.reference)
     ref_s = time.monotonic() - t0
 
-    built: BuildResult | None = None
-    if not (opts.target == "board" and not opts.flash):  # else the board already runs it: checksums confirm
+    built: BuildResult | None = opts.prebuilt
+    if built is None and not (opts.target == "board" and not opts.flash):  # else the board already runs it: checksums confirm
         on_step("building the validation firmware")
         built = build_firmware(opts, model, vectors, source, on_line=on_build_line, on_step=on_step)
     image = built.artifacts.image if built else None
 
     on_step("running on the virtual board" if opts.target == "emulator" else "running on the board")
     lines, target_info = run_target(opts, image, on_line, on_step)
-    dev = compare.parse_device_lines(lines, len(vectors), len(model.outputs))
+    n_vectors = len(_per_input(vectors)[0])
+    dev = compare.parse_device_lines(lines, n_vectors, len(model.outputs))
     _check_device(dev, model, vectors, flashed=image is not None)
 
     outputs, warnings = compare.compare_all(model.outputs, dev.outputs, ref_out, opts.max_diff, opts.min_agreement)
@@ -184,8 +198,10 @@ def run(opts: ValidateOptions, on_line: Callable[[str], None] = lambda s: None,
         "model": {"name": model.name, "file": str(model.path), "sha256": model.sha256},
         "reference": {"backend": opts.reference, "model": ref_model.name, "file": str(ref_model.path),
                       "sha256": ref_model.sha256, "seconds": round(ref_s, 3)},
-        "inputs": {"source": source, "count": int(len(vectors)), "dtype": model.inputs[0].dtype.lower(),
-                   "shape": model.inputs[0].shape, "sha256": vectors_mod.vectors_sha(vectors)},
+        "inputs": {"source": source, "count": int(n_vectors), "dtype": model.inputs[0].dtype.lower(),
+                   "shape": model.inputs[0].shape, "sha256": vectors_mod.vectors_sha(vectors),
+                   "tensors": [{"index": i, "name": t.name, "dtype": t.dtype.lower(), "shape": t.shape}
+                               for i, t in enumerate(model.inputs)]},
         "thresholds": {"max_diff": opts.max_diff, "min_agreement": opts.min_agreement, "budget_ms": opts.budget_ms},
         "target": target_info, "board": opts.board,
         "firmware": {"uf2": str(image) if image else None,

@@ -17,8 +17,15 @@ from fwtool.model.tflite import Model
 BACKENDS = ("tflm", "tflite")
 
 
-def reference_outputs(model: Model, vectors: np.ndarray, backend: str = "tflm") -> list[list[np.ndarray]]:
-    """Per vector, per output tensor: the flattened integer outputs of the host interpreter."""
+def _per_input(model: Model, vectors) -> list[np.ndarray]:
+    """``vectors`` as one (N, *shape) array per model input: an array alone is input 0's (single-input models)."""
+    arrays = [vectors] if isinstance(vectors, np.ndarray) else list(vectors)
+    return [np.ascontiguousarray(a).reshape(len(a), *t.shape) for a, t in zip(arrays, model.inputs)]
+
+
+def reference_outputs(model: Model, vectors, backend: str = "tflm") -> list[list[np.ndarray]]:
+    """Per vector, per output tensor: the flattened integer outputs of the host interpreter. ``vectors``: one
+    array per model input (N vectors each), or one array for a single-input model."""
     if backend == "tflm":
         return tflm_outputs(model, vectors)
     if backend == "tflite":
@@ -26,8 +33,8 @@ def reference_outputs(model: Model, vectors: np.ndarray, backend: str = "tflm") 
     raise BadInput(f"unknown reference '{backend}'", "use --reference tflm or --reference tflite")
 
 
-def tflm_outputs(model: Model, vectors: np.ndarray) -> list[list[np.ndarray]]:
-    shaped = np.ascontiguousarray(vectors).reshape(len(vectors), *model.inputs[0].shape)
+def tflm_outputs(model: Model, vectors) -> list[list[np.ndarray]]:
+    shaped = _per_input(model, vectors)
     try:
         raw = host.contained_outputs(model.data, shaped, len(model.outputs))
     except host.InterpreterFailed as e:
@@ -36,7 +43,7 @@ def tflm_outputs(model: Model, vectors: np.ndarray) -> list[list[np.ndarray]]:
     return [[np.asarray(o).reshape(-1).astype(np.int64) for o in per] for per in raw]
 
 
-def tflite_outputs(model: Model, vectors: np.ndarray) -> list[list[np.ndarray]]:
+def tflite_outputs(model: Model, vectors) -> list[list[np.ndarray]]:
     """TensorFlow Lite with its reference kernels (BUILTIN_REF: no XNNPACK, whose int8 results may differ)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
@@ -51,10 +58,13 @@ def tflite_outputs(model: Model, vectors: np.ndarray) -> list[list[np.ndarray]]:
     interp.allocate_tensors()
     inp = interp.get_input_details()
     by_index = {d["index"]: d for d in interp.get_output_details()}
-    in_index = next((d["index"] for d in inp if d["index"] == model.inputs[0].index), inp[0]["index"])
+    in_index = [next((d["index"] for d in inp if d["index"] == t.index), inp[i]["index"])
+                for i, t in enumerate(model.inputs)]
+    per_input = _per_input(model, vectors)
     out = []
-    for v in vectors:
-        interp.set_tensor(in_index, v.reshape(model.inputs[0].shape))
+    for v in range(len(per_input[0])):
+        for i, arr in enumerate(per_input):
+            interp.set_tensor(in_index[i], arr[v].reshape(model.inputs[i].shape))
         interp.invoke()
         out.append([np.asarray(interp.get_tensor(by_index[t.index]["index"] if t.index in by_index else t.index))
                     .reshape(-1).astype(np.int64) for t in model.outputs])

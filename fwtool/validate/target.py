@@ -17,6 +17,7 @@ from fwtool.core import protocol
 from fwtool.core.errors import Exit, FwtoolError
 from fwtool.core.lines import LineSplitter
 from fwtool.devices import find_serial_port
+from fwtool.devices.ports import serial_open_args
 from fwtool.flash import flash_image
 
 BAUD = 115200
@@ -49,7 +50,8 @@ def read_port_until_done(port: str, timeout: float, on_line: Callable[[str], Non
     """Open ``port`` (a device or pyserial URL; opening raises DTR, which starts a validation run over USB) and
     read lines until ``FWT:DONE`` or ``timeout`` seconds."""
     try:
-        ser = serial.serial_for_url(port, baudrate=baud, timeout=0.2)
+        url, extra = serial_open_args(port)  # rfc2217 (ser2net, labgrid): see serial_open_args
+        ser = serial.serial_for_url(url, baudrate=baud, timeout=0.2, **extra)
     except (serial.SerialException, OSError, ValueError) as e:
         raise FwtoolError(f"cannot open {port}: {e}", "check the port ('fwtool flash --list'), or pass --port",
                           Exit.NO_DEVICE) from e
