@@ -15,6 +15,7 @@ from fwtool.commands import doctor as doctor_cmd
 from fwtool.commands import flash as flash_cmd
 from fwtool.commands import vendor as vendor_cmd
 from fwtool.commands import inspect as inspect_cmd
+from fwtool.commands import lab as lab_cmd
 from fwtool.commands import monitor as monitor_cmd
 from fwtool.commands import quantize as quantize_cmd
 from fwtool.commands import run as run_cmd
@@ -22,6 +23,7 @@ from fwtool.commands import emulate as emulate_cmd
 from fwtool.commands import features as features_cmd
 from fwtool.commands import record as record_cmd
 from fwtool.commands import validate as validate_cmd
+from fwtool.commands import profile as profile_cmd
 from fwtool.core.errors import Exit, FwtoolError
 from fwtool.core.escape import terminal
 
@@ -47,7 +49,7 @@ def cli():
 for _cmd in (build_cmd.build, boards_cmd.boards, doctor_cmd.doctor, vendor_cmd.vendor, quantize_cmd.quantize,
              inspect_cmd.inspect_cmd,
              flash_cmd.flash, flash_cmd.devices, monitor_cmd.monitor, emulate_cmd.emulate, validate_cmd.validate,
-             run_cmd.run, features_cmd.features_cmd, record_cmd.record):
+             run_cmd.run, features_cmd.features_cmd, record_cmd.record, profile_cmd.profile, lab_cmd.lab):
     cli.add_command(_cmd)
 
 

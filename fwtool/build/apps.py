@@ -15,6 +15,9 @@ overrides an earlier one of the same name. ``app.toml`` declares:
   applies them, ``app_defines`` in the template context), e.g. the recorder's binary-safe stdio
 - ``[input] shape, dtype``: the input layout the app feeds the model; a model whose input 0 differs is refused
   before anything is generated.
+- ``tflm_profiler``: true when the app attaches a TFLM profiler (MicroProfilerInterface): TFLM then keeps its
+  per-operator profiler hook, which a family's release define TF_LITE_STRIP_ERROR_STRINGS compiles out
+  (build/context.py drops that define for such an app).
 """
 from __future__ import annotations
 
@@ -44,6 +47,7 @@ class App:
     vendor: tuple[str, ...] = ()
     needs: tuple[str, ...] = ()
     defines: tuple[str, ...] = ()
+    tflm_profiler: bool = False
 
     def check_model(self, model: Model) -> None:
         t = model.inputs[0]
@@ -95,7 +99,14 @@ def load_app(meta: Path) -> App:
                tuple(inp["shape"]) if "shape" in inp else None, inp.get("dtype"),
                sources=_str_list(d, "sources", meta),
                vendor=_str_list(d, "vendor", meta), needs=_str_list(d, "needs", meta),
-               defines=_defines(d, meta))
+               defines=_defines(d, meta), tflm_profiler=_flag(d, "tflm_profiler", meta))
+
+
+def _flag(d: dict, key: str, meta: Path) -> bool:
+    value = d.get(key, False)
+    if not isinstance(value, bool):
+        raise BadInput(f"{meta}: '{key}' must be true or false", f"write e.g. {key} = true")
+    return value
 
 
 def list_apps() -> dict[str, App]:

@@ -13,6 +13,15 @@ from fwtool.build.plan import BuildPlan, sanitize
 from fwtool.core import escape, protocol
 
 
+STRIP_ERROR_STRINGS = "TF_LITE_STRIP_ERROR_STRINGS"  # also turns ScopedMicroProfiler into a no-op
+
+
+def tflm_defines_for(app, defines: list[str]) -> list[str]:
+    """The family's TFLM defines for ``app``: an app that attaches a TFLM profiler (app.toml ``tflm_profiler``)
+    gets them without STRIP_ERROR_STRINGS, which compiles TFLM's per-operator profiler hook out."""
+    return [d for d in defines if not (app.tflm_profiler and d.split("=")[0] == STRIP_ERROR_STRINGS)]
+
+
 def tensor_desc(t) -> str:
     return f"{t.dtype.lower()}:{t.shape_str}"
 
@@ -35,7 +44,7 @@ def generic_context(p: BuildPlan) -> dict:
         "vector_bytes": len(p.inputs[0]) if p.inputs else 0, "vector_source": escape.c_comment(p.inputs_source),
         "vectors_sha": p.inputs_sha or "none",
         "arena_bytes": p.arena.total, "ops": p.ops, "op_count": len(p.ops), "kernel_files": p.kernel_files,
-        "input_desc": tensor_desc(model.inputs[0]), "output_desc": tensor_desc(model.outputs[0]),
+        "input_desc": ",".join(map(tensor_desc, model.inputs)), "output_desc": ",".join(map(tensor_desc, model.outputs)),
         "labels": [escape.c_string(label) for label in p.labels], "led_pin": p.board.led_pin,
         "stdio_usb": int(stdio == "usb"), "stdio_uart": int(stdio == "uart"),
         "usb_wait_ms": opts.usb_wait_ms, "loop_delay_ms": opts.loop_delay_ms, "fmt": protocol.c_formats(),
@@ -49,6 +58,8 @@ def template_context(p: BuildPlan, vendor_paths: dict[str, Path], patches: list[
     ctx.update(audio_device.template_values(p.audio))
     ctx.update(preprocessor_values(p.preprocessor))
     ctx.update(p.family.template_context(p, {**vendor_paths, **p.app_vendor}))
+    if "tflm_defines" in ctx:
+        ctx["tflm_defines"] = tflm_defines_for(p.app, ctx["tflm_defines"])
     ctx.update(template_values(p.app))
     if patches:
         sources, copies = apply_patches(ctx["tflm_sources"], list(patches))

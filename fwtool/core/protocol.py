@@ -23,6 +23,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from fwtool.core.protocol_profile import (  # the profile app's lines (FWT:PROF, FWT:PROFRUN)
+    PREFIX_PROF, PREFIX_PROFRUN, ProfileEvent, ProfileRun, parse_profile_line, profile_c_formats)
+from fwtool.core.protocol_outputs import (  # a model's further outputs (FWT:INFER_OUT)
+    PREFIX_INFER_OUT, InferenceOutput, outputs_c_formats, parse_outputs_line)
+
 PREFIX_BANNER = "FWT:BOOT"
 PREFIX_INFER = "FWT:INFER"
 PREFIX_ERROR = "FWT:ERROR"  # "FWT:ERROR <free text>": the firmware cannot run (repeated every second)
@@ -57,6 +62,8 @@ def c_formats() -> dict[str, str]:
         "done": fmt(PREFIX_DONE, DONE_FIELDS),
         "error": PREFIX_ERROR + " %s",
         **audio_c_formats(),
+        **profile_c_formats(),
+        **outputs_c_formats(),
     }
 
 
@@ -172,7 +179,7 @@ def parse_line(line: str) -> "Banner | Inference | FirmwareError | Output | Done
             return Done(n=int(p["n"]), inputs=None if inputs in (None, "", "none") else str(inputs), raw=line)
         except (KeyError, ValueError):
             return None
-    return parse_audio_line(line)
+    return parse_audio_line(line) or parse_profile_line(line) or parse_outputs_line(line)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,127 @@
+"""``fwtool profile``: build the profile app for a model, run it on the virtual board or a real board, and turn its
+FWT:PROF lines into per-layer figures (layers.py); ``--compare`` does the same for a second model (compare.py).
+
+Targets: the virtual board of the board's family (rp2040: rp2040js, whose timer counts emulated cycles at 125 MHz;
+psoc6: QEMU's Cortex-M4 with 1 instruction = 1 ns, so "cycles" are instructions there), or the real board (flashed,
+then read over its serial port; µs on the board's own clock, board file ``clock_hz``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+from fwtool.build import flow as build_flow
+from fwtool.build.families import get_family
+from fwtool.build.result import BuildResult
+from fwtool.core.boards import get_board
+from fwtool.core.errors import BadInput, Exit, FwtoolError
+from fwtool.emulator import CLOCK_MHZ, TIMING_NOTE
+from fwtool.model.tflite import Model, load_model
+from fwtool.profile import compare as compare_mod
+from fwtool.profile.layers import TOLERANCE_FRACTION, TOLERANCE_US_PER_EVENT, layer_table, parse_lines
+from fwtool.validate import target
+
+APP = "profile"
+QEMU_TARGET = "qemu-mps2-an386"
+INSTRUCTION_HZ = 1e9  # QEMU -icount shift=0: 1 instruction = 1 ns of virtual time
+
+
+@dataclass
+class ProfileOptions:
+    model: Path
+    board: str = "pico"
+    target: str = "emulator"  # emulator | board
+    input: Path | None = None  # .npy for input 0 (default: zeros)
+    port: str | None = None  # board: serial port or pyserial URL (default: the one the flashed board appears on)
+    serial: str | None = None  # board: USB serial number
+    out_dir: Path | None = None
+    arena: int | None = None
+    jobs: int | None = None
+    timeout: float = 300.0  # seconds (wall clock) for the run on the target
+    tflm_cores: int | None = None  # default: 1 on the emulator (no core 1 there), 2 on a board
+
+
+def default_out_dir(opts: ProfileOptions) -> Path:
+    suffix = "-profile-emu" if opts.target == "emulator" else "-profile"
+    return Path(opts.out_dir) if opts.out_dir else Path("build") / f"{opts.board}{suffix}"
+
+
+def build_firmware(opts: ProfileOptions, on_line: Callable[[str], None] = lambda s: None,
+                   on_step: Callable[[str], None] = lambda s: None) -> BuildResult:
+    cores = opts.tflm_cores or (1 if opts.target == "emulator" else 2)
+    bopts = build_flow.BuildOptions(board=opts.board, model=Path(opts.model), out_dir=default_out_dir(opts),
+                                    arena=opts.arena, input=opts.input, app=APP, jobs=opts.jobs, tflm_cores=cores)
+    return build_flow.run(bopts, on_line=on_line, on_step=on_step)
+
+
+def run_target(opts: ProfileOptions, image: Path, on_line: Callable[[str], None],
+               on_step: Callable[[str], None]) -> tuple[list[str], dict]:
+    """The profile session's serial lines and the target description, with its clock (``clock_hz``, ``cycle``)."""
+    board = get_board(opts.board)
+    if opts.target == "emulator":
+        family = get_family(board.family)
+        if getattr(family, "virtual_target", None) == QEMU_TARGET:
+            lines, info = target.run_on_virtual_m4(family.virtual_image(image), opts.timeout, on_line)
+            return lines, {**info, "clock_hz": INSTRUCTION_HZ, "cycle": "instruction"}
+        lines, info = target.run_on_emulator(image, opts.timeout, on_line)
+        return lines, {**info, "name": "the virtual board (rp2040js)", "clock_hz": CLOCK_MHZ * 1e6, "cycle": "cycle",
+                       "timing_note": TIMING_NOTE}
+    if not board.clock_hz:
+        raise BadInput(f"board '{board.name}' has no clock_hz in its board file, so cycles cannot be computed",
+                       "add clock_hz (the CPU clock in Hz) to the board file")
+    lines, info = target.run_on_board(image, opts.board, port=opts.port, serial=opts.serial, flash=True,
+                                      timeout=opts.timeout, on_line=on_line, on_step=on_step)
+    return lines, {**info, "clock_hz": float(board.clock_hz), "cycle": "cycle"}
+
+
+def _check_banner(banner: dict, model: Model) -> None:
+    sha = str(banner.get("sha256", ""))
+    if sha and not model.sha256.startswith(sha):
+        raise FwtoolError(f"the board runs model {banner.get('model')} (sha256 {sha}), not {model.path.name}",
+                          "--port names another board than the one profile flashed: drop --port or fix it",
+                          Exit.MISMATCH)
+
+
+def profile_one(opts: ProfileOptions, on_line: Callable[[str], None] = lambda s: None,
+                on_step: Callable[[str], None] = lambda s: None,
+                on_build_line: Callable[[str], None] = lambda s: None) -> dict:
+    """Build, run and tabulate one model (the report ``fwtool profile --json`` prints)."""
+    if opts.target not in ("emulator", "board"):
+        raise BadInput(f"unknown target '{opts.target}'", "use --emulator (default) or --device")
+    model = load_model(opts.model)
+    board = get_board(opts.board)
+    on_step(f"building the profile firmware for {model.name}")
+    built = build_firmware(opts, on_line=on_build_line, on_step=on_step)
+    on_step("running on the virtual board" if opts.target == "emulator" else "running on the board")
+    lines, info = run_target(opts, built.artifacts.image, on_line, on_step)
+    capture = parse_lines(lines)
+    _check_banner(capture.banner, model)
+    table = layer_table(model, capture, info["clock_hz"], board.cpu)
+    return {
+        "model": {"name": model.name, "file": str(model.path), "sha256": model.sha256, "operators": len(model.operators)},
+        "board": board.name, "cpu": board.cpu,
+        "target": info,
+        "firmware": {"image": str(built.artifacts.image), "tflm_cores": built.report["build"]["tflm_cores"],
+                     "notes": built.notes, "banner": capture.banner},
+        "arena": {"size": int(capture.banner.get("arena", 0) or 0), "used": table["arena_used"]},
+        "runs": len(capture.runs),
+        "tolerance": f"|invoke - sum of layers| <= {TOLERANCE_FRACTION:.0%} of invoke + {TOLERANCE_US_PER_EVENT} µs "
+                     "per layer",
+        "timing_note": info.get("timing_note") if opts.target == "emulator" else None,
+        **table,
+    }
+
+
+def run(opts: ProfileOptions, compare_model: Path | None = None, on_line: Callable[[str], None] = lambda s: None,
+        on_step: Callable[[str], None] = lambda s: None,
+        on_build_line: Callable[[str], None] = lambda s: None) -> dict:
+    """Profile ``opts.model``; with ``compare_model`` profile that one too (its own build folder, same target)
+    and add the side-by-side comparison. Returns ``{"profile": …}`` or ``{"profile", "other", "compare"}``."""
+    first = profile_one(opts, on_line, on_step, on_build_line)
+    if compare_model is None:
+        return {"profile": first}
+    out = default_out_dir(opts)
+    other_opts = replace(opts, model=Path(compare_model), out_dir=out.with_name(out.name + "-compare"))
+    other = profile_one(other_opts, on_line, on_step, on_build_line)
+    return {"profile": first, "other": other, "compare": compare_mod.side_by_side(first, other)}
