@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from fwtool.build import apps, render
+from fwtool.core import protocol
 from fwtool.core.boards import get_board
 from fwtool.core.errors import BadInput
 from fwtool.core.paths import resource_dir
@@ -46,18 +47,13 @@ def context(**kw) -> dict:
         "vector_count": 1, "vector_bytes": 0, "vector_source": "zeros", "vectors_sha": "none",
         "arena_bytes": 1024, "ops": [], "op_count": 0, "kernel_files": [], "input_desc": "int8:1x1",
         "output_desc": "int8:1x1", "labels": ["a"], "led_pin": 25, "stdio_usb": 1, "stdio_uart": 0,
-        "usb_wait_ms": 2500, "loop_delay_ms": 500, "fmt": {"banner": "B", "infer": "I", "error": "E", "out": "O",
-                                                           "done": "D", "vectors": [],
-                                                           "out_vector": {"name": "q", "conv": "%ld"}},
+        "usb_wait_ms": 2500, "loop_delay_ms": 500, "fmt": protocol.c_formats(),
         "tflm_root": "/t", "tflm_version": "x", "tflm_sources": [], "tflm_patched_sources": [],
         "tflm_includes": [], "tflm_defines": [],
         "app_vendor_libs": [], "tflm_fast_sources": [], "audio": None,
         "mic": {"present": 0, "data_pin": -1, "clk_pin": -1, "pio": 0, "sm": 0},
         "op_registrations": {}, "op_registration_headers": [], "tflm_unity_groups": {},
     }
-    ctx["fmt"].update({"audio": "A", "feat": "F", "feat_vector": {"name": "q", "conv": "%d"}, "ainf": "AI",
-                       "ainf_vectors": [{"name": "scores", "conv": "%.4f"}, {"name": "q", "conv": "%d"}],
-                       "detect": "DT", "ack": "AK"})
     ctx.update(kw)
     return ctx
 
