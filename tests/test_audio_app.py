@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,8 +13,7 @@ from fwtool.audio import capture, device, features, params, spectrogram, wav
 from fwtool.build import render
 from fwtool.build.context import template_context
 from fwtool.build.plan import BuildOptions, plan
-from fwtool.core import protocol, vendor
-from fwtool.core.boards import get_board
+from fwtool.core import vendor
 from fwtool.core.lines import Line
 from fwtool.monitor.stats import Stats, classify
 from fwtool.monitor.view import audio_rows, render_panel, PanelState

@@ -115,7 +115,7 @@ def _inspect_in_process(data: bytes, capsys) -> None:
 @pytest.fixture
 def fixed_arena(monkeypatch):
     """In-process cases skip the native arena measurement (the CLI cases run it, contained in a child)."""
-    def size_for(model, override=None):
+    def size_for(model, override=None, target=None):
         return arena_mod.ArenaSize(1000, 1024, 2032, "override")
 
     monkeypatch.setattr(inspection.arena_mod, "size_for", size_for)

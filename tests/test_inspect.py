@@ -112,7 +112,8 @@ def test_json_report(fire_alarm, capsys):
     code, out, _ = M.run_cli(["inspect", fire_alarm, "--board", "pico", "--json"], capsys)
     r = json.loads(out)
     assert code == 0 and [b["board"] for b in r["boards"]] == ["pico"]
-    assert r["totals"]["macs"] == 86_816 and r["arena"]["source"] == "measured"
+    # "target": a build already measured the arena on the virtual board (the figure a build then uses)
+    assert r["totals"]["macs"] == 86_816 and r["arena"]["source"] in ("measured", "target")
     assert r["model"]["inputs"][0]["shape"] == [1, 124, 129, 1]
 
 

@@ -39,6 +39,11 @@ def inspect_model(model: Model, board: str | None = None, app: str = "inference"
     # every board whose family this fwtool builds (a board file may come before its family module)
     boards = [get_board(board)] if board else [b for b in all_boards().values() if b.family in all_families()]
     report, arena_total = model_report(model, boards, arena_override)
+    if board and arena_total is not None and arena_override is None:
+        # one board: show the figure a build for it uses (measured on its virtual board once a build recorded it)
+        on_board = arena_mod.size_for(model, None, fit.arena_target(get_family(boards[0].family), get_app(app), model))
+        if on_board.source == "target":
+            report["arena"] = on_board.to_dict()
     report["boards"] = [board_row(b, model, app, arena_total, report["tflm"]["ok"], arena_override) for b in boards]
     return report
 

@@ -11,12 +11,10 @@ import errno as errno_mod
 import os
 from pathlib import Path
 
-from fwtool.image import firmware, uf2
+from fwtool.image import firmware
 from fwtool.image.check import check_for_board
-from fwtool.image.uf2 import FAMILY_NAMES, family_name  # noqa: F401  (re-exported)
-from fwtool.core.errors import BadInput
 from fwtool.devices import usb as usbdevices
-from fwtool.devices.drives import BOARD_ID, INFO, is_rp2_drive, read_info, require_rp2_drive  # noqa: F401
+from fwtool.devices.drives import is_rp2_drive, require_rp2_drive
 from fwtool.devices.errors import DeviceLost, FlashFailed, WaitTimeout
 from fwtool.flash.base import Progress, no_progress
 

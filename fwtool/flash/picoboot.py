@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno as errno_mod
 import struct
-import time
 from dataclasses import dataclass
 
 import usb.core
