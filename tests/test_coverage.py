@@ -64,8 +64,8 @@ def test_a_type_the_kernel_lacks_is_refused_naming_op_version_and_type(tmp_path)
     m = _model(tmp_path, _retyped(modelgen.two_in_two_out_model(), schema.TensorType.UINT8))
     assert [(op.op, t) for op, t in kernel_type_gaps(m)] == [("ADD", "UINT8"), ("MUL", "UINT8")]
     with pytest.raises(BadInput, match=r"operator 0 ADD \(version 1\) has a uint8 tensor, and pico-tflmicro's ADD "
-                                       r"kernel \(cmsis_nn/add.cpp\) handles only float32, int16, int32, int8 "
-                                       r"\(and 1 more\)"):
+                                       r"kernel \(cmsis_nn/add.cpp\) handles only float32, int16, int32, int8"
+                                       r"; 1 more operator\(s\) have a type their kernel lacks"):
         check_for_tflm(m)
 
 

@@ -379,10 +379,11 @@ def check_for_tflm(model: Model) -> None:
     if gaps:
         op, dtype = gaps[0]
         entry = table[op.op]
-        more = f" (and {len(gaps) - 1} more)" if len(gaps) > 1 else ""
+        more = f"; {len(gaps) - 1} more operator(s) have a type their kernel lacks" if len(gaps) > 1 else ""
+        article = "an" if dtype in ("INT8", "INT16") else "a"
         raise BadInput(f"{model.path.name}: operator {op.index} {op.op} (version {op.version}) has "
-                       f"{'an' if dtype in ('INT8', 'INT16') else 'a'} {dtype.lower()} tensor, and pico-tflmicro's {op.op} kernel ({entry['kernel']}) handles only "
-                       f"{', '.join(entry['types'])}{more}",
+                       f"{article} {dtype.lower()} tensor, and pico-tflmicro's {op.op} kernel ({entry['kernel']}) "
+                       f"handles only {', '.join(entry['types'])}{more}",
                        f"quantize so that {op.op} runs in {' or '.join(t for t in entry['types'] if t in ('int8', 'int16'))} "
                        "(e.g. int8 instead of int16x8), or replace that layer")
     limits = kernel_limit_gaps(model)
