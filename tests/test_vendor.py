@@ -1,10 +1,13 @@
 """fwtool vendor: exact-commit shallow sync from a (local) git URL, verification, overrides, interruption."""
+import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from fwtool.core import config, vendor
 from fwtool.core.errors import FwtoolError, MissingTool
+from fwtool.model.tflite import tflm_ops
 
 
 def git(*args, cwd):
@@ -128,3 +131,48 @@ def test_sync_command_keeps_going_and_fails_at_the_end(upstream, env, monkeypatc
     assert isinstance(r.exception, FwtoolError) and "1 of 2 tree(s) could not be synced" in r.exception.cause
     assert vendor.locate(good).source == "cache"  # the second tree was still fetched
     assert vendor.locate(bad).source == "missing"
+
+
+def _code(text: str) -> list[str]:
+    """C/C++ without comments and blank lines; pico-tflmicro's sync writes ``defined(ARDUINO)`` where TFLM has
+    ``defined(CMSIS_NN)`` (both are defined in every fwtool build, rp2040.TFLM_DEFINES)."""
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    text = re.sub(r"//[^\n]*", "", text).replace("defined(ARDUINO)", "defined(CMSIS_NN)")
+    return [ln.rstrip() for ln in text.splitlines() if ln.strip()]
+
+
+def test_reference_kernels_from_other_trees_match_pico_tflmicro_headers():
+    """A ``<tree>:<path>`` kernel (tflm_ops.toml: the reference LSTM from tflite-micro) is compiled against
+    pico-tflmicro's headers and helper sources: its own header and the kernels/ headers it includes, and the
+    sources implementing the headers only this op's kernels use (lstm_eval.cc, lstm_eval_common.cc; shared
+    helpers such as kernel_util are pico-tflmicro's for every kernel), must be pico-tflmicro's code, comments
+    aside. An upgrade of either pin that breaks this fails here, not as a silent mismatch on the board."""
+    pins = vendor.manifest()
+    pico = vendor.locate(pins["pico-tflmicro"]).path
+    external = {op: e["kernel"] for op, e in tflm_ops().items() if ":" in e["kernel"]}
+    assert external.get("UNIDIRECTIONAL_SEQUENCE_LSTM", "").startswith("tflite-micro:")
+    for op, kernel in external.items():
+        tree_name, rel = kernel.split(":", 1)
+        tree = vendor.locate(pins[tree_name]).path
+        if pico is None or tree is None:
+            pytest.skip("pico-tflmicro / tflite-micro trees not synced (fwtool vendor sync)")
+        src = tree / rel
+        kdir = "tensorflow/lite/micro/kernels/"
+        headers = {f"{kdir}{Path(rel).stem}.h"} | set(re.findall(rf'#include "({kdir}[\w/]+\.h)"', src.read_text()))
+        pairs = [(h, h) for h in headers]
+        kernels = [f for f in (pico / "src" / kdir).rglob("*.cpp") if "TFLMRegistration Register_" in f.read_text()]
+        for h in headers:
+            users = [f for f in kernels if f'#include "{h}"' in f.read_text()]
+            if any(f.stem != Path(rel).stem for f in users):
+                continue  # a helper other kernels share (kernel_util, fully_connected)
+            for cc in sorted((tree / Path(h).parent).glob(f"{Path(h).stem}*.cc")):  # the sources implementing it
+                ref = cc.relative_to(tree).as_posix()
+                if cc.stem.endswith("_test") or "TFLMRegistration Register_" in cc.read_text():
+                    continue
+                pairs.append((ref, ref[:-len(".cc")] + ".cpp"))
+        assert any(r.endswith("lstm_eval.cc") for r, _ in pairs) or op != "UNIDIRECTIONAL_SEQUENCE_LSTM"
+        for ref, ours in pairs:
+            mine = pico / "src" / ours
+            assert mine.is_file(), f"{op}: pico-tflmicro has no {ours} (the reference kernel needs it)"
+            assert _code((tree / ref).read_text()) == _code(mine.read_text()), \
+                f"{op}: {tree_name}'s {ref} and pico-tflmicro's {ours} differ beyond comments"

@@ -22,8 +22,8 @@ from fwtool.image import elf as elf_image
 from fwtool.build.families.base import CompiledFiles, CompileRequest, SourcePatch
 from fwtool.build.families.psoc6_sources import (ARCH_FLAGS, PICO_ONLY_SOURCES, board_values, find_mtb_tools,
                                                  mtb_build, mtb_files, validate_image)
-from fwtool.build.families.rp2040 import (TFLM_DEFINES, RP2040Family, kernel_source, resize_half_pixel_patch,
-                                          single_core_patch, tflm_includes, tflm_sources)
+from fwtool.build.families.rp2040 import (TFLM_DEFINES, RP2040Family, kernel_source, outside_tree,
+                                          resize_half_pixel_patch, single_core_patch, tflm_includes, tflm_sources)
 
 VIRTUAL_ELF = "firmware_vm4.elf"  # the QEMU mps2-an386 link of the same objects, in the build tree
 
@@ -62,11 +62,12 @@ class PSoC6Family(RP2040Family):
     def template_context(self, plan, vendor_paths: dict[str, Path]) -> dict:
         root = vendor_paths["pico-tflmicro"]
         board = board_values(plan.board, vendor_paths)
-        sources = [s for s in tflm_sources(root, plan.kernel_files, render.layers(self.template_dir, plan.app))
-                   if s not in PICO_ONLY_SOURCES]
+        sources, other = outside_tree([s for s in tflm_sources(root, plan.kernel_files,
+                                                               render.layers(self.template_dir, plan.app))
+                                       if s not in PICO_ONLY_SOURCES])
         return {"tflm_root": escape.cmake_quoted(root.as_posix()),
                 "tflm_version": vendor.manifest()["pico-tflmicro"].version,
-                "tflm_sources": sources, "tflm_patched_sources": [],
+                "tflm_sources": sources, "tflm_patched_sources": [escape.cmake_quoted(s) for s in other],
                 "tflm_includes": tflm_includes(plan.kernel_files), "tflm_defines": list(TFLM_DEFINES),
                 "arch_flags": list(ARCH_FLAGS), **board,
                 **registrations.template_values(plan.model, plan.ops, root, kernel_source),

@@ -128,8 +128,18 @@ def signal_sources(root: Path, kernels: list[str]) -> list[str]:
 
 
 def kernel_source(kernel: str) -> str:
-    """The tree path of an op-table kernel file: signal ops are relative to src/, builtins to kernels/."""
+    """The tree path of an op-table kernel file: signal ops are relative to src/, builtins to kernels/. A kernel
+    named ``<tree>:<path>`` (a reference kernel taken from another pinned tree, e.g. ``tflite-micro:``) is that
+    tree's file, as an absolute path (it compiles against pico-tflmicro's headers)."""
+    if ":" in kernel:
+        tree, rel = kernel.split(":", 1)
+        return (vendor.require(vendor.manifest()[tree]) / rel).as_posix()
     return f"src/{kernel}" if kernel.startswith("signal/") else f"src/tensorflow/lite/micro/kernels/{kernel}"
+
+
+def outside_tree(compiled: list[str]) -> tuple[list[str], list[str]]:
+    """(pico-tflmicro-relative sources, absolute ones from other trees) of a :func:`tflm_sources` list."""
+    return [s for s in compiled if not Path(s).is_absolute()], [s for s in compiled if Path(s).is_absolute()]
 
 
 def tflm_sources(root: Path, kernel_files: list[str], template_folders: list[Path] = ()) -> list[str]:
@@ -138,11 +148,11 @@ def tflm_sources(root: Path, kernel_files: list[str], template_folders: list[Pat
     reference (fwtool/build/sources.py)."""
     common, kernels, signal = _tflm_library_sources(str(root))
     wanted = {kernel_source(k) for k in kernel_files}
-    missing = wanted - set(kernels) - set(signal)
+    missing = {w for w in wanted - set(kernels) - set(signal) if not (Path(w).is_absolute() and Path(w).is_file())}
     if missing:
         raise FwtoolError(f"pico-tflmicro at {root} has no kernel source {sorted(missing)[0]}",
                           "use the pinned pico-tflmicro revision ('fwtool vendor sync') or regenerate the op table")
-    builtin = sorted(w for w in wanted if w in kernels)
+    builtin = sorted(w for w in wanted if w in kernels or Path(w).is_absolute())
     sig = signal_sources(root, sorted(wanted - set(builtin)))
     needed = sources.needed_sources(Path(root), common, builtin + sig, TFLM_INCLUDES + SIGNAL_INCLUDES,
                                     _tree_revision(root), sources.template_roots(list(template_folders), root))
@@ -260,10 +270,10 @@ class RP2040Family(Family):
 
     def template_context(self, plan, vendor_paths: dict[str, Path]) -> dict:
         root = vendor_paths["pico-tflmicro"]
-        compiled = tflm_sources(root, plan.kernel_files, render.layers(self.template_dir, plan.app))
+        compiled, other = outside_tree(tflm_sources(root, plan.kernel_files, render.layers(self.template_dir, plan.app)))
         return {"tflm_root": escape.cmake_quoted(root.as_posix()), "tflm_version": vendor.manifest()["pico-tflmicro"].version,
                 "tflm_sources": compiled, "tflm_unity_groups": unity_groups(compiled, plan.kernel_files),
-                "tflm_patched_sources": [],
+                "tflm_patched_sources": [escape.cmake_quoted(s) for s in other],
                 "tflm_includes": tflm_includes(plan.kernel_files), "tflm_defines": list(RP2040_DEFINES),
                 "app_vendor_libs": vendor_libs(plan.app.vendor, vendor_paths), **mic_values(plan.board),
                 **registrations.template_values(plan.model, plan.ops, root, kernel_source),
