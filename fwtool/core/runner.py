@@ -111,3 +111,15 @@ def kill_group(proc: subprocess.Popen, grace: float = 2.0) -> int | None:
     if proc.poll() is None:
         proc.wait(timeout=5)
     return proc.returncode
+
+
+def stop(proc: subprocess.Popen, grace: float = 2.0) -> int | None:
+    """:func:`kill_group`, then close the pipes fwtool held to it (an ended child's pipes are not needed)."""
+    code = kill_group(proc, grace)
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        try:
+            if stream:
+                stream.close()
+        except OSError:
+            pass
+    return code

@@ -200,13 +200,7 @@ class VirtualBoard:
         if self._guard:
             self._guard.cancel()
         if self._proc is not None:
-            runner.kill_group(self._proc, grace=2.0)
-            for stream in (self._proc.stdin, self._proc.stdout, self._proc.stderr):
-                try:
-                    if stream:
-                        stream.close()
-                except OSError:
-                    pass
+            runner.stop(self._proc, grace=2.0)
             for t in self._threads:
                 t.join(timeout=5)
         _live.discard(self)

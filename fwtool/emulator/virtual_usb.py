@@ -148,13 +148,7 @@ class VirtualUsbBoard:
         if self.backend:
             self.backend.close()
         if self._proc is not None:
-            runner.kill_group(self._proc, grace=3.0)
-            for s in (self._proc.stdin, self._proc.stdout, self._proc.stderr):
-                try:
-                    if s:
-                        s.close()
-                except OSError:
-                    pass
+            runner.stop(self._proc, grace=3.0)
             if self._thread:
                 self._thread.join(timeout=5)
             self._proc = None
