@@ -129,7 +129,7 @@ MAP = """Linker script and memory map
                 0x100001c0       0x60 libtflm.a(arm_convolve_s8.c.o)
  *fill*         0x10000220        0x4
  .text.memcpy   0x10000224       0x20 /usr/lib/gcc/arm-none-eabi/12.2.1/thumb/v6-m/nofp/libc_nano.a(lib_a-memcpy.o)
- .text.x        0x10000244       0x30 CMakeFiles/firmware.dir/root/.cache/fwtool/vendor/pico-sdk-a1/src/x.c.o
+ .text.x        0x10000244       0x30 CMakeFiles/firmware.dir/home/user/.cache/fwtool/vendor/pico-sdk-a1/src/x.c.o
 .rodata         0x10000300      0x110
  .rodata.fwtool_model
                 0x10000300      0x100 CMakeFiles/firmware.dir/model_data.cpp.o
