@@ -41,6 +41,10 @@ class FwtoolError(Exception):
         return {"error": self.cause, "fix": self.fix, "exit_code": int(self.code)}
 
 
+class ToolTimeout(FwtoolError):
+    """An external tool did not finish in time (core.runner.capture); callers that know the tool say why."""
+
+
 class BadInput(FwtoolError):
     code = Exit.BAD_INPUT
 

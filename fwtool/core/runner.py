@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Callable, Sequence
 
-from fwtool.core.errors import FwtoolError, MissingTool
+from fwtool.core.errors import FwtoolError, MissingTool, ToolTimeout
 
 
 def which(tool: str) -> str | None:
@@ -39,7 +39,7 @@ def capture(cmd: Sequence[str], cwd: Path | None = None, env: dict | None = None
     except FileNotFoundError as e:
         raise MissingTool(f"'{cmd[0]}' was not found", "install it, then run 'fwtool doctor'") from e
     except subprocess.TimeoutExpired as e:
-        raise FwtoolError(f"'{Path(cmd[0]).name}' did not finish within {timeout:.0f} s") from e
+        raise ToolTimeout(f"'{Path(cmd[0]).name}' did not finish within {timeout:.0f} s") from e
     if check and proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [""]
         raise FwtoolError(f"'{' '.join(map(str, cmd[:3]))}…' failed (exit {proc.returncode}): {tail[0]}")

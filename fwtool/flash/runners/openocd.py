@@ -17,7 +17,7 @@ import os
 import time
 from pathlib import Path
 
-from fwtool.core.errors import FwtoolError, MissingTool, NoDevice
+from fwtool.core.errors import FwtoolError, MissingTool, NoDevice, ToolTimeout
 from fwtool.devices.device import Device
 from fwtool.devices.errors import FlashFailed
 from fwtool.devices.probes import not_found_fix
@@ -156,11 +156,9 @@ def run_programmer(runner: Runner, cmd: list[str], what: str, device: Device, ti
     runner's logged tool call; a hang or a non-zero exit becomes fwtool's error for it."""
     try:
         res = runner.run_tool(cmd, check=False, timeout=timeout)
-    except FwtoolError as e:
-        if "did not finish" in e.cause:
-            raise FlashFailed(f"{what} did not finish ({device.describe()})",
-                              "replug the kit (KitProg3 USB connector) and retry") from e
-        raise
+    except ToolTimeout as e:
+        raise FlashFailed(f"{what} did not finish ({device.describe()})",
+                          "replug the kit (KitProg3 USB connector) and retry") from e
     if res.returncode != 0:
         raise map_error(res.stdout + "\n" + res.stderr, res.returncode, device)
     return res

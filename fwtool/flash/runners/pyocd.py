@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from fwtool.core import runner as proc
-from fwtool.core.errors import FwtoolError, MissingTool, NoDevice
+from fwtool.core.errors import FwtoolError, MissingTool, NoDevice, ToolTimeout
 from fwtool.devices.device import Device
 from fwtool.devices.errors import FlashFailed
 from fwtool.devices.probes import SWITCH_FIX, not_found_fix
@@ -113,11 +113,9 @@ class PyocdRunner(Runner):
     def _run(self, cmd: list[str], device: Device, board, tool_timeout: float) -> None:
         try:
             res = self.run_tool(cmd, check=False, timeout=tool_timeout)
-        except FwtoolError as e:
-            if "did not finish" in e.cause:
-                raise FlashFailed(f"pyOCD did not finish within {tool_timeout:.0f} s ({device.describe()})",
-                                  "replug the kit (KitProg3 USB connector) and retry") from e
-            raise
+        except ToolTimeout as e:
+            raise FlashFailed(f"pyOCD did not finish within {tool_timeout:.0f} s ({device.describe()})",
+                              "replug the kit (KitProg3 USB connector) and retry") from e
         if res.returncode != 0:
             err = map_error(res.stdout + "\n" + res.stderr, res.returncode, device, self.target(board))
             if isinstance(err, FlashFailed) and err.fix is None:
