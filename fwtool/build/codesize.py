@@ -20,7 +20,7 @@ from pathlib import Path
 
 from fwtool import __version__
 from fwtool.core import vendor
-from fwtool.core.files import atomic_write
+from fwtool.core.files import read_json, write_json
 from fwtool.core.paths import cache_dir
 from fwtool.model.tflite import resolver_calls
 
@@ -55,10 +55,7 @@ def _plausible(value) -> bool:
 
 def _load(path: Path) -> dict[str, dict]:
     """The valid entries of the cache file ({} when missing, unreadable or corrupt; bad entries dropped)."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
-        return {}
+    data = read_json(path)
     entries = data.get("entries") if isinstance(data, dict) and data.get("version") == VERSION else None
     if not isinstance(entries, dict):
         return {}
@@ -84,11 +81,7 @@ def record(fields: dict, measured: int, path: Path | None = None) -> bool:
     entries = _load(path)
     entries[key_of(fields)] = {"bytes": int(measured), "fields": fields}
     keep = dict(list(entries.items())[-MAX_ENTRIES:])
-    try:
-        atomic_write(path, json.dumps({"version": VERSION, "entries": keep}, indent=1))
-    except OSError:
-        return False
-    return True
+    return write_json(path, {"version": VERSION, "entries": keep}, indent=1)
 
 
 def plan_fields(board, family, app, kernel_files: list[str], stdio: str, tflm_cores: int) -> dict:

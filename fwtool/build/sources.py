@@ -24,7 +24,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from fwtool.core.files import atomic_write
+from fwtool.core.files import read_json, write_json
 from fwtool.core.paths import cache_dir
 
 _INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*"([^"]+)"', re.M)
@@ -150,15 +150,9 @@ def needed_sources(root: Path, library: tuple[str, ...], kernels: list[str], inc
     key = hashlib.sha256(json.dumps([VERSION, revision, str(root), list(roots), list(library),
                                      list(include_dirs)]).encode()).hexdigest()[:32]
     path = cache_dir() / "tflm_sources" / f"{key}.json"
-    try:
-        cached = json.loads(path.read_text())
-        if isinstance(cached, list) and all(isinstance(s, str) and s in library for s in cached):
-            return cached
-    except (OSError, ValueError):
-        pass
+    cached = read_json(path)
+    if isinstance(cached, list) and all(isinstance(s, str) and s in library for s in cached):
+        return cached
     result = closure(str(root), tuple(library), roots, tuple(include_dirs))
-    try:
-        atomic_write(path, json.dumps(result))
-    except OSError:  # a read-only cache only costs the computation
-        pass
+    write_json(path, result)
     return result

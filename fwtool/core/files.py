@@ -1,6 +1,8 @@
-"""Writing files so that a reader never sees half of one: the one helper for atomic writes."""
+"""Writing files so that a reader never sees half of one (the one helper for atomic writes), and the JSON files
+fwtool keeps for itself (caches, records), read and written the one tolerant way."""
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -35,3 +37,25 @@ def write_if_changed(path: Path, text: str) -> bool:
 def copy_atomic(src: Path, dst: Path) -> None:
     """Copy ``src`` to ``dst`` atomically."""
     atomic_write(dst, Path(src).read_bytes())
+
+
+def read_json(path: Path, max_bytes: int = 1 << 20):
+    """The JSON value in ``path``, or None when it is missing, not a regular file (never blocks on a FIFO), larger
+    than ``max_bytes``, unreadable or not JSON. For fwtool's own caches: the caller checks the value's shape."""
+    path = Path(path)
+    try:
+        if not path.is_file() or path.stat().st_size > max_bytes:
+            return None
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_json(path: Path, data, indent: int | None = None) -> bool:
+    """:func:`atomic_write` of ``data`` as JSON; False (nothing written) when the folder is not writable — a cache
+    that cannot be written only costs time."""
+    try:
+        atomic_write(path, json.dumps(data, indent=indent))
+    except OSError:
+        return False
+    return True

@@ -27,10 +27,10 @@ from typing import Callable
 import numpy as np
 
 from fwtool import __version__
-from fwtool.core import userfile, vendor
+from fwtool.core import vendor
 from fwtool.core.escape import terminal
 from fwtool.core.errors import BadInput, FwtoolError, MissingTool
-from fwtool.core.files import atomic_write
+from fwtool.core.files import read_json, write_json
 from fwtool.core.paths import cache_dir
 from fwtool.model import host
 from fwtool.model.tflite import Model, load_model
@@ -153,11 +153,7 @@ def _runtime_version() -> str:
 
 def _read_cache_entry(path: Path, key: str) -> int | None:
     """The cached measurement, or None for a missing, unreadable, corrupt or implausible entry (re-measured)."""
-    try:
-        userfile.check(path, "arena cache entry", 4096, "")
-        entry = json.loads(path.read_text())
-    except (FwtoolError, OSError, ValueError):
-        return None
+    entry = read_json(path, 4096)
     if not isinstance(entry, dict) or entry.get("tflite_micro") != key:
         return None
     measured = entry.get("measured")
@@ -175,10 +171,7 @@ def cached_measure(model: Model) -> int:
     if cached is not None:
         return cached
     measured = measure(model)
-    try:
-        atomic_write(path, json.dumps({"tflite_micro": key, "measured": measured}))
-    except OSError:  # a read-only cache only costs time
-        pass
+    write_json(path, {"tflite_micro": key, "measured": measured})
     return measured
 
 
@@ -209,12 +202,7 @@ def _target_path(fields: dict) -> Path:
 
 
 def _target_entry(fields: dict) -> dict | None:
-    path = _target_path(fields)
-    try:
-        userfile.check(path, "arena cache entry", 4096, "")
-        entry = json.loads(path.read_text())
-    except (FwtoolError, OSError, ValueError):
-        return None
+    entry = read_json(_target_path(fields), 4096)
     if not isinstance(entry, dict) or entry.get("fields") != fields or not _size_ok(entry.get("arena_used")):
         return None
     if "allocate" in entry and not (_size_ok(entry["allocate"]) and entry["allocate"] >= entry["arena_used"]):
@@ -238,11 +226,7 @@ def record_target(fields: dict, used: int, allocate: int | None = None) -> bool:
     if not _size_ok(used) or (allocate is not None and not (_size_ok(allocate) and allocate >= used)):
         return False
     entry = {"fields": fields, "arena_used": used, **({"allocate": allocate} if allocate is not None else {})}
-    try:
-        atomic_write(_target_path(fields), json.dumps(entry))
-    except OSError:
-        return False
-    return True
+    return write_json(_target_path(fields), entry)
 
 
 def target_size(used: int, allocate: int | None = None) -> ArenaSize:
