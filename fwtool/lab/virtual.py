@@ -102,6 +102,8 @@ class VirtualLab:
                  coordinator_port: int = 0, workdir: Path | None = None, on_info=lambda s: None):
         if count < 1:
             raise FwtoolError("a virtual lab needs at least one board", "pass --virtual N with N >= 1", Exit.USAGE)
+        # labgrid's daemons first: without them nothing is started (and no work folder made)
+        self.tools = {t: labgrid_tool(t) for t in ("labgrid-coordinator", "labgrid-exporter")}
         self.count, self.name, self.firmware = count, name, firmware
         self.coordinator_port = coordinator_port or free_port()
         self.own_workdir = workdir is None
@@ -133,13 +135,13 @@ class VirtualLab:
                 d.mkdir(parents=True)
                 if self.firmware is not None:
                     self._launch(port, Path(self.firmware))
-            self.daemons.append(Daemon("coordinator", [labgrid_tool("labgrid-coordinator"), "--listen",
+            self.daemons.append(Daemon("coordinator", [self.tools["labgrid-coordinator"], "--listen",
                                                        self.coordinator], self.workdir / "coordinator.log",
                                        self.workdir))
             self._wait_listening(self.coordinator_port, self.daemons[0])
             cfg = self.workdir / "exporter.yaml"
             atomic_write(cfg, self.exporter_config())
-            self.daemons.insert(0, Daemon("exporter", [labgrid_tool("labgrid-exporter"), "--coordinator",
+            self.daemons.insert(0, Daemon("exporter", [self.tools["labgrid-exporter"], "--coordinator",
                                                        self.coordinator, "--name", self.name, str(cfg)],
                                           self.workdir / "exporter.log", self.workdir))
             self._make_places()
