@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from fwtool.audio import capture, device, features
-from fwtool.build import flow as build_flow
+from fwtool.firmware import flow as build_flow
 from fwtool.emulator.audio import stream_clip
 from fwtool.model.tflite import load_model
 

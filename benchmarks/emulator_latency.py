@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fwtool.build import flow as build
+from fwtool.firmware import flow as build
 from fwtool import emulator
 from fwtool.core import protocol, vendor  # noqa: E402
 from fwtool.core.errors import FwtoolError  # noqa: E402

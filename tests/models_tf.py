@@ -161,7 +161,7 @@ def reshaped_input_model(shape: list[int]) -> bytes:
 
 
 def app_resource_dir(tmp_path: Path, shape: list[int] | None, dtype: str = "int8", name: str = "audio"):
-    """A stand-in for fwtool.build.apps.resource_dir: the apps are 'inference' plus ``name``, which declares the
+    """A stand-in for fwtool.firmware.apps.resource_dir: the apps are 'inference' plus ``name``, which declares the
     input ``shape``/``dtype`` (a tmp folder; the product templates stay untouched, the common layer is shared)."""
     from fwtool.core.paths import resource_dir
 

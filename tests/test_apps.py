@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fwtool.build import apps, render
+from fwtool.firmware import apps, render
 from fwtool.core import protocol
 from fwtool.core.boards import get_board
 from fwtool.core.errors import BadInput

@@ -16,7 +16,7 @@ LAZY_OK = {"tensorflow", "tflite_micro", "cmsisdsp", "pyocd", "labgrid", "attr",
            "termios", "tty", "grp", "pwd", "msvcrt", "winreg", "fcntl"}
 # Lower number = lower layer. A module may import its own layer or lower ones only.
 LAYERS = {
-    "core": 0, "image": 1, "model": 1, "audio": 1, "devices": 2, "build": 2, "flash": 3, "emulator": 3,
+    "core": 0, "image": 1, "model": 1, "audio": 1, "devices": 2, "firmware": 2, "flash": 3, "emulator": 3,
     "monitor": 4, "validate": 5, "profile": 5, "commands": 6, "cli": 7, "__main__": 8,
     "lab": 5.5,  # labgrid board farms: drives flash (through exporters), monitor and validate; used by commands
 }

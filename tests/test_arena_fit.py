@@ -6,9 +6,9 @@ import pytest
 import modelgen
 from fwtool.model import arena, host
 from fwtool.core.boards import get_board
-from fwtool.build.fit import fit_check
+from fwtool.firmware.fit import fit_check
 from fwtool.core.errors import DoesNotFit, Exit, FwtoolError
-from fwtool.build.families import get_family
+from fwtool.firmware.families import get_family
 from fwtool.model.tflite import load_model, parse_model
 
 
@@ -95,9 +95,9 @@ def test_a_crashing_interpreter_child_is_one_error_with_exit_3(fire_alarm, monke
 def test_target_figure_is_used_with_a_small_stated_margin(fire_alarm, tmp_path, monkeypatch):
     """A figure recorded on the virtual board replaces host + 10 %: allocated / used <= 1.05, and the fit check
     of the build plan uses the same arena."""
-    from fwtool.build.fit import arena_target
-    from fwtool.build.apps import get_app
-    from fwtool.build.flow import BuildOptions, plan
+    from fwtool.firmware.fit import arena_target
+    from fwtool.firmware.apps import get_app
+    from fwtool.firmware.flow import BuildOptions, plan
     monkeypatch.setenv("FWTOOL_CACHE_DIR", str(tmp_path))
     m = load_model(fire_alarm)
     fam, app = get_family("rp2040"), get_app("inference")
@@ -143,8 +143,8 @@ def test_a_corrupt_target_entry_falls_back_to_the_host_figure(fire_alarm, tmp_pa
 def test_flow_records_the_banner_figure_and_rebuilds_once(fire_alarm, tmp_path, monkeypatch):
     """tighten_arena: only after a host-measured build of a family with a virtual board, and only a plausible
     figure is recorded."""
-    from fwtool.build import flow
-    from fwtool.build.flow import BuildOptions, plan
+    from fwtool.firmware import flow
+    from fwtool.firmware.flow import BuildOptions, plan
     monkeypatch.setenv("FWTOOL_CACHE_DIR", str(tmp_path))
     p = plan(BuildOptions(board="pico", model=fire_alarm, out_dir=tmp_path / "out"))
     assert p.arena.source == "measured"

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from fwtool.audio import capture, device, features, params, spectrogram, wav
-from fwtool.build import render
-from fwtool.build.context import template_context
-from fwtool.build.plan import BuildOptions, plan
+from fwtool.firmware import render
+from fwtool.firmware.context import template_context
+from fwtool.firmware.plan import BuildOptions, plan
 from fwtool.core import vendor
 from fwtool.core.lines import Line
 from fwtool.monitor.stats import Stats, classify

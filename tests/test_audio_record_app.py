@@ -13,9 +13,9 @@ from click.testing import CliRunner
 
 from fakes_picoboot import FakeBoard, install
 from fwtool.audio import framing
-from fwtool.build import apps, render
-from fwtool.build.context import template_context
-from fwtool.build.plan import BuildOptions, plan
+from fwtool.firmware import apps, render
+from fwtool.firmware.context import template_context
+from fwtool.firmware.plan import BuildOptions, plan
 from fwtool.commands import record as record_cmd
 from fwtool.core import protocol, vendor
 from fwtool.core.errors import BadInput, NoDevice

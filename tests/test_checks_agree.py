@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from fwtool.build import codesize, fit
-from fwtool.build.families import get_family
-from fwtool.build.families.base import link_overflow
+from fwtool.firmware import codesize, fit
+from fwtool.firmware.families import get_family
+from fwtool.firmware.families.base import link_overflow
 from fwtool.cli import main
 from fwtool.core.boards import get_board
 from fwtool.core.errors import DoesNotFit, Exit
@@ -52,8 +52,8 @@ def test_other_link_failures_are_not_mistaken_for_overflow():
 
 
 def test_rp2040_compile_maps_a_linker_overflow_to_exit_5(tmp_path, monkeypatch):
-    from fwtool.build.families import CompileRequest
-    from fwtool.build.families import rp2040
+    from fwtool.firmware.families import CompileRequest
+    from fwtool.firmware.families import rp2040
     fam = get_family("rp2040")
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "CMakeCache.txt").write_text("")
@@ -137,7 +137,7 @@ def test_family_default_is_an_upper_bound_of_the_measured_apps():
 
 
 def test_plan_uses_the_cache(fire_alarm, tmp_path, monkeypatch):
-    from fwtool.build.plan import BuildOptions, plan
+    from fwtool.firmware.plan import BuildOptions, plan
     monkeypatch.setenv("FWTOOL_CACHE_DIR", str(tmp_path))
     opts = BuildOptions(board="pico", model=fire_alarm, out_dir=tmp_path / "out")
     p = plan(opts)

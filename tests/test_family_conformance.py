@@ -1,4 +1,4 @@
-"""Every registered board family against its interface (fwtool/build/families/base.py): data in, data out.
+"""Every registered board family against its interface (fwtool/firmware/families/base.py): data in, data out.
 
 template_context returns the keys the family's templates need; patches are data and change nothing they are given;
 package returns bytes for the board's image kind; progress() parses its build tool's lines; tools and vendor trees
@@ -16,13 +16,13 @@ import jinja2
 import jinja2.meta
 import pytest
 
-from fwtool.build import apps, render
-from fwtool.build.context import generic_context, template_context
-from fwtool.build.families import (CompiledFiles, CompileRequest, Family, SourcePatch, all_families,
+from fwtool.firmware import apps, render
+from fwtool.firmware.context import generic_context, template_context
+from fwtool.firmware.families import (CompiledFiles, CompileRequest, Family, SourcePatch, all_families,
                                    apply_patches)
-from fwtool.build.families.rp2040 import (MULTICORE_SOURCE, RESIZE_NN_SOURCE, RP2040Family, resize_half_pixel_patch,
+from fwtool.firmware.families.rp2040 import (MULTICORE_SOURCE, RESIZE_NN_SOURCE, RP2040Family, resize_half_pixel_patch,
                                           single_core_patch)
-from fwtool.build.plan import BuildOptions, plan
+from fwtool.firmware.plan import BuildOptions, plan
 from fwtool.core import runner, vendor
 from fwtool.core.boards import all_boards
 from fwtool.core.errors import FwtoolError

@@ -1,4 +1,4 @@
-"""The fit check (fwtool/build/fit.py) and the board memory table: a board file without a [uf2] section (a PSoC 6
+"""The fit check (fwtool/firmware/fit.py) and the board memory table: a board file without a [uf2] section (a PSoC 6
 style board: .hex image, flash at 0x10000000, SRAM at 0x08000000) gets its flash base from [memory], its image is
 counted as flash, not RAM, and embedded input vectors count against flash."""
 from __future__ import annotations
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from fwtool.build import elfsize
-from fwtool.build.fit import fit_check, fit_report, inputs_that_fit
-from fwtool.build.families import get_family
-from fwtool.build.plan import BuildOptions, plan
+from fwtool.firmware import elfsize
+from fwtool.firmware.fit import fit_check, fit_report, inputs_that_fit
+from fwtool.firmware.families import get_family
+from fwtool.firmware.plan import BuildOptions, plan
 from fwtool.core import boards
 from fwtool.core.errors import BadInput, DoesNotFit
 from fwtool.model.tflite import load_model

@@ -20,8 +20,8 @@ import pytest
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
 import modelgen
-from fwtool.build import userdata
-from fwtool.build.verdict import inspect_model
+from fwtool.firmware import userdata
+from fwtool.firmware.verdict import inspect_model
 from fwtool.commands.inspect import print_report
 from fwtool.core.errors import FwtoolError
 from fwtool.model import arena as arena_mod

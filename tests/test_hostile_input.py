@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import modelgen
-from fwtool.build.flow import BuildOptions, plan
+from fwtool.firmware.flow import BuildOptions, plan
 
 FIRE = modelgen.FIRE_ALARM
 SHAPE = (1, 124, 129, 1)

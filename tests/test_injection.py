@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fwtool.build import render
-from fwtool.build.flow import BuildOptions, plan, template_context
+from fwtool.firmware import render
+from fwtool.firmware.flow import BuildOptions, plan, template_context
 from test_render import mini_tflm  # noqa: F401 - the miniature pico-tflmicro fixture
 
 HOSTILE_NAME = os.fsdecode(b"evil\n#warning injected\nint injected_symbol = 1; /x* ${HOME} $(id) ; # \\ \x1b[2J\xff")

@@ -7,12 +7,12 @@ import pytest
 
 import modelgen
 import models_tf as M
-from fwtool.build import apps
+from fwtool.firmware import apps
 from fwtool.core.boards import get_board
-from fwtool.build.flow import BuildOptions, plan
+from fwtool.firmware.flow import BuildOptions, plan
 from fwtool.core.errors import BadInput, Exit
-from fwtool.build.families import get_family
-from fwtool.build.verdict import inspect_model
+from fwtool.firmware.families import get_family
+from fwtool.firmware.verdict import inspect_model
 from fwtool.model import arena
 from fwtool.model.inspection import macs
 from fwtool.model.tflite import load_model

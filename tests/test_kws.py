@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from fwtool.build import preprocessor as pre_mod
-from fwtool.build.apps import get_app
-from fwtool.build.families import rp2040
+from fwtool.firmware import preprocessor as pre_mod
+from fwtool.firmware.apps import get_app
+from fwtool.firmware.families import rp2040
 from fwtool.core import vendor
 from fwtool.core.errors import BadInput, Exit, MissingTool
 from fwtool.model.tflite import Operator, check_for_tflm, load_model, resolver_calls, tflm_ops
@@ -199,9 +199,9 @@ def test_labels_default_to_the_apps_only_when_none_are_given(models):
 def test_the_kws_build_renders_two_resolvers_and_two_arenas(models, real_build_reason, tmp_path):
     if real_build_reason:
         pytest.skip(real_build_reason)
-    from fwtool.build import render
-    from fwtool.build.context import template_context
-    from fwtool.build.plan import BuildOptions, plan
+    from fwtool.firmware import render
+    from fwtool.firmware.context import template_context
+    from fwtool.firmware.plan import BuildOptions, plan
 
     p = plan(BuildOptions(board="pico", model=models / "micro_speech_quantized.tflite", app="kws",
                           out_dir=tmp_path / "out"))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import modelgen
-from fwtool.build import userdata
+from fwtool.firmware import userdata
 from fwtool.core import protocol
 from fwtool.core.errors import BadInput
 from fwtool.model.tflite import load_model

@@ -216,8 +216,8 @@ def test_profile_fire_alarm_on_the_virtual_board(fire_alarm, real_build_reason, 
 
 
 def test_the_profile_app_keeps_tflms_profiler_hook():
-    from fwtool.build import apps
-    from fwtool.build.context import tflm_defines_for
+    from fwtool.firmware import apps
+    from fwtool.firmware.context import tflm_defines_for
 
     defines = ["CMSIS_NN=1", "TF_LITE_STRIP_ERROR_STRINGS=1", "TF_LITE_STATIC_MEMORY=1"]
     profile, inference = apps.get_app("profile"), apps.get_app("inference")
@@ -229,7 +229,7 @@ def test_the_profile_app_keeps_tflms_profiler_hook():
 
 
 def test_tflm_profiler_must_be_a_boolean(tmp_path):
-    from fwtool.build import apps
+    from fwtool.firmware import apps
     from fwtool.core.errors import BadInput
 
     meta = tmp_path / "x" / "app.toml"

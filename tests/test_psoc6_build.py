@@ -12,11 +12,11 @@ import pytest
 from click.testing import CliRunner
 
 import modelgen
-from fwtool.build import render
-from fwtool.build.context import template_context
-from fwtool.build.families import CompiledFiles, get_family
-from fwtool.build.families.psoc6_sources import mtb_files, validate_image
-from fwtool.build.plan import BuildOptions, plan
+from fwtool.firmware import render
+from fwtool.firmware.context import template_context
+from fwtool.firmware.families import CompiledFiles, get_family
+from fwtool.firmware.families.psoc6_sources import mtb_files, validate_image
+from fwtool.firmware.plan import BuildOptions, plan
 from fwtool.cli import cli as main
 from fwtool.core import runner, vendor
 from fwtool.core.boards import all_boards, get_board

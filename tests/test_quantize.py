@@ -14,7 +14,7 @@ import pytest
 import modelgen
 import models_tf as M
 from fwtool.model import quantize as q
-from fwtool.build.flow import BuildOptions, plan
+from fwtool.firmware.flow import BuildOptions, plan
 from fwtool.core.errors import BadInput, Exit
 from fwtool.model.tflite import load_model, parse_model
 

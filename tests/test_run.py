@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import modelgen
-from fwtool.build.result import BuildResult
+from fwtool.firmware.result import BuildResult
 from fwtool.core.errors import Exit
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import modelgen
-from fwtool.build.result import BuildResult
+from fwtool.firmware.result import BuildResult
 from fwtool.core import protocol
 from fwtool.core.errors import BadInput, DoesNotFit, Exit, FwtoolError
 from fwtool.model import host
@@ -242,7 +242,7 @@ def test_too_many_vectors_do_not_fit(fire_alarm):
     vecs = vectors.random_inputs(model.inputs[0], 200)  # 200 x 16 KB > 2 MB
     with pytest.raises(DoesNotFit, match="200 input vectors of 15,996 B") as e:
         validate.build_firmware(validate.ValidateOptions(model=fire_alarm), model, vecs, "random")
-    from fwtool.build.families import get_family
+    from fwtool.firmware.families import get_family
     n = (2 * 1024 * 1024 - model.size - get_family("rp2040").code_reserve_bytes) // 15_996  # 116 with 224 KiB
     assert e.value.fix == f"validate with --count {n} or fewer"
     # the build's own fit check refused it, counting the embedded vectors
@@ -250,9 +250,9 @@ def test_too_many_vectors_do_not_fit(fire_alarm):
 
 
 def test_validate_build_counts_the_embedded_vectors_in_the_fit(fire_alarm, monkeypatch):
-    from fwtool.build import flow as build_flow
-    from fwtool.build.families import get_family
-    from fwtool.build.plan import plan
+    from fwtool.firmware import flow as build_flow
+    from fwtool.firmware.families import get_family
+    from fwtool.firmware.plan import plan
 
     model = load_model(fire_alarm)
     vecs = vectors.random_inputs(model.inputs[0], 5)

@@ -1,8 +1,8 @@
 """What an audio app's firmware is compiled with: the front end derived from the model's input (``front_end``), as
 template values (``template_values``) — numbers and the generated C header, no logic in the templates.
 
-Used by the build (fwtool/build/plan.py decides the front end and refuses a model that does not fit it;
-fwtool/build/context.py puts these values into every template context).
+Used by the build (fwtool/firmware/plan.py decides the front end and refuses a model that does not fit it;
+fwtool/firmware/context.py puts these values into every template context).
 """
 from __future__ import annotations
 

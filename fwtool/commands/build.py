@@ -3,8 +3,8 @@ from pathlib import Path
 import click
 
 from fwtool.core import ui
-from fwtool.build.flow import BuildOptions, run
-from fwtool.build.result import BuildResult
+from fwtool.firmware.flow import BuildOptions, run
+from fwtool.firmware.result import BuildResult
 from fwtool.emulator.arena_probe import banner_arena_used
 from fwtool.core.escape import terminal
 

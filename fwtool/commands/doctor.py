@@ -4,7 +4,7 @@ from fwtool import devices
 from fwtool.devices.permissions import probe_doctor_rows
 from fwtool.core import ui, vendor
 from fwtool.core.errors import Exit
-from fwtool.build.families import all_families
+from fwtool.firmware.families import all_families
 from fwtool.flash import runners
 
 

@@ -7,7 +7,7 @@ import click
 
 from fwtool import emulator
 from fwtool.core import protocol, ui
-from fwtool.build.result import last_build
+from fwtool.firmware.result import last_build
 from fwtool.commands.audio_stream import emulate_audio
 from fwtool.core.errors import BadInput, Exit, FwtoolError
 from fwtool.emulator import virtual_flash, virtual_usb

@@ -5,7 +5,7 @@ import click
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
 from fwtool.core import ui
-from fwtool.build.result import last_build
+from fwtool.firmware.result import last_build
 from fwtool.core.errors import BadInput
 from fwtool.core.escape import terminal
 from fwtool import flash as flash_api

@@ -10,7 +10,7 @@ from rich.table import Table
 from fwtool.core import ui
 from fwtool.core.errors import BadInput
 from fwtool.core.escape import terminal
-from fwtool.build.verdict import inspect_model, verdict_error
+from fwtool.firmware.verdict import inspect_model, verdict_error
 from fwtool.model.tflite import load_model
 from fwtool.model.quantize import is_source_model, model_stem, quantize_command, tflite_for_build
 

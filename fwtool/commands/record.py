@@ -10,7 +10,7 @@ import serial
 
 from fwtool import devices
 from fwtool.audio import record as rec
-from fwtool.build.result import last_build
+from fwtool.firmware.result import last_build
 from fwtool.core import ui
 from fwtool.core.errors import BadInput, FwtoolError, NoDevice
 

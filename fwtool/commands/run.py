@@ -6,7 +6,7 @@ import click
 from fwtool.core import ui
 from fwtool.core.errors import Exit, FwtoolError
 from fwtool import devices, emulator, flash
-from fwtool.build.families import get_family
+from fwtool.firmware.families import get_family
 from fwtool.core.boards import get_board
 from fwtool.emulator import qemu, virtual_flash
 from fwtool.audio.wav import read_wav

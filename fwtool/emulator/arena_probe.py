@@ -1,4 +1,4 @@
-"""The arena a firmware really uses, read from its banner on the virtual RP2040 (for fwtool/build/flow.py).
+"""The arena a firmware really uses, read from its banner on the virtual RP2040 (for fwtool/firmware/flow.py).
 
 The banner (``FWT:BOOT … arena_used=N``) is printed right after ``AllocateTensors()``, before the first
 inference, so any image of the default or validate app (also a dual-core one: core 1 is only used by

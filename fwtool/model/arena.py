@@ -41,7 +41,7 @@ MARGIN_MIN = 1024
 TARGET_MARGIN_FRACTION = 0.02
 TARGET_MARGIN_MIN = 64
 # Bumped when how a target figure is obtained changes: 2 = the tight image was checked to allocate on the target
-# (build/flow.py), else the figure that did allocate was recorded; older records are not used.
+# (firmware/flow.py), else the figure that did allocate was recorded; older records are not used.
 TARGET_RULE = 2
 _UPPER = 16 * 1024 * 1024
 

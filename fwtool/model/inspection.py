@@ -178,7 +178,7 @@ def op_summary(model: Model, cpus: list[str]) -> list[dict]:
 
 def model_report(model: Model, boards: list[Board], arena_override: int | None = None) -> tuple[dict, int | None]:
     """Everything about the model itself, for the CPUs of ``boards`` (plain data), and the arena total (None
-    when the TFLM interpreter could not run the model). Per-board fit: fwtool.build.verdict."""
+    when the TFLM interpreter could not run the model). Per-board fit: fwtool.firmware.verdict."""
     cpus = shown_cpus(boards)
     report: dict = {"model": model.to_dict(), "layers": layers(model, cpus), "totals": totals(model),
                     "ops": op_summary(model, cpus),

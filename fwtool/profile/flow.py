@@ -11,9 +11,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from fwtool.build import flow as build_flow
-from fwtool.build.families import get_family
-from fwtool.build.result import BuildResult
+from fwtool.firmware import flow as build_flow
+from fwtool.firmware.families import get_family
+from fwtool.firmware.result import BuildResult
 from fwtool.core.boards import get_board
 from fwtool.core.errors import BadInput, Exit, FwtoolError
 from fwtool.emulator import CLOCK_MHZ, TIMING_NOTE

@@ -26,7 +26,7 @@ from fwtool.audio import features as features_mod
 from fwtool.audio import kws as kws_mod
 from fwtool.audio import spectrogram, wav
 from fwtool.audio.params import FrontEnd
-from fwtool.build import flow as build_flow
+from fwtool.firmware import flow as build_flow
 from fwtool.core.boards import get_board
 from fwtool.core.errors import BadInput, Exit
 from fwtool.emulator import TIMING_NOTE, latency_stats

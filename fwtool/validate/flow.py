@@ -23,10 +23,10 @@ from typing import Callable
 
 import numpy as np
 
-from fwtool.build import fit
-from fwtool.build import flow as build_flow
-from fwtool.build.families import get_family
-from fwtool.build.result import BuildResult
+from fwtool.firmware import fit
+from fwtool.firmware import flow as build_flow
+from fwtool.firmware.families import get_family
+from fwtool.firmware.result import BuildResult
 from fwtool.core.boards import get_board
 from fwtool.core.errors import BadInput, DoesNotFit, Exit, FwtoolError
 from fwtool.emulator import TIMING_NOTE, latency_stats

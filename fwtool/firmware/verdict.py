@@ -2,9 +2,9 @@
 error that keeps it off a given board. The model side (layers, MACs, kernels, arena) is fwtool.model.inspection."""
 from __future__ import annotations
 
-from fwtool.build import codesize, fit
-from fwtool.build.apps import get_app
-from fwtool.build.families import all_families, get_family
+from fwtool.firmware import codesize, fit
+from fwtool.firmware.apps import get_app
+from fwtool.firmware.families import all_families, get_family
 from fwtool.core.boards import Board, all_boards, get_board
 from fwtool.core.errors import BadInput, DoesNotFit, FwtoolError
 from fwtool.model import arena as arena_mod

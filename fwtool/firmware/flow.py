@@ -1,8 +1,8 @@
 """``fwtool build``: model in, checked, fit-checked, compiled, packaged and reported firmware out.
 
-One straight line: options -> :func:`~fwtool.build.plan.plan` (every check, nothing written) -> the template
+One straight line: options -> :func:`~fwtool.firmware.plan.plan` (every check, nothing written) -> the template
 context (generic + family + patches, as data) -> render -> compile -> size check -> package -> report ->
-:class:`~fwtool.build.result.BuildResult`.
+:class:`~fwtool.firmware.result.BuildResult`.
 """
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from fwtool.build import codesize, elfsize, fit, outdir, render
-from fwtool.build.context import template_context
-from fwtool.build.families import CompileRequest
-from fwtool.build.plan import BuildOptions, BuildPlan, plan
-from fwtool.build.report import build_report
-from fwtool.build.result import REPORT_NAME, Artifacts, BuildResult
+from fwtool.firmware import codesize, elfsize, fit, outdir, render
+from fwtool.firmware.context import template_context
+from fwtool.firmware.families import CompileRequest
+from fwtool.firmware.plan import BuildOptions, BuildPlan, plan
+from fwtool.firmware.report import build_report
+from fwtool.firmware.result import REPORT_NAME, Artifacts, BuildResult
 from fwtool.core.errors import DoesNotFit, FwtoolError
 from fwtool.core.files import atomic_write, copy_atomic
 from fwtool.core.toolchain import require_all

@@ -1,7 +1,7 @@
 """The interface every board family implements (in the style of Zephyr's west runners: data in, data out).
 
-A family turns a :class:`~fwtool.build.plan.BuildPlan` into firmware in four calls, none of which edits its
-inputs; the build flow (fwtool/build/flow.py) strings them together:
+A family turns a :class:`~fwtool.firmware.plan.BuildPlan` into firmware in four calls, none of which edits its
+inputs; the build flow (fwtool/firmware/flow.py) strings them together:
 
 1. ``template_context(plan, vendor_paths) -> dict``: family values for the templates (SDK paths, library
    sources, …), merged over the generic context. Must return every key in ``context_keys``.
@@ -25,7 +25,7 @@ from fwtool.core.boards import Board
 from fwtool.core.errors import DoesNotFit
 from fwtool.core.toolchain import Tool, ToolStatus, status
 
-BuildPlan = Any  # fwtool.build.plan.BuildPlan (not imported: the plan module imports the family registry)
+BuildPlan = Any  # fwtool.firmware.plan.BuildPlan (not imported: the plan module imports the family registry)
 
 
 # GNU ld's overflow lines (RP2040: region `FLASH'/`RAM'; PSoC 6 BSP scripts: `flash'/`ram'), e.g.

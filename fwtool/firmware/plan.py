@@ -15,11 +15,11 @@ import numpy as np
 
 from fwtool.audio import device as audio_device
 from fwtool.audio.params import FrontEnd
-from fwtool.build import fit as fit_mod
-from fwtool.build import codesize, userdata
-from fwtool.build.apps import App, get_app
-from fwtool.build.families import Family, get_family
-from fwtool.build.preprocessor import PreprocessorPlan, labels_for, plan_preprocessor
+from fwtool.firmware import fit as fit_mod
+from fwtool.firmware import codesize, userdata
+from fwtool.firmware.apps import App, get_app
+from fwtool.firmware.families import Family, get_family
+from fwtool.firmware.preprocessor import PreprocessorPlan, labels_for, plan_preprocessor
 from fwtool.core import vendor
 from fwtool.core.boards import Board, get_board
 from fwtool.core.errors import BadInput

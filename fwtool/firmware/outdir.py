@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from fwtool.build.result import OUTPUT_NAMES, REPORT_NAME
+from fwtool.firmware.result import OUTPUT_NAMES, REPORT_NAME
 from fwtool.core.boards import get_board
 from fwtool.core.errors import BadInput, FwtoolError, MissingTool
 from fwtool.core import escape

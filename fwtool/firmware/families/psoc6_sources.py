@@ -12,7 +12,7 @@ from fwtool.core.boards import Board
 from fwtool.core.errors import BadInput, FwtoolError
 from fwtool.image import firmware
 from fwtool.image.check import check_for_board
-from fwtool.build.families.base import CompiledFiles, CompileRequest, link_overflow
+from fwtool.firmware.families.base import CompiledFiles, CompileRequest, link_overflow
 
 ARCH_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]
 # pico-tflmicro files that include pico-sdk headers; replaced by templates/psoc6/fwt_tflm_platform.cpp.j2

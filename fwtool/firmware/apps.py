@@ -1,7 +1,7 @@
 """Firmware apps, independent of the board family: ``templates/apps/<name>/`` holds the app's templates
 (main.cpp.j2, …) and ``app.toml``.
 
-A build renders three layers into one project (fwtool/build/render.py): ``templates/common/`` (model data, op
+A build renders three layers into one project (fwtool/firmware/render.py): ``templates/common/`` (model data, op
 resolver, FWT: lines, interpreter set-up and the inference/validation loops, written against ``fwt_platform.h``),
 then the family's folder (its platform layer and build template), then the app's folder; a later layer's file
 overrides an earlier one of the same name. ``app.toml`` declares:
@@ -17,7 +17,7 @@ overrides an earlier one of the same name. ``app.toml`` declares:
   before anything is generated.
 - ``tflm_profiler``: true when the app attaches a TFLM profiler (MicroProfilerInterface): TFLM then keeps its
   per-operator profiler hook, which a family's release define TF_LITE_STRIP_ERROR_STRINGS compiles out
-  (build/context.py drops that define for such an app).
+  (firmware/context.py drops that define for such an app).
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Used by ``fwtool build`` (refuses early), ``fwtool inspect`` (a row per board) and ``fwtool validate`` (how many
 input vectors fit). Flash: model + embedded input bytes + the family's code reserve vs the board's flash.
 RAM: arena + the family's RAM reserve vs the board's SRAM. The code reserve is the one a real build of the same
-family/board/app/op set/trees measured (fwtool/build/codesize.py, + a margin) when ``code_reserve`` is given, else the
+family/board/app/op set/trees measured (fwtool/firmware/codesize.py, + a margin) when ``code_reserve`` is given, else the
 family's default (an upper bound); the RAM reserve comes from the family (``Family``).
 """
 from __future__ import annotations

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from fwtool import __version__
 from fwtool.audio import device as audio_device
-from fwtool.build.apps import template_values
-from fwtool.build.families import SourcePatch, apply_patches
-from fwtool.build.preprocessor import template_values as preprocessor_values
-from fwtool.build.plan import BuildPlan, sanitize
+from fwtool.firmware.apps import template_values
+from fwtool.firmware.families import SourcePatch, apply_patches
+from fwtool.firmware.preprocessor import template_values as preprocessor_values
+from fwtool.firmware.plan import BuildPlan, sanitize
 from fwtool.core import escape, protocol
 
 

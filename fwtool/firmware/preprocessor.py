@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fwtool.build.apps import App
+from fwtool.firmware.apps import App
 from fwtool.core import escape, vendor
 from fwtool.core.errors import BadInput, MissingTool
 from fwtool.core.tomlcompat import tomllib

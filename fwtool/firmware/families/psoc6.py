@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from fwtool.build import registrations, render
+from fwtool.firmware import registrations, render
 from fwtool.core import escape, vendor
 from fwtool.core.boards import Board
 from fwtool.core.errors import FwtoolError
@@ -19,10 +19,10 @@ from fwtool.core.files import write_if_changed
 from fwtool.core.toolchain import ARM_BUILD_TOOLS, Tool
 from fwtool.image import ihex
 from fwtool.image import elf as elf_image
-from fwtool.build.families.base import CompiledFiles, CompileRequest, SourcePatch
-from fwtool.build.families.psoc6_sources import (ARCH_FLAGS, PICO_ONLY_SOURCES, board_values, find_mtb_tools,
+from fwtool.firmware.families.base import CompiledFiles, CompileRequest, SourcePatch
+from fwtool.firmware.families.psoc6_sources import (ARCH_FLAGS, PICO_ONLY_SOURCES, board_values, find_mtb_tools,
                                                  mtb_build, mtb_files, validate_image)
-from fwtool.build.families.rp2040 import (TFLM_DEFINES, RP2040Family, kernel_source, outside_tree,
+from fwtool.firmware.families.rp2040 import (TFLM_DEFINES, RP2040Family, kernel_source, outside_tree,
                                           resize_half_pixel_patch, single_core_patch, tflm_includes, tflm_sources)
 
 VIRTUAL_ELF = "firmware_vm4.elf"  # the QEMU mps2-an386 link of the same objects, in the build tree
@@ -119,7 +119,7 @@ class PSoC6Family(RP2040Family):
 
     def virtual_image(self, image: Path) -> Path:
         """The virtual-M4 ELF next to a build's ``image`` (firmware.hex): the same objects linked for mps2-an386,
-        left in the build tree (``<out>/cmake``, fwtool/build/flow.py)."""
+        left in the build tree (``<out>/cmake``, fwtool/firmware/flow.py)."""
         elf = Path(image).parent / "cmake" / VIRTUAL_ELF
         if not elf.is_file():
             raise FwtoolError(f"no virtual Cortex-M4 image {elf}", "rebuild with 'fwtool build' (psoc6 builds link it)")

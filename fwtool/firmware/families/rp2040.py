@@ -14,9 +14,9 @@ from fwtool.core.errors import FwtoolError
 from fwtool.core.files import write_if_changed
 from fwtool.core.toolchain import ARM_BUILD_TOOLS, Tool
 from fwtool.image import uf2
-from fwtool.build.families.base import CompiledFiles, CompileRequest, Family, SourcePatch, link_overflow
-from fwtool.build import registrations, render, sources
-from fwtool.build.families.rp2040_apps import fast_sources, mic_values, vendor_libs
+from fwtool.firmware.families.base import CompiledFiles, CompileRequest, Family, SourcePatch, link_overflow
+from fwtool.firmware import registrations, render, sources
+from fwtool.firmware.families.rp2040_apps import fast_sources, mic_values, vendor_libs
 
 TFLM_INCLUDES = ["src", "src/third_party/ruy", "src/third_party/gemmlowp", "src/third_party/flatbuffers/include",
                  "src/third_party/cmsis/CMSIS/Core/Include", "src/third_party/cmsis_nn",
@@ -145,7 +145,7 @@ def outside_tree(compiled: list[str]) -> tuple[list[str], list[str]]:
 def tflm_sources(root: Path, kernel_files: list[str], template_folders: list[Path] = ()) -> list[str]:
     """Library sources for a model whose ops are registered in ``kernel_files`` (op-table kernel paths): the
     kernels, the signal library they need, and only the runtime / CMSIS-NN sources they and the firmware
-    reference (fwtool/build/sources.py)."""
+    reference (fwtool/firmware/sources.py)."""
     common, kernels, signal = _tflm_library_sources(str(root))
     wanted = {kernel_source(k) for k in kernel_files}
     missing = {w for w in wanted - set(kernels) - set(signal) if not (Path(w).is_absolute() and Path(w).is_file())}
@@ -254,7 +254,7 @@ class RP2040Family(Family):
     context_keys = ("tflm_root", "tflm_version", "tflm_sources", "tflm_patched_sources", "tflm_includes",
                     "tflm_defines", "app_vendor_libs", "mic", "tflm_fast_sources", "op_registrations",
                     "op_registration_headers", "tflm_unity_groups")
-    # The fit check's code reserve when no build of the same app/op set was measured yet (build/codesize.py): an
+    # The fit check's code reserve when no build of the same app/op set was measured yet (firmware/codesize.py): an
     # upper bound. Measured (fire_alarm on pico, USB stdio): inference app 116,660 B, audio_classifier 211,600 B.
     code_reserve_bytes = 224 * 1024
     ram_reserve_bytes = 24 * 1024  # 2 x 2 KiB stacks, heap, SDK/tinyusb state, TFLM objects

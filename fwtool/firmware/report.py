@@ -4,10 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from fwtool import __version__
-from fwtool.build import components
-from fwtool.build.elfsize import Sizes
-from fwtool.build.plan import BuildPlan
-from fwtool.build.result import Artifacts
+from fwtool.firmware import components
+from fwtool.firmware.elfsize import Sizes
+from fwtool.firmware.plan import BuildPlan
+from fwtool.firmware.result import Artifacts
 from fwtool.core import vendor
 from fwtool.image import uf2
 
@@ -26,7 +26,7 @@ def uf2_summary(path: Path) -> dict:
 
 
 def text_components(sizes: Sizes, artifacts: Artifacts, ctx: dict) -> dict:
-    """The firmware's text by component (build/components.py); ``bytes`` adds up to ``sizes.text``."""
+    """The firmware's text by component (firmware/components.py); ``bytes`` adds up to ``sizes.text``."""
     if artifacts.elf is None:
         return {"text": sizes.text, "bytes": {"unattributed": sizes.text}, "rows": []}
     rows = components.by_component(artifacts.elf, artifacts.map,

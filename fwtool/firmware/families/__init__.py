@@ -8,9 +8,9 @@ from __future__ import annotations
 from functools import lru_cache
 
 from fwtool.core.errors import BadInput
-from fwtool.build.families.base import CompiledFiles, CompileRequest, Family, SourcePatch, apply_patches
-from fwtool.build.families.psoc6 import PSoC6Family
-from fwtool.build.families.rp2040 import RP2040Family
+from fwtool.firmware.families.base import CompiledFiles, CompileRequest, Family, SourcePatch, apply_patches
+from fwtool.firmware.families.psoc6 import PSoC6Family
+from fwtool.firmware.families.rp2040 import RP2040Family
 
 FAMILIES: tuple[type[Family], ...] = (RP2040Family, PSoC6Family)
 

@@ -42,7 +42,7 @@ RECIPES = {
 
 
 # Trees an app reads data from at build time (nothing compiled): tflite-micro holds the kws preprocessor model
-# (fwtool/build/preprocessor.py); the device compiles pico-tflmicro's copy of its kernels.
+# (fwtool/firmware/preprocessor.py); the device compiles pico-tflmicro's copy of its kernels.
 DATA_ONLY = ("tflite-micro",)
 
 
@@ -56,7 +56,7 @@ def vendor_libs(app_vendor: list[str] | tuple[str, ...], vendor_paths: dict[str,
         recipe = RECIPES.get(name)
         if recipe is None:
             raise BadInput(f"the rp2040 family does not know how to compile vendor tree '{name}'",
-                           "add a recipe for it to fwtool/build/families/rp2040_apps.py")
+                           "add a recipe for it to fwtool/firmware/families/rp2040_apps.py")
         root = vendor_paths[name]
         includes = [(root / i).as_posix() for i in recipe["includes"]]
         includes += [(vendor_paths[t] / i).as_posix() for t, i in recipe["extra_includes"]]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import jinja2
 
-from fwtool.build.apps import COMMON_DIR, App
+from fwtool.firmware.apps import COMMON_DIR, App
 from fwtool.core.files import write_if_changed
 from fwtool.core.paths import resource_dir
 
