@@ -37,8 +37,11 @@ def _vendor_dir() -> Path | None:
     dep = vendor.manifest().get(VENDOR_NAME)
     if dep is None:
         return None
-    loc = vendor.locate(dep)
-    return loc.path / EXAMPLE_PATH / "models" if loc.path else None
+    try:
+        root = vendor.require(dep)  # fetched on first use unless offline
+    except MissingTool:
+        return None
+    return root / EXAMPLE_PATH / "models"
 
 
 def find_model(name: str = PREPROCESSOR, model_dir: str | os.PathLike | None = None) -> Path:

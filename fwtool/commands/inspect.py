@@ -14,6 +14,7 @@ from fwtool.core.escape import terminal
 from fwtool.firmware.verdict import inspect_model, verdict_error
 from fwtool.model.tflite import load_model
 from fwtool.model.quantize import is_source_model, model_stem, quantize_command, tflite_for_build
+from fwtool.commands.model_arg import MODEL
 
 
 def _console() -> Console:
@@ -115,7 +116,7 @@ def print_report(r: dict) -> None:
 
 
 @click.command("inspect")
-@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("model", type=MODEL)
 @click.option("--board", "-b", help="Check only this board; the exit code then says whether it runs there.")
 @click.option("--app", default="inference", show_default=True, help="Firmware app whose input contract to check.")
 @click.option("--representative", "-r", type=click.Path(path_type=Path),

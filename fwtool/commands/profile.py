@@ -6,6 +6,7 @@ from fwtool.commands.target_options import target_run_options
 from fwtool.core import ui
 from fwtool.core.escape import terminal
 from fwtool.profile import ProfileOptions, run
+from fwtool.commands.model_arg import HELP as MODEL_HELP, MODEL
 
 
 def _num(v, fmt: str = "{:,.0f}") -> str:
@@ -68,7 +69,7 @@ def print_compare(c: dict) -> None:
 
 
 @click.command()
-@click.option("--model", "-m", required=True, type=click.Path(path_type=Path), help="int8 / 16x8 .tflite model.")
+@click.option("--model", "-m", required=True, type=MODEL, help="int8 / 16x8 model: " + MODEL_HELP + ".")
 @click.option("--board", "-b", default="pico", show_default=True, help="Board to build for (see 'fwtool boards').")
 @click.option("--emulator/--device", "on_emulator", default=True,
               help="Run on the board family's virtual board (default) or on a real board (flashed first).")
