@@ -20,6 +20,7 @@ def fire_alarm() -> Path:
 def build_prerequisites() -> str | None:
     """None when a real RP2040 build can run here, else the reason it cannot."""
     from fwtool.core import vendor
+    from fwtool.core.errors import MissingTool
 
     for tool in ("arm-none-eabi-gcc", "arm-none-eabi-g++", "cmake"):
         if not shutil.which(tool):
@@ -28,8 +29,10 @@ def build_prerequisites() -> str | None:
     if not (shutil.which("ninja") or shutil.which("make")):
         return "neither ninja nor make installed"
     for dep in vendor.deps_for("rp2040", "build"):
-        if vendor.locate(dep).path is None:
-            return f"vendor tree {dep.name} not available (fwtool vendor sync, or set {dep.env})"
+        try:
+            vendor.require(dep)  # fetched on first use (as every fwtool command does) unless offline
+        except MissingTool as e:
+            return f"vendor tree {dep.name} not available: {e.cause} ({e.fix})"
     return None
 
 
