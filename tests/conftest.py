@@ -13,7 +13,7 @@ from modelgen import FIRE_ALARM  # noqa: E402
 @pytest.fixture
 def fire_alarm() -> Path:
     if not FIRE_ALARM.is_file():
-        pytest.skip("shared model not found at ../shared/models/fire_alarm.tflite")
+        pytest.skip("fire_alarm model not available (no ../shared/models/fire_alarm.tflite, and example:fire_alarm could not be fetched)")
     return FIRE_ALARM
 
 
