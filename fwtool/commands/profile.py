@@ -89,7 +89,7 @@ def profile(model, board, on_emulator, port, serial_number, input_file, compare_
     op, kernel (CMSIS-NN or reference), time in µs (median), share of the whole invoke, cycles on the board's
     clock, MACs and MACs per cycle; then the whole-invoke time, the check that the layers add up to it (within
     1 % + 4 µs per layer) and the arena high-water mark. The virtual board is the default (rp2040js: its timer
-    counts emulated cycles at 125 MHz, an estimate: the README's fidelity table compares it with a real Pico); --device
+    counts emulated cycles at 125 MHz, an estimate: docs/profile.md's fidelity table compares it with a real Pico); --device
     flashes and profiles the attached board.
 
     Exit codes: 0 ok, 3 bad model/input, 4 missing tool, 5 does not fit, 6 no board, 7 the target did not

@@ -61,8 +61,12 @@ def default_path(app: App, table: dict) -> tuple[Path, str]:
     if dep is None:
         raise BadInput(f"app '{app.name}' takes its preprocessor from vendor tree '{name}', which "
                        "vendor/manifest.toml does not pin", f"fix [preprocessor] in {app.path.name}/app.toml")
-    root = vendor.require(dep)  # fetched on first use unless offline
     rel = table.get("path", "")
+    try:
+        root = vendor.require(dep)  # fetched on first use unless offline
+    except vendor.TreeUnavailable as e:
+        raise vendor.TreeUnavailable(f"app '{app.name}' embeds {Path(rel).name} from {name}: {e.cause}",
+                                     f"{e.fix} (or pass your own with --preprocessor FILE)") from e
     path = root / rel
     if not path.is_file():
         raise MissingTool(f"{name} at {root} has no {rel}",
