@@ -64,7 +64,8 @@ def find_model(name: str = PREPROCESSOR, model_dir: str | os.PathLike | None = N
             if cand.is_file():
                 return cand
     where = f"{bases[0]} (from {origin})" if bases else "the tflite-micro vendor tree is not synced"
-    raise MissingTool(f"the kws front end needs TFLM's {name}; not found: {where}",
+    error = vendor.TreeUnavailable if not bases else MissingTool  # no tree (offline or its fetch failed)
+    raise error(f"the kws front end needs TFLM's {name}; not found: {where}",
                       f"run 'fwtool vendor sync tflite-micro' (or point {ENV_DIR} at a folder holding "
                       f"{EXAMPLE_PATH}/models/{name})")
 
