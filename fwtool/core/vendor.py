@@ -80,7 +80,8 @@ class Located:
 
     def to_dict(self) -> dict:
         return {"name": self.dep.name, "path": str(self.path) if self.path else None, "source": self.source,
-                "rev": self.rev, "pinned_rev": self.dep.rev, "version": self.dep.version, "pinned": self.pinned}
+                "rev": self.rev, "pinned_rev": self.dep.rev, "version": self.dep.version, "pinned": self.pinned,
+                "license": self.dep.license or None}
 
 
 def manifest() -> dict[str, Dep]:
