@@ -131,3 +131,20 @@ def test_a_header_given_as_model_is_decoded(tmp_path, capsys, monkeypatch):
     h.write_text("const uint8_t g[] = {1, 2};\nconst uint8_t labels[] = {3};\n")
     code, _, err = run(capsys, "inspect", str(h))
     assert code == int(Exit.BAD_INPUT) and "'g', 'labels'" in err
+
+
+def test_readme_build_offline_on_an_empty_cache_names_the_exact_command(tmp_path):
+    """The README's build line, offline, with nothing in the cache: one error, one fix, exit 4, nothing written."""
+    import os
+    import sys
+
+    env = {**os.environ, "FWTOOL_CACHE_DIR": str(tmp_path / "cache"), "FWTOOL_CONFIG": str(tmp_path / "none.toml")}
+    env.pop("FWTOOL_OFFLINE", None)
+    p = subprocess.run([sys.executable, "-m", "fwtool", "--offline", "build", "--board", "pico", "--model",
+                        "example:fire_alarm", "--out", str(tmp_path / "out")], capture_output=True, text=True, env=env)
+    assert p.returncode == int(Exit.MISSING_TOOL), p.stderr
+    lines = p.stderr.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("error: ml-audio-classifier-example-for-pico ")
+    assert "fwtool is offline" in lines[0]
+    assert lines[1].startswith("  fix: run 'fwtool vendor sync ml-audio-classifier-example-for-pico' once online")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache" / "vendor").exists()
