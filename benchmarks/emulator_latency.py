@@ -19,8 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fwtool.firmware import flow as build
-from fwtool import emulator
+from fwtool.firmware import flow as build  # noqa: E402 - after the sys.path line above
+from fwtool import emulator  # noqa: E402
 from fwtool.core import protocol, vendor  # noqa: E402
 from fwtool.core.errors import FwtoolError  # noqa: E402
 

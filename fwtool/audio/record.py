@@ -59,7 +59,8 @@ def meter_text(rms_db: float, peak_db: float, width: int = 30) -> str:
     frac = 0.0 if rms_db == -math.inf else min(max((rms_db + 60) / 60, 0.0), 1.0)
     n = int(round(frac * width))
     clip = " CLIP" if peak_db >= -0.1 else ""
-    fmt = (lambda v: "-inf" if v == -math.inf else f"{v:5.1f}")
+    def fmt(v: float) -> str:
+        return "-inf" if v == -math.inf else f"{v:5.1f}"
     return f"[{'#' * n}{' ' * (width - n)}] {fmt(rms_db)} dBFS (peak {fmt(peak_db)}){clip}"
 
 

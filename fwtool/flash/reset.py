@@ -1,5 +1,5 @@
 """Rebooting a board without touching it: a running app into its bootloader (or a normal reboot), and BOOTSEL
-back to the app. Facts: shared/notes/rp2040-flashing.md §3.4.
+back to the app. Facts: docs/notes/rp2040-flashing.md §3.4.
 
 Reboot-to-bootloader strategies are classes (esptool's ResetStrategy), tried in the order the board file gives
 (``[flash.reset] strategies = [...]``, default ``DEFAULT_STRATEGIES``):

@@ -2,7 +2,7 @@
 
 ``make -C PROJECT qprogram MTB_PROBE_SERIAL=<UID> CY_TOOLS_PATHS=<tools_x.y>`` in the ModusToolbox project that
 built the image: the recipe runs its OpenOCD with ``program <app>.hex verify reset exit`` (the command line in
-shared/notes/psoc6-modustoolbox.md §3.1). ``qprogram`` programs the project's last build without rebuilding it,
+docs/notes/psoc6-flashing.md §3.1). ``qprogram`` programs the project's last build without rebuilding it,
 so this runner only flashes an image that *is* that build output (the same bytes); anything else is refused
 before the probe is touched (``--method pyocd`` flashes any image). ``MTB_PROBE_SERIAL`` selects the kit
 (``adapter serial``).

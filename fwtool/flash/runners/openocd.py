@@ -1,6 +1,6 @@
 """The OpenOCD runner: ``program FILE verify reset exit`` through the kit's KitProg3.
 
-Two OpenOCDs (shared/notes/psoc6-modustoolbox.md §3.1):
+Two OpenOCDs (docs/notes/psoc6-flashing.md §3.1):
 
 * **Infineon's OpenOCD** (ModusToolbox's ``tools_*/openocd``, or an ``Infineon/openocd`` release; told apart by
   its ``interface/kitprog3.cfg``): the command line of ModusToolbox's ``make program`` -

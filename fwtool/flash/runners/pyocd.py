@@ -1,7 +1,7 @@
 """The pyOCD runner: program, verify, reset and run a PSoC 6 kit through its KitProg3 (CMSIS-DAP).
 
 pyOCD (PyPI ``pyocd``, the ``psoc6`` extra) has built-in ``cy8c6xxa`` / ``cy8c6xx7`` targets with their flash
-algorithms, so no pack download is needed (shared/notes/psoc6-modustoolbox.md §3.2). It is run as a command,
+algorithms, so no pack download is needed (docs/notes/psoc6-flashing.md §3.2). It is run as a command,
 not imported: the logged command line can be pasted to reproduce a flash, pyOCD's own output and log setup stay
 out of fwtool's, a hung probe is bounded by a timeout, and tests fake it at fwtool's boundary (a ``pyocd`` on PATH).
 
