@@ -33,7 +33,7 @@ def remove_outputs(out_dir: Path) -> None:
 def start_attempt(opts: BuildOptions) -> None:
     """Every build attempt first checks its output folder and removes fwtool's previous outputs there, so that
     any failure, including a refusal before compiling, leaves no firmware.*/report.json of an earlier build."""
-    requested = outdir.requested(opts.out_dir, opts.board)
+    requested = outdir.requested(opts.out_dir, opts.board, opts.model)
     if requested is None:  # unknown board and no --out: refused by plan(), nothing of ours to clean
         return
     outdir.check(requested)

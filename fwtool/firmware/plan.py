@@ -131,7 +131,7 @@ def embedded_inputs(opts: BuildOptions, model: Model) -> tuple[list[bytes], str]
 
 def plan(opts: BuildOptions) -> BuildPlan:
     """Check everything and decide the build; raises (FwtoolError) before anything is written."""
-    board = get_board(opts.board)
+    board = get_board(opts.board, opts.model)  # a user board beside the model too (core/boards.py)
     family = get_family(board.family)
     app = get_app(opts.app)
     app.check_board(board)
