@@ -11,8 +11,7 @@ import pytest
 import serial
 import serial.rfc2217 as rfc2217
 
-from fwtool.devices.ports import serial_open_args
-from fwtool.monitor.reader import open_serial
+from fwtool.devices.serial import open_serial, serial_open_args
 from fwtool.validate.target import read_port_until_done
 
 

@@ -8,8 +8,7 @@ import fakes_picoboot as pico_fakes
 import fakes_probe as probe_fakes
 from fwtool import devices
 from fwtool.core.boards import get_board
-from fwtool.core.errors import BadInput
-from fwtool.devices.errors import FlashFailed
+from fwtool.core.errors import BadInput, FlashFailed
 from fwtool.flash import runners
 from fwtool.flash.base import Image, Runner
 

@@ -19,9 +19,8 @@ import pytest
 
 import fakes_emulator
 import test_flash_picoboot as shared
-from fwtool.core.errors import Exit
+from fwtool.core.errors import DeviceLost, Exit
 from fwtool.devices import usb as usbdevices
-from fwtool.devices.errors import DeviceLost
 from fwtool.emulator import bootrom, node
 from fwtool.emulator.session import RUNNER_JS, VirtualBoard
 from fwtool.emulator.virtual_flash import flash_virtual

@@ -20,12 +20,11 @@ from pathlib import Path
 
 from fwtool import devices
 from fwtool.core.boards import Board, all_boards, get_board
-from fwtool.core.errors import BadInput
+from fwtool.core.errors import BadInput, DeviceLost, FlashFailed, NoUsbBackend, UsbAccessDenied, WaitTimeout
 from fwtool.devices import last_flash
 from fwtool.devices import usb as usbdevices
 from fwtool.devices.device import Device
 from fwtool.devices.drives import require_rp2_drive
-from fwtool.devices.errors import (DeviceLost, FlashFailed, NoUsbBackend, UsbAccessDenied, WaitTimeout)
 from fwtool.devices.permissions import NO_BACKEND_MSG, no_backend_fix
 from fwtool.flash import choose, reset, runners
 from fwtool.flash import image as image_mod

@@ -11,9 +11,9 @@ import logging
 from typing import Callable, Sequence
 
 from fwtool.core import runner as proc
-from fwtool.core.errors import BadInput, FwtoolError, NoDevice
+from fwtool.core.errors import (BadInput, DeviceLost, FlashFailed, FwtoolError, NoDevice, NoUsbBackend,
+    UsbAccessDenied, WaitTimeout)
 from fwtool.devices.device import Device
-from fwtool.devices.errors import DeviceLost, FlashFailed, NoUsbBackend, UsbAccessDenied, WaitTimeout
 from fwtool.image.firmware import Image  # the flat image the runners write (re-exported)
 
 log = logging.getLogger("fwtool.flash")

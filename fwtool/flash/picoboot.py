@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import usb.core
 
-from fwtool.devices.errors import DeviceLost, FlashFailed, UsbAccessDenied
+from fwtool.core.errors import DeviceLost, FlashFailed, UsbAccessDenied
 from fwtool.devices.permissions import udev_fix
 from fwtool.flash.base import Image, Progress, no_progress
 

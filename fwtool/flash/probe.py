@@ -14,10 +14,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from fwtool.core import runner as proc
-from fwtool.core.errors import FwtoolError, NoDevice
+from fwtool.core.errors import FwtoolError, NoDevice, UsbAccessDenied
 from fwtool.core.files import atomic_write
 from fwtool.devices.device import Device
-from fwtool.devices.errors import UsbAccessDenied
 from fwtool.devices.permissions import probe_udev_fix
 from fwtool.devices.probes import not_found_fix, wrong_mode_error
 from fwtool.image import ihex

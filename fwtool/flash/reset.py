@@ -19,7 +19,7 @@ import usb.core
 
 from fwtool.devices import usb as usbdevices
 from fwtool.devices.device import Device
-from fwtool.devices.errors import DeviceLost, FlashFailed, NoDevice, NoUsbBackend, UsbAccessDenied, WaitTimeout
+from fwtool.core.errors import DeviceLost, FlashFailed, NoDevice, NoUsbBackend, UsbAccessDenied, WaitTimeout
 from fwtool.devices.permissions import udev_fix
 from fwtool.flash.picoboot import SRAM_END, PicobootClient
 

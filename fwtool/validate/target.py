@@ -9,15 +9,12 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import serial
-
 from fwtool import emulator
 from fwtool.emulator import qemu
 from fwtool.core import protocol
 from fwtool.core.errors import Exit, FwtoolError
-from fwtool.core.lines import LineSplitter
 from fwtool.devices import find_serial_port
-from fwtool.devices.ports import serial_open_args
+from fwtool.devices.serial import PORT_ERRORS, PortLines, open_port
 from fwtool.flash import flash_image
 
 BAUD = 115200
@@ -49,25 +46,18 @@ def run_on_virtual_m4(elf: Path, timeout: float, on_line: Callable[[str], None])
 def read_port_until_done(port: str, timeout: float, on_line: Callable[[str], None], baud: int = BAUD) -> list[str]:
     """Open ``port`` (a device or pyserial URL; opening raises DTR, which starts a validation run over USB) and
     read lines until ``FWT:DONE`` or ``timeout`` seconds."""
-    try:
-        url, extra = serial_open_args(port)  # rfc2217 (ser2net, labgrid): see serial_open_args
-        ser = serial.serial_for_url(url, baudrate=baud, timeout=0.2, **extra)
-    except (serial.SerialException, OSError, ValueError) as e:
-        raise FwtoolError(f"cannot open {port}: {e}", "check the port ('fwtool flash --list'), or pass --port",
-                          Exit.NO_DEVICE) from e
+    ser = open_port(port, baud, timeout=0.2, fix="check the port ('fwtool flash --list'), or pass --port")
     lines: list[str] = []
-    splitter = LineSplitter()
+    reader = PortLines(ser)
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
             try:
-                chunk = ser.read(ser.in_waiting or 1)
-            except (serial.SerialException, OSError) as e:
+                pieces = reader.poll()
+            except PORT_ERRORS as e:
                 raise FwtoolError(f"the board went away while validating: {e}", "reconnect it and re-run",
                                   Exit.LOST_DEVICE) from e
-            if not chunk:
-                continue
-            for piece in splitter.feed(chunk, time.time()):
+            for piece in pieces:
                 line = piece.text
                 lines.append(line)
                 on_line(line)

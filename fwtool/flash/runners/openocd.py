@@ -17,9 +17,8 @@ import os
 import time
 from pathlib import Path
 
-from fwtool.core.errors import FwtoolError, MissingTool, NoDevice, ToolTimeout
+from fwtool.core.errors import FlashFailed, FwtoolError, MissingTool, NoDevice, ToolTimeout
 from fwtool.devices.device import Device
-from fwtool.devices.errors import FlashFailed
 from fwtool.devices.probes import not_found_fix
 from fwtool.flash.base import Image, Progress, Runner, no_progress
 from fwtool.flash.probe import counters, find_tool, hex_file, last_error_line, probe_refusal, probe_usable

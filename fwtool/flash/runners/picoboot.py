@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import time
 
-from fwtool.core.errors import FwtoolError, NoDevice
+from fwtool.core.errors import DeviceLost, FwtoolError, NoDevice, NoUsbBackend, UsbAccessDenied
 from fwtool.devices import usb as usbdevices
 from fwtool.devices.device import Device
-from fwtool.devices.errors import DeviceLost, NoUsbBackend, UsbAccessDenied
 from fwtool.devices.permissions import NO_BACKEND_MSG, no_backend_fix, udev_fix
 from fwtool.flash.base import Image, Progress, Runner, no_progress
 from fwtool.flash.picoboot import EXCLUSIVE, NOT_EXCLUSIVE, SRAM_END, PicobootClient, program
