@@ -6,9 +6,10 @@ import usb.core
 
 from fakes_picoboot import FakeBoard, make_firmware
 from fwtool.core.errors import Exit
-from fwtool.flash import picoboot
+from fwtool.devices import picoboot
 from fwtool.flash.base import DeviceLost, FlashFailed, Image
-from fwtool.flash.picoboot import PicobootClient, ProtocolError, program
+from fwtool.devices.picoboot import PicobootClient, ProtocolError
+from fwtool.flash.picoboot import program
 
 FLASH = (0x10000000, 0x10000000 + 2 * 1024 * 1024)
 

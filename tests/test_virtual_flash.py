@@ -25,9 +25,10 @@ from fwtool.emulator import bootrom, node
 from fwtool.emulator.session import RUNNER_JS, VirtualBoard
 from fwtool.emulator.virtual_flash import flash_virtual
 from fwtool.emulator.virtual_usb import LOCATION, VirtualUsbBoard
-from fwtool.flash import picoboot
+from fwtool.devices import picoboot
 from fwtool.flash.base import FlashFailed, Image
-from fwtool.flash.picoboot import PicobootClient, ProtocolError, program
+from fwtool.devices.picoboot import PicobootClient, ProtocolError
+from fwtool.flash.picoboot import program
 
 FLASH = shared.FLASH
 PATCHES = RUNNER_JS.parent / "patches.mjs"

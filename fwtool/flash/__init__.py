@@ -6,8 +6,6 @@ API (used by ``fwtool flash``, ``fwtool run``, ``fwtool monitor``, ``fwtool vali
   finds the board, reboots a running app into its bootloader, writes with the board's runners in order
   (``[flash] runners`` in boards/<board>.toml: PICOBOOT, verified by read-back, then the BOOTSEL drive), restarts
   the board and returns the result (method, serial, bytes_written/skipped, verified, seconds, ...).
-* ``reboot_board(serial=None, bootsel=False, board=None, wait=True, timeout=10.0) -> dict`` reboots a board,
-  normally (e.g. to see the boot banner again) or into BOOTSEL, with the board's reset strategies.
 * ``list_devices(board=None) -> dict``: what is attached, in which mode (``fwtool.devices.discover``).
 * ``runners.RUNNERS`` / ``runners.method_choices()``: the registry (fwtool/flash/runners/).
 
@@ -26,14 +24,15 @@ from fwtool.devices import usb as usbdevices
 from fwtool.devices.device import Device
 from fwtool.devices.drives import require_rp2_drive
 from fwtool.devices.permissions import NO_BACKEND_MSG, no_backend_fix
-from fwtool.flash import choose, reset, runners
+from fwtool.devices import reset
+from fwtool.flash import choose, runners
 from fwtool.flash import image as image_mod
 from fwtool.flash.base import Image, Progress, Runner, no_progress
 from fwtool.image import uf2
 from fwtool.image.firmware import FirmwareImage
 from fwtool.image.uf2 import family_name
 
-__all__ = ["flash_image", "reboot_board", "list_devices", "load_image", "resolve_board", "runners", "Runner",
+__all__ = ["flash_image", "list_devices", "load_image", "resolve_board", "runners", "Runner",
            "Image", "Device", "FlashFailed", "DeviceLost", "WaitTimeout", "UsbAccessDenied", "NoUsbBackend"]
 
 
@@ -166,32 +165,3 @@ def _boards_or_all(board) -> list[Board]:
 def list_devices(board=None) -> dict:
     found = devices.discover(_boards_or_all(board))
     return {"boards": [t.to_dict() for t in found.targets], "problems": found.problems, "targets": found.targets}
-
-
-def reboot_board(serial: str | None = None, bootsel: bool = False, board=None, wait: bool = True,
-                 timeout: float = 10.0) -> dict:
-    """Reboot the (one, or ``serial``) board: normally, or into BOOTSEL. With ``wait``, return once it is back."""
-    b = resolve_board(board) if board else None
-    boards = devices.boards_for(b)
-    strategies = reset.strategies_for(b)
-    target = devices.select(devices.discover(boards), serial)
-    t0 = time.monotonic()
-    if bootsel and target.mode == "app" and wait:
-        new, how = reset.reboot_to_bootsel(target, boards, timeout, strategies=strategies)
-        return {"how": how, "mode": "bootsel", "location": new.location, "serial": target.serial,
-                "seconds": round(time.monotonic() - t0, 3)}
-    how = reset.reboot(target, bootsel=bootsel, strategies=strategies)
-    out = {"how": how, "mode": "bootsel" if bootsel else "app", "location": target.location,
-           "serial": target.serial, "port": None}
-    if wait and not bootsel:
-        if target.mode == "app":  # the old instance must go away first
-            reset.wait_for(boards, lambda f: None if any(t.mode == "app" and t.location == target.location
-                                                         for t in f.targets) else True,
-                           3.0, "the board did not reset", "press reset or replug it")
-        app = reset.wait_for_app(boards, target.location, timeout)
-        if app is None:
-            raise WaitTimeout(f"the board did not come back as a USB app within {timeout:.0f} s",
-                              "its firmware may not use USB stdio; check with 'fwtool devices'")
-        out.update(serial=app.serial or target.serial, port=app.port)
-    out["seconds"] = round(time.monotonic() - t0, 3)
-    return out

@@ -1,7 +1,7 @@
 """What every flash runner shares: the image to write, the result, the ``Runner`` interface.
 
 Layering (after Zephyr's west runners and esptool): ``fwtool.devices`` finds boards (one ``Device`` per board),
-``fwtool.image`` turns a UF2/ELF/HEX/BIN into one flash image, ``reset.py`` holds the reboot-to-bootloader
+``fwtool.image`` turns a UF2/ELF/HEX/BIN into one flash image, ``fwtool/devices/reset.py`` holds the reboot-to-bootloader
 strategies, and one module per runner (``runners/picoboot.py``, ``runners/drive.py``) writes the image.
 ``runners/__init__.py`` is the registry; ``choose.py`` picks runners in the board file's order (``[flash] runners``).
 """

@@ -7,7 +7,7 @@ from __future__ import annotations
 from fwtool.core.errors import BadInput, FwtoolError, NoDevice, WaitTimeout
 from fwtool.devices import usb as usbdevices
 from fwtool.devices.device import Device
-from fwtool.flash.reset import wait_for
+from fwtool.devices.reset import wait_for
 from fwtool.flash.base import Image, Progress, Runner, no_progress
 from fwtool.flash.drive import check_uf2, copy, wait_gone
 from fwtool.image import uf2

@@ -1,4 +1,5 @@
-"""The PICOBOOT runner: the RP2040 bootrom's vendor USB interface (protocol: fwtool/flash/picoboot.py).
+"""The PICOBOOT runner: the RP2040 bootrom's vendor USB interface (the protocol client: fwtool/devices/picoboot.py;
+the writing algorithm: fwtool/flash/picoboot.py).
 
 Writes only the 4 KiB sectors that differ, reads everything back, then reboots into the new firmware.
 """
@@ -11,7 +12,8 @@ from fwtool.devices import usb as usbdevices
 from fwtool.devices.device import Device
 from fwtool.devices.permissions import NO_BACKEND_MSG, no_backend_fix, udev_fix
 from fwtool.flash.base import Image, Progress, Runner, no_progress
-from fwtool.flash.picoboot import EXCLUSIVE, NOT_EXCLUSIVE, SRAM_END, PicobootClient, program
+from fwtool.devices.picoboot import EXCLUSIVE, NOT_EXCLUSIVE, SRAM_END, PicobootClient
+from fwtool.flash.picoboot import program
 
 
 class PicobootRunner(Runner):
