@@ -181,7 +181,7 @@ def test_power_loss_mid_write_then_recovery(fresh):
     fresh.replug(bootsel=True)
     fresh.wait_enumerated(pid=0x0003)
     r = program(_client(), _image(), FLASH)  # re-flashing repairs it
-    assert r["verified"] and r["sectors_written"] >= 1
+    assert r.verified and r.sectors_written >= 1
 
 
 def test_unplugged_mid_flash_is_device_lost(fresh):

@@ -164,9 +164,11 @@ def same_board(target: Device, before_keys: set):
 
 
 def reboot_to_bootsel(target: Device, boards, timeout: float = 10.0, need=("bootsel", "drive"),
-                      strategies: list[ResetStrategy] | None = None) -> tuple[Device, str]:
-    """Running app -> BOOTSEL, tracked by USB location. Returns (the board in BOOTSEL mode, how it was asked)."""
-    before = {t.key() for t in usbdevices.scan(boards).targets if t.mode in ("bootsel", "drive")}
+                      strategies: list[ResetStrategy] | None = None, found=None) -> tuple[Device, str]:
+    """Running app -> BOOTSEL, tracked by USB location. Returns (the board in BOOTSEL mode, how it was asked).
+    ``found``: the scan the caller just made (else one is made here), to tell boards already in BOOTSEL apart."""
+    found = found if found is not None else usbdevices.scan(boards)
+    before = {t.key() for t in found.targets if t.mode in ("bootsel", "drive")}
     how = request_bootsel(target, strategies)
     base = same_board(target, before)
 

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from fwtool import flash as flash_api
+from fwtool.flash.request import FlashResult, VirtualFlash
 from fwtool.core.paths import cache_dir
 from fwtool.emulator.usb_backend import VirtualBackend
 from fwtool.emulator.virtual_usb import VirtualUsbBoard, default_flash_state
@@ -96,7 +97,7 @@ def _wait_usb(board: VirtualUsbBoard) -> str:
 
 def flash_virtual(image, board_name: str = "pico", *, verify: bool = True, board: VirtualUsbBoard | None = None,
                   flash_state: Path | None = None, on_step=None, wait_app: float | None = 10.0,
-                  timing: str = "none", **options) -> tuple[dict, VirtualUsbBoard]:
+                  timing: str = "none", **options) -> tuple[FlashResult, VirtualUsbBoard]:
     """Flash ``image`` into the virtual board through PICOBOOT. Returns (result, the board, still running)."""
     own = board is None
     board = board or open_board(flash_state, board_name, timing)
@@ -108,15 +109,13 @@ def flash_virtual(image, board_name: str = "pico", *, verify: bool = True, board
             result = flash_api.flash_image(image, board=board_name, method="picoboot", verify=verify,
                                            on_step=on_step, wait_app=wait_app, **options)
         after = board.state().get("totals", {})
-        result["virtual"] = {
-            "bootrom": "RP2040 B1 (rp2040js repository)", "flash_chip": "W25Q16JV model (2 MiB)",
-            "sector_erases": after.get("sectorErases", 0) - before.get("sectorErases", 0),
-            "page_programs": after.get("pagePrograms", 0) - before.get("pagePrograms", 0),
-            "flash_state": str(board.flash_state), "serial_url": board.url,
-            "seconds": round(time.monotonic() - t0, 3)}
-        result["sectors_erased"] = result["virtual"]["sector_erases"]
+        result.virtual = VirtualFlash(
+            bootrom="RP2040 B1 (rp2040js repository)", flash_chip="W25Q16JV model (2 MiB)",
+            sector_erases=after.get("sectorErases", 0) - before.get("sectorErases", 0),
+            page_programs=after.get("pagePrograms", 0) - before.get("pagePrograms", 0),
+            flash_state=str(board.flash_state), serial_url=board.url, seconds=round(time.monotonic() - t0, 3))
         if note:
-            result.setdefault("notes", []).append(note)
+            result.notes.append(note)
         return result, board
     except BaseException:
         if own:

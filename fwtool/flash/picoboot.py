@@ -5,15 +5,17 @@ from __future__ import annotations
 from fwtool.core.errors import FlashFailed
 from fwtool.devices.picoboot import AFTER_FAILURE_FIX, PAGE, SECTOR, PicobootClient
 from fwtool.flash.base import Image, Progress, no_progress
+from fwtool.flash.request import PicobootDetails, Written
 
 
 # ---- the flashing algorithm -------------------------------------------------------------------------------------
 
 def program(client: PicobootClient, image: Image, flash: tuple[int, int], *, verify: bool = True,
-            skip_same: bool = True, progress: Progress = no_progress) -> dict:
+            skip_same: bool = True, progress: Progress = no_progress) -> Written:
     """Write ``image`` so that flash holds it, touching only sectors that differ; read everything back.
 
-    Bytes of a partly covered sector outside the image keep their old content. Returns counters:
+    Bytes of a partly covered sector outside the image keep their old content. Returns the counters
+(``rebooted`` False: the runner reboots):
     ``bytes_written`` = bytes actually programmed (pages of rewritten sectors that are not all 0xFF),
     ``bytes_skipped`` = image bytes in sectors that already held them (neither erased nor written).
     """
@@ -70,11 +72,11 @@ def program(client: PicobootClient, image: Image, flash: tuple[int, int], *, ver
         verified = True
     elif not changed:
         verified = True  # every sector was just read and compared equal: that is the verification
-    return {"bytes_total": len(image.data), "bytes_written": written,
-            "bytes_skipped": sum(min(a + SECTOR, image.end) - max(a, image.base)
-                                 for a in sectors if a not in set(changed)),
-            "sectors_total": len(sectors), "sectors_written": len(changed),
-            "sectors_skipped": len(sectors) - len(changed), "verified": verified}
+    return Written(bytes_total=len(image.data), bytes_written=written,
+                   bytes_skipped=sum(min(a + SECTOR, image.end) - max(a, image.base)
+                                     for a in sectors if a not in set(changed)),
+                   sectors_written=len(changed), sectors_skipped=len(sectors) - len(changed), verified=verified,
+                   rebooted=False, details=PicobootDetails(sectors_total=len(sectors)))
 
 
 def _runs(pages: list[int]):

@@ -11,9 +11,10 @@ from fwtool.core.errors import DeviceLost, FwtoolError, NoDevice, NoUsbBackend, 
 from fwtool.devices import usb as usbdevices
 from fwtool.devices.device import Device
 from fwtool.devices.permissions import NO_BACKEND_MSG, no_backend_fix, udev_fix
-from fwtool.flash.base import Image, Progress, Runner, no_progress
+from fwtool.flash.base import Image, Runner
 from fwtool.devices.picoboot import EXCLUSIVE, NOT_EXCLUSIVE, SRAM_END, PicobootClient
 from fwtool.flash.picoboot import program
+from fwtool.flash.request import WriteOptions, Written
 
 
 class PicobootRunner(Runner):
@@ -43,9 +44,7 @@ class PicobootRunner(Runner):
                                    udev_fix())
         return NoDevice(f"PICOBOOT is not available: {why}", "hold BOOTSEL while plugging the board in")
 
-    def flash(self, image: Image, device: Device, board, *, verify: bool = True, skip_same: bool = True,
-              reboot: bool = True, progress: Progress = no_progress, timeout: float = 15.0,
-              app_seen=lambda: False) -> dict:
+    def flash(self, image: Image, device: Device, board, opts: WriteOptions = WriteOptions()) -> Written:
         self.accepts(image)
         itf, out_ep, in_ep = device.picoboot
         transport = usbdevices.backend().open_picoboot(device.usb, itf)
@@ -55,14 +54,14 @@ class PicobootRunner(Runner):
         try:
             client.reset()
             client.exclusive(EXCLUSIVE)
-            result = program(client, image, flash, verify=verify, skip_same=skip_same, progress=progress)
-            result["write_seconds"] = round(time.monotonic() - t0, 3)
-            if reboot:
+            result = program(client, image, flash, verify=opts.verify, skip_same=opts.skip_same,
+                             progress=opts.progress)
+            result.write_seconds = round(time.monotonic() - t0, 3)
+            if opts.reboot:
                 client.reboot(0, SRAM_END, 500)
-                result["rebooted"] = True
             else:
                 client.exclusive(NOT_EXCLUSIVE)
-                result["rebooted"] = False
+            result.rebooted = opts.reboot
         except BaseException as e:
             if not isinstance(e, DeviceLost):
                 try:
