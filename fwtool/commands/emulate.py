@@ -184,7 +184,7 @@ def _serve(target: Rp2040js, firmware: Path, timeout: float) -> None:
 def _serve_bootsel(timeout: float, timing: str = "none") -> None:
     """A virtual board in BOOTSEL mode that 'fwtool flash --virtual' (and run/monitor) find, until Ctrl-C/timeout."""
     emulator.check()
-    board = virtual_usb.VirtualUsbBoard(bootsel=True, max_wall_s=timeout, timing=timing)
+    board = virtual_usb.Rp2040jsUsbProcess(bootsel=True, max_wall_s=timeout, timing=timing)
     try:
         board.start()
         board.wait_enumerated()

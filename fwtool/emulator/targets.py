@@ -15,7 +15,7 @@ from fwtool.core.errors import FwtoolError
 from fwtool.emulator import node, qemu, virtual_flash
 from fwtool.emulator.latency import latency_stats
 from fwtool.emulator.result import RunResult, failure
-from fwtool.emulator.session import CLOCK_MHZ, TIMING_NOTE, VirtualBoard
+from fwtool.emulator.session import CLOCK_MHZ, TIMING_NOTE, Rp2040jsProcess
 from fwtool.targets.base import VIRTUAL, Target, TargetConfig, TargetInfo
 
 
@@ -71,8 +71,8 @@ class Rp2040js(VirtualTarget):
 
     def __init__(self, config: TargetConfig | None = None) -> None:
         super().__init__(config)
-        self.served = None  # the running VirtualBoard / VirtualUsbBoard of serve()
-        self.process: VirtualBoard | None = None  # the last capture's process (its result() after a Ctrl-C)
+        self.served = None  # the running Rp2040jsProcess / Rp2040jsUsbProcess of serve()
+        self.process: Rp2040jsProcess | None = None  # the last capture's process (its result() after a Ctrl-C)
         self.exit_event: dict | None = None
         self.port = None
 
@@ -85,7 +85,7 @@ class Rp2040js(VirtualTarget):
             self.flash_result, self.served = virtual_flash.flash_virtual(self.image, self.config.board,
                                                                          verify=self.config.verify)
         else:  # execution starts when the monitor attaches: the banner is never missed
-            self.served = VirtualBoard(self.image, serial="tcp", start="on-connect", port=int(self.config.port or 0),
+            self.served = Rp2040jsProcess(self.image, serial="tcp", start="on-connect", port=int(self.config.port or 0),
                                        max_emulated_s=self.max_emulated_s, max_wall_s=self.config.max_wall_s).start()
         return {"port": self.served.url, "reconnect": False, "wait": 10.0, "send_input": False}
 
@@ -111,7 +111,7 @@ class Rp2040js(VirtualTarget):
         return None if reason in (None, "stopped", "killed") else failure(reason, ev.get("detail"), self.info.title)
 
     def capture(self, until, count, timeout, on_line=None, on_event=None) -> RunResult:
-        board = self.process = VirtualBoard(
+        board = self.process = Rp2040jsProcess(
             self.image, serial="stdout", start="now", max_emulated_s=self.max_emulated_s, max_wall_s=timeout,
             until=until if count > 0 else None, count=count, on_line=on_line, on_event=on_event,
             extra_args=["--boot", "bootrom"] if self.config.through_bootloader else None)
