@@ -12,7 +12,7 @@ import serial
 import serial.rfc2217 as rfc2217
 
 from fwtool.devices.serial import open_serial, serial_open_args
-from fwtool.validate.target import read_port_until_done
+from fwtool.targets.physical import read_port_until_done
 
 
 class Ser2netLikeManager(rfc2217.PortManager):
