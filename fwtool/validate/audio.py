@@ -27,6 +27,7 @@ from fwtool.audio import kws as kws_mod
 from fwtool.audio import spectrogram, wav
 from fwtool.audio.params import FrontEnd
 from fwtool.firmware import flow as build_flow
+from fwtool.firmware import outdir
 from fwtool.core.boards import get_board
 from fwtool.core.errors import BadInput, Exit
 from fwtool.emulator import latency_stats
@@ -126,7 +127,7 @@ def audio_target(opts: AudioValidateOptions) -> type[Target]:
     if opts.target != "emulator":
         raise BadInput("audio validation runs on the virtual board only in this version",
                        "drop --device/--port (fwtool run --audio clip.wav streams to a real board)")
-    tgt = registry.target_class(opts.board, opts.target)
+    tgt = registry.target_class(opts.board, opts.target, opts.model)
     if "bytes" not in tgt.info.feeds:
         raise BadInput(f"{tgt.info.title} cannot be fed an audio stream", "validate audio apps on an RP2040 board's "
                        "virtual target (--board pico)")
@@ -135,7 +136,7 @@ def audio_target(opts: AudioValidateOptions) -> type[Target]:
 
 def build_app(opts: AudioValidateOptions, on_line: Callable[[str], None], on_step: Callable[[str], None]):
     board = get_board(opts.board, opts.model)
-    out_dir = Path(opts.out_dir) if opts.out_dir else Path("build") / f"{board.name}-{opts.app}-emu"
+    out_dir = Path(opts.out_dir) if opts.out_dir else outdir.default_out_dir(board.name, f"{opts.app}-emu")
     bopts = build_flow.BuildOptions(board=opts.board, model=Path(opts.model), out_dir=out_dir, app=opts.app,
                                     jobs=opts.jobs, tflm_cores=audio_target(opts).info.cores, labels=opts.labels)
     if opts.preprocessor is not None and hasattr(bopts, "preprocessor"):
