@@ -43,8 +43,8 @@ class ProfileOptions:
 
 
 def default_out_dir(opts: ProfileOptions) -> Path:
-    suffix = "-profile-emu" if opts.target == "emulator" else "-profile"
-    return Path(opts.out_dir) if opts.out_dir else outdir.default_out_dir(opts.board, suffix.lstrip("-"))
+    suffix = "profile-emu" if opts.target == "emulator" else "profile"
+    return Path(opts.out_dir) if opts.out_dir else outdir.default_out_dir(opts.board, suffix)
 
 
 def build_firmware(opts: ProfileOptions, on_line: Callable[[str], None] = lambda s: None,

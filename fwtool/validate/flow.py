@@ -103,8 +103,8 @@ def build_firmware(opts: ValidateOptions, model: Model, vectors, source: str,
     many fit (the build's own fit check counts the embedded bytes)."""
     cores = opts.tflm_cores or registry.default_cores(opts.board, opts.target, opts.model)
     board = get_board(opts.board, opts.model)
-    suffix = "-validate-emu" if opts.target == "emulator" else "-validate"
-    out_dir = Path(opts.out_dir) if opts.out_dir else outdir.default_out_dir(board.name, suffix.lstrip("-"))
+    suffix = "validate-emu" if opts.target == "emulator" else "validate"
+    out_dir = Path(opts.out_dir) if opts.out_dir else outdir.default_out_dir(board.name, suffix)
     bopts = build_flow.BuildOptions(board=opts.board, model=Path(opts.model), out_dir=out_dir, arena=opts.arena,
                                     app="validate", jobs=opts.jobs, tflm_cores=cores,
                                     inputs=vectors_mod.as_bytes(vectors), inputs_source=source)
