@@ -42,12 +42,12 @@ def _ds_cnn(keras, input_shape, n, filters=64):
     L = keras.layers
     x = inp = keras.Input(input_shape)
     x = L.Conv2D(filters, (10, 4), strides=(2, 2), padding="same", use_bias=False)(x)
-    x = L.ReLU()(L.BatchNormalization()(x))
+    x = L.ReLU()(L.BatchNormalization(momentum=0.9)(x))
     for _ in range(4):
         x = L.DepthwiseConv2D((3, 3), padding="same", use_bias=False)(x)
-        x = L.ReLU()(L.BatchNormalization()(x))
+        x = L.ReLU()(L.BatchNormalization(momentum=0.9)(x))
         x = L.Conv2D(filters, (1, 1), use_bias=False)(x)
-        x = L.ReLU()(L.BatchNormalization()(x))
+        x = L.ReLU()(L.BatchNormalization(momentum=0.9)(x))
     x = L.AveragePooling2D(pool_size=(int(x.shape[1]), int(x.shape[2])))(x)
     x = L.Dropout(0.2)(L.Flatten()(x))
     return keras.Model(inp, L.Dense(n, activation="softmax")(x), name="ds_cnn")
