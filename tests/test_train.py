@@ -214,7 +214,8 @@ def test_user_model_refusals(tf, tmp_path):
     lstm.write_text("import keras\n"
                     "def build(input_shape, n_classes):\n"
                     "    return keras.Sequential([keras.Input(input_shape), keras.layers.Reshape((49, 40)),\n"
-                    "        keras.layers.LSTM(8, name='my_lstm'), keras.layers.Dense(n_classes, activation='softmax')])\n")
+                    "        keras.layers.LSTM(8, name='my_lstm'),\n"
+                    "        keras.layers.Dense(n_classes, activation='softmax')])\n")
     with pytest.raises(BadInput, match="my_lstm.*LSTM"):
         models.build(tf, str(lstm), (49, 40, 1), 4)
     ok = tmp_path / "ok.py"
@@ -282,16 +283,21 @@ def test_synth_layout(speech_set):
     assert any((speech_set / "_unknown_").glob("*.wav"))
 
 
-@pytest.mark.slow
-def test_train_kws_end_to_end(speech_set, tf, tmp_path):
-    from fwtool.audio import detection
-    from fwtool.model.tflite import load_model
-
-    out = tmp_path / "out"
+@pytest.fixture(scope="module")
+def trained(speech_set, tf, tmp_path_factory):
+    out = tmp_path_factory.mktemp("trained") / "out"
     p = fwtool("train", speech_set, "--app", "kws", "--out", out, "--epochs", "15", "--board", "pico",
                "--stream-minutes", "2", "--json", "--seed", "1")
     assert p.returncode == 0, p.stderr[-3000:]
-    r = json.loads(p.stdout)
+    return out, json.loads(p.stdout)
+
+
+@pytest.mark.slow
+def test_train_kws_end_to_end(speech_set, trained, tmp_path):
+    from fwtool.audio import detection
+    from fwtool.model.tflite import load_model
+
+    out, r = trained
     m = load_model(out / "kws_int8.tflite")
     t = m.inputs[0]
     assert t.dtype == "INT8" and t.zero_point[0] == -128 and abs(t.scale[0] - 26 / 256) < 1e-6
@@ -318,3 +324,75 @@ def test_train_kws_end_to_end(speech_set, tf, tmp_path):
     assert p2.returncode == 0, p2.stderr[-3000:]
     assert (tmp_path / "again" / "kws_int8.tflite").read_bytes() == (out / "kws_int8.tflite").read_bytes()
     assert json.loads(p2.stdout)["features_cache"]["computed"] == 0
+
+
+@pytest.mark.slow
+def test_trained_model_validates_on_the_virtual_board(speech_set, trained, tmp_path, real_build_reason,
+                                                      emulator_ready):
+    """Cold and warm: every feature row, score and detection of the firmware equals the host twin's."""
+    if real_build_reason:
+        pytest.skip(real_build_reason)
+    out, r = trained
+    test_yes = [f for f in json.loads((out / "split.json").read_text())["sets"]["test"]["files"]
+                if f.startswith("yes/")][0]
+    bg = wav.read_wav(next((speech_set / "_background_noise_").glob("pink*.wav")))
+    clip = np.concatenate([np.zeros(8000, np.int16), wav.read_wav(speech_set / test_yes), np.zeros(16000, np.int16)])
+    clip = np.clip(clip.astype(np.int32) + bg[: len(clip)] // 10, -32768, 32767).astype(np.int16)
+    wav.write_wav(tmp_path / "yes.wav", clip)
+    wav.write_wav(tmp_path / "bg.wav", (bg[: 3 * RATE] // 10).astype(np.int16))
+    base = ["validate", "--board", "pico", "--app", "kws", "-m", out / "kws_int8.tflite", "--labels",
+            out / "labels.txt", "--detection", out / "detection.json", "--out", tmp_path / "emu", "--json",
+            "--audio", tmp_path / "yes.wav"]
+    for extra in ([], ["--warm-up", tmp_path / "bg.wav"]):
+        p = fwtool(*base, *extra, timeout=1800)
+        assert p.returncode == 0, p.stderr[-3000:]
+        v = json.loads(p.stdout)
+        c = v["clips"][0]
+        assert v["ok"] and c["features_identical"] and c["detections"]["equal"]
+        assert v["front_end"]["threshold"] == r["streaming"]["chosen"]["threshold"]
+        assert (v["warm_up"] is not None) == bool(extra)
+        print(f"\nvirtual board ({'warm' if extra else 'cold'}): {c['frames']} rows identical, max |d| "
+              f"{c['max_abs_diff']}, detections {c['detections']['device']}")
+
+
+def alarm_set(root: Path):
+    """Smoke-alarm-like patterns (3 kHz square, 0.5 s on/off) against noise (sox) and speech (espeak-ng)."""
+    for g in range(8):
+        rng = np.random.default_rng(g)
+        f = 2900 + 60 * g
+        for k in range(5):
+            t = np.arange(RATE) / RATE
+            x = 8000 * np.sign(np.sin(2 * np.pi * f * t)) * (((t + rng.uniform(0, 1)) % 1.0) < 0.5)
+            x = x + rng.normal(0, rng.uniform(200, 2000), RATE)
+            (root / "alarm").mkdir(parents=True, exist_ok=True)
+            wav.write_wav(root / "alarm" / f"tone{f}_nohash_{k}.wav", np.clip(x, -32768, 32767).astype(np.int16))
+    words = ["hello", "kitchen", "music", "door", "seven", "water"]
+    (root / "other").mkdir(parents=True, exist_ok=True)
+    for g in range(8):
+        for k in range(5):
+            p = root / "other" / f"src{g}_nohash_{k}.wav"
+            if k % 2 == 0:
+                subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", "-b", "16", str(p), "synth", "1",
+                                ["white", "pink", "brown"][(g + k) % 3] + "noise", "vol", str(0.05 + 0.05 * g)],
+                               check=True)
+            else:
+                raw = p.with_name(p.stem + "-tts.wav")
+                subprocess.run(["espeak-ng", "-v", f"en-us+m{1 + g % 7}", "-w", str(raw), words[(g + k) % 6]],
+                               check=True)
+                subprocess.run(["sox", str(raw), "-r", "16000", "-c", "1", "-b", "16", str(p)], check=True)
+                raw.unlink()
+
+
+@pytest.mark.slow
+def test_train_audio_classifier(tf, tmp_path):
+    reason = tts_reason()
+    if reason:
+        pytest.skip(reason)
+    alarm_set(tmp_path / "data")
+    p = fwtool("train", tmp_path / "data", "--app", "audio_classifier", "--out", tmp_path / "out", "--epochs", "10",
+               "--board", "pico", "--json")
+    assert p.returncode == 0, p.stderr[-3000:]
+    r = json.loads(p.stdout)
+    assert r["labels"] == ["alarm", "other"] and r["board"]["ok"] and "streaming" not in r
+    assert r["test"]["int8_accuracy"] >= 80, r["test"]
+    assert not (tmp_path / "out" / "detection.json").exists()

@@ -207,7 +207,8 @@ def split(ds: Dataset, seed: int, val_fraction: float, test_fraction: float, hol
         try:
             rx = re.compile(holdout)
         except re.error as e:
-            raise BadInput(f"--holdout {holdout!r} is not a regular expression: {e}", "e.g. --holdout '^flite'") from None
+            raise BadInput(f"--holdout {holdout!r} is not a regular expression: {e}",
+                           "e.g. --holdout '^flite'") from None
         held = {g for g in groups if rx.search(g)}
         if not held:
             raise BadInput(f"--holdout {holdout!r} matches no group (groups: {', '.join(sorted(groups)[:5])}...)",

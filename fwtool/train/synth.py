@@ -4,6 +4,7 @@ Impulse and MLTK bootstrap one with cloud TTS — many voices, pitches and speed
 Layout: ``OUT/<word>/<engine>-<voice>_nohash_p<pitch>s<speed>.wav`` (Speech Commands' convention: the part before
 ``_nohash_`` is the speaker, so ``fwtool train``'s split keeps a voice in one set, and ``--holdout '^flite'`` holds
 an engine out), ``OUT/_unknown_/`` (other words) and ``OUT/_background_noise_/`` (synthetic noise recordings).
+The same options give the same files (sox runs without dither, -D), so a seeded training run is reproducible.
 """
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ def voices(engine: str, n: int) -> list[str]:
     return list(FLITE_VOICES[:n])
 
 
-def _speak(take: Take, tmp: Path) -> np.ndarray:
+def speak(take: Take, tmp: Path) -> np.ndarray:
     raw = tmp / f"{take.folder}-{take.name()}"
     if take.engine == "espeak-ng":
         cmd = ["espeak-ng", "-v", take.voice, "-p", str(take.pitch), "-s", str(take.speed), "-w", str(raw), take.word]
@@ -71,7 +72,7 @@ def _speak(take: Take, tmp: Path) -> np.ndarray:
                "-o", str(raw)]
     subprocess.run(cmd, check=True, capture_output=True, timeout=30)
     conv = raw.with_suffix(".16k.wav")
-    subprocess.run(["sox", str(raw), "-r", str(RATE), "-c", "1", "-b", "16", "-e", "signed-integer", str(conv),
+    subprocess.run(["sox", "-D", str(raw), "-r", str(RATE), "-c", "1", "-b", "16", "-e", "signed-integer", str(conv),
                     "norm", "-3"], check=True, capture_output=True, timeout=30)
     pcm = wav.read_wav(conv)
     return _center(pcm)
@@ -132,7 +133,7 @@ def synth(words: list[str], out: Path, n_voices: int = 12, pitches=(35, 50, 65),
     written = 0
     with tempfile.TemporaryDirectory(prefix="fwtool-synth-") as tmp:
         def one(t: Take) -> None:
-            pcm = _speak(t, Path(tmp))
+            pcm = speak(t, Path(tmp))
             name = t.name() if t.folder != "_unknown_" else f"{t.speaker}_nohash_{t.word}.wav"
             atomic_write(out / t.folder / name, record.wav_bytes(pcm))
 
