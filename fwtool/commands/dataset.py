@@ -18,7 +18,13 @@ def _ints(text: str, what: str) -> tuple[int, ...]:
 
 @click.group()
 def dataset():
-    """Make training data sets."""
+    """Make training data sets for 'fwtool train'.
+
+    \b
+    Examples:
+      fwtool dataset synth --words yes,no --out data/
+      fwtool train data/ --app kws --board pico
+    """
 
 
 @dataset.command("synth")
