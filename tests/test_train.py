@@ -193,6 +193,44 @@ def test_feature_cache(tmp_path):
     assert len(list((tmp_path / "cache").rglob("*.npy"))) == 1
 
 
+# ------------------------------------------------------------------------------------- report arithmetic
+
+def test_auc_and_streaming_scoring():
+    from fwtool.audio import params
+    from fwtool.train import evaluate, streaming
+
+    y = np.array([True, True, False, False])
+    assert evaluate.auc(np.array([0.9, 0.8, 0.1, 0.2]), y) == 1.0
+    assert evaluate.auc(np.array([0.1, 0.2, 0.9, 0.8]), y) == 0.0
+    assert evaluate.auc(np.array([0.5, 0.5, 0.5, 0.5]), y) == 0.5
+    assert evaluate.auc(np.array([0.5, 0.5]), np.array([True, True])) is None
+    fe = params.kws()
+    assert streaming.inference_time(1, fe) == 1.0 and abs(streaming.inference_time(11, fe) - 2.0) < 1e-9
+    events = [{"label": "yes", "start": 2.0, "end": 3.0}, {"label": "unknown", "start": 6.0, "end": 7.0}]
+    at = {t: round((t - 1.0) * 10) + 1 for t in (1.5, 2.6, 2.9, 6.5, 9.0)}  # inference numbers at these times
+    dets = [{"n": at[2.6], "label": "yes"}, {"n": at[2.9], "label": "yes"},  # one accept (a repeat is not an FA)
+            {"n": at[6.5], "label": "yes"}, {"n": at[9.0], "label": "no"}, {"n": at[1.5], "label": "yes"}]
+    assert streaming.score_detections(dets, events, {"yes", "no"}, fe) == (1, 1, 3)
+    stream, ev = streaming.make_stream([("yes", tone(500)), ("no", tone(900))], [], 30, 0)
+    assert stream.dtype == np.int16 and len(stream) == 30 * RATE and 5 <= len(ev) <= 10
+    assert all(e["end"] - e["start"] == 1.0 and e["end"] < 30 for e in ev)
+
+
+def test_plots_render_or_skip(monkeypatch):
+    from fwtool.train import plots
+
+    report = {"test": {"int8_accuracy": 90.0, "per_class": {"a": {"roc_auc": 0.9}, "b": {"roc_auc": 0.8}},
+                       "confusion": {"labels": ["a", "b"], "matrix": [[5, 1], [0, 4]]}},
+              "training": {"history": {"accuracy": [0.5, 0.9], "val_accuracy": [0.4, 0.8]}}}
+    rocs = {"a": ([0, 0.5, 1], [0, 0.9, 1]), "b": ([0, 1], [0, 1])}
+    if plots.available():
+        out = plots.render(report, rocs)
+        assert set(out) == {"confusion.png", "roc.png", "training.png"}
+        assert all(v.startswith(b"\x89PNG") for v in out.values())
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
+    assert not plots.available() and plots.render(report, rocs) == {}
+
+
 # ------------------------------------------------------------------------------------------------ models (TF)
 
 @pytest.fixture(scope="module")
