@@ -53,7 +53,7 @@ def test_other_link_failures_are_not_mistaken_for_overflow():
 
 def test_rp2040_compile_maps_a_linker_overflow_to_exit_5(tmp_path, monkeypatch):
     from fwtool.firmware.families import CompileRequest
-    from fwtool.firmware.families import rp2040
+    from fwtool.firmware.families import cmake
     fam = get_family("rp2040")
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "CMakeCache.txt").write_text("")
@@ -64,7 +64,7 @@ def test_rp2040_compile_maps_a_linker_overflow_to_exit_5(tmp_path, monkeypatch):
     (tmp_path / "b" / ".fwtool-configure").write_text(key)
     out = ["[100%] Linking CXX executable firmware.elf",
            "ld: region `FLASH' overflowed by 4242 bytes", "collect2: error: ld returned 1 exit status"]
-    monkeypatch.setattr(rp2040.runner, "stream", lambda *a, **k: (1, out))
+    monkeypatch.setattr(cmake.runner, "stream", lambda *a, **k: (1, out))
     with pytest.raises(DoesNotFit) as e:
         fam.compile(req)
     assert "4,242 bytes" in e.value.cause and e.value.code == 5
@@ -158,8 +158,10 @@ def test_exit_code_is_documented():
     from fwtool import cli
     assert Exit.FIRMWARE_ERROR == 10
     assert "10 firmware error" in cli.EPILOG
-    readme = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text()
-    assert "| 10 |" in readme
+    from fwtool.core.errors import MEANING
+    assert MEANING[Exit.FIRMWARE_ERROR][0] == "firmware error"  # docs/exit-codes.md is generated from MEANING
+    page = (pathlib.Path(__file__).resolve().parent.parent / "docs" / "exit-codes.md").read_text()
+    assert "<!-- fwtool:exit-codes -->" in page
 
 
 def test_emulator_failure_maps_firmware_error():
@@ -207,7 +209,6 @@ def test_emulate_stops_at_fwt_error_with_exit_10(tmp_path, emulator_ready):
 
 
 def test_qemu_failure_maps_firmware_error():
-    from fwtool.emulator import qemu
-    r = qemu.QemuResult(ok=False, reason="error", detail=f"FWT:ERROR {CAUSE}")
-    e = qemu.failure(r, 30)
+    from fwtool.emulator import qemu, result
+    e = result.failure("firmware-error", CAUSE, qemu.TITLE, qemu.hint("fw.elf"))  # qemu.run strips the FWT:ERROR
     assert e.code == Exit.FIRMWARE_ERROR and e.cause.endswith(CAUSE) and "FWT:ERROR" not in e.cause

@@ -3,7 +3,7 @@
 A KitProg3 is one composite USB device: a CMSIS-DAP interface (what pyOCD/OpenOCD drive; its USB serial number is
 the probe UID they select with ``-u`` / ``adapter serial``) and a CDC-ACM USB-UART bridge with the same VID:PID and
 serial number (the kit's debug UART). Discovery merges both into one Device in mode ``"probe"``
-(shared/notes/psoc6-modustoolbox.md §3.3). The ids come from the board files (``[usb] probe`` and
+(docs/notes/psoc6-flashing.md §3.3). The ids come from the board files (``[usb] probe`` and
 ``[usb] wrong_mode``), never from this module; the names below only label what was found.
 """
 from __future__ import annotations
@@ -42,8 +42,7 @@ def parse_id(text: str) -> tuple[int, int]:
 
 def board_ids(board, key: str = "probe") -> tuple[tuple[int, int], ...]:
     """A board file's ``[usb] <key>`` list ("probe" or "wrong_mode") as (vid, pid) pairs."""
-    raw = getattr(board, "raw", None) or {}
-    return tuple(parse_id(i) for i in raw.get("usb", {}).get(key, []))
+    return tuple(parse_id(i) for i in {"probe": board.usb.probe, "wrong_mode": board.usb.wrong_mode}[key])
 
 
 def probe_ids(boards: Iterable) -> set[tuple[int, int]]:

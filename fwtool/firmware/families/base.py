@@ -19,13 +19,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from fwtool.core.boards import Board
 from fwtool.core.errors import DoesNotFit
 from fwtool.core.toolchain import Tool, ToolStatus, status
 
-BuildPlan = Any  # fwtool.firmware.plan.BuildPlan (not imported: the plan module imports the family registry)
+if TYPE_CHECKING:  # for annotations only: the plan module imports the family registry
+    from fwtool.firmware.plan import BuildPlan
 
 
 # GNU ld's overflow lines (RP2040: region `FLASH'/`RAM'; PSoC 6 BSP scripts: `flash'/`ram'), e.g.
@@ -109,6 +110,12 @@ class Family:
     # The family's images run on a virtual board that prints the banner (rp2040js): the build then reads the
     # arena the firmware really uses there (model/arena.py target figures) instead of keeping the host margin.
     arena_on_virtual_board: bool = False
+    # The fwtool.targets registry name of the virtual target its images run on (None: none; data, not a type test).
+    virtual_target: str | None = None
+
+    def virtual_image(self, image: Path) -> Path:
+        """The file the virtual target runs for a build whose flashable image is ``image`` (default: the same)."""
+        return Path(image)
 
     def tool_status(self) -> list[ToolStatus]:
         return [status(t) for t in self.tools]
