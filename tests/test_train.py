@@ -6,7 +6,6 @@ from voices it never heard.
 Nothing here is committed data: clips are numpy tones/noise or generated speech, in tmp_path.
 """
 import json
-import os
 import shutil
 import subprocess
 import sys
