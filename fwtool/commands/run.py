@@ -9,6 +9,7 @@ from fwtool import devices, emulator, flash
 from fwtool.firmware.families import get_family
 from fwtool.core.boards import get_board
 from fwtool.emulator import qemu, virtual_flash
+from fwtool.emulator.psoc6 import target as psoc6_target
 from fwtool.audio.wav import read_wav
 from fwtool.flash import runners
 from fwtool.monitor import session
@@ -80,7 +81,10 @@ def run(emulator, direct_load, serial_number, method, no_verify, count, timeout,
                expect=tuple(expect), expect_label=expect_label, min_score=min_score)
     if emulator and audio is not None:
         code = emulate_audio(result.artifacts.image, report, Path(audio), as_json)
-    elif emulator and getattr(get_family(get_board(kw["board"]).family), "virtual_target", None):
+    elif emulator and getattr(get_family(get_board(kw["board"]).family), "virtual_target", None) == psoc6_target.NAME:
+        code = psoc6_target.emulate(result.artifacts.image, get_board(kw["board"]), count, timeout, as_json,
+                                    click.echo, ui.info, ui.emit_json_line)  # the kit's real firmware.hex
+    elif emulator and getattr(get_family(get_board(kw["board"]).family), "virtual_target", None) == "qemu-mps2-an386":
         code = qemu.emulate(get_family(get_board(kw["board"]).family).virtual_image(result.artifacts.image), count,
                             timeout, click.echo, ui.info)  # the family's virtual Cortex-M4 (QEMU)
     elif emulator:

@@ -61,8 +61,9 @@ def run_target(opts: ProfileOptions, image: Path, on_line: Callable[[str], None]
     board = get_board(opts.board)
     if opts.target == "emulator":
         family = get_family(board.family)
-        if getattr(family, "virtual_target", None) == QEMU_TARGET:
-            lines, info = target.run_on_virtual_m4(family.virtual_image(image), opts.timeout, on_line)
+        qemu_image = getattr(family, "qemu_image", None)  # psoc6: profile stays on the QEMU Cortex-M4 link
+        if getattr(family, "virtual_target", None) == QEMU_TARGET or qemu_image is not None:
+            lines, info = target.run_on_virtual_m4((qemu_image or family.virtual_image)(image), opts.timeout, on_line)
             return lines, {**info, "clock_hz": INSTRUCTION_HZ, "cycle": "instruction"}
         lines, info = target.run_on_emulator(image, opts.timeout, on_line)
         return lines, {**info, "name": "the virtual board (rp2040js)", "clock_hz": CLOCK_MHZ * 1e6, "cycle": "cycle",

@@ -27,10 +27,13 @@ from fwtool.firmware import fit
 from fwtool.firmware import flow as build_flow
 from fwtool.firmware.families import get_family
 from fwtool.firmware.result import BuildResult
+from fwtool.core import protocol
 from fwtool.core.boards import get_board
 from fwtool.core.errors import BadInput, DoesNotFit, Exit, FwtoolError
 from fwtool.emulator import TIMING_NOTE, latency_stats
 from fwtool.model.tflite import Model, load_model
+from fwtool.targets import registry
+from fwtool.targets.base import TargetConfig
 from fwtool.validate import compare, reference, target, vectors as vectors_mod
 
 INT_TYPES = ("INT8", "UINT8", "INT16", "INT32")
@@ -133,6 +136,11 @@ def run_target(opts: ValidateOptions, image: Path | None, on_line: Callable[[str
         family = get_family(get_board(opts.board).family)
         if getattr(family, "virtual_target", None) == "qemu-mps2-an386":  # the family's virtual Cortex-M4
             return target.run_on_virtual_m4(family.virtual_image(image), opts.timeout, on_line)
+        if getattr(family, "virtual_target", None) == "psoc6-unicorn":  # the virtual PSoC 6: the real image
+            t = registry.by_name("psoc6-unicorn")(TargetConfig(board=opts.board))
+            lines, details = t.run(family.virtual_image(image), until=protocol.PREFIX_DONE, count=1,
+                                   timeout=opts.timeout, on_line=on_line)
+            return lines, details
         return target.run_on_emulator(image, opts.timeout, on_line)
     if opts.board_runner is not None:
         return opts.board_runner(image, on_line, on_step)

@@ -19,7 +19,8 @@ from fwtool.core.errors import FwtoolError
 _INCLUDE = re.compile(r'#include\s+"ip/(cyip_\w+\.h)"')
 _ALIAS = re.compile(r"typedef\s+(\w+_Type)\s+(\w+_Type)\s*;")
 _DEFINE = re.compile(r"#define\s+(\w+)\s+\(?(0x[0-9A-Fa-f]+|\d+)(?:[uU][lL]?)?\)?\s*(?:/[*/].*)?$", re.M)
-_ENUM = re.compile(r"^\s*(P\d+_\d+_\w+)\s*=\s*(\d+),", re.M)  # gpio_psoc6_*.h: P5_1_SCB5_UART_TX = 18
+# gpio_psoc6_*.h: P5_1_SCB5_UART_TX = 18; psoc6_0N_config.h: PCLK_SCB5_CLOCK = 0x0005u
+_ENUM = re.compile(r"^\s*((?:P\d+_\d+|PCLK)_\w+)\s*=\s*(0x[0-9A-Fa-f]+|\d+)u?\s*,", re.M)
 _GPIO_HEADER = re.compile(r'#include\s+"(gpio_psoc6_\w+\.h)"')
 _STRUCT_END = re.compile(r"}\s*(\w+_Type)\s*;\s*/\*!<\s*Size\s*=\s*(\d+)")
 _MEMBER = re.compile(r"^\s*(?:__IM|__OM|__IOM|__I|__O)?\s*(\w+)\s+(\w+)(?:\[(\d+)\])?\s*;\s*(?:/\*!<\s*0x([0-9A-Fa-f]+))?")
@@ -132,6 +133,7 @@ def _load(pdl: str, device: str, series: str) -> Device:
         defines.update((k, int(v, 0)) for k, v in _DEFINE.findall(text))
     for name in _GPIO_HEADER.findall(dev_text):  # the package's pin functions (HSIOM values)
         if (inc / name).is_file():
-            defines.update((k, int(v)) for k, v in _ENUM.findall((inc / name).read_text(errors="replace")))
+            defines.update((k, int(v, 0)) for k, v in _ENUM.findall((inc / name).read_text(errors="replace")))
+    defines.update((k, int(v, 0)) for k, v in _ENUM.findall(cfg))
     aliases = {alias: real for real, alias in _ALIAS.findall(cfg)}
     return Device(device, series, defines, structs, aliases)

@@ -3,8 +3,10 @@ Cortex-M4 DSP kernels, hard-float) on the public PDL, the kit's BSP startup/syst
 prebuilt CM0+ image; output Intel HEX. No ModusToolbox tools package needed; with ModusToolbox installed, the
 generated ModusToolbox application (Makefile + deps/*.mtb, see psoc6_sources.py) is built with MTB's own make.
 
-The same TFLM library objects are also linked for QEMU's Cortex-M4 machine (mps2-an386): the family's virtual
-target (``virtual_target``), run by fwtool/emulator/qemu.py for ``fwtool validate`` / ``fwtool run --emulator``.
+The family's virtual target is the virtual PSoC 6 (fwtool/emulator/psoc6/, Unicorn): it runs the kit's real
+``firmware.hex`` for ``fwtool run --emulator`` and ``fwtool validate``. The same TFLM objects are also linked for
+QEMU's Cortex-M4 machine (mps2-an386, ``qemu_image``), which ``fwtool profile`` keeps using (see
+docs/psoc6-virtual.md: QEMU's -icount runs long per-layer sessions at native speed).
 """
 from __future__ import annotations
 
@@ -37,7 +39,8 @@ class PSoC6Family(Family):
     name = "psoc6"
     template_dir = "psoc6"
     arena_on_virtual_board = False  # the QEMU machine is another board: keep the host measurement + margin
-    virtual_target = "qemu-mps2-an386"  # fwtool/emulator/targets.py: QEMU Cortex-M4F machine (no PSoC 6 emulator)
+    virtual_target = "psoc6-unicorn"  # fwtool/emulator/psoc6/: the kit's real firmware.hex, both cores
+    qemu_target = "qemu-mps2-an386"  # the profile app's virtual Cortex-M4 (QEMU), on qemu_image()
     tools = [
         *ARM_BUILD_TOOLS,
         Tool("ninja", "ninja-build", "build"),
@@ -112,6 +115,10 @@ class PSoC6Family(Family):
     progress = staticmethod(cmake.progress)
 
     def virtual_image(self, image: Path) -> Path:
+        """The virtual PSoC 6 runs the flashable image itself (firmware.hex)."""
+        return Path(image)
+
+    def qemu_image(self, image: Path) -> Path:
         """The virtual-M4 ELF next to a build's ``image`` (firmware.hex): the same objects linked for mps2-an386,
         left in the build tree (``<out>/cmake``, fwtool/firmware/flow.py)."""
         elf = Path(image).parent / "cmake" / VIRTUAL_ELF
