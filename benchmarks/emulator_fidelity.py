@@ -2,7 +2,7 @@
 
     python3 benchmarks/emulator_fidelity.py [--out DIR] [--json]
 
-Not a test: prints the table (Markdown, for the README) measured in this one run. Needs the pinned pico-tflmicro
+Not a test: prints the table (Markdown, for docs/profile.md) measured in this one run. Needs the pinned pico-tflmicro
 tree (fwtool vendor sync), the ARM toolchain and the virtual board (Node + rp2040js), like `fwtool profile`.
 
 The real figures are pico-tflmicro's own: ``benchmark_results.txt`` in the pinned tree (person_detection_benchmark

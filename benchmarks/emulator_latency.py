@@ -19,8 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fwtool.firmware import flow as build
-from fwtool import emulator
+from fwtool.firmware import flow as build  # noqa: E402 - after the sys.path line above
+from fwtool import emulator  # noqa: E402
 from fwtool.core import protocol, vendor  # noqa: E402
 from fwtool.core.errors import FwtoolError  # noqa: E402
 
@@ -30,7 +30,7 @@ BUDGET_MS = 32.0  # 512 new samples at 16 kHz
 
 def run(image: Path, n: int, extra: list[str] | None = None) -> tuple[list[int], emulator.RunResult, dict]:
     events: list[dict] = []
-    board = emulator.VirtualBoard(image, serial="stdout", start="now", max_wall_s=600, until=protocol.PREFIX_INFER,
+    board = emulator.Rp2040jsProcess(image, serial="stdout", start="now", max_wall_s=600, until=protocol.PREFIX_INFER,
                                   count=n, extra_args=extra, on_event=events.append)
     try:
         board.start()

@@ -3,15 +3,17 @@ from __future__ import annotations
 
 import os
 import sys
+import textwrap
 import traceback
 
 import click
 
 from fwtool import __version__
-from fwtool.core import ui
+from fwtool.core import ui, vendor
 from fwtool.commands import boards as boards_cmd
 from fwtool.commands import build as build_cmd
 from fwtool.commands import doctor as doctor_cmd
+from fwtool.commands import examples as examples_cmd
 from fwtool.commands import flash as flash_cmd
 from fwtool.commands import vendor as vendor_cmd
 from fwtool.commands import inspect as inspect_cmd
@@ -24,29 +26,33 @@ from fwtool.commands import features as features_cmd
 from fwtool.commands import record as record_cmd
 from fwtool.commands import validate as validate_cmd
 from fwtool.commands import profile as profile_cmd
-from fwtool.core.errors import Exit, FwtoolError
+from fwtool.core.errors import Exit, FwtoolError, exit_code_summary
 from fwtool.core.escape import terminal
 
 EPILOG = """\b
 Examples:
-  fwtool build --board pico --model model.tflite   # C++ project -> firmware.uf2, fit-checked
+  fwtool examples                                  # example models fwtool fetches itself
+  fwtool build --board pico --model example:fire_alarm   # C++ project -> firmware.uf2, fit-checked
   fwtool flash                                     # last build -> the attached board, verified
   fwtool monitor                                   # find the board's port, show inference live
   fwtool doctor                                    # what is installed, what is missing
 \b
-Exit codes: 0 ok, 1 failed, 2 usage, 3 bad input, 4 missing tool/SDK, 5 does not fit,
-6 no device, 7 timeout, 8 expectation not met, 9 device lost, 10 firmware error (FWT:ERROR),
-130 interrupted.
-"""
+A pinned SDK tree a command needs is fetched on first use; --offline turns that off.
+\b
+Exit codes: """ + "\n".join(textwrap.wrap(exit_code_summary(), 100)) + "\n"
 
 
 @click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, prog_name="fwtool")
-def cli():
+@click.option("--offline", is_flag=True,
+              help="Never fetch a missing pinned SDK tree on first use (also FWTOOL_OFFLINE=1, or offline = true "
+                   "in the config file); the error then names the command that fetches it.")
+def cli(offline):
     """Turn a trained TensorFlow Lite model into running, verified microcontroller firmware."""
+    vendor.set_offline(offline)
 
 
-for _cmd in (build_cmd.build, boards_cmd.boards, doctor_cmd.doctor, vendor_cmd.vendor, quantize_cmd.quantize,
+for _cmd in (build_cmd.build, boards_cmd.boards, examples_cmd.examples, doctor_cmd.doctor, vendor_cmd.vendor, quantize_cmd.quantize,
              inspect_cmd.inspect_cmd,
              flash_cmd.flash, flash_cmd.devices, monitor_cmd.monitor, emulate_cmd.emulate, validate_cmd.validate,
              run_cmd.run, features_cmd.features_cmd, record_cmd.record, profile_cmd.profile, lab_cmd.lab):

@@ -1,6 +1,6 @@
 """Protocol-level doubles for RP2040 boards on USB (tests only; product code never imports this).
 
-* ``FakePicoboot``: the RP2040 bootrom's PICOBOOT interface (shared/notes/rp2040-flashing.md §2.2-2.5) over an
+* ``FakePicoboot``: the RP2040 bootrom's PICOBOOT interface (docs/notes/rp2040-flashing.md §2.2-2.5) over an
   in-memory 2 MiB NOR flash + SRAM, with the quirks: bad magic/size -> both endpoints halted; bad data-phase
   READ address -> data endpoint halted, no ACK, status set (a bad WRITE address: the whole data phase is
   taken first, then EP 0x03 halts and no ACK comes, as the real B1 bootrom does); a misaligned FLASH_ERASE is ACKed and reports OK; WRITE only
@@ -24,7 +24,7 @@ from types import SimpleNamespace
 import usb.core
 
 from fwtool.devices import usb as usbdevices
-from fwtool.devices.errors import NoUsbBackend, UsbAccessDenied
+from fwtool.core.errors import NoUsbBackend, UsbAccessDenied
 
 FLASH_BASE = 0x10000000
 SRAM_BASE, SRAM_END = 0x20000000, 0x20042000

@@ -196,7 +196,7 @@ def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
 # ------------------------------------------------------------------------- coverage corpus (issue 13, part 2)
 # Small Keras models, one per group of op families users meet; each is converted to int8 and (where the TFLite
 # converter supports it) 16x8, built for pico and validated on the virtual board by tests/test_coverage_corpus.py,
-# which also writes the README's coverage table. Generated .tflite files are cached under the per-user cache,
+# which also writes docs/model-coverage.md's coverage table. Generated .tflite files are cached under the per-user cache,
 # keyed by the TensorFlow version and the source of the generator functions below.
 
 SCHEMES = ("int8", "16x8")

@@ -18,14 +18,16 @@ from fwtool.core.lines import Line
 from fwtool.monitor.stats import Stats, classify
 from fwtool.monitor.view import audio_rows, render_panel, PanelState
 
+from fwtool.core.errors import MissingTool
 from modelgen import FIRE_ALARM, tiny_fc_model
 
 
 def trees_reason():
     for name in ("pico-sdk", "tinyusb", "pico-tflmicro", "cmsis-dsp", "microphone-library-for-pico"):
-        dep = vendor.manifest()[name]
-        if vendor.locate(dep).path is None:
-            return f"vendor tree {name} not available (fwtool vendor sync {name})"
+        try:
+            vendor.require(vendor.manifest()[name])  # fetched on first use unless offline
+        except MissingTool as e:
+            return f"vendor tree {name} not available: {e.cause}"
     if not FIRE_ALARM.is_file():
         return "shared model fire_alarm.tflite not found"
     return None

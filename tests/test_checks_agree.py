@@ -158,8 +158,10 @@ def test_exit_code_is_documented():
     from fwtool import cli
     assert Exit.FIRMWARE_ERROR == 10
     assert "10 firmware error" in cli.EPILOG
-    readme = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text()
-    assert "| 10 |" in readme
+    from fwtool.core.errors import MEANING
+    assert MEANING[Exit.FIRMWARE_ERROR][0] == "firmware error"  # docs/exit-codes.md is generated from MEANING
+    page = (pathlib.Path(__file__).resolve().parent.parent / "docs" / "exit-codes.md").read_text()
+    assert "<!-- fwtool:exit-codes -->" in page
 
 
 def test_emulator_failure_maps_firmware_error():

@@ -7,8 +7,8 @@ cached under the per-user cache (<fwtool cache>/test-corpus/<TF version>-<genera
 ccache, so a warm run is mostly builds. Skipped (with the reason) without TensorFlow, the ARM toolchain/pinned
 trees, or the virtual board. Deselect with ``-m "not slow"``.
 
-The README's "Model coverage" table is generated from the same rows:
-``python tests/test_coverage_corpus.py --readme`` (rewrites the table between the markers in README.md).
+The "Model coverage" table (docs/model-coverage.md) is generated from the same rows:
+``python tests/test_coverage_corpus.py --readme`` (rewrites the table between the markers in that page).
 """
 from __future__ import annotations
 
@@ -150,8 +150,8 @@ def main(argv: list[str]) -> int:
         rows.append(row)
     print(f"corpus: {len(rows)} rows in {time.monotonic() - t_all:.0f} s", flush=True)
     if "--readme" in argv:
-        write_readme(rows, Path(__file__).resolve().parents[1] / "README.md")
-        print("README.md coverage table updated")
+        write_readme(rows, Path(__file__).resolve().parents[1] / "docs" / "model-coverage.md")
+        print("docs/model-coverage.md coverage table updated")
     else:
         print(table(rows))
     return 0

@@ -166,6 +166,7 @@ def test_a_user_preprocessor_is_used_as_given(models, tmp_path):
 
 def test_a_missing_tflite_micro_tree_names_the_sync_command(monkeypatch):
     monkeypatch.setattr(pre_mod.vendor, "locate", lambda dep: vendor.Located(dep, None, "missing"))
+    monkeypatch.setenv("FWTOOL_OFFLINE", "1")  # else the tree is fetched on first use
     with pytest.raises(MissingTool) as e:
         pre_mod.plan_preprocessor(get_app("kws"), None)
     assert "audio_preprocessor_int8.tflite" in e.value.cause and "\n" not in e.value.cause

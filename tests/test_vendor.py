@@ -46,13 +46,14 @@ def dep(url, rev, exclude=("big",)):
     return vendor.Dep("demo", str(url), rev, "1.0", "FWTOOL_DEMO_PATH", ("rp2040",), "build", tuple(exclude))
 
 
-def test_sync_fetches_exactly_the_pinned_commit(upstream, env):
+def test_sync_fetches_exactly_the_pinned_commit(upstream, env, monkeypatch):
     repo, first = upstream
     d = dep(repo, first)
     assert vendor.locate(d).source == "missing"
+    monkeypatch.setenv("FWTOOL_OFFLINE", "1")  # offline: no first-use fetch, the error names the exact command
     with pytest.raises(MissingTool, match="not in the cache") as e:
         vendor.require(d)
-    assert "fwtool vendor sync" in e.value.fix and "FWTOOL_DEMO_PATH" in e.value.fix
+    assert "fwtool vendor sync demo" in e.value.fix and "FWTOOL_DEMO_PATH" in e.value.fix
     path = vendor.sync(d)
     assert (path / "keep.txt").read_text() == "v1\n"  # the pinned commit, not the branch tip
     assert not (path / "big").exists()  # excluded paths are not checked out

@@ -37,8 +37,11 @@ def _vendor_dir() -> Path | None:
     dep = vendor.manifest().get(VENDOR_NAME)
     if dep is None:
         return None
-    loc = vendor.locate(dep)
-    return loc.path / EXAMPLE_PATH / "models" if loc.path else None
+    try:
+        root = vendor.require(dep)  # fetched on first use unless offline
+    except MissingTool:
+        return None
+    return root / EXAMPLE_PATH / "models"
 
 
 def find_model(name: str = PREPROCESSOR, model_dir: str | os.PathLike | None = None) -> Path:
@@ -61,7 +64,8 @@ def find_model(name: str = PREPROCESSOR, model_dir: str | os.PathLike | None = N
             if cand.is_file():
                 return cand
     where = f"{bases[0]} (from {origin})" if bases else "the tflite-micro vendor tree is not synced"
-    raise MissingTool(f"the kws front end needs TFLM's {name}; not found: {where}",
+    error = vendor.TreeUnavailable if not bases else MissingTool  # no tree (offline or its fetch failed)
+    raise error(f"the kws front end needs TFLM's {name}; not found: {where}",
                       f"run 'fwtool vendor sync tflite-micro' (or point {ENV_DIR} at a folder holding "
                       f"{EXAMPLE_PATH}/models/{name})")
 

@@ -7,6 +7,7 @@ from fwtool.firmware.flow import BuildOptions, run
 from fwtool.firmware.result import BuildResult
 from fwtool.emulator.arena_probe import banner_arena_used
 from fwtool.core.escape import terminal
+from fwtool.commands.model_arg import HELP as MODEL_HELP, MODEL
 
 
 def print_report(r: dict) -> None:
@@ -39,8 +40,8 @@ def print_report(r: dict) -> None:
 
 BUILD_OPTIONS = [  # shared with 'fwtool run'
     click.option("--board", "-b", required=True, help="Board name (see 'fwtool boards')."),
-    click.option("--model", "-m", required=True, type=click.Path(path_type=Path),
-                 help="int8 .tflite model, or a .keras/.h5/SavedModel model with --representative."),
+    click.option("--model", "-m", required=True, type=MODEL,
+                 help="int8 model: " + MODEL_HELP + "; or a .keras/.h5/SavedModel model with --representative."),
     click.option("--representative", "-r", type=click.Path(path_type=Path),
                  help="Inputs (.npy/.npz or folder) to quantize a Keras --model to int8 first (cached by content)."),
     click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Output folder [build/<board>]."),

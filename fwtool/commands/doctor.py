@@ -37,7 +37,8 @@ def doctor(as_json):
     for dep in vendor.manifest().values():
         trees.append(vendor.locate(dep))
     missing_build = [t for t in tools if not t.ok and t.tool.required_for == "build"]
-    missing_trees = [t for t in trees if t.path is None and t.dep.needed == "build"]
+    # A missing tree is fetched on first use; only offline does it stop a build.
+    missing_trees = [t for t in trees if t.path is None and t.dep.needed == "build" and vendor.offline()]
     ok = not missing_build and not missing_trees
     if as_json:
         ui.emit_json({"ok": ok, "tools": [t.to_dict() for t in tools], "vendor": [t.to_dict() for t in trees],
@@ -52,8 +53,10 @@ def doctor(as_json):
         for loc in trees:
             d = loc.dep
             if loc.path is None:
-                detail = f"fix: fwtool vendor sync {d.name}   (or set {d.env})"
-                mark = "MISSING"
+                if vendor.offline():
+                    detail, mark = f"fix: fwtool vendor sync {d.name}   (or set {d.env})", "MISSING"
+                else:
+                    detail, mark = f"fetched on first use (now: fwtool vendor sync {d.name})", "LATER"
             else:
                 mark = "ok " if loc.pinned else "OTHER"
                 rev = (loc.rev or "not a git checkout")[:12]

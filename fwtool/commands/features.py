@@ -12,6 +12,7 @@ from fwtool.audio import APPS, features, kws, models, wav
 from fwtool.core import ui
 from fwtool.core.errors import BadInput
 from fwtool.core.files import atomic_write
+from fwtool.commands.model_arg import MODEL
 
 PROGRESS_FROM = 8  # clips: show a progress bar from this many on
 
@@ -66,7 +67,7 @@ def extract(app: str, wav_paths: list[Path], model: Path | None, all_windows: bo
 @click.command("features")
 @click.argument("wavs", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="WAV...")
 @click.option("--app", "-a", required=True, type=click.Choice(APPS), help="Whose front end to run.")
-@click.option("--model", "-m", type=click.Path(path_type=Path),
+@click.option("--model", "-m", type=MODEL,
               help="The model the features feed: parameters derived from (and checked against) its input.")
 @click.option("--output", "-o", required=True, type=click.Path(path_type=Path), help="Output .npy file.")
 @click.option("--all-windows", is_flag=True,

@@ -6,6 +6,7 @@ import click
 from rich.console import Console
 from rich.markup import escape as markup_escape
 from rich.table import Table
+from rich.text import Text
 
 from fwtool.core import ui
 from fwtool.core.errors import BadInput
@@ -13,13 +14,14 @@ from fwtool.core.escape import terminal
 from fwtool.firmware.verdict import inspect_model, verdict_error
 from fwtool.model.tflite import load_model
 from fwtool.model.quantize import is_source_model, model_stem, quantize_command, tflite_for_build
+from fwtool.commands.model_arg import MODEL
 
 
 def _console() -> Console:
     """Rich on a terminal; a wide plain table when piped (rich would otherwise wrap at 80 columns)."""
     if ui.out.is_terminal or os.environ.get("COLUMNS"):
         return ui.out
-    return Console(highlight=False, width=160, color_system=None)
+    return Console(highlight=False, width=160, color_system=None, markup=False)
 
 
 def _shape(shape) -> str:
@@ -31,12 +33,12 @@ def _tensor(t: dict) -> str:
     return f"{t['dtype']} {_shape(t['shape'])}{q}  '{terminal(t['name'])}'"
 
 
-def _impl_cell(text: str) -> str:
+def _impl_cell(text: str) -> Text:
     if text.startswith("CMSIS-NN"):
-        return f"[green]{text}[/green]"
+        return Text(text, style="green")
     if text.startswith("no TFLM"):
-        return f"[red]{text}[/red]"
-    return text
+        return Text(text, style="red")
+    return Text(text)
 
 
 def print_report(r: dict) -> None:
@@ -100,21 +102,21 @@ def print_report(r: dict) -> None:
         else:
             cells = ["-", "-", "-", "-"]
         if b["runs"]:
-            verdict = "[green]fits[/green]"
+            verdict = Text("fits", style="green")
         else:
             reasons = list(b["problems"])
             if not b["app"]["ok"]:
                 reasons.append(b["app"]["error"])
             if not r["tflm"]["ok"]:
                 reasons.append("model refused (see TFLM)")
-            verdict = "[red]no[/red]: " + markup_escape(terminal("; ".join(reasons))) if reasons else "[red]no[/red]"
+            verdict = Text.assemble(("no", "red"), ": " + terminal("; ".join(reasons)) if reasons else "")
         boards.add_row(b["board"], *cells, verdict)
     con.print()
     con.print(boards)
 
 
 @click.command("inspect")
-@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("model", type=MODEL)
 @click.option("--board", "-b", help="Check only this board; the exit code then says whether it runs there.")
 @click.option("--app", default="inference", show_default=True, help="Firmware app whose input contract to check.")
 @click.option("--representative", "-r", type=click.Path(path_type=Path),

@@ -6,6 +6,7 @@ from fwtool.commands.target_options import target_run_options
 from fwtool.core import ui
 from fwtool.core.escape import terminal
 from fwtool.profile import ProfileOptions, run
+from fwtool.commands.model_arg import HELP as MODEL_HELP, MODEL
 
 
 def _num(v, fmt: str = "{:,.0f}") -> str:
@@ -68,7 +69,7 @@ def print_compare(c: dict) -> None:
 
 
 @click.command()
-@click.option("--model", "-m", required=True, type=click.Path(path_type=Path), help="int8 / 16x8 .tflite model.")
+@click.option("--model", "-m", required=True, type=MODEL, help="int8 / 16x8 model: " + MODEL_HELP + ".")
 @click.option("--board", "-b", default="pico", show_default=True, help="Board to build for (see 'fwtool boards').")
 @click.option("--emulator/--device", "on_emulator", default=True,
               help="Run on the board family's virtual board (default) or on a real board (flashed first).")
@@ -88,7 +89,7 @@ def profile(model, board, on_emulator, port, serial_number, input_file, compare_
     op, kernel (CMSIS-NN or reference), time in µs (median), share of the whole invoke, cycles on the board's
     clock, MACs and MACs per cycle; then the whole-invoke time, the check that the layers add up to it (within
     1 % + 4 µs per layer) and the arena high-water mark. The virtual board is the default (rp2040js: its timer
-    counts emulated cycles at 125 MHz, an estimate: the README's fidelity table compares it with a real Pico); --device
+    counts emulated cycles at 125 MHz, an estimate: docs/profile.md's fidelity table compares it with a real Pico); --device
     flashes and profiles the attached board.
 
     Exit codes: 0 ok, 3 bad model/input, 4 missing tool, 5 does not fit, 6 no board, 7 the target did not

@@ -9,6 +9,7 @@ from fwtool.core.errors import Exit
 from fwtool.validate.audio import AudioValidateOptions, run_audio
 from fwtool.validate.flow import ValidateOptions, run
 from fwtool.commands import lab_options
+from fwtool.commands.model_arg import HELP as MODEL_HELP, MODEL
 
 
 def print_report(r: dict) -> None:
@@ -50,7 +51,7 @@ def print_report(r: dict) -> None:
 
 
 @click.command()
-@click.option("--model", "-m", required=True, type=click.Path(path_type=Path), help="int8 .tflite model.")
+@click.option("--model", "-m", required=True, type=MODEL, help="int8 .tflite model: " + MODEL_HELP + ".")
 @click.option("--board", "-b", default="pico", show_default=True, help="Board to build for (see 'fwtool boards').")
 @click.option("--inputs", "--input", "inputs", type=click.Path(path_type=Path), multiple=True,
               help=".npy input vectors, shape (N, <input shape>); float values are quantized. Default: random. "

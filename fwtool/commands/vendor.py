@@ -15,6 +15,10 @@ def vendor():
     [vendor.<name>] url = "..." makes sync clone from a mirror instead.
 
     \b
+    A command that needs a tree that is not here fetches it on first use (progress, commit verified);
+    'fwtool --offline', FWTOOL_OFFLINE=1 or offline = true in the config file turn that off.
+
+    \b
     Examples:
       fwtool vendor sync
       PICO_SDK_PATH=~/pico/pico-sdk fwtool vendor status
@@ -23,16 +27,16 @@ def vendor():
 
 @vendor.command("sync")
 @click.argument("names", nargs=-1)
-@click.option("--all", "all_", is_flag=True, help="Also the optional trees (audio front end, emulator bootrom).")
+@click.option("--all", "all_", is_flag=True, help="Also the optional trees (audio front end, emulator bootrom, example models).")
 @click.option("--force", is_flag=True, help="Fetch again even if the cache is complete.")
 def sync(names, all_, force):
     """Fetch the pinned commits into the cache (shallow; safe to interrupt and re-run).
 
     \b
     Example:
-      fwtool vendor sync                 # what 'fwtool build' needs
-      fwtool vendor sync --all
-      fwtool vendor sync pico-tflmicro
+      fwtool vendor sync                 # the trees every 'fwtool build' needs
+      fwtool vendor sync --all           # every tree (before going offline)
+      fwtool vendor sync pico-tflmicro   # one tree, by its name in 'fwtool vendor status'
     """
     deps = vendor_mod.manifest()
     unknown = [n for n in names if n not in deps]
@@ -47,17 +51,11 @@ def sync(names, all_, force):
             ui.info(f"{dep.name}: using {loc.path} ({loc.source}); not syncing")
             continue
         try:
-            with ui.err.status(f"{dep.name} {dep.version}: fetching {dep.rev[:12]}…") as st:
-                def on_line(line, st=st, dep=dep):
-                    line = line.strip().split("\r")[-1]
-                    if line:
-                        st.update(f"{dep.name} {dep.version}: {line[:90]}")
-                path = vendor_mod.sync(dep, on_line=on_line, force=force)
+            vendor_mod.sync_with_progress(dep, force=force)
         except FwtoolError as e:  # keep going: the other trees may still be fetchable
             ui.info(f"{dep.name} {dep.version}: FAILED: {e.cause}")
             failed.append(e)
             continue
-        ui.info(f"{dep.name} {dep.version}: {path} (commit {dep.rev[:12]} verified)")
     if failed:
         first = failed[0]
         raise FwtoolError(f"{len(failed)} of {len(chosen)} tree(s) could not be synced; first: {first.cause}",

@@ -1,4 +1,6 @@
-"""The per-user config file (TOML). Today it holds vendor overrides::
+"""The per-user config file (TOML): ``offline`` and vendor overrides::
+
+    offline = true                        # never fetch a missing pinned tree on first use (like fwtool --offline)
 
     [vendor.pico-sdk]
     path = "/home/me/pico/pico-sdk"       # use this checkout instead of the cache (like PICO_SDK_PATH)
@@ -29,7 +31,7 @@ BOARDS_KEYS = ("dirs",)
 
 def _bad(path: Path, what: str) -> MissingTool:
     return MissingTool(f"config file {terminal(path)}: {what}",
-                       "fix or delete that file, or point FWTOOL_CONFIG elsewhere (format: README 'SDK trees')")
+                       "fix or delete that file, or point FWTOOL_CONFIG elsewhere (format: docs/sdk-trees.md)")
 
 
 def _validate_boards(path: Path, d: dict) -> None:
@@ -45,6 +47,9 @@ def _validate_boards(path: Path, d: dict) -> None:
 
 
 def _validate(path: Path, d: dict) -> dict:
+    if "offline" in d and not isinstance(d["offline"], bool):
+        raise _bad(path, f"'offline' must be true or false, not {type(d['offline']).__name__} "
+                         f"{terminal(repr(d['offline']))[:60]}")
     _validate_boards(path, d)
     vendor = d.get("vendor", {})
     if not isinstance(vendor, dict):

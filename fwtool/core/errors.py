@@ -9,7 +9,8 @@ import enum
 
 
 class Exit(enum.IntEnum):
-    """Process exit codes. Documented in the README; never renumber, only add."""
+    """Process exit codes: the one definition (``fwtool --help`` and docs/exit-codes.md are generated from
+    ``MEANING`` below). Never renumber, only add."""
 
     OK = 0
     FAILED = 1  # a step failed (compiler error, verify mismatch, device fault)
@@ -23,6 +24,30 @@ class Exit(enum.IntEnum):
     LOST_DEVICE = 9  # the board disappeared and did not come back
     FIRMWARE_ERROR = 10  # the firmware printed FWT:ERROR <cause> and stopped (monitor, emulate, run)
     INTERRUPTED = 130  # Ctrl-C
+
+
+# code -> (short name for --help, what it means). tests/test_docs.py checks every Exit member has an entry.
+MEANING: dict[Exit, tuple[str, str]] = {
+    Exit.OK: ("ok", "the command did what was asked"),
+    Exit.FAILED: ("failed", "a step failed: compiler error, verify mismatch, device fault"),
+    Exit.USAGE: ("usage", "bad command line (click's own code)"),
+    Exit.BAD_INPUT: ("bad input", "corrupt or unsupported model, bad input file, unknown board"),
+    Exit.MISSING_TOOL: ("missing tool/SDK", "toolchain, SDK tree (offline, or its fetch failed), node, permissions: "
+                        "the environment lacks something"),
+    Exit.DOES_NOT_FIT: ("does not fit", "model + arena + reserve exceed the board's flash or RAM"),
+    Exit.NO_DEVICE: ("no device", "no board attached, board not found, or several boards and none chosen"),
+    Exit.TIMEOUT: ("timeout", "a wait ran out (monitor --timeout, BOOTSEL never appeared)"),
+    Exit.MISMATCH: ("expectation not met", "monitor --expect*, validate thresholds"),
+    Exit.LOST_DEVICE: ("device lost", "the board disappeared and did not come back"),
+    Exit.FIRMWARE_ERROR: ("firmware error", "the firmware printed FWT:ERROR <cause> and stopped (monitor, emulate, "
+                          "run)"),
+    Exit.INTERRUPTED: ("interrupted", "Ctrl-C"),
+}
+
+
+def exit_code_summary() -> str:
+    """One line per few codes, for ``fwtool --help``: '0 ok, 1 failed, ...'."""
+    return ", ".join(f"{int(code)} {MEANING[code][0]}" for code in Exit) + "."
 
 
 class FwtoolError(Exception):
@@ -59,3 +84,26 @@ class DoesNotFit(FwtoolError):
 
 class NoDevice(FwtoolError):
     code = Exit.NO_DEVICE
+
+
+# ---- talking to a board (discovery, reset, flashing, the monitor) ----------------------------------------------
+class FlashFailed(FwtoolError):
+    """A device fault, a verify mismatch, a protocol error: the flash is not known to be good."""
+
+    code = Exit.FAILED
+
+
+class DeviceLost(FwtoolError):
+    code = Exit.LOST_DEVICE
+
+
+class WaitTimeout(FwtoolError):
+    code = Exit.TIMEOUT
+
+
+class UsbAccessDenied(MissingTool):
+    """The OS refused to open the USB device (Linux: no udev rule / not in the group)."""
+
+
+class NoUsbBackend(MissingTool):
+    """pyusb is installed but found no libusb."""

@@ -1,13 +1,44 @@
-"""Output helpers shared by all commands: human text and progress on stderr, results (and --json) on stdout."""
+"""Output helpers shared by all commands: human text and progress on stderr, results (and --json) on stdout.
+
+Console text is text: both consoles are built with ``markup=False`` and status lines are wrapped in
+``rich.text.Text``, so a label, a path or a device name containing ``[`` ``]`` or ``[/x]`` is printed exactly as
+given (rich would otherwise drop ``[yes]`` as an unknown style and fail on ``[/x]``). Output that is styled on
+purpose passes ``markup=True`` (and escapes the user text it embeds with ``rich.markup.escape``) or builds
+``Text`` objects itself.
+"""
 from __future__ import annotations
 
 import json
 import sys
 
 from rich.console import Console
+from rich.status import Status
+from rich.text import Text
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
+
+def _text(value):
+    return Text(value) if isinstance(value, str) else value
+
+
+class _TextStatus(Status):
+    """rich's Status parses a str as markup (Spinner uses Text.from_markup); this one shows it as it is."""
+
+    def __init__(self, status, **kw):
+        super().__init__(_text(status), **kw)
+
+    def update(self, status=None, **kw):
+        super().update(_text(status) if status is not None else None, **kw)
+
+
+class _TextConsole(Console):
+    def status(self, status, *, spinner: str = "dots", spinner_style="status.spinner", speed: float = 1.0,
+               refresh_per_second: float = 12.5) -> Status:
+        return _TextStatus(status, console=self, spinner=spinner, spinner_style=spinner_style, speed=speed,
+                           refresh_per_second=refresh_per_second)
+
+
+err = _TextConsole(stderr=True, highlight=False, soft_wrap=True, markup=False)
+out = _TextConsole(highlight=False, soft_wrap=True, markup=False)
 
 state = {"json": False}
 
@@ -33,7 +64,7 @@ def emit_json_line(obj) -> None:
 
 def info(msg: str) -> None:
     """Progress/status text: stderr, so stdout stays clean for --json."""
-    err.print(msg)
+    err.print(msg, markup=False)
 
 
 def bar(used: int, total: int, width: int = 30) -> str:

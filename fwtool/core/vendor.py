@@ -2,6 +2,10 @@
 
 Lookup order for each entry: its environment variable (e.g. PICO_SDK_PATH), then ``path`` in the config file,
 then the cache (``<cache>/vendor/<name>-<rev12>``, complete only when its marker file names the pinned commit).
+
+Trees on first use: :func:`require` fetches a pinned tree that is not in the cache (with progress, commit verified,
+exactly as ``fwtool vendor sync`` does) unless fwtool is offline (``fwtool --offline``, ``FWTOOL_OFFLINE=1`` or
+``offline = true`` in the config file); offline, the error names the exact command that fetches the tree.
 """
 from __future__ import annotations
 
@@ -11,12 +15,34 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from fwtool.core import config, runner
+from fwtool.core import config, runner, ui
 from fwtool.core.errors import FwtoolError, MissingTool
 from fwtool.core.paths import cache_dir, resource_dir
 from fwtool.core.tomlcompat import tomllib
 
 MARKER = ".fwtool-vendor"
+state = {"offline": False}  # set by 'fwtool --offline'
+
+
+class TreeUnavailable(MissingTool):
+    """A pinned tree is not here and could not be fetched now (offline, or the fetch failed): exit 4.
+    tests/conftest.py turns this into a skip with its cause, so no test fails because a tree is absent."""
+
+
+def set_offline(enabled: bool) -> None:
+    state["offline"] = bool(enabled)
+
+
+def offline() -> bool:
+    """True when trees must not be fetched on first use: --offline, FWTOOL_OFFLINE=1, or offline = true."""
+    if state["offline"] or os.environ.get("FWTOOL_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    return bool(config.load().get("offline", False))
+
+
+def sync_command(dep: Dep) -> str:
+    """The exact command that fetches ``dep`` (its name: plain 'fwtool vendor sync' fetches only build trees)."""
+    return f"fwtool vendor sync {dep.name}"
 
 
 @dataclass(frozen=True)
@@ -29,6 +55,7 @@ class Dep:
     families: tuple[str, ...]
     needed: str
     exclude: tuple[str, ...]
+    license: str = ""
 
     @property
     def stamp(self) -> str:
@@ -53,13 +80,15 @@ class Located:
 
     def to_dict(self) -> dict:
         return {"name": self.dep.name, "path": str(self.path) if self.path else None, "source": self.source,
-                "rev": self.rev, "pinned_rev": self.dep.rev, "version": self.dep.version, "pinned": self.pinned}
+                "rev": self.rev, "pinned_rev": self.dep.rev, "version": self.dep.version, "pinned": self.pinned,
+                "license": self.dep.license or None}
 
 
 def manifest() -> dict[str, Dep]:
     d = tomllib.loads((resource_dir("vendor") / "manifest.toml").read_text())
     return {name: Dep(name, e["url"], e["rev"], str(e.get("version", e["rev"][:7])), e["env"],
-                      tuple(e.get("families", [])), e.get("needed", "build"), tuple(e.get("exclude", [])))
+                      tuple(e.get("families", [])), e.get("needed", "build"), tuple(e.get("exclude", [])),
+                      str(e.get("license", "")))
             for name, e in d.items()}
 
 
@@ -91,15 +120,36 @@ def locate(dep: Dep) -> Located:
 
 
 def require(dep: Dep) -> Path:
+    """The tree's folder; a pinned tree not in the cache is fetched now (first use) unless fwtool is offline."""
     loc = locate(dep)
-    if loc.path is None:
-        where = os.environ.get(dep.env) or config.vendor_override(dep.name).get("path")
-        if where:
-            raise MissingTool(f"{dep.name} not found at {where} (from {dep.env} or the config file)",
-                              f"point {dep.env} at a {dep.name} checkout, or unset it and run 'fwtool vendor sync'")
-        raise MissingTool(f"{dep.name} {dep.version} is not in the cache",
-                          f"run 'fwtool vendor sync' (or set {dep.env} to an existing checkout)")
-    return loc.path
+    if loc.path is not None:
+        return loc.path
+    where = os.environ.get(dep.env) or config.vendor_override(dep.name).get("path")
+    if where:
+        raise MissingTool(f"{dep.name} not found at {where} (from {dep.env} or the config file)",
+                          f"point {dep.env} at a {dep.name} checkout, or unset it and run '{sync_command(dep)}'")
+    if offline():
+        raise TreeUnavailable(f"{dep.name} {dep.version} is not in the cache and fwtool is offline",
+                              f"run '{sync_command(dep)}' once online (or set {dep.env} to an existing checkout)")
+    ui.info(f"{dep.name} {dep.version}: not in the cache yet; fetching it now (first use; --offline turns this off)")
+    try:
+        return sync_with_progress(dep)
+    except FwtoolError as e:
+        raise TreeUnavailable(f"{dep.name} {dep.version} is not in the cache and fetching it failed: {e.cause}",
+                              f"check the network (or the [vendor.{dep.name}] url in the config file), then run "
+                              f"'{sync_command(dep)}'; or set {dep.env} to an existing checkout") from e
+
+
+def sync_with_progress(dep: Dep, force: bool = False) -> Path:
+    """:func:`sync` with git's progress on one status line and a closing 'commit verified' line (stderr)."""
+    with ui.err.status(f"{dep.name} {dep.version}: fetching {dep.rev[:12]}…") as st:
+        def on_line(line: str) -> None:
+            line = line.strip().split("\r")[-1]
+            if line:
+                st.update(f"{dep.name} {dep.version}: {line[:90]}")
+        path = sync(dep, on_line=on_line, force=force)
+    ui.info(f"{dep.name} {dep.version}: {path} (commit {dep.rev[:12]} verified)")
+    return path
 
 
 def _git(args: list[str], cwd: Path, on_line=None) -> None:
@@ -107,7 +157,7 @@ def _git(args: list[str], cwd: Path, on_line=None) -> None:
     if rc != 0:
         tail = next((ln for ln in reversed(lines) if ln.strip()), "")
         raise FwtoolError(f"git {args[0]} failed in {cwd.name}: {tail.strip()}",
-                          "check the network or the mirror URL, then re-run 'fwtool vendor sync' (it resumes)")
+                          "check the network or the mirror URL, then run the same command again (the fetch resumes)")
 
 
 def sync(dep: Dep, on_line: Callable[[str], None] | None = None, force: bool = False) -> Path:

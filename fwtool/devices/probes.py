@@ -3,7 +3,7 @@
 A KitProg3 is one composite USB device: a CMSIS-DAP interface (what pyOCD/OpenOCD drive; its USB serial number is
 the probe UID they select with ``-u`` / ``adapter serial``) and a CDC-ACM USB-UART bridge with the same VID:PID and
 serial number (the kit's debug UART). Discovery merges both into one Device in mode ``"probe"``
-(shared/notes/psoc6-modustoolbox.md §3.3). The ids come from the board files (``[usb] probe`` and
+(docs/notes/psoc6-flashing.md §3.3). The ids come from the board files (``[usb] probe`` and
 ``[usb] wrong_mode``), never from this module; the names below only label what was found.
 """
 from __future__ import annotations

@@ -2,7 +2,7 @@
 //
 // Storage is the emulator's XIP flash array (rp2040js `mcu.flash`), so what the bootrom programs through the SSI
 // is what XIP reads execute. Commands: the ones the RP2040 bootrom, boot2 (w25q080) and pico-sdk's hardware_flash
-// send (shared/notes/rp2040-flashing.md §4): 0x06/0x04 write enable/disable, 0x05/0x35/0x15 read status 1/2/3,
+// send (docs/notes/rp2040-flashing.md §4): 0x06/0x04 write enable/disable, 0x05/0x35/0x15 read status 1/2/3,
 // 0x01/0x31/0x11 write status, 0x50 volatile SR write enable, 0x02 page program, 0x32 quad page program,
 // 0x20 4 KiB sector erase, 0x52 32 KiB / 0xD8 64 KiB block erase, 0x60/0xC7 chip erase, 0x03 read, 0x0B fast
 // read, 0x3B/0x6B dual/quad output read, 0xBB/0xEB dual/quad I/O read (with continuous-read mode bits 0x?A),

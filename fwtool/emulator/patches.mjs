@@ -2,7 +2,7 @@
 // `node patches.mjs --self-test` and fails loudly when an rp2040js upgrade changes what is patched here).
 //
 // Pinned: rp2040js 1.4.1 (fwtool/emulator/node.py RP2040JS_VERSION). What rp2040js lacks for a power-on boot and
-// for flashing through the real bootrom (shared/notes/rp2040-flashing.md §4), and what replaces it:
+// for flashing through the real bootrom (docs/notes/rp2040-flashing.md §4), and what replaces it:
 //  1. SSI (0x18000000) is a stub with no flash behind it -> FlashSSI: standard and dual/quad (EEPROM-read) frames
 //     shifted through the SPI NOR model of flashchip.mjs; chip select from the SSI or from IO_QSPI's SS override.
 //  2. IO_QSPI (0x40018000) is unimplemented (reads 0xffffffff) -> IoQspi: CTRL registers kept, SS OUTOVER drives

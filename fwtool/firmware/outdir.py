@@ -2,7 +2,7 @@
 ``build/<board>[-suffix]``), refused when it is not a safe place for a build, and cleared of fwtool's previous
 outputs at the start of every build attempt.
 
-The rule (README "Failure rules"): any failed or refused build leaves no ``firmware.*`` and no ``report.json`` in
+The rule (docs/exit-codes.md "Failure rules"): any failed or refused build leaves no ``firmware.*`` and no ``report.json`` in
 its output folder, so ``fwtool build ...; fwtool flash`` can never flash an image of an earlier command. Only files
 fwtool itself writes are removed; nothing else in the folder is touched.
 """

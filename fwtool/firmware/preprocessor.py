@@ -61,14 +61,15 @@ def default_path(app: App, table: dict) -> tuple[Path, str]:
     if dep is None:
         raise BadInput(f"app '{app.name}' takes its preprocessor from vendor tree '{name}', which "
                        "vendor/manifest.toml does not pin", f"fix [preprocessor] in {app.path.name}/app.toml")
-    loc = vendor.locate(dep)
     rel = table.get("path", "")
-    if loc.path is None:
-        raise MissingTool(f"app '{app.name}' embeds {Path(rel).name} from {name} {dep.version}, which is not synced",
-                          f"run 'fwtool vendor sync {name}' (or pass your own with --preprocessor FILE)")
-    path = loc.path / rel
+    try:
+        root = vendor.require(dep)  # fetched on first use unless offline
+    except vendor.TreeUnavailable as e:
+        raise vendor.TreeUnavailable(f"app '{app.name}' embeds {Path(rel).name} from {name}: {e.cause}",
+                                     f"{e.fix} (or pass your own with --preprocessor FILE)") from e
+    path = root / rel
     if not path.is_file():
-        raise MissingTool(f"{name} at {loc.path} has no {rel}",
+        raise MissingTool(f"{name} at {root} has no {rel}",
                           f"run 'fwtool vendor sync {name}' for the pinned {dep.version} (or --preprocessor FILE)")
     return path, f"{name} {dep.version}"
 

@@ -1,19 +1,17 @@
 """A physical board behind its serial port: flashed by fwtool.flash, found by the devices layer, read over the
-port with the monitor's opener (exclusive lock, first bytes kept, rfc2217 ``ign_set_control``), lines cut by
-fwtool.core.lines."""
+port with the serial layer's one opener (fwtool.devices.serial: exclusive lock, first bytes kept, rfc2217
+``ign_set_control``), read by the one read loop in fwtool.core.lines."""
 from __future__ import annotations
 
 import time
 from typing import Callable
 
-import serial
-
 from fwtool.core import protocol
 from fwtool.core.errors import Exit, FwtoolError
-from fwtool.core.lines import LineSplitter
+from fwtool.core.lines import PortLines
 from fwtool.devices import find_serial_port
-from fwtool.flash import flash_image
-from fwtool.monitor.reader import open_serial
+from fwtool import flash
+from fwtool.devices import serial as serial_layer
 from fwtool.targets.base import PHYSICAL, Target, TargetInfo
 
 BAUD = 115200
@@ -22,25 +20,21 @@ PORT_WAIT_S = 5.0
 
 def open_port(port: str, baud: int = BAUD):
     """Open ``port`` (a device or pyserial URL; opening raises DTR, which starts a run over USB)."""
-    try:
-        return open_serial(port, baud, 0.2)
-    except (serial.SerialException, OSError, ValueError) as e:
-        raise FwtoolError(f"cannot open {port}: {e}", "check the port ('fwtool flash --list'), or pass --port",
-                          Exit.NO_DEVICE) from e
+    return serial_layer.open_port(port, baud, 0.2, fix="check the port ('fwtool flash --list'), or pass --port")
 
 
 def read_lines(ser, until: str | None, count: int, timeout: float, on_line: Callable[[str], None]) -> list[str]:
     """Lines from an open port until the ``count``-th starting with ``until`` or ``timeout`` seconds."""
     lines: list[str] = []
-    splitter, seen = LineSplitter(), 0
+    reader, seen = PortLines(ser), 0
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            chunk = ser.read(ser.in_waiting or 1)
-        except (serial.SerialException, OSError) as e:
+            pieces = reader.poll()
+        except serial_layer.PORT_ERRORS as e:
             raise FwtoolError(f"the board went away while it ran: {e}", "reconnect it and re-run",
                               Exit.LOST_DEVICE) from e
-        for piece in splitter.feed(chunk, time.time()) if chunk else ():
+        for piece in pieces:
             lines.append(piece.text)
             on_line(piece.text)
             if until and piece.text.startswith(until):
@@ -63,7 +57,7 @@ class BoardTarget(Target):
     """A real board: ``load`` flashes (unless config.flash is False), ``start`` opens its port."""
 
     info = TargetInfo("board", "the board", PHYSICAL, cycle_accurate=True, cores=2, clock_hz=None,
-                      feeds=frozenset({"bytes"}))
+                      feeds=frozenset({"bytes"}), serves=True)
 
     def __init__(self, config=None) -> None:
         super().__init__(config)
@@ -74,14 +68,27 @@ class BoardTarget(Target):
         super().load(image)
         if self.config.flash and self.image is not None:
             self.on_step("flashing the firmware")
-            res = flash_image(self.image, board=self.config.board, serial=self.config.serial)
+            res = flash.flash_image(self.image, board=self.config.board, serial=self.config.serial,
+                                    method=self.config.method, verify=self.config.verify, on_step=self.on_step)
+            self.flash_result = res
             self._details.update({"flash_method": res.get("method"), "serial": res.get("serial")})
             self.port = self.port or res.get("port")
 
-    def start(self) -> None:
+    def resolve_port(self, wait_s: float = PORT_WAIT_S) -> str:
+        """The board's serial port: given, where the flash left it, or looked up (by its serial number)."""
         if not self.port:
-            self.port = find_serial_port(self.config.board, serial=self.config.serial, wait_s=PORT_WAIT_S)
-        self._details["port"] = self.port
+            serial_no = self._details.get("serial") or self.config.serial
+            self.port = find_serial_port(self.config.board, serial=serial_no, wait_s=wait_s)
+        return self.port
+
+    def serve(self, image) -> dict:
+        """Flash it; the monitor follows the board by its serial number (it re-enumerates), else opens its port."""
+        self.load(image)
+        serial_no = self._details.get("serial") or self.config.serial
+        return {"board": self.config.board, "serial": serial_no, "port": self.port if not serial_no else None}
+
+    def start(self) -> None:
+        self._details["port"] = self.resolve_port()
         self.on_step(f"reading results from {self.port}")
         self.ser = open_port(self.port)
         self._t0 = time.monotonic()

@@ -7,8 +7,8 @@ when that SCB is enabled in UART mode and its TX signal is muxed (HSIOM) onto th
 listens on (kit.py: from the BSP's design.modus); host bytes go to the SCB muxed onto the bridge's RX pin.
 
 ``Cy_SysLib_DelayCycles`` (the PDL's calibrated busy loop, cy_syslib_ext.S: ``adds r0,#1; subs r0,#2; bne``) is
-recognised by its three instructions when a slice ends inside it and skipped, its iterations counted as the
-instructions they would have taken, so a 1 s ``Cy_SysLib_Delay`` costs no host time.
+recognised by its three instructions when a slice ends inside it and skipped, its iterations counted at the 4
+cycles each the PDL calibrates them for, so a 1 s ``Cy_SysLib_Delay`` is 1 s of virtual time and costs no host time.
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ from fwtool.image.firmware import FirmwareImage
 
 PERIPH_BASE, PERIPH_SIZE = 0x40000000, 0x02000000
 DELAY_LOOP = (0x3001, 0x3802, 0xD1FC)  # Cy_DelayCycles_loop: adds r0,#1 / subs r0,#2 / bne.n loop
+DELAY_CYCLES_PER_LOOP = 4  # the loop's cycles on a Cortex-M (1 + 1 + 2, cy_syslib_ext.S), which PDL divides by
 RWX = unicorn.UC_PROT_ALL
 
 
@@ -119,7 +120,7 @@ class Machine:
         r0 = uc.reg_read(A.UC_ARM_REG_R0)
         if pc == start and r0 > 1:  # about to run 'adds': r0 iterations left
             uc.reg_write(A.UC_ARM_REG_R0, 1)
-            core.instructions += 3 * (r0 - 1)
+            core.instructions += DELAY_CYCLES_PER_LOOP * (r0 - 1)
 
     def step(self) -> None:
         """One turn of every running core."""

@@ -57,7 +57,7 @@ def machine_for(image: Path, board: Board, fll_locks: bool = True, on_byte=lambd
 
 def run(image: Path, board: Board, until: str | None = protocol.PREFIX_INFER, count: int = 3,
         timeout: float = 120.0, on_line: Callable[[str], None] = lambda s: None, fll_locks: bool = True,
-        late_s: float = 0.0, check: bool = True) -> tuple[RunResult, dict]:
+        late_s: float = 0.0, check: bool = True, max_emulated_s: float | None = None) -> tuple[RunResult, dict]:
     """Run until the ``count``-th line starting with ``until`` (None: until ``timeout``); (result, details)."""
     splitter, lines = LineSplitter(), []
     state = {"hits": 0, "reason": ""}
@@ -93,7 +93,7 @@ def run(image: Path, board: Board, until: str | None = protocol.PREFIX_INFER, co
             state["reason"], state["detail"] = "breakpoint", cm4.halted or m.cores[0].halted
         elif m.reset_requested:
             state["reason"], state["detail"] = "ended-early", "the firmware requested a system reset"
-        elif cm4.instructions > MAX_INSTRUCTIONS:
+        elif cm4.instructions > (max_emulated_s * clock if max_emulated_s else MAX_INSTRUCTIONS):
             state["reason"] = "emulated-limit"
     wall = round(time.monotonic() - t0, 3)
     st = m.state()
@@ -117,40 +117,6 @@ def board_check_error(problems: list[str], board: Board) -> FwtoolError:
                        "(templates/psoc6/fwt_platform.cpp.j2)", Exit.MISMATCH)
 
 
-def emulate(image: Path, board: Board, count: int | None, timeout: float | None, as_json: bool,
-            on_line: Callable[[str], None], on_info: Callable[[str], None],
-            emit_json: Callable[[dict], None]) -> int:
-    """``fwtool run --emulator`` on a PSoC 6 kit: the real image until ``count`` inferences (default 3), the
-    run's figures, and the board check; exit code 0 (errors raise)."""
-    count = count or 3
-    on_info(f"{TITLE}: running {image} (both cores from reset) until {count} inference lines")
-    result, details = run(Path(image), board, count=count, timeout=timeout or 120.0,
-                          on_line=(lambda s: None) if as_json else on_line)
-    if as_json:
-        for line in result.lines:
-            rec = protocol.parse_line(line)
-            emit_json({"type": "line", "text": line, **({"record": rec.to_dict()} if rec is not None and
-                                                        hasattr(rec, "to_dict") else {})})
-        emit_json({"type": "target", "name": TITLE, "virtual": True, "cycle_accurate": False,
-                   "timing_note": TIMING_NOTE, "reason": result.reason, **details})
-    if not result.ok:
-        from_result = failure(result.reason, result.detail, TITLE)
-        raise from_result
-    if details.get("board_check"):
-        raise board_check_error(details["board_check"], board)
-    if not as_json:
-        on_info(f"boot      {details['boot_instructions']:,} CM4 instructions to FWT:BOOT "
-                f"({details['wall_s']:.2f} s wall for the whole run)" if details.get("boot_instructions") else
-                f"run       {details['wall_s']:.2f} s wall")
-        if details.get("invoke_instructions"):
-            on_info(f"invoke    {details['invoke_instructions']:,} CM4 instructions ({details['invoke_us']:,} us "
-                    f"at {board.clock_hz / 1e6:g} MHz, 1 instruction = 1 cycle)")
-        on_info(f"clock     CLK_HF0 {details['core_clock_hz']:,} Hz, FLL locked: {details['fll_locked']}; "
-                "clock, UART divider and pin mux match the board file and the kit's design.modus")
-        on_info(f"note      {TIMING_NOTE}")
-    return 0
-
-
 class Psoc6Unicorn(VirtualTarget):
     """The virtual PSoC 6: both cores of the kit's real image on Unicorn (fwtool/emulator/psoc6/)."""
 
@@ -165,3 +131,18 @@ class Psoc6Unicorn(VirtualTarget):
         if result.ok and details.get("board_check"):
             raise board_check_error(details["board_check"], board)
         return result
+
+    def summary(self, lines: list[str]) -> list[str]:
+        """The run's figures for ``fwtool run --emulator`` (after the lines)."""
+        d, board = self._details, get_board(self.config.board)
+        out = [f"image     {d.get('image')} (the kit's real image, both cores from reset)"]
+        if d.get("boot_instructions"):
+            out.append(f"boot      {d['boot_instructions']:,} CM4 instructions to FWT:BOOT ({d['wall_s']:.2f} s wall "
+                       "for the whole run)")
+        if d.get("invoke_instructions"):
+            out.append(f"invoke    {d['invoke_instructions']:,} CM4 instructions ({d['invoke_us']:,} us at "
+                       f"{board.clock_hz / 1e6:g} MHz, 1 instruction = 1 cycle)")
+        out.append(f"clock     CLK_HF0 {d.get('core_clock_hz', 0):,} Hz, FLL locked: {d.get('fll_locked')}; clock, UART "
+                   "divider and pin mux match the board file and the kit's design.modus")
+        out.append(f"note      {TIMING_NOTE}")
+        return out

@@ -4,9 +4,9 @@ prebuilt CM0+ image; output Intel HEX. No ModusToolbox tools package needed; wit
 generated ModusToolbox application (Makefile + deps/*.mtb, see psoc6_sources.py) is built with MTB's own make.
 
 The family's virtual target is the virtual PSoC 6 (fwtool/emulator/psoc6/, Unicorn): it runs the kit's real
-``firmware.hex`` for ``fwtool run --emulator`` and ``fwtool validate``. The same TFLM objects are also linked for
-QEMU's Cortex-M4 machine (mps2-an386, ``qemu_image``), which ``fwtool profile`` keeps using (see
-docs/psoc6-virtual.md: QEMU's -icount runs long per-layer sessions at native speed).
+``firmware.hex`` for ``fwtool run --emulator``, ``validate`` and ``profile``. The same TFLM objects are also
+linked for QEMU's Cortex-M4 machine (mps2-an386, ``qemu_image``; registry target ``qemu-mps2-an386``), kept for
+what the virtual PSoC 6 cannot do (docs/psoc6-virtual.md).
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ class PSoC6Family(Family):
     template_dir = "psoc6"
     arena_on_virtual_board = False  # the QEMU machine is another board: keep the host measurement + margin
     virtual_target = "psoc6-unicorn"  # fwtool/emulator/psoc6/: the kit's real firmware.hex, both cores
-    qemu_target = "qemu-mps2-an386"  # the profile app's virtual Cortex-M4 (QEMU), on qemu_image()
+    qemu_target = "qemu-mps2-an386"  # the virtual Cortex-M4 (QEMU) on qemu_image(): the same objects, another board
     tools = [
         *ARM_BUILD_TOOLS,
         Tool("ninja", "ninja-build", "build"),

@@ -27,6 +27,7 @@ PDL_SOURCES = ["drivers/source/cy_syslib.c", "drivers/source/TOOLCHAIN_GCC_ARM/c
                "devices/COMPONENT_CAT1A/source/cy_device.c"]
 PDL_INCLUDES = ["drivers/include", "devices/COMPONENT_CAT1A/include", "devices/COMPONENT_CAT1A/include/ip"]
 _SERIES = re.compile(r"startup_psoc6_(\d\d)_cm4\.S$")
+REANNOUNCE_MS = 5000  # a monitor that opens the KitProg3 port after boot has the identity within 5 s
 MTB_TOOLS_GLOBS = ("~/ModusToolbox/tools_*", "/opt/ModusToolbox/tools_*", "/Applications/ModusToolbox/tools_*")
 
 
@@ -66,7 +67,9 @@ def board_defines(board: Board) -> dict[str, str]:
             "FWT_UART_RX_PORT": f"GPIO_PRT{rx[0]}", "FWT_UART_RX_PIN": f"{rx[1]}U",
             "FWT_UART_RX_HSIOM": f"P{rx[0]}_{rx[1]}_SCB{scb}_UART_RX",
             "FWT_LED_PORT": f"GPIO_PRT{led.port}", "FWT_LED_PIN": f"{led.pin}U",
-            "FWT_LED_ON": f"{led.on_level}U"}
+            "FWT_LED_ON": f"{led.on_level}U",
+            # the UART has no attach signal: the inference app re-prints FWT:BOOT this often (fwt_runtime.cpp)
+            "FWT_REANNOUNCE_MS": f"{REANNOUNCE_MS}U"}
 
 
 def board_values(board: Board, paths: dict[str, Path]) -> dict:
