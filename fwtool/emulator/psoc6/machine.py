@@ -28,6 +28,7 @@ from fwtool.emulator.psoc6.kit import Kit
 from fwtool.emulator.psoc6.regdefs import Device
 from fwtool.emulator.psoc6.scb_uart import ScbUart
 from fwtool.emulator.psoc6.srss import Srss
+from fwtool.image import firmware
 from fwtool.image.firmware import FirmwareImage
 
 PERIPH_BASE, PERIPH_SIZE = 0x40000000, 0x02000000
@@ -142,5 +143,4 @@ class Machine:
 
 
 def load_image(path: Path) -> FirmwareImage:
-    from fwtool.image import firmware
     return firmware.read(path)

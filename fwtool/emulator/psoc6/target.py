@@ -17,7 +17,7 @@ from fwtool.core.errors import Exit, FwtoolError, MissingTool
 from fwtool.core.lines import LineSplitter
 from fwtool.emulator.psoc6 import checks, kit as kit_mod
 from fwtool.emulator.psoc6.regdefs import Device
-from fwtool.emulator.result import RunResult, failure
+from fwtool.emulator.result import RunResult
 from fwtool.emulator.targets import VirtualTarget
 from fwtool.targets.base import VIRTUAL, TargetInfo
 
