@@ -133,3 +133,27 @@ def test_a_late_monitor_still_gets_the_identity(images):
     banner = protocol.parse_line(result.lines[-1])
     assert banner.fields["model"] == "fire_alarm" and banner.fields["sha256"]
     assert not any("n=1 " in ln for ln in result.lines)  # the first inferences went out before the port was open
+
+
+def test_a_fault_prints_fwt_fault_decoded_with_the_elf(images):
+    """The CM4 jumps to unmapped memory after boot: the real image's HardFault path (BSP HardFault_Handler ->
+    PDL Cy_SysLib_FaultHandler -> fwtool's Cy_SysLib_ProcessingFault) prints one FWT:FAULT line; it is a firmware
+    error (exit 10) and its lr is decoded to a function with the build's ELF."""
+    hex_path = images("cy8ckit_062_ble")
+    board = get_board("cy8ckit_062_ble")
+    lines: list[str] = []
+    m = target.machine_for(hex_path, board, on_byte=lambda b: lines.append(chr(b)))
+    while "FWT:INFER" not in "".join(lines):
+        m.step()
+    m.cm4.pc = 0x30000001  # no memory there: an instruction bus fault
+    for _ in range(50):
+        m.step()
+    text = "".join(lines)
+    fault_line = next(ln for ln in text.splitlines() if ln.startswith(protocol.PREFIX_FAULT))
+    fault = protocol.parse_line(fault_line)
+    assert isinstance(fault, protocol.FirmwareFault) and isinstance(fault, protocol.FirmwareError)
+    assert fault.fields["kind"] == "hardfault" and fault.address("pc") == 0x30000000
+    assert fault.address("cfsr") & (1 << 8)  # IBUSERR
+    assert fault.address("hfsr") & (1 << 30)  # FORCED
+    decoded = target.decode_fault(fault_line, hex_path.with_suffix(".elf"))
+    assert "pc 0x30000000 (no function)" in decoded and "lr " in decoded
