@@ -23,6 +23,7 @@ unicorn = pytest.importorskip("unicorn", reason="the virtual PSoC 6 needs the un
 
 from fwtool.emulator.psoc6 import checks, kit as kit_mod, target  # noqa: E402
 from fwtool.emulator.psoc6.regdefs import Device  # noqa: E402
+from fwtool.image.symbols import decode_fault  # noqa: E402
 
 
 def _tree(name: str) -> Path:
@@ -155,5 +156,10 @@ def test_a_fault_prints_fwt_fault_decoded_with_the_elf(images):
     assert fault.fields["kind"] == "hardfault" and fault.address("pc") == 0x30000000
     assert fault.address("cfsr") & (1 << 8)  # IBUSERR
     assert fault.address("hfsr") & (1 << 30)  # FORCED
-    decoded = target.decode_fault(fault_line, hex_path.with_suffix(".elf"))
-    assert "pc 0x30000000 (no function)" in decoded and "lr " in decoded
+    decoded = decode_fault(fault_line, hex_path.with_suffix(".elf"))
+    assert "pc 0x30000000 (no function)" in decoded and "fwt_inference_loop" in decoded and "fwt_runtime.cpp:" in decoded
+    from fwtool.core.errors import Exit
+    from fwtool.monitor.session import firmware_error
+    verdict = firmware_error(fault, hex_path.with_suffix(".elf"))  # what fwtool monitor --elf ends with
+    assert verdict.code == Exit.FIRMWARE_ERROR and "fwt_inference_loop" in verdict.reason
+    assert "--elf" in firmware_error(fault, None).fix

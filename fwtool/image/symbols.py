@@ -12,6 +12,7 @@ from pathlib import Path
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
+from fwtool.core import protocol
 from fwtool.core.errors import BadInput
 
 
@@ -77,3 +78,13 @@ class Symbolizer:
             return f"0x{addr:08X} (no function)"
         where = self.line(addr)
         return f"{fn} ({where[0]}:{where[1]})" if where else fn
+
+
+def decode_fault(line: str, elf: Path | None) -> str:
+    """A FWT:FAULT line with its pc and lr as function (file:line) from the build's ELF, when there is one."""
+    parsed = protocol.parse_line(line)
+    if not isinstance(parsed, protocol.FirmwareFault) or elf is None or not Path(elf).is_file():
+        return line
+    sym = Symbolizer(Path(elf))
+    where = [f"{k} {sym.describe(a)}" for k in ("pc", "lr") if (a := parsed.address(k)) is not None]
+    return line + (" — " + ", ".join(where) if where else "")

@@ -19,7 +19,7 @@ from fwtool.emulator.psoc6 import checks, kit as kit_mod
 from fwtool.emulator.psoc6.regdefs import Device
 from fwtool.emulator.result import RunResult
 from fwtool.emulator.targets import VirtualTarget
-from fwtool.image.symbols import Symbolizer
+from fwtool.image.symbols import decode_fault
 from fwtool.targets.base import VIRTUAL, TargetInfo
 
 try:  # the unicorn package (fwtool[psoc6]) is needed only to run the machine, not to list the target
@@ -110,16 +110,6 @@ def run(image: Path, board: Board, until: str | None = protocol.PREFIX_INFER, co
     if check and m.cm4.running:
         details["board_check"] = checks.problems(m, board)
     return result, details
-
-
-def decode_fault(line: str, elf: Path) -> str:
-    """A FWT:FAULT line with its pc and lr as function (file:line) from the build's ELF, when it is there."""
-    parsed = protocol.parse_line(line)
-    if not isinstance(parsed, protocol.FirmwareFault) or not elf.is_file():
-        return line
-    sym = Symbolizer(elf)
-    where = [f"{k} {sym.describe(a)}" for k in ("pc", "lr") if (a := parsed.address(k)) is not None]
-    return line + (" — " + ", ".join(where) if where else "")
 
 
 def board_check_error(problems: list[str], board: Board) -> FwtoolError:
