@@ -163,3 +163,22 @@ def test_a_fault_prints_fwt_fault_decoded_with_the_elf(images):
     verdict = firmware_error(fault, hex_path.with_suffix(".elf"))  # what fwtool monitor --elf ends with
     assert verdict.code == Exit.FIRMWARE_ERROR and "fwt_inference_loop" in verdict.reason
     assert "--elf" in firmware_error(fault, None).fix
+
+
+def test_an_installed_modustoolbox_does_not_switch_the_builder(tmp_path, monkeypatch):
+    """ModusToolbox installed is supported: CMake stays the builder unless FWTOOL_PSOC6_BUILDER / [psoc6] builder
+    asks for MTB's make; a bad value is refused naming the choices."""
+    from fwtool.core.errors import BadInput
+    from fwtool.firmware.families import psoc6_sources as ps
+    (tmp_path / "tools_3.5" / "make").mkdir(parents=True)
+    (tmp_path / "tools_3.5" / "make" / "start.mk").write_text("")
+    monkeypatch.setenv("CY_TOOLS_PATHS", str(tmp_path / "tools_*"))
+    monkeypatch.delenv(ps.BUILDER_ENV, raising=False)
+    assert ps.find_mtb_tools() == tmp_path / "tools_3.5"
+    assert ps.builder_choice() == ("cmake", "the default")
+    monkeypatch.setenv(ps.BUILDER_ENV, "MTB")
+    assert ps.builder_choice() == ("mtb", ps.BUILDER_ENV)
+    monkeypatch.setenv(ps.BUILDER_ENV, "make")
+    with pytest.raises(BadInput, match="is not a PSoC 6 builder") as err:
+        ps.builder_choice()
+    assert "cmake, mtb" in err.value.fix

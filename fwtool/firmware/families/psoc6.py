@@ -16,15 +16,16 @@ from typing import TYPE_CHECKING
 
 from fwtool.core import vendor
 from fwtool.core.boards import Board
-from fwtool.core.errors import FwtoolError
+from fwtool.core.errors import FwtoolError, MissingTool
 from fwtool.core.files import write_if_changed
 from fwtool.core.toolchain import ARM_BUILD_TOOLS, Tool
 from fwtool.image import ihex
 from fwtool.image import elf as elf_image
 from fwtool.firmware.families import cmake, tflm
 from fwtool.firmware.families.base import CompiledFiles, CompileRequest, Family, SourcePatch
-from fwtool.firmware.families.psoc6_sources import (ARCH_FLAGS, PICO_ONLY_SOURCES, board_values, find_mtb_tools,
-                                                 mtb_build, mtb_files, validate_image)
+from fwtool.firmware.families.psoc6_sources import (ARCH_FLAGS, MTB_TOOLS_GLOBS, PICO_ONLY_SOURCES, SWITCH,
+                                                 board_values, builder_choice, find_mtb_tools, mtb_build, mtb_files,
+                                                 validate_image)
 
 if TYPE_CHECKING:
     from fwtool.firmware.plan import BuildPlan
@@ -57,9 +58,10 @@ class PSoC6Family(Family):
 
     def extra_checks(self) -> list[dict]:
         tools = find_mtb_tools()
-        return [cmake.doctor_row(), {"name": "ModusToolbox", "ok": True,
-                 "detail": f"{tools} (fwtool builds with MTB's make)" if tools else
-                 "not installed: fwtool builds with CMake+Ninja from the pinned Infineon trees"}]
+        builder, why = builder_choice()
+        return [cmake.doctor_row(), {"name": "ModusToolbox", "ok": builder != "mtb" or tools is not None,
+                 "detail": f"builder {builder} ({why}); ModusToolbox " + (str(tools) if tools else "not installed")
+                 + f"; switch: {SWITCH}"}]
 
     def vendor_paths(self) -> dict[str, Path]:
         return {d.name: vendor.require(d) for d in vendor.deps_for(self.name, "build")}
@@ -88,11 +90,17 @@ class PSoC6Family(Family):
     def compile(self, request: CompileRequest) -> CompiledFiles:
         for name, text in mtb_files(request.board).items():  # the ModusToolbox app's dependency files
             write_if_changed(request.project_dir / name, text)
+        builder, why = builder_choice()
         tools = find_mtb_tools()
-        if tools is not None:
-            request.log(f"-- fwtool: ModusToolbox found at {tools}: building with MTB's make")
+        if builder == "mtb":
+            if tools is None:
+                raise MissingTool(f"ModusToolbox's make was asked for ({why}) but no tools_* folder was found "
+                                  f"({', '.join(MTB_TOOLS_GLOBS)} or CY_TOOLS_PATHS)",
+                                  f"install ModusToolbox 3.x, or build with CMake: unset it ({SWITCH})")
+            request.log(f"-- fwtool: builder mtb ({why}): ModusToolbox's make from {tools}; switch: {SWITCH}")
             return mtb_build(request, tools)
-        request.log("-- fwtool: no ModusToolbox tools package: CMake+Ninja build from the pinned Infineon trees")
+        request.log(f"-- fwtool: builder cmake ({why}): CMake+Ninja from the pinned Infineon trees"
+                    + (f"; ModusToolbox at {tools} is used only when asked ({SWITCH})" if tools else ""))
         elf = cmake.build(request, self.configure_args(request))
         hex_path = request.build_dir / "firmware.hex"
         if not hex_path.is_file():
