@@ -112,7 +112,7 @@ def flash_image(image_path, board=None, serial: str | None = None, method: str =
     if target.mode == "app" and any(r.needs_bootloader for r in tried):
         t_r = time.monotonic()
         target, how_reset = reset.reboot_to_bootsel(target, boards, timeout, choose.ready_modes(tried),
-                                                    reset.strategies_for(board))
+                                                    reset.strategies_for(board), reset.manual_hint(board))
         step(f"reboot    into BOOTSEL via the {how_reset} ({time.monotonic() - t_r:.1f} s): {target.describe()}")
 
     chosen = choose.choose(tried, target, found, boards, how_reset is not None, timeout, notes, step)
