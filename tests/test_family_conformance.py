@@ -20,8 +20,8 @@ from fwtool.firmware import apps, render
 from fwtool.firmware.context import generic_context, template_context
 from fwtool.firmware.families import (CompiledFiles, CompileRequest, Family, SourcePatch, all_families,
                                    apply_patches)
-from fwtool.firmware.families.rp2040 import (MULTICORE_SOURCE, RESIZE_NN_SOURCE, RP2040Family, resize_half_pixel_patch,
-                                          single_core_patch)
+from fwtool.firmware.families.rp2040 import RP2040Family
+from fwtool.firmware.families.tflm import MULTICORE_SOURCE, RESIZE_NN_SOURCE, resize_half_pixel_patch, single_core_patch
 from fwtool.firmware.plan import BuildOptions, plan
 from fwtool.core import runner, vendor
 from fwtool.core.boards import all_boards
@@ -92,6 +92,13 @@ def test_family_declares_its_data(name):
     for method in ("vendor_paths", "template_context", "compile", "package"):
         assert getattr(type(fam), method) is not getattr(Family, method), f"{name} must implement {method}"
     assert boards_of(name), f"no board file names family {name}"
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_no_family_inherits_another(name):
+    """Families compose the shared parts (families/tflm.py, families/cmake.py); none subclasses a family."""
+    fam = type(all_families()[name])
+    assert fam.__bases__ == (Family,), f"{fam.__name__} derives from {fam.__bases__}"
 
 
 @pytest.mark.parametrize("name", FAMILIES)

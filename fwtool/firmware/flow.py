@@ -16,7 +16,7 @@ from fwtool.firmware.context import template_context
 from fwtool.firmware.families import CompileRequest
 from fwtool.firmware.plan import BuildOptions, BuildPlan, plan
 from fwtool.firmware.report import build_report
-from fwtool.firmware.result import REPORT_NAME, Artifacts, BuildResult
+from fwtool.firmware.result import Artifacts, BuildResult
 from fwtool.core.errors import DoesNotFit, FwtoolError
 from fwtool.core.files import atomic_write, copy_atomic
 from fwtool.core.toolchain import require_all
@@ -146,5 +146,5 @@ def build_once(opts: BuildOptions, on_line: Callable[[str], None], on_step: Call
              "changed_files": changed, "project_dir": str(project_dir), "build_dir": str(build_dir),
              "notes": notes}
     report = build_report(p, ctx, sizes, artifacts, build, {name: s.version for name, s in tool_status.items()})
-    atomic_write(out_dir / REPORT_NAME, json.dumps(report, indent=2))
+    atomic_write(out_dir / outdir.REPORT_NAME, json.dumps(report, indent=2))
     return p, BuildResult(board.name, p.app.name, artifacts, report)

@@ -19,6 +19,7 @@ from fwtool.firmware import fit as fit_mod
 from fwtool.firmware import codesize, userdata
 from fwtool.firmware.apps import App, get_app
 from fwtool.firmware.families import Family, get_family
+from fwtool.firmware.outdir import default_out_dir
 from fwtool.firmware.preprocessor import PreprocessorPlan, labels_for, plan_preprocessor
 from fwtool.core import vendor
 from fwtool.core.boards import Board, get_board
@@ -147,7 +148,7 @@ def plan(opts: BuildOptions) -> BuildPlan:
     code = codesize.reserve_for(codesize.fields_for(board, family, app, model, pre, opts), family.code_reserve_bytes)
     fit = fit_mod.fit_check(board, family, model, arena.total + extra_arena,
                             sum(len(v) for v in inputs) + extra_flash, *code)
-    out_dir = Path(opts.out_dir or Path("build") / board.name).resolve()
+    out_dir = Path(opts.out_dir or default_out_dir(board.name)).resolve()
     return BuildPlan(opts, board, family, app, model, resolver_calls(model), arena, labels, inputs, inputs_source,
                      fit, out_dir, notes, app_vendor_paths(app), audio, pre)
 

@@ -10,11 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fwtool.core.errors import BadInput
+from fwtool.firmware.outdir import BUILD_ROOT, REPORT_NAME, default_out_dir
 
-REPORT_NAME = "report.json"
-# Every file a build may leave in its output folder. All are removed before a build writes new ones, so a failed
-# or refused build never leaves an older image that looks current.
-OUTPUT_NAMES = ("firmware.uf2", "firmware.hex", "firmware.elf", "firmware.bin", "firmware.map", REPORT_NAME)
 KINDS = ("elf", "bin", "hex", "uf2", "map")
 
 
@@ -86,9 +83,9 @@ def last_build(out_dir: Path | None = None, board: str | None = None) -> BuildRe
     if out_dir:
         candidates = [Path(out_dir)]
     elif board:
-        candidates = [Path("build") / board]
+        candidates = [default_out_dir(board)]
     else:
-        candidates = [p.parent for p in Path("build").glob(f"*/{REPORT_NAME}")]
+        candidates = [p.parent for p in BUILD_ROOT.glob(f"*/{REPORT_NAME}")]
     found = [c for c in candidates if (c / REPORT_NAME).is_file()]
     if not found:
         return None
