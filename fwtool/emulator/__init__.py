@@ -10,7 +10,9 @@ Python API (used by ``fwtool emulate``, ``fwtool run --emulator`` and ``fwtool v
 
 Parts: :mod:`.node` (Node >= 18, the pinned npm package in fwtool's cache), :mod:`.bootrom` (B1 bootrom from the
 rp2040js repository's demo/bootrom.ts), :mod:`.image` (UF2/ELF/HEX/bin -> flash bytes), ``runner.mjs`` (the
-JavaScript side), :mod:`.session` (process ownership), :mod:`.latency` (p50/p95 and the real-time budget).
+JavaScript side), :mod:`.session` (process ownership), :mod:`.latency` (p50/p95 and the real-time budget),
+:mod:`.result` (the one RunResult and failure() of every virtual target), :mod:`.targets` (the virtual targets of
+fwtool/targets/: ``rp2040js`` and ``qemu-mps2-an386``, on :mod:`.qemu`; the one ``run_capture``).
 
 Flashing it like a board (issue 16): :mod:`.virtual_flash` (PICOBOOT through the real bootrom, then boot from the
 written flash), :mod:`.virtual_usb` (the ``--usb-bridge`` process), :mod:`.usb_backend` (pyusb backend);
@@ -24,10 +26,12 @@ from pathlib import Path
 from fwtool.emulator import bootrom, node
 
 from fwtool.emulator.latency import LatencyStats, latency_stats
-from fwtool.emulator.session import CLOCK_MHZ, TIMING_NOTE, RunResult, VirtualBoard, failure, run_capture
+from fwtool.emulator.result import RunResult, failure
+from fwtool.emulator.session import CLOCK_MHZ, TIMING_NOTE, VirtualBoard
+from fwtool.emulator.targets import QemuM4, Rp2040js, VIRTUAL_TARGETS, run_capture
 
 __all__ = ["start", "run_capture", "VirtualBoard", "RunResult", "failure", "latency_stats", "LatencyStats",
-           "TIMING_NOTE", "CLOCK_MHZ", "check"]
+           "TIMING_NOTE", "CLOCK_MHZ", "check", "Rp2040js", "QemuM4", "VIRTUAL_TARGETS"]
 
 
 def start(image: Path, port: int = 0, start_on_connect: bool = True, max_emulated_s: float | None = None,

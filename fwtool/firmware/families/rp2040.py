@@ -29,6 +29,7 @@ RP2040_DEFINES = [*tflm.TFLM_DEFINES, "TF_LITE_STRIP_ERROR_STRINGS=1"]
 class RP2040Family(Family):
     name = "rp2040"
     template_dir = "rp2040"
+    virtual_target = "rp2040js"  # fwtool/emulator/targets.py: rp2040js, single core (no core 1)
     tools = [
         *ARM_BUILD_TOOLS,
         Tool("git", "git", "build"),
