@@ -49,7 +49,7 @@ def fake_vendor(tmp_path: Path) -> dict[str, Path]:
     for dep in {d.name: d for fam in all_families() for d in vendor.deps_for(fam, "build")}.values():
         paths[dep.name] = tmp_path / dep.name
         paths[dep.name].mkdir(parents=True)
-    for bsp in [b.sdk["bsp"] for b in boards_of("psoc6")]:  # the files the psoc6 family looks up in its trees
+    for bsp in [b.sdk.bsp for b in boards_of("psoc6")]:  # the files the psoc6 family looks up in its trees
         (paths[bsp] / "COMPONENT_CM4/TOOLCHAIN_GCC_ARM").mkdir(parents=True, exist_ok=True)
         (paths[bsp] / "COMPONENT_CM4/TOOLCHAIN_GCC_ARM/startup_psoc6_02_cm4.S").write_text("")
     (paths["cat1cm0p"] / "COMPONENT_CAT1A/COMPONENT_CM0P_BLESS").mkdir(parents=True)
@@ -147,7 +147,7 @@ def test_package_returns_bytes_for_each_boards_image_kind(name, tmp_path):
     compiled = CompiledFiles(elf=tmp_path / "firmware.elf", bin=tmp_path / "firmware.bin")
     for board in boards_of(name):
         if board.image_kind == "hex":  # a flash image with the CM0+ and CM4 vector tables the .hex check wants
-            app = int(board.raw["memory"]["app_flash_base"]) - board.flash_base
+            app = board.app_flash_base - board.flash_base
             flat = bytearray(bytes(range(256)) * (app // 256 + 1))
             flat[0:8] = (board.sram_base + 0x100).to_bytes(4, "little") + (board.flash_base + 0x101).to_bytes(4, "little")
             flat[app:app + 8] = (board.sram_base + 0x100).to_bytes(4, "little") + (board.flash_base + app + 0x201).to_bytes(4, "little")
@@ -184,7 +184,7 @@ def test_compile_logs_every_command_line(tmp_path, monkeypatch):
     out = RP2040Family().compile(req)
     assert out.elf == tmp_path / "cmake" / "firmware.elf"
     cmds = [ln for ln in log if ln.startswith("$ ")]
-    assert cmds[0].startswith("$ cmake -S ") and f"-DPICO_BOARD={board.sdk['pico_board']}" in cmds[0]
+    assert cmds[0].startswith("$ cmake -S ") and f"-DPICO_BOARD={board.sdk.pico_board}" in cmds[0]
     assert cmds[1] == f"$ ninja -C {tmp_path / 'cmake'} -j 3"
     assert log.index(cmds[1]) < log.index("[1/1] Linking CXX executable firmware.elf")
 

@@ -36,13 +36,13 @@ def default_out_dir(board_name: str, suffix: str | None = None) -> Path:
     return BUILD_ROOT / (f"{board_name}-{suffix}" if suffix else board_name)
 
 
-def requested(out_dir: Path | str | None, board: str) -> Path | None:
+def requested(out_dir: Path | str | None, board: str, model: Path | str | None = None) -> Path | None:
     """The folder a build of ``board`` writes to (``--out`` or ``build/<board>``); None when the board is unknown
     and no ``--out`` was given (the build is refused and there is no folder to clean)."""
     if out_dir is not None:
         return Path(os.path.abspath(os.fspath(out_dir)))
     try:
-        return Path(os.path.abspath(default_out_dir(get_board(board).name)))
+        return Path(os.path.abspath(default_out_dir(get_board(board, model).name)))
     except FwtoolError:
         return None
 

@@ -9,7 +9,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fwtool.core.errors import BadInput
+from fwtool.core import boards
+from fwtool.core.errors import BadInput, FwtoolError
 from fwtool.firmware.outdir import BUILD_ROOT, REPORT_NAME, default_out_dir
 
 KINDS = ("elf", "bin", "hex", "uf2", "map")
@@ -64,6 +65,11 @@ class BuildResult:
     def from_report(cls, report: dict, out_dir: Path) -> "BuildResult":
         files = report.get("files", {})
         kind = report.get("image_kind") or ("uf2" if files.get("uf2") else "hex" if files.get("hex") else "elf")
+        if report["board"].get("file"):  # a user board: flash, run and monitor then know it by name
+            try:
+                boards.remember(Path(report["board"]["file"]))
+            except FwtoolError:
+                pass  # moved or broken since the build: a lookup by name says so
         return cls(report["board"]["name"], report.get("build", {}).get("app", "inference"),
                    Artifacts.from_files(out_dir, kind, files), report)
 

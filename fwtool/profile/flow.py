@@ -90,7 +90,7 @@ def profile_one(opts: ProfileOptions, on_line: Callable[[str], None] = lambda s:
     if opts.target not in ("emulator", "board"):
         raise BadInput(f"unknown target '{opts.target}'", "use --emulator (default) or --device")
     model = load_model(opts.model)
-    board = get_board(opts.board)
+    board = get_board(opts.board, opts.model)
     on_step(f"building the profile firmware for {model.name}")
     built = build_firmware(opts, on_line=on_build_line, on_step=on_step)
     on_step("running on the virtual board" if opts.target == "emulator" else "running on the board")

@@ -120,7 +120,7 @@ def _clip_report(name: str, pcm: np.ndarray, fe: FrontEnd, model: Model, cap: ca
 
 
 def build_app(opts: AudioValidateOptions, on_line: Callable[[str], None], on_step: Callable[[str], None]):
-    board = get_board(opts.board)
+    board = get_board(opts.board, opts.model)
     out_dir = Path(opts.out_dir) if opts.out_dir else Path("build") / f"{board.name}-{opts.app}-emu"
     bopts = build_flow.BuildOptions(board=opts.board, model=Path(opts.model), out_dir=out_dir, app=opts.app,
                                     jobs=opts.jobs, tflm_cores=1, labels=opts.labels)

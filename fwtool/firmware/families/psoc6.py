@@ -65,7 +65,7 @@ class PSoC6Family(Family):
         root = vendor_paths["pico-tflmicro"]
         return {**tflm.template_values(plan, root, self.template_dir, tflm.TFLM_DEFINES, PICO_ONLY_SOURCES),
                 "arch_flags": list(ARCH_FLAGS), **board_values(plan.board, vendor_paths),
-                "mtb": {"target": plan.board.sdk["bsp"][len("TARGET_"):], "app_name": f"fwtool-{plan.board.name}",
+                "mtb": {"target": plan.board.sdk.bsp[len("TARGET_"):], "app_name": f"fwtool-{plan.board.name}",
                         "libs": sorted(Path(n).stem for n in mtb_files(plan.board))}}
 
     def patches(self, plan: BuildPlan, vendor_paths: dict[str, Path], patch_dir: Path) -> list[SourcePatch]:

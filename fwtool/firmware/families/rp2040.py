@@ -73,7 +73,7 @@ class RP2040Family(Family):
         return cmake.configure_command(request, "-DCMAKE_BUILD_TYPE=Release", "-DPICO_NO_PICOTOOL=1",
                                        f"-DPICO_SDK_PATH={paths['pico-sdk']}",
                                        f"-DPICO_TINYUSB_PATH={paths['tinyusb']}",
-                                       f"-DPICO_BOARD={request.board.sdk['pico_board']}")
+                                       f"-DPICO_BOARD={request.board.sdk.pico_board}")
 
     def compile(self, request: CompileRequest) -> CompiledFiles:
         def tinyusb_found(lines: list[str]) -> None:
