@@ -22,7 +22,7 @@ from fwtool.emulator.result import RunResult
 
 MACHINE = "mps2-an386"
 NS_PER_INSTRUCTION = 1  # -icount shift=0
-TITLE = "the virtual Cortex-M4 (QEMU mps2-an386)"
+TITLE = "virtual Cortex-M4 (QEMU mps2-an386)"
 TIMING_NOTE = ("virtual Cortex-M4 (QEMU mps2-an386, -icount shift=0): 1 instruction = 1 ns of virtual time, so "
                "'us' counts instructions / 1000; not cycle-accurate and not PSoC 6 timing")
 

@@ -8,9 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+import serial
+
 from fwtool.core import protocol
 from fwtool.core.errors import FwtoolError
-from fwtool.emulator import qemu
+from fwtool.emulator import node, qemu, virtual_flash
+from fwtool.emulator.latency import latency_stats
 from fwtool.emulator.result import RunResult, failure
 from fwtool.emulator.session import CLOCK_MHZ, TIMING_NOTE, VirtualBoard
 from fwtool.targets.base import VIRTUAL, Target, TargetConfig, TargetInfo
@@ -44,20 +47,74 @@ class VirtualTarget(Target):
         self.result = result
         self._details.update({"wall_s": result.wall_s, "emulated_us": result.emulated_us})
         if not result.ok and not (until is None and result.reason in ("wall-limit", "emulated-limit")):
-            raise failure(result.reason, result.detail, self.info.title, self.hint)
+            title = self.info.title
+            raise failure(result.reason, result.detail, title if title.startswith("the ") else f"the {title}",
+                          self.hint)
         return result.lines
 
 
+    def summary(self, lines: list[str]) -> list[str]:
+        us = [r.us for r in (protocol.parse_line(ln) for ln in lines) if isinstance(r, protocol.Inference)]
+        stats = latency_stats(us, None, "emulated")
+        return ([stats.summary()] if stats else []) + super().summary(lines)
+
+
 class Rp2040js(VirtualTarget):
-    """The virtual RP2040: rp2040js on Node.js, booting the image at boot2 (fwtool/emulator/session.py)."""
+    """The virtual RP2040: rp2040js on Node.js (fwtool/emulator/session.py). ``read`` loads the image straight
+    into emulated flash and starts at boot2; ``serve`` serves its serial stream on socket://127.0.0.1:PORT for the
+    monitor, flashed through the real bootrom over PICOBOOT when ``config.through_bootloader``
+    (fwtool/emulator/virtual_flash.py, the chip with a USB port: virtual_usb.py)."""
 
     info = TargetInfo("rp2040js", "the virtual board (rp2040js)", VIRTUAL, cycle_accurate=False, cores=1,
-                      clock_hz=CLOCK_MHZ * 1e6, cycle="cycle", timing_note=TIMING_NOTE)
+                      clock_hz=CLOCK_MHZ * 1e6, cycle="cycle", timing_note=TIMING_NOTE, feeds=frozenset({"bytes"}),
+                      serves=True)
+
+    def __init__(self, config: TargetConfig | None = None) -> None:
+        super().__init__(config)
+        self.served = None  # the running VirtualBoard / VirtualUsbBoard of serve()
+        self.process: VirtualBoard | None = None  # the last capture's process (its result() after a Ctrl-C)
+        self.exit_event: dict | None = None
+        self.port = None
+
+    def serve(self, image: Path | None) -> dict:
+        self.load(image)
+        self.start()
+        node.find_node()  # what it needs (Node, the pinned npm package) before anything starts
+        node.ensure_rp2040js()
+        if self.config.through_bootloader:  # PICOBOOT through the real bootrom, then it boots from its flash
+            self.flash_result, self.served = virtual_flash.flash_virtual(self.image, self.config.board,
+                                                                         verify=self.config.verify)
+        else:  # execution starts when the monitor attaches: the banner is never missed
+            self.served = VirtualBoard(self.image, serial="tcp", start="on-connect", port=int(self.config.port or 0),
+                                       max_emulated_s=self.max_emulated_s, max_wall_s=self.config.max_wall_s).start()
+        return {"port": self.served.url, "reconnect": False, "wait": 10.0, "send_input": False}
+
+    def feed(self, data: bytes) -> None:
+        """Bytes into the served board's serial stream (its USB CDC)."""
+        if self.served is None:
+            raise FwtoolError("the virtual board is not served: call serve() before feed()", None)
+        if self.port is None:
+            self.port = serial.serial_for_url(self.served.url, timeout=0.05)
+        self.port.write(data)
+
+    def stop(self) -> None:
+        if self.port is not None:
+            self.port.close()
+            self.port = None
+        if self.served is not None:
+            self.exit_event = self.served.stop() or {}
+            self.served = None
+
+    def end_error(self) -> FwtoolError | None:
+        ev = self.exit_event or {}
+        reason = ev.get("reason")
+        return None if reason in (None, "stopped", "killed") else failure(reason, ev.get("detail"), self.info.title)
 
     def capture(self, until, count, timeout, on_line=None, on_event=None) -> RunResult:
-        board = VirtualBoard(self.image, serial="stdout", start="now", max_emulated_s=self.max_emulated_s,
-                             max_wall_s=timeout, until=until if count > 0 else None, count=count, on_line=on_line,
-                             on_event=on_event)
+        board = self.process = VirtualBoard(
+            self.image, serial="stdout", start="now", max_emulated_s=self.max_emulated_s, max_wall_s=timeout,
+            until=until if count > 0 else None, count=count, on_line=on_line, on_event=on_event,
+            extra_args=["--boot", "bootrom"] if self.config.through_bootloader else None)
         try:
             board.start()
             board.wait()
@@ -82,8 +139,14 @@ class QemuM4(VirtualTarget):
                           on_line=on_line or (lambda s: None))
         us = result.invoke_us
         self._details.update({"elf": str(self.image), "invoke_us": us[:1] and us[0],
-                              "invoke_instructions": qemu.instructions(us[:1])[:1] and qemu.instructions(us)[0]})
+                              "invoke_instructions": us[:1] and qemu.instructions(us)[0]})
         return result
+
+    def summary(self, lines: list[str]) -> list[str]:
+        ins = qemu.instructions(RunResult(lines, "count", None).invoke_us)
+        head = [f"invoke    {ins[0]:,} instructions (QEMU -icount; {len(ins)} inference(s), min {min(ins):,}, "
+                f"max {max(ins):,})"] if ins else []
+        return head + [f"note      {self.info.timing_note}"]
 
 
 VIRTUAL_TARGETS: dict[str, type[VirtualTarget]] = {t.info.name: t for t in (Rp2040js, QemuM4)}

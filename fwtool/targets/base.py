@@ -40,6 +40,7 @@ class TargetInfo:
     cycle: str = "cycle"  # what clock_hz counts: "cycle" or "instruction" (QEMU -icount)
     timing_note: str | None = None  # how far its times are from a real board's (None: they are a real board's)
     feeds: frozenset[str] = field(default_factory=frozenset)  # what it can be fed while running: {"bytes"}
+    serves: bool = False  # serve(): its serial stream can be opened by the monitor (a port or socket:// URL)
 
     @property
     def virtual(self) -> bool:
@@ -59,7 +60,12 @@ class TargetConfig:
     port: str | None = None  # physical: a serial device or pyserial URL (default: where the flashed board shows up)
     serial: str | None = None  # physical: the board's USB serial number
     flash: bool = True  # physical: flash the image first (False: the board already runs it)
+    method: str = "auto"  # physical: the flash method (fwtool flash --method)
+    verify: bool = True  # read the flash back after writing it
     max_emulated_s: float | None = None  # virtual: stop after this much emulated time
+    max_wall_s: float | None = 3600.0  # virtual, serve(): stop a served run after this many wall-clock seconds
+    through_bootloader: bool = False  # virtual: start it through the emulated bootrom like a chip (read(): power
+    # on, boot2 reads the emulated flash chip; serve(): flashed over PICOBOOT first, like a board)
 
 
 class Unsupported(FwtoolError):
@@ -99,6 +105,23 @@ class Target(ABC):
     @abstractmethod
     def stop(self) -> None:
         """End the run (idempotent; no process, port or temporary file left behind)."""
+
+    def serve(self, image: Path | None) -> dict:
+        """Load and start ``image`` for the monitor (if ``info.serves``): the MonitorOptions fields that reach its
+        serial stream (``port``, or ``board``/``serial`` to follow a board; ``reconnect``, ``wait``). ``stop()``
+        ends it. ``self.flash_result`` is the flash result when it was flashed."""
+        raise Unsupported(f"{self.info.title} has no serial port to monitor", "read its lines (fwtool run prints "
+                          "them)")
+
+    def end_error(self) -> FwtoolError | None:
+        """After ``stop()`` of a served run: why the target ended by itself, if not because it was stopped."""
+        return None
+
+    def summary(self, lines: list[str]) -> list[str]:
+        """Lines to print after a run of ``lines`` (latency and how far its times are from a board's)."""
+        return [f"note: {self.info.timing_note}"] if self.info.timing_note else []
+
+    flash_result: dict | None = None
 
     # -- what was recorded -----------------------------------------------------------------------------------
     def details(self) -> dict:

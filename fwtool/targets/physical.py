@@ -12,7 +12,7 @@ from fwtool.core import protocol
 from fwtool.core.errors import Exit, FwtoolError
 from fwtool.core.lines import LineSplitter
 from fwtool.devices import find_serial_port
-from fwtool.flash import flash_image
+from fwtool import flash
 from fwtool.monitor.reader import open_serial
 from fwtool.targets.base import PHYSICAL, Target, TargetInfo
 
@@ -63,7 +63,7 @@ class BoardTarget(Target):
     """A real board: ``load`` flashes (unless config.flash is False), ``start`` opens its port."""
 
     info = TargetInfo("board", "the board", PHYSICAL, cycle_accurate=True, cores=2, clock_hz=None,
-                      feeds=frozenset({"bytes"}))
+                      feeds=frozenset({"bytes"}), serves=True)
 
     def __init__(self, config=None) -> None:
         super().__init__(config)
@@ -74,14 +74,27 @@ class BoardTarget(Target):
         super().load(image)
         if self.config.flash and self.image is not None:
             self.on_step("flashing the firmware")
-            res = flash_image(self.image, board=self.config.board, serial=self.config.serial)
+            res = flash.flash_image(self.image, board=self.config.board, serial=self.config.serial,
+                                    method=self.config.method, verify=self.config.verify, on_step=self.on_step)
+            self.flash_result = res
             self._details.update({"flash_method": res.get("method"), "serial": res.get("serial")})
             self.port = self.port or res.get("port")
 
-    def start(self) -> None:
+    def resolve_port(self, wait_s: float = PORT_WAIT_S) -> str:
+        """The board's serial port: given, where the flash left it, or looked up (by its serial number)."""
         if not self.port:
-            self.port = find_serial_port(self.config.board, serial=self.config.serial, wait_s=PORT_WAIT_S)
-        self._details["port"] = self.port
+            serial_no = self._details.get("serial") or self.config.serial
+            self.port = find_serial_port(self.config.board, serial=serial_no, wait_s=wait_s)
+        return self.port
+
+    def serve(self, image) -> dict:
+        """Flash it; the monitor follows the board by its serial number (it re-enumerates), else opens its port."""
+        self.load(image)
+        serial_no = self._details.get("serial") or self.config.serial
+        return {"board": self.config.board, "serial": serial_no, "port": self.port if not serial_no else None}
+
+    def start(self) -> None:
+        self._details["port"] = self.resolve_port()
         self.on_step(f"reading results from {self.port}")
         self.ser = open_port(self.port)
         self._t0 = time.monotonic()
