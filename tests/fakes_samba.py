@@ -40,15 +40,22 @@ class Pty:
         tty.setraw(self.slave)
         self.path = os.ttyname(self.slave)
         self.closed = False
+        self.served = False  # a server thread owns the descriptors: it closes them when it stops
 
     def close(self):
+        """Hang up. The descriptors are closed by their server thread (if any) once it has stopped, so a new pty
+        that reuses the numbers is never read by an old thread."""
         if not self.closed:
             self.closed = True
-            for fd in (self.master, self.slave):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+            if not self.served:
+                self.release()
+
+    def release(self):
+        for fd in (self.master, self.slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 class FakeNano:
@@ -73,7 +80,8 @@ class FakeNano:
         self.mode = mode
         self.pty = None if mode == "gone" else Pty()
         if mode == "bootloader":
-            self._thread = threading.Thread(target=self._serve, args=(self.pty,), daemon=True)
+            self.pty.served = True
+            self._thread = threading.Thread(target=self._serve_and_release, args=(self.pty,), daemon=True)
             self._thread.start()
 
     def _reset_done(self):
@@ -106,6 +114,13 @@ class FakeNano:
         return bytes(self.flash[APP_START:APP_START + n])
 
     # ---- the bootloader --------------------------------------------------------------------------------------
+    def _serve_and_release(self, pty: Pty):
+        try:
+            self._serve(pty)
+        finally:
+            pty.closed = True
+            pty.release()
+
     def _serve(self, pty: Pty):
         buf = b""
         source = BUFFER
@@ -118,6 +133,8 @@ class FakeNano:
                     continue
                 chunk = os.read(pty.master, 8192)
             except OSError:
+                return
+            if pty.closed:
                 return
             buf += chunk
             while b"#" in buf:

@@ -323,7 +323,7 @@ def serial_bootloader_ids(boards) -> dict[tuple[int, int], str]:
     """{bootloader USB id: product label} of boards whose bootloader is a serial port (``[usb] bootloader =
     "samba"``: Arduino's SAM-BA extended on the Nano 33 BLE boards)."""
     return {b.usb_bootsel: "SAM-BA bootloader" for b in boards
-            if b.usb_bootsel and (b.raw.get("usb") or {}).get("bootloader") == "samba"}
+            if b.usb_bootsel and b.usb.bootloader == "samba"}
 
 
 def _add_bootloader_port(result: Scan, p, product: str, boards: tuple) -> None:

@@ -89,7 +89,12 @@ class NRF52Family(Family):
     def package(self, compiled: CompiledFiles, board: Board) -> dict[str, bytes]:
         """firmware.hex from the ELF's loadable segments and firmware.bin (the same bytes, raw from the application
         start), validated: inside the application region, a vector table at 0x10000."""
-        segments = elf_image.segments(compiled.elf)
+        try:
+            segments = elf_image.segments(compiled.elf)
+        except (FwtoolError, ValueError, OSError):
+            if compiled.bin is None or not compiled.bin.is_file():
+                raise
+            segments = [(board.flash_base, compiled.bin.read_bytes())]
         text = ihex.write(segments).encode()
         img = validate_image(text, board)
         return {"hex": text, "bin": img.flat(origin=board.flash_base)[1]}

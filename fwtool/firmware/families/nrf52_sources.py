@@ -32,30 +32,29 @@ def pin(n: int) -> str:
 
 
 def board_defines(board: Board, pdm: bool) -> list[str]:
-    sdk = board.sdk
-    led = board.raw.get("led", {})
-    mic = board.raw.get("pdm_mic") or {}
-    out = [sdk.get("device_define", "NRF52840_XXAA"), "__STARTUP_CLEAR_BSS", "CONFIG_GPIO_AS_PINRESET",
+    led, mic = board.led, board.pdm_mic
+    out = [board.sdk.device_define, "__STARTUP_CLEAR_BSS", "CONFIG_GPIO_AS_PINRESET",
            f"__STACK_SIZE={STACK_BYTES}", f"__HEAP_SIZE={HEAP_BYTES}",
-           f"FWT_LED_PIN={int(led.get('pin', -1))}", f"FWT_LED_ON={int(led.get('on_level', 1))}u"]
-    if pdm and mic:
-        out += [f"FWT_PDM_PWR_PIN={int(mic['power_pin'])}u", f"FWT_PDM_CLK_PIN={int(mic['clk_pin'])}u",
-                f"FWT_PDM_DIN_PIN={int(mic['data_pin'])}u"]
+           f"FWT_LED_PIN={led.pin if led else -1}", f"FWT_LED_ON={led.on_level if led else 1}u"]
+    if pdm and mic is not None:
+        out += [f"FWT_PDM_CLK_PIN={mic.clk_pin}u", f"FWT_PDM_DIN_PIN={mic.data_pin}u",
+                f"FWT_PDM_PWR_PIN={-1 if mic.power_pin is None else mic.power_pin}"]
     return out
 
 
 def off_pins(board: Board) -> list[dict]:
     """The RGB LED's pins, driven to 'off' at start-up (they float otherwise and glow faintly)."""
-    rgb = board.raw.get("rgb_led") or {}
-    off = int(rgb.get("on_level", 0)) ^ 1
-    return [{"number": int(rgb[c]), "off_level": off, "what": f"RGB {c} {pin(int(rgb[c]))}"}
-            for c in ("red", "green", "blue") if c in rgb]
+    rgb = board.rgb_led
+    if rgb is None:
+        return []
+    return [{"number": getattr(rgb, c), "off_level": rgb.on_level ^ 1, "what": f"RGB {c} {pin(getattr(rgb, c))}"}
+            for c in ("red", "green", "blue")]
 
 
 def board_values(board: Board, paths: dict[str, Path], pdm: bool) -> dict:
     """Template values for the board side of the CMake project (absolute paths, CMake-quoted)."""
     nrfx, tusb, cmsis = paths["nrfx"], paths["tinyusb"], paths["cmsis-5"]
-    mcu = board.sdk.get("mcu_variant", "nrf52840")
+    mcu = board.sdk.mcu_variant
     q = lambda p: escape.cmake_quoted(Path(p).as_posix())  # noqa: E731
     srcs = [q(nrfx / s.format(mcu=mcu)) for s in NRFX_SOURCES + (NRFX_PDM_SOURCES if pdm else [])]
     srcs += [q(tusb / s) for s in TINYUSB_SOURCES]
@@ -68,9 +67,9 @@ def board_values(board: Board, paths: dict[str, Path], pdm: bool) -> dict:
                           [q(cmsis / "CMSIS/Core/Include"), q(tusb / "src"), q(bsp)],
         "board_defines": board_defines(board, pdm),
         "board_app_sources": [],
-        "linker_script": q(bsp / "boards" / board.sdk["tinyusb_board"] / f"{board.sdk['tinyusb_board']}.ld"),
+        "linker_script": q(bsp / "boards" / board.sdk.tinyusb_board / f"{board.sdk.tinyusb_board}.ld"),
         "nrf52": {"app_base": board.flash_base, "nrfx_version": manifest["nrfx"].version,
-                  "tinyusb_version": manifest["tinyusb"].version, "tinyusb_board": board.sdk["tinyusb_board"],
+                  "tinyusb_version": manifest["tinyusb"].version, "tinyusb_board": board.sdk.tinyusb_board,
                   "mdk_dir": q(nrfx / "mdk"), "usb_vid": f"0x{usb_vid:04X}", "usb_pid": f"0x{usb_pid:04X}",
                   "usb_app": f"{usb_vid:04X}:{usb_pid:04X}", "product": escape.c_string(board.title),
                   "clock_hz": board.clock_hz, "virtual_clock_hz": VIRTUAL_CLOCK_HZ, "pdm_enabled": int(pdm),
