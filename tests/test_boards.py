@@ -272,3 +272,14 @@ def test_a_user_board_extending_pico_builds_fire_alarm(real_build_reason, fire_a
     assert "#define FWTOOL_LED_PIN 13" in (out / "project" / "fwt_board.h").read_text()  # the override reached C
     assert "-DPICO_BOARD=pico" in (out / "build.log").read_text()  # the inherited [sdk]
     assert dataclasses.asdict(boards.load_file(proj / "boards" / "my_pcb.toml").sdk) == {"pico_board": "pico"}
+
+
+def test_fwtool_boards_lists_the_user_boards_beside_a_model(project):
+    (project.parent / "boards" / "my_pcb.toml").write_text(CUSTOM)
+    run = [sys.executable, "-m", "fwtool", "boards", "--json"]
+    plain = json.loads(subprocess.run(run, capture_output=True, text=True, check=True).stdout)
+    mine = json.loads(subprocess.run([*run, "--model", str(project)], capture_output=True, text=True,
+                                     check=True).stdout)
+    assert "my_pcb" not in {b["name"] for b in plain}
+    entry = next(b for b in mine if b["name"] == "my_pcb")
+    assert entry["extends"] == "pico" and entry["flash_bytes"] == 16_777_216 and entry["sdk"] == {"pico_board": "pico"}

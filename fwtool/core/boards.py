@@ -11,7 +11,7 @@ known by name for the rest of the command (flash, monitor and validate look it u
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Union
