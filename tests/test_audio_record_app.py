@@ -139,9 +139,9 @@ def test_recorder_on_the_virtual_board_streams_crc_checked_frames(recorder_build
     if reason:
         pytest.skip(reason)
     from fwtool.emulator.audio import open_port
-    from fwtool.emulator.session import VirtualBoard
+    from fwtool.emulator.session import Rp2040jsProcess
 
-    board = VirtualBoard(recorder_build / "firmware.uf2", serial="tcp", start="on-connect", max_wall_s=120)
+    board = Rp2040jsProcess(recorder_build / "firmware.uf2", serial="tcp", start="on-connect", max_wall_s=120)
     board.start()
     port = open_port(board.url)
     reader = framing.SplitReader()

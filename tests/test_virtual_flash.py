@@ -23,9 +23,9 @@ from fwtool.core.errors import Exit
 from fwtool.devices import usb as usbdevices
 from fwtool.devices.errors import DeviceLost
 from fwtool.emulator import bootrom, node
-from fwtool.emulator.session import RUNNER_JS, VirtualBoard
+from fwtool.emulator.session import RUNNER_JS, Rp2040jsProcess
 from fwtool.emulator.virtual_flash import flash_virtual
-from fwtool.emulator.virtual_usb import LOCATION, VirtualUsbBoard
+from fwtool.emulator.virtual_usb import LOCATION, Rp2040jsUsbProcess
 from fwtool.flash import picoboot
 from fwtool.flash.base import FlashFailed, Image
 from fwtool.flash.picoboot import PicobootClient, ProtocolError, program
@@ -36,7 +36,7 @@ PATCHES = RUNNER_JS.parent / "patches.mjs"
 
 @pytest.fixture(scope="module")
 def vboard(emulator_ready, tmp_path_factory):
-    board = VirtualUsbBoard(tmp_path_factory.mktemp("vflash") / "flash.bin", bootsel=True, max_wall_s=600).start()
+    board = Rp2040jsUsbProcess(tmp_path_factory.mktemp("vflash") / "flash.bin", bootsel=True, max_wall_s=600).start()
     try:
         board.wait_enumerated()
         yield board
@@ -230,7 +230,7 @@ def test_flash_reboot_and_boot_from_written_flash(fresh):
 def test_power_on_boot_through_bootrom_and_boot2_from_the_flash_model(emulator_ready, tmp_path):
     img = tmp_path / "print.bin"
     img.write_bytes(fakes_emulator.print_then("hang"))
-    board = VirtualBoard(img, serial="stdout", start="now", max_wall_s=60, until="hello", count=1,
+    board = Rp2040jsProcess(img, serial="stdout", start="now", max_wall_s=60, until="hello", count=1,
                          extra_args=["--boot", "bootrom"])
     try:
         board.start()

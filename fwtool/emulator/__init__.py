@@ -27,21 +27,21 @@ from fwtool.emulator import bootrom, node
 
 from fwtool.emulator.latency import LatencyStats, latency_stats
 from fwtool.emulator.result import RunResult, failure
-from fwtool.emulator.session import CLOCK_MHZ, TIMING_NOTE, VirtualBoard
+from fwtool.emulator.session import CLOCK_MHZ, TIMING_NOTE, Rp2040jsProcess
 from fwtool.emulator.targets import QemuM4, Rp2040js, VIRTUAL_TARGETS, run_capture
 
-__all__ = ["start", "run_capture", "VirtualBoard", "RunResult", "failure", "latency_stats", "LatencyStats",
+__all__ = ["start", "run_capture", "Rp2040jsProcess", "RunResult", "failure", "latency_stats", "LatencyStats",
            "TIMING_NOTE", "CLOCK_MHZ", "check", "Rp2040js", "QemuM4", "VIRTUAL_TARGETS"]
 
 
 def start(image: Path, port: int = 0, start_on_connect: bool = True, max_emulated_s: float | None = None,
-          max_wall_s: float | None = 3600.0) -> VirtualBoard:
+          max_wall_s: float | None = 3600.0) -> Rp2040jsProcess:
     """Start the virtual board with its serial stream on ``socket://127.0.0.1:<port>`` (``board.url``).
 
     With ``start_on_connect`` the firmware starts executing when the first client (e.g. fwtool monitor) attaches,
     so nothing it prints is missed. Call ``board.stop()`` when done (or use it as a context manager).
     """
-    board = VirtualBoard(Path(image), serial="tcp", start="on-connect" if start_on_connect else "now", port=port,
+    board = Rp2040jsProcess(Path(image), serial="tcp", start="on-connect" if start_on_connect else "now", port=port,
                          max_emulated_s=max_emulated_s, max_wall_s=max_wall_s)
     return board.start()
 

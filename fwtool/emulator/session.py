@@ -1,6 +1,6 @@
 """One run of the virtual board: a ``node runner.mjs`` process fwtool owns from start to kill.
 
-* :class:`VirtualBoard` starts it (serial on a TCP port on 127.0.0.1, or on its stdout), collects its JSON control
+* :class:`Rp2040jsProcess` starts it (serial on a TCP port on 127.0.0.1, or on its stdout), collects its JSON control
   events from stderr, and stops it: SIGTERM then SIGKILL to its process group, always, also on Ctrl-C or an
   exception. A wall-clock guard kills it even if it stops answering (a synchronous spin inside rp2040js), and the
   runner itself exits when its stdin closes, so a killed fwtool leaves no node process behind.
@@ -34,7 +34,7 @@ TIMING_NOTE = ("emulated timing: rp2040js cycle counts at 125 MHz with zero-wait
                "contention) - an estimate, typically optimistic; confirm on a real board")
 GUARD_S = 15.0  # the external kill comes this long after the runner's own wall limit
 
-_live: "weakref.WeakSet[VirtualBoard]" = weakref.WeakSet()
+_live: "weakref.WeakSet[Rp2040jsProcess]" = weakref.WeakSet()
 
 
 @atexit.register
@@ -43,8 +43,9 @@ def _stop_all() -> None:  # last resort: never leave a node process behind
         board.stop()
 
 
-class VirtualBoard:
-    """A running virtual RP2040. Use as a context manager, or call :meth:`start` and :meth:`stop`."""
+class Rp2040jsProcess:
+    """One rp2040js process running an image: the engine behind the ``rp2040js`` target (fwtool/emulator/targets.py,
+    which commands use; was ``VirtualBoard``). Use as a context manager, or call :meth:`start` and :meth:`stop`."""
 
     def __init__(self, image: Path, *, serial: str = "tcp", start: str = "on-connect", port: int = 0,
                  max_emulated_s: float | None = None, max_wall_s: float | None = 3600.0, until: str | None = None,
@@ -97,7 +98,7 @@ class VirtualBoard:
             cmd += ["--until", self.until, "--count", str(self.count)]
         return cmd + self.extra_args
 
-    def start(self, ready_timeout: float = 30.0) -> "VirtualBoard":
+    def start(self, ready_timeout: float = 30.0) -> "Rp2040jsProcess":
         cmd = self.prepare()
         self._started_at = time.monotonic()
         self._proc = runner.spawn(cmd)
@@ -158,7 +159,7 @@ class VirtualBoard:
             self._tmp = None
         return self._final_event()
 
-    def __enter__(self) -> "VirtualBoard":
+    def __enter__(self) -> "Rp2040jsProcess":
         return self if self._proc is not None else self.start()  # emulator.start() already started it
 
     def __exit__(self, *exc) -> None:

@@ -5,6 +5,7 @@ mps2-an386. Both return the one :class:`~fwtool.emulator.result.RunResult` and r
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -15,8 +16,11 @@ from fwtool.core.errors import FwtoolError
 from fwtool.emulator import node, qemu, virtual_flash
 from fwtool.emulator.latency import latency_stats
 from fwtool.emulator.result import RunResult, failure
-from fwtool.emulator.session import CLOCK_MHZ, TIMING_NOTE, VirtualBoard
-from fwtool.targets.base import VIRTUAL, Target, TargetConfig, TargetInfo
+from fwtool.emulator.session import CLOCK_MHZ, TIMING_NOTE, Rp2040jsProcess
+from fwtool.targets.base import VIRTUAL, Target, TargetConfig, TargetInfo, read_lines
+
+
+START_WAIT_S = 10.0
 
 
 class VirtualTarget(Target):
@@ -71,8 +75,8 @@ class Rp2040js(VirtualTarget):
 
     def __init__(self, config: TargetConfig | None = None) -> None:
         super().__init__(config)
-        self.served = None  # the running VirtualBoard / VirtualUsbBoard of serve()
-        self.process: VirtualBoard | None = None  # the last capture's process (its result() after a Ctrl-C)
+        self.served = None  # the running Rp2040jsProcess / Rp2040jsUsbProcess of serve()
+        self.process: Rp2040jsProcess | None = None  # the last capture's process (its result() after a Ctrl-C)
         self.exit_event: dict | None = None
         self.port = None
 
@@ -85,17 +89,30 @@ class Rp2040js(VirtualTarget):
             self.flash_result, self.served = virtual_flash.flash_virtual(self.image, self.config.board,
                                                                          verify=self.config.verify)
         else:  # execution starts when the monitor attaches: the banner is never missed
-            self.served = VirtualBoard(self.image, serial="tcp", start="on-connect", port=int(self.config.port or 0),
+            self.served = Rp2040jsProcess(self.image, serial="tcp", start="on-connect", port=int(self.config.port or 0),
                                        max_emulated_s=self.max_emulated_s, max_wall_s=self.config.max_wall_s).start()
         return {"port": self.served.url, "reconnect": False, "wait": 10.0, "send_input": False}
 
-    def feed(self, data: bytes) -> None:
-        """Bytes into the served board's serial stream (its USB CDC)."""
+    def _port(self):
+        """The target's own connection to the served serial stream (instead of a monitor's)."""
         if self.served is None:
             raise FwtoolError("the virtual board is not served: call serve() before feed()", None)
         if self.port is None:
             self.port = serial.serial_for_url(self.served.url, timeout=0.05)
-        self.port.write(data)
+            deadline = time.monotonic() + START_WAIT_S  # it starts when a client attaches: bytes sent before are lost
+            while time.monotonic() < deadline and not any(e.get("event") == "started" for e in self.served.events):
+                time.sleep(0.02)
+        return self.port
+
+    def feed(self, data: bytes) -> None:
+        """Bytes into the served board's serial stream (UART0 RX / its USB CDC)."""
+        self._port().write(data)
+
+    def read(self, until, count=1, timeout=300.0, on_line=lambda s: None) -> list[str]:
+        """Served: lines from its socket (what it echoes to what was fed); else a run of its own (capture)."""
+        if self.served is None:
+            return super().read(until, count, timeout, on_line)
+        return read_lines(self._port(), until, count, timeout, on_line)
 
     def stop(self) -> None:
         if self.port is not None:
@@ -111,7 +128,7 @@ class Rp2040js(VirtualTarget):
         return None if reason in (None, "stopped", "killed") else failure(reason, ev.get("detail"), self.info.title)
 
     def capture(self, until, count, timeout, on_line=None, on_event=None) -> RunResult:
-        board = self.process = VirtualBoard(
+        board = self.process = Rp2040jsProcess(
             self.image, serial="stdout", start="now", max_emulated_s=self.max_emulated_s, max_wall_s=timeout,
             until=until if count > 0 else None, count=count, on_line=on_line, on_event=on_event,
             extra_args=["--boot", "bootrom"] if self.config.through_bootloader else None)

@@ -10,11 +10,10 @@ import serial
 
 from fwtool.core import protocol
 from fwtool.core.errors import Exit, FwtoolError
-from fwtool.core.lines import LineSplitter
 from fwtool.devices import find_serial_port
 from fwtool import flash
 from fwtool.monitor.reader import open_serial
-from fwtool.targets.base import PHYSICAL, Target, TargetInfo
+from fwtool.targets.base import PHYSICAL, Target, TargetInfo, read_lines
 
 BAUD = 115200
 PORT_WAIT_S = 5.0
@@ -27,27 +26,6 @@ def open_port(port: str, baud: int = BAUD):
     except (serial.SerialException, OSError, ValueError) as e:
         raise FwtoolError(f"cannot open {port}: {e}", "check the port ('fwtool flash --list'), or pass --port",
                           Exit.NO_DEVICE) from e
-
-
-def read_lines(ser, until: str | None, count: int, timeout: float, on_line: Callable[[str], None]) -> list[str]:
-    """Lines from an open port until the ``count``-th starting with ``until`` or ``timeout`` seconds."""
-    lines: list[str] = []
-    splitter, seen = LineSplitter(), 0
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            chunk = ser.read(ser.in_waiting or 1)
-        except (serial.SerialException, OSError) as e:
-            raise FwtoolError(f"the board went away while it ran: {e}", "reconnect it and re-run",
-                              Exit.LOST_DEVICE) from e
-        for piece in splitter.feed(chunk, time.time()) if chunk else ():
-            lines.append(piece.text)
-            on_line(piece.text)
-            if until and piece.text.startswith(until):
-                seen += 1
-                if seen >= count:
-                    return lines
-    return lines
 
 
 def read_port_until_done(port: str, timeout: float, on_line: Callable[[str], None], baud: int = BAUD) -> list[str]:

@@ -151,19 +151,23 @@ def _check_device(dev: compare.DeviceRun, model: Model, vectors, flashed: bool) 
                           "board (drop --no-flash), with the same --inputs/--count/--seed", Exit.MISMATCH)
 
 
+def _load_models(opts: ValidateOptions) -> tuple[Model, Model, list[str]]:
+    """The firmware's model, the reference model (the same unless --reference-model) and their mismatches."""
+    model = load_model(opts.model)
+    _check_model(model, model.path.name)
+    if opts.reference_model is None:
+        return model, model, []
+    ref_model = load_model(opts.reference_model)
+    _check_model(ref_model, ref_model.path.name)
+    return model, ref_model, _check_reference_signature(model, ref_model)
+
+
 def run(opts: ValidateOptions, on_line: Callable[[str], None] = lambda s: None,
         on_step: Callable[[str], None] = lambda s: None, on_build_line: Callable[[str], None] = lambda s: None) -> dict:
     """Validate; returns the report (``report["ok"]``, ``report["exit_code"]``). Raises for anything that stops
     the comparison from happening (bad input, build failure, target failure)."""
     tgt = make_target(opts)
-    model = load_model(opts.model)
-    _check_model(model, model.path.name)
-    ref_model = model
-    problems: list[str] = []
-    if opts.reference_model is not None:
-        ref_model = load_model(opts.reference_model)
-        _check_model(ref_model, ref_model.path.name)
-        problems += _check_reference_signature(model, ref_model)
+    model, ref_model, problems = _load_models(opts)
     on_step("preparing input vectors")
     vectors, source = make_vectors(opts, model)
 
