@@ -105,6 +105,9 @@ def test_generated_project_is_what_the_board_file_implies(fire_alarm, tmp_path):
     plat = files["fwt_platform.cpp"]
     assert "NRF_POWER->GPREGRET = FWT_BOOTLOADER_MAGIC" in plat and "0xB0u" in plat and "bit_rate == 1200" in plat
     assert "nrf_gpio_pin_write(24u, 1u)" in plat  # the RGB LED (active low) off at start
+    # the book's colours: green (P0.16) on "yes", red (P0.24) on "no", blue (P0.06) on another keyword
+    assert "nrf_gpio_pin_write(16u, yes ? 0u : 1u)" in plat and "nrf_gpio_pin_write(24u, no ? 0u : 1u)" in plat
+    assert "nrf_gpio_pin_write(6u, other ? 0u : 1u)" in plat
     assert ".idVendor = 0x2341" in files["usb_descriptors.c"] and ".idProduct = 0x805A" in files["usb_descriptors.c"]
 
 

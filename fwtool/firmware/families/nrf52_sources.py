@@ -51,6 +51,19 @@ def off_pins(board: Board) -> list[dict]:
             for c in ("red", "green", "blue")]
 
 
+KEYWORD_COLOURS = (("green", "yes"), ("red", "no"), ("blue", "other"))  # the TinyML book's micro_speech
+
+
+def keyword_pins(board: Board) -> list[dict]:
+    """The RGB LED's pins for fwt_led_keyword: which keyword lights which colour ([] without an RGB LED)."""
+    rgb = board.rgb_led
+    if rgb is None:
+        return []
+    return [{"number": getattr(rgb, colour), "when": word, "on": rgb.on_level, "off": rgb.on_level ^ 1,
+             "what": f"{colour} {pin(getattr(rgb, colour))} on {'another keyword' if word == 'other' else word}"}
+            for colour, word in KEYWORD_COLOURS]
+
+
 def board_values(board: Board, paths: dict[str, Path], pdm: bool) -> dict:
     """Template values for the board side of the CMake project (absolute paths, CMake-quoted)."""
     nrfx, tusb, cmsis = paths["nrfx"], paths["tinyusb"], paths["cmsis-5"]
@@ -73,7 +86,7 @@ def board_values(board: Board, paths: dict[str, Path], pdm: bool) -> dict:
                   "mdk_dir": q(nrfx / "mdk"), "usb_vid": f"0x{usb_vid:04X}", "usb_pid": f"0x{usb_pid:04X}",
                   "usb_app": f"{usb_vid:04X}:{usb_pid:04X}", "product": escape.c_string(board.title),
                   "clock_hz": board.clock_hz, "virtual_clock_hz": VIRTUAL_CLOCK_HZ, "pdm_enabled": int(pdm),
-                  "off_pins": off_pins(board)},
+                  "off_pins": off_pins(board), "keyword_pins": keyword_pins(board)},
     }
 
 
