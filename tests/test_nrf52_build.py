@@ -9,10 +9,10 @@ import re
 import subprocess
 import sys
 
+import modelgen
 import pytest
 from click.testing import CliRunner
 
-import modelgen
 from fwtool.cli import cli as main
 from fwtool.core import runner, vendor
 from fwtool.core.boards import all_boards, get_board
@@ -138,7 +138,7 @@ def test_real_build_sits_at_0x10000_inside_the_flash(nano_build):
     nm = subprocess.run(["arm-none-eabi-nm", str(out / "firmware.elf")], capture_output=True, text=True,
                         check=True).stdout
     for sym in ("tud_cdc_line_state_cb", "USBD_IRQHandler", "POWER_CLOCK_IRQHandler", "_start"):
-        assert re.search(rf" [TW] {sym}$", nm, re.M), sym
+        assert re.search(rf" [TW] {sym}$", nm, re.MULTILINE), sym
 
 
 def test_virtual_m4_validation(nano_build):

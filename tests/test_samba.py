@@ -4,9 +4,9 @@ buffer, CRC verify, reset; the 1200-baud touch and both USB identities; the fail
 import json
 import time
 
+import fakes_samba as fk
 import pytest
 
-import fakes_samba as fk
 from fwtool import devices
 from fwtool import flash as fl
 from fwtool.cli import main
@@ -16,8 +16,8 @@ from fwtool.devices.errors import DeviceLost, FlashFailed, WaitTimeout
 from fwtool.flash.base import Image
 from fwtool.flash.runners import RUNNERS
 from fwtool.flash.samba.commands import crc16
-from fwtool.image import ihex
 from fwtool.flash.samba.protocol import SambaProtocolError
+from fwtool.image import ihex
 
 NANO = get_board("nano33ble_sense")
 FW = fk.make_firmware(3 * 4096 + 1000)  # 3 full pages + a partial one

@@ -19,8 +19,18 @@ from fwtool.core.boards import Board
 from fwtool.core.errors import FwtoolError
 from fwtool.core.toolchain import ARM_BUILD_TOOLS, Tool
 from fwtool.firmware.families import cmake, tflm
-from fwtool.firmware.families.base import CompiledFiles, CompileRequest, Family, SourcePatch
-from fwtool.firmware.families.nrf52_sources import ARCH_FLAGS, PICO_ONLY_SOURCES, board_values, validate_image
+from fwtool.firmware.families.base import (
+    CompiledFiles,
+    CompileRequest,
+    Family,
+    SourcePatch,
+)
+from fwtool.firmware.families.nrf52_sources import (
+    ARCH_FLAGS,
+    PICO_ONLY_SOURCES,
+    board_values,
+    validate_image,
+)
 from fwtool.image import elf as elf_image
 from fwtool.image import ihex
 

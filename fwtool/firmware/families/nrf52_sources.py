@@ -68,7 +68,7 @@ def board_values(board: Board, paths: dict[str, Path], pdm: bool) -> dict:
     """Template values for the board side of the CMake project (absolute paths, CMake-quoted)."""
     nrfx, tusb, cmsis = paths["nrfx"], paths["tinyusb"], paths["cmsis-5"]
     mcu = board.sdk.mcu_variant
-    q = lambda p: escape.cmake_quoted(Path(p).as_posix())  # noqa: E731
+    q = lambda p: escape.cmake_quoted(Path(p).as_posix())
     srcs = [q(nrfx / s.format(mcu=mcu)) for s in NRFX_SOURCES + (NRFX_PDM_SOURCES if pdm else [])]
     srcs += [q(tusb / s) for s in TINYUSB_SOURCES]
     bsp = tusb / "hw/bsp/nrf"

@@ -14,10 +14,9 @@ import serial
 
 from fwtool.core.errors import FwtoolError, NoDevice
 from fwtool.devices.device import Device
-from fwtool.devices.errors import DeviceLost
-from fwtool.devices.ports import serial_open_args
+from fwtool.devices.errors import DeviceLost, UsbAccessDenied
 from fwtool.devices.permissions import serial_fix
-from fwtool.devices.errors import UsbAccessDenied
+from fwtool.devices.ports import serial_open_args
 from fwtool.flash.base import Image, Progress, Runner, no_progress
 from fwtool.flash.samba import SambaClient, SambaLink, program
 from fwtool.flash.samba.chips import CHIPS

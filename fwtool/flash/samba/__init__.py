@@ -15,4 +15,4 @@ from fwtool.flash.samba.chips import CHIPS, Chip, chip_for
 from fwtool.flash.samba.commands import SambaClient, program
 from fwtool.flash.samba.protocol import SambaLink, SambaProtocolError
 
-__all__ = ["CHIPS", "Chip", "chip_for", "SambaClient", "program", "SambaLink", "SambaProtocolError"]
+__all__ = ["CHIPS", "Chip", "SambaClient", "SambaLink", "SambaProtocolError", "chip_for", "program"]

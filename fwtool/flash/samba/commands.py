@@ -12,7 +12,7 @@ import re
 import time
 
 from fwtool.core.errors import BadInput
-from fwtool.devices.errors import FlashFailed
+from fwtool.devices.errors import DeviceLost, FlashFailed
 from fwtool.flash.samba.chips import Chip, chip_for
 from fwtool.flash.samba.protocol import SambaLink, SambaProtocolError, hex8
 
@@ -82,7 +82,11 @@ class SambaClient:
         return int(m.group(1), 16)
 
     def reset(self) -> None:
-        self.link.send("K#")
+        """``K#``: the board resets into the application; its port may vanish under the command (expected)."""
+        try:
+            self.link.send("K#")
+        except DeviceLost:
+            pass
 
 
 def check_range(chip: Chip, base: int, size: int) -> None:

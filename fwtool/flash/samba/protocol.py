@@ -22,6 +22,18 @@ class SambaProtocolError(FlashFailed):
     """The bootloader answered something the protocol does not allow."""
 
 
+def port_errors() -> tuple[type[BaseException], ...]:
+    """What a serial port that vanished raises: OSError, pyserial's errors and, on POSIX, termios.error (tcdrain
+    on a hung-up tty), which is not an OSError."""
+    errors: list[type[BaseException]] = [OSError, serial.SerialException]
+    try:
+        import termios
+        errors.append(termios.error)
+    except ImportError:  # Windows
+        pass
+    return tuple(errors)
+
+
 def printable(raw: bytes) -> str:
     """The printable prefix of an answer (BOSSA cuts ``V#``/``I#`` answers at the first non-printable byte)."""
     out = []
@@ -61,7 +73,7 @@ class SambaLink:
                         raise self._lost(f"'{command}'")
                     view = view[n:]
             self.port.flush()
-        except (OSError, serial.SerialException) as e:
+        except port_errors() as e:
             raise self._lost(f"'{command}'", e) from e
 
     def read_exact(self, n: int, timeout: float, command: str) -> bytes:
@@ -75,7 +87,7 @@ class SambaLink:
                     break
                 self.port.timeout = min(left, 0.5)
                 buf += self.port.read(n - len(buf))
-        except (OSError, serial.SerialException) as e:
+        except port_errors() as e:
             raise self._lost(f"'{command}'", e) from e
         if len(buf) < n:
             raise SambaProtocolError(f"the bootloader answered '{command}' with {buf!r} within {timeout:.0f} s "
@@ -95,7 +107,7 @@ class SambaLink:
                 self.port.timeout = min(left, 0.2)
                 chunk = self.port.read(1)
                 buf += chunk
-        except (OSError, serial.SerialException) as e:
+        except port_errors() as e:
             raise self._lost(f"'{command}'", e) from e
         text = printable(buf)
         if not text:
@@ -114,5 +126,5 @@ class SambaLink:
     def close(self) -> None:
         try:
             self.port.close()
-        except (OSError, serial.SerialException):
+        except port_errors():
             pass
