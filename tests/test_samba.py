@@ -12,6 +12,7 @@ from fwtool import flash as fl
 from fwtool.cli import main
 from fwtool.core.boards import get_board
 from fwtool.core.errors import BadInput, NoDevice
+from fwtool.flash.request import WriteOptions
 from fwtool.core.errors import DeviceLost, FlashFailed, WaitTimeout
 from fwtool.flash.base import Image
 from fwtool.flash.runners import RUNNERS
@@ -52,7 +53,8 @@ def wait_until(cond, seconds=3.0):
 
 
 def write(image_bytes=FW, base=NANO.flash_base, **kw):
-    return RUNNER.flash(Image(base, image_bytes, "t.bin", "bin"), bootloader_device(), NANO, timeout=5.0, **kw)
+    opts = WriteOptions(timeout=5.0, **kw)
+    return RUNNER.flash(Image(base, image_bytes, "t.bin", "bin"), bootloader_device(), NANO, opts).to_dict()
 
 
 def test_crc16_is_the_xmodem_crc_bossa_uses():
