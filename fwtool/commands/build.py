@@ -7,6 +7,7 @@ from fwtool.firmware.flow import BuildOptions, run
 from fwtool.firmware.result import BuildResult
 from fwtool.emulator.arena_probe import banner_arena_used
 from fwtool.core.escape import terminal
+from fwtool.model import arena as arena_mod
 from fwtool.commands.model_arg import HELP as MODEL_HELP, MODEL
 
 
@@ -18,10 +19,7 @@ def print_report(r: dict) -> None:
                f"in {' '.join(t['dtype'] + str(t['shape']) for t in m['inputs'])}  "
                f"out {' '.join(t['dtype'] + str(t['shape']) for t in m['outputs'])}")
     click.echo("ops       " + ", ".join(f"{o['op']}{' (CMSIS-NN)' if o['cmsis_nn'] else ''}" for o in r["ops"]))
-    how = (f"measured {a['measured_bytes']:,} + margin {a['margin_bytes']:,}" if a["source"] == "measured"
-           else f"used on the virtual board {a['measured_bytes']:,} + margin {a['margin_bytes']:,}"
-           if a["source"] == "target" else "--arena override")
-    click.echo(f"arena     {a['arena_bytes']:,} B ({how})")
+    click.echo(f"arena     {a['arena_bytes']:,} B ({arena_mod.provenance(a)})")
     click.echo(f"sections  text {s['text']:,}  data {s['data']:,}  bss {s['bss']:,}")
     rows = r.get("text_by_component", {}).get("rows", [])
     if rows:
