@@ -2,7 +2,7 @@ from pathlib import Path
 
 import click
 
-from fwtool.core import ui
+from fwtool.core import locks, ui
 from fwtool.firmware.flow import BuildOptions, run
 from fwtool.firmware.result import BuildResult
 from fwtool.emulator.arena_probe import banner_arena_used
@@ -95,12 +95,15 @@ def run_build(opts: BuildOptions, verbose: bool = False) -> BuildResult:
                  help="RP2040 cores TFLM's convolutions use; 1 for the emulator ('fwtool emulate'), which has no core 1.")
 @click.option("--json", "as_json", is_flag=True, help="Print the build report as JSON on stdout.")
 @click.option("--verbose", "-v", is_flag=True, help="Show every compiler line.")
-def build(tflm_cores, as_json, verbose, **kw):
+@click.option("--no-wait", is_flag=True, help="Fail at once (exit 11) when another fwtool process is building into "
+              "the same folder, instead of waiting for it.")
+def build(tflm_cores, as_json, verbose, no_wait, **kw):
     """Generate, compile and package firmware that runs MODEL on BOARD.
 
     The model is checked (int8, ops with TFLM kernels, one subgraph), the arena measured, and flash/RAM fit
     checked before compiling; only the model's kernels are compiled and linked. Writes
-    <out>/firmware.uf2 (+ .elf/.bin/.map), <out>/report.json and <out>/build.log.
+    <out>/firmware.uf2 (+ .elf/.bin/.map), <out>/report.json and <out>/build.log. A second build into the same
+    folder waits for the first (one 'Blocking: waiting for the lock' line), or fails with --no-wait.
 
     \b
     Examples:
@@ -112,6 +115,7 @@ def build(tflm_cores, as_json, verbose, **kw):
       fwtool build -b pico -m model.tflite --tflm-cores 1 --out build/pico-emu   # for 'fwtool emulate'
     """
     ui.set_json(as_json)
+    locks.set_no_wait(no_wait)
     result = run_build(options_from(kw, tflm_cores=int(tflm_cores)), verbose)
     if as_json:
         ui.emit_json(result.report)
