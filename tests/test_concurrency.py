@@ -221,3 +221,29 @@ def test_two_builds_into_one_folder_give_a_report_and_image_of_the_same_model(tm
         assert json.loads(stdout)["model"]["sha256"] == hashlib.sha256(models[n]).hexdigest()
     named, embedded = model_in_image(out, models)
     assert named == embedded, (named, embedded)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_a_build_leaves_nothing_that_looks_current(sig, tmp_path, real_build_reason):
+    """Interrupted while CMake configures (its first line is the event): an earlier image/report in the folder is
+    gone, no new one appears, and the folder's lock is free for the next build at once."""
+    if real_build_reason:
+        pytest.skip(real_build_reason)
+    from modelgen import tiny_fc_model
+
+    model = tmp_path / "tiny.tflite"
+    model.write_bytes(tiny_fc_model())
+    out = tmp_path / "out"
+    out.mkdir()
+    for stale in ("firmware.uf2", "firmware.bin", "report.json"):  # what an earlier build left
+        (out / stale).write_text("old")
+    p = start("-m", "fwtool", "build", "-b", "pico", "-m", str(model), "--out", str(out), "--arena", "4096", "-v",
+              stdin=subprocess.DEVNULL)
+    until_line(p.stderr, "PICO_SDK_PATH is")
+    p.send_signal(sig)
+    p.communicate(timeout=120)
+    assert p.returncode == (int(Exit.INTERRUPTED) if sig == signal.SIGINT else -signal.SIGTERM)
+    left = sorted(f.name for f in out.iterdir() if f.name.startswith("firmware.") or f.name == "report.json")
+    assert left == []
+    with locks.hold(locks.folder_lock(out), "the folder after the signal", wait=False):
+        pass
