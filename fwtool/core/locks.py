@@ -41,9 +41,9 @@ def no_wait() -> bool:
 
 
 def command_name() -> str:
-    """``fwtool build`` (the subcommand this process runs), for the holder record."""
-    words = [a for a in sys.argv[1:] if not a.startswith("-")][:1]
-    return " ".join(["fwtool", *words])
+    """``fwtool build`` / ``fwtool vendor sync`` (the command this process runs), for the holder record."""
+    words = [a for a in sys.argv[1:] if not a.startswith("-")]
+    return " ".join(["fwtool", *words[:2 if words[:1] in (["vendor"], ["lab"]) else 1]])  # groups: 'vendor sync'
 
 
 def _pid_alive(pid: int) -> bool:
