@@ -20,7 +20,15 @@ ALL_OPTIONS = {"--uf2", "--elf", "--hex", "--bin"}
 
 
 def family_options(family: str) -> set[str]:
+    """The options a hint should offer this family's boards (their image kind's)."""
     return {o for b in BOARDS.values() if b.family == family for o in hints.image_options(b).split("/")}
+
+
+def family_accepts(family: str) -> set[str]:
+    """Every image option the family's boards' flash runners take (a hint may name any of these)."""
+    from fwtool.flash import runners
+    kinds = {k for b in BOARDS.values() if b.family == family for r in runners.for_board(b) for k in r.image_kinds}
+    return {f"--{k}" for k in kinds} | family_options(family)
 
 
 @pytest.fixture
@@ -49,7 +57,7 @@ def run(args):
 def check_speaks_of(board, texts: list[str]) -> None:
     assert texts, "the failure path made no FwtoolError"
     others = [b.name for b in BOARDS.values() if b.family != board.family]
-    wrong_opts = ALL_OPTIONS - family_options(board.family)
+    wrong_opts = ALL_OPTIONS - family_accepts(board.family)
     for text in texts:
         for name in others:
             assert not re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text), (board.name, name, text)
@@ -84,6 +92,19 @@ def test_last_build_image_missing_hint(name, recorded, tmp_path, monkeypatch):
     assert code == int(errors.Exit.BAD_INPUT), out
     check_speaks_of(b, [fix for _, _, fix in recorded])
     assert f"--board {name}" in out and b.image_kind.upper() in out, out
+
+
+@pytest.mark.parametrize("name", sorted(BOARDS))
+def test_wrong_image_hint_names_only_what_the_board_takes(name, recorded, tmp_path, monkeypatch):
+    """An image of the other family's kind: refused (exit 3) with a fix naming only what this board takes."""
+    monkeypatch.chdir(tmp_path)
+    b = BOARDS[name]
+    wrong = {"uf2": "hex", "hex": "uf2"}.get(b.image_kind, "uf2")
+    image = tmp_path / f"firmware.{wrong}"
+    image.write_bytes(b":00000001FF\n" if wrong == "hex" else bytes(512))
+    code, out = run(["flash", "--board", name, f"--{wrong}", str(image)])
+    assert code == int(errors.Exit.BAD_INPUT), out
+    check_speaks_of(b, [fix for _, _, fix in recorded])
 
 
 @pytest.mark.parametrize("name", sorted(BOARDS))
