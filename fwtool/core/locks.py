@@ -72,11 +72,13 @@ def describe_holder(text: str) -> str:
 
 @contextlib.contextmanager
 def hold(lock_file: Path, what: str, *, wait: bool | None = None,
-         on_wait: Callable[[str], None] | None = None, on_event: Callable[[str], None] | None = None) -> Iterator[None]:
+         on_wait: Callable[[str], None] | None = None, on_event: Callable[[str], None] | None = None,
+         remove_if_alone: bool = False) -> Iterator[None]:
     """Hold the exclusive lock ``lock_file`` while the block runs. ``what`` names the thing for messages ("build
     folder build/pico"). Busy → wait (one line on stderr via ``on_wait``) or, with waiting off, raise
     :class:`~fwtool.core.errors.Busy` (exit 11). ``on_event`` gets "acquired", "waiting", "took-over" (tests
-    synchronise on these instead of sleeping)."""
+    synchronise on these instead of sleeping). ``remove_if_alone``: the lock file's folder was made for it (a
+    refused build into a new ``--out``): remove both at the end when nothing else was written there."""
     lock_file = Path(lock_file)
     key = os.path.abspath(lock_file)
     with _guard:
@@ -93,26 +95,8 @@ def hold(lock_file: Path, what: str, *, wait: bool | None = None,
                 _held[key] -= 1
         return
     event = on_event or (lambda e: None)
+    fd = _acquire(lock_file, what, wait, on_wait, event)
     try:
-        lock_file.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
-    except OSError as e:
-        raise MissingTool(f"cannot create the lock file for {what} ({lock_file}: {e.strerror})",
-                          "make the folder writable, or choose another one") from e
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise
-            holder = describe_holder(_read_record(fd)[0])
-            if (no_wait() if wait is None else not wait):
-                raise Busy(f"{what} is in use by {holder}",
-                           "wait for it to finish and run the command again, or run it without --no-wait to wait "
-                           "for the lock") from None
-            (on_wait or ui.info)(f"Blocking: waiting for the lock on {what} (held by {holder})")
-            event("waiting")
-            fcntl.flock(fd, fcntl.LOCK_EX)
         text, pid = _read_record(fd)
         if text and pid is not None and pid != os.getpid() and not _pid_alive(pid):
             ui.info(f"took over the lock on {what}: its holder ({text}) is no longer running")
@@ -128,9 +112,53 @@ def hold(lock_file: Path, what: str, *, wait: bool | None = None,
             with _guard:
                 _held.pop(key, None)
             with contextlib.suppress(OSError):
-                os.ftruncate(fd, 0)  # a clean release leaves no record; a killed holder's record is "taken over"
+                # A clean release removes the lock file (still held: a waiter sees the unlink, _acquire re-checks
+                # and starts over), so it leaves nothing behind; a killed holder's file stays and is "taken over".
+                os.ftruncate(fd, 0)
+                lock_file.unlink()
+                if remove_if_alone:
+                    lock_file.parent.rmdir()  # only if empty: the new folder a refused build made for its lock
     finally:
         os.close(fd)  # closing the last descriptor releases the flock
+
+
+def _acquire(lock_file: Path, what: str, wait: bool | None, on_wait, event) -> int:
+    """An open descriptor of ``lock_file`` holding its flock (waiting, or Busy). Re-opens when the file was
+    removed or replaced while this process waited (the lock held would be on a file nobody else opens)."""
+    announced = False
+    while True:
+        try:
+            lock_file.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        except OSError as e:
+            raise MissingTool(f"cannot create the lock file for {what} ({lock_file}: {e.strerror})",
+                              "make the folder writable, or choose another one") from e
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise
+                holder = describe_holder(_read_record(fd)[0])
+                if (no_wait() if wait is None else not wait):
+                    raise Busy(f"{what} is in use by {holder}",
+                               "wait for it to finish and run the command again, or run it without --no-wait to "
+                               "wait for the lock") from None
+                if not announced:
+                    (on_wait or ui.info)(f"Blocking: waiting for the lock on {what} (held by {holder})")
+                    event("waiting")
+                    announced = True
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                same = os.fstat(fd).st_ino == os.stat(lock_file).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # the holder removed the file as it left: lock the one that is there now
 
 
 def folder_lock(folder: Path) -> Path:

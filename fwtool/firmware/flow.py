@@ -80,7 +80,8 @@ def run(opts: BuildOptions, on_line: Callable[[str], None] = lambda s: None,
     if folder is None:  # unknown board and no --out: plan() refuses it, there is no folder to lock
         return _run(opts, on_line, on_step, on_progress, arena_probe)
     outdir.check(folder)
-    with locks.hold(locks.folder_lock(folder), f"build folder {terminal(folder)}"):
+    # a new folder holding only the lock after a refused build is removed again (a refusal writes nothing)
+    with locks.hold(locks.folder_lock(folder), f"build folder {terminal(folder)}", remove_if_alone=not folder.exists()):
         return _run(opts, on_line, on_step, on_progress, arena_probe)
 
 
