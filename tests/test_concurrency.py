@@ -247,3 +247,18 @@ def test_a_signal_during_a_build_leaves_nothing_that_looks_current(sig, tmp_path
     assert left == []
     with locks.hold(locks.folder_lock(out), "the folder after the signal", wait=False):
         pass
+
+
+def test_default_folders_of_different_models_and_options_do_not_collide(tmp_path):
+    """What a CI matrix of validations in one checkout relies on (the parallel run itself: docs/concurrency.md)."""
+    from fwtool.firmware.outdir import default_out_dir
+
+    a, b = tmp_path / "a.tflite", tmp_path / "b.tflite"
+    a.write_bytes(b"model a")
+    b.write_bytes(b"model b")
+    folders = {default_out_dir("pico", "validate-emu", model=m, arena=arena, cores=1, inputs=vec)
+               for m in (a, b) for arena in (None, 40000) for vec in (b"\x00", b"\x01")}
+    assert len(folders) == 8 and all(f.name.startswith("pico-validate-emu-") for f in folders)
+    assert default_out_dir("pico", "validate-emu", model=a, inputs=b"\x00") == \
+        default_out_dir("pico", "validate-emu", model=a, inputs=b"\x00")  # the same job reuses its folder
+    assert default_out_dir("pico") == Path("build/pico")  # fwtool build's own default is unchanged
