@@ -2,11 +2,12 @@ from pathlib import Path
 
 import click
 
-from fwtool.core import ui
+from fwtool.core import locks, ui
 from fwtool.firmware.flow import BuildOptions, run
 from fwtool.firmware.result import BuildResult
 from fwtool.emulator.arena_probe import banner_arena_used
 from fwtool.core.escape import terminal
+from fwtool.model import arena as arena_mod
 from fwtool.commands.model_arg import HELP as MODEL_HELP, MODEL
 
 
@@ -18,10 +19,7 @@ def print_report(r: dict) -> None:
                f"in {' '.join(t['dtype'] + str(t['shape']) for t in m['inputs'])}  "
                f"out {' '.join(t['dtype'] + str(t['shape']) for t in m['outputs'])}")
     click.echo("ops       " + ", ".join(f"{o['op']}{' (CMSIS-NN)' if o['cmsis_nn'] else ''}" for o in r["ops"]))
-    how = (f"measured {a['measured_bytes']:,} + margin {a['margin_bytes']:,}" if a["source"] == "measured"
-           else f"used on the virtual board {a['measured_bytes']:,} + margin {a['margin_bytes']:,}"
-           if a["source"] == "target" else "--arena override")
-    click.echo(f"arena     {a['arena_bytes']:,} B ({how})")
+    click.echo(f"arena     {a['arena_bytes']:,} B ({arena_mod.provenance(a)})")
     click.echo(f"sections  text {s['text']:,}  data {s['data']:,}  bss {s['bss']:,}")
     rows = r.get("text_by_component", {}).get("rows", [])
     if rows:
@@ -100,12 +98,15 @@ def run_build(opts: BuildOptions, verbose: bool = False) -> BuildResult:
                  help="RP2040 cores TFLM's convolutions use; 1 for the emulator ('fwtool emulate'), which has no core 1.")
 @click.option("--json", "as_json", is_flag=True, help="Print the build report as JSON on stdout.")
 @click.option("--verbose", "-v", is_flag=True, help="Show every compiler line.")
-def build(tflm_cores, as_json, verbose, **kw):
+@click.option("--no-wait", is_flag=True, help="Fail at once (exit 11) when another fwtool process is building into "
+              "the same folder, instead of waiting for it.")
+def build(tflm_cores, as_json, verbose, no_wait, **kw):
     """Generate, compile and package firmware that runs MODEL on BOARD.
 
     The model is checked (int8, ops with TFLM kernels, one subgraph), the arena measured, and flash/RAM fit
     checked before compiling; only the model's kernels are compiled and linked. Writes
-    <out>/firmware.uf2 (+ .elf/.bin/.map), <out>/report.json and <out>/build.log.
+    <out>/firmware.uf2 (+ .elf/.bin/.map), <out>/report.json and <out>/build.log. A second build into the same
+    folder waits for the first (one 'Blocking: waiting for the lock' line), or fails with --no-wait.
 
     \b
     Examples:
@@ -119,6 +120,7 @@ def build(tflm_cores, as_json, verbose, **kw):
           --detection train/detection.json                                       # from 'fwtool train'
     """
     ui.set_json(as_json)
+    locks.set_no_wait(no_wait)
     result = run_build(options_from(kw, tflm_cores=int(tflm_cores)), verbose)
     if as_json:
         ui.emit_json(result.report)

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from fwtool import emulator
-from fwtool.core import protocol, ui
+from fwtool.core import hints, protocol, ui
 from fwtool.firmware.result import last_build
 from fwtool.commands.audio_stream import emulate_audio
 from fwtool.core.errors import BadInput, Exit, FwtoolError
@@ -18,9 +18,11 @@ from fwtool.targets.base import TargetConfig
 def _default_image(board: str | None) -> tuple[Path, dict | None]:
     last = last_build(board=board)
     if not last or getattr(last.artifacts, last.artifacts.image_kind) is None:
+        b = hints.board_or_none(board)
         raise BadInput("no firmware given and no previous build found in ./build",
-                       "pass the firmware (.uf2/.elf/.bin), or build first: fwtool build --board pico --model "
-                       "model.tflite --tflm-cores 1")
+                       f"pass the firmware ({hints.image_options(b).replace('--', '.')}), or build first: fwtool "
+                       f"build {hints.board_arg(b)} --model model.tflite"
+                       + (" --tflm-cores 1" if b is None or b.family == "rp2040" else ""))  # rp2040js: no core 1
     return last.artifacts.image, last.report
 
 
@@ -66,10 +68,10 @@ def _summary(lines: list[str], budget_ms: float | None):
 @click.option("--json", "as_json", is_flag=True, help="Print the result (records, latency) as JSON on stdout.")
 def emulate(firmware, board, count, until_text, timeout, max_emulated_s, budget_ms, serve, tcp_port, audio, power_on,
             bootsel, flash_timing, as_json):
-    """Run FIRMWARE on a virtual RP2040 (rp2040js) and show its serial output - no board needed.
+    """Run FIRMWARE on its board's virtual target and show its serial output - no board needed.
 
-    FIRMWARE is a .uf2, .elf, .hex or .bin (default: the last build). The virtual board starts at boot2 with the
-    RP2040 B1 bootrom, shows UART and USB-CDC output, and reports the invoke latency the firmware measured on its
+    FIRMWARE is a .uf2, .elf, .hex or .bin (default: the last build). An RP2040 image runs on rp2040js: the
+    virtual board starts at boot2 with the RP2040 B1 bootrom, shows UART and USB-CDC output, and reports the invoke latency the firmware measured on its
     emulated 125 MHz clock (p50/p95). Build images for it with --tflm-cores 1: rp2040js has no core 1.
     Needs Node.js >= 18; the pinned rp2040js npm package is installed into fwtool's cache on first use.
 

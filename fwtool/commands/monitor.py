@@ -42,8 +42,8 @@ def monitor(port, serial_number, board, uart, baud, no_reconnect, wait, reconnec
             timestamps, log_path, count, timeout, expect, expect_label, min_score, eol, no_input, elf=None, lab=None):
     """Show what the board prints, live: score bars, top label, latency, rate.
 
-    Finds the board (USB 2E8A:000A for pico-sdk USB stdio; the one flashed last if several), opens it as soon as
-    it appears so the FWT:BOOT banner is caught, and follows it across resets and re-flashing. Type a line and
+    Finds the board by the USB ids in its board file (--board, else the board flashed or built last, else any
+    board; the one flashed last if several match), opens it as soon as it appears so the FWT:BOOT banner is caught, and follows it across resets and re-flashing. Type a line and
     Enter to send it; Ctrl-R reboots the board, Ctrl-B reboots it into BOOTSEL, Ctrl-C quits.
 
     Stop conditions for CI / hardware-in-the-loop: exit 0 when met, 7 timeout, 8 expectation not met (or

@@ -74,7 +74,8 @@ def run(emulator, direct_load, serial_number, method, no_verify, count, timeout,
     cores = 1 if all_virtual(lab) else registry.default_cores(kw["board"], where, kw.get("model"))  # the target's cores
     opts = options_from(kw, tflm_cores=cores)
     if emulator and not kw["out_dir"]:
-        opts.out_dir = outdir.default_out_dir(kw["board"], "emulator")
+        opts.out_dir = outdir.default_out_dir(kw["board"], "emulator", model=kw.get("model"),  # per model/options
+                                              **{k: v for k, v in kw.items() if k not in ("board", "model")})
     result = run_build(opts, verbose)
     report = result.report
     if as_json:

@@ -12,8 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from fwtool.firmware import flow as build_flow
-from fwtool.firmware import outdir
+from fwtool.firmware import flow as build_flow, outdir
 from fwtool.firmware.result import BuildResult
 from fwtool.core import protocol
 from fwtool.core.boards import get_board
@@ -44,7 +43,8 @@ class ProfileOptions:
 
 def default_out_dir(opts: ProfileOptions) -> Path:
     suffix = "profile-emu" if opts.target == "emulator" else "profile"
-    return Path(opts.out_dir) if opts.out_dir else outdir.default_out_dir(opts.board, suffix)
+    return Path(opts.out_dir) if opts.out_dir else outdir.default_out_dir(  # a folder per model/options
+        opts.board, suffix, model=opts.model, arena=opts.arena, input=opts.input, cores=opts.tflm_cores)
 
 
 def build_firmware(opts: ProfileOptions, on_line: Callable[[str], None] = lambda s: None,

@@ -27,8 +27,7 @@ from fwtool.audio import features as features_mod
 from fwtool.audio import kws as kws_mod
 from fwtool.audio import spectrogram, wav
 from fwtool.audio.params import FrontEnd
-from fwtool.firmware import flow as build_flow
-from fwtool.firmware import outdir
+from fwtool.firmware import flow as build_flow, outdir
 from fwtool.core.boards import get_board
 from fwtool.core.errors import BadInput, Exit
 from fwtool.emulator import latency_stats
@@ -140,7 +139,8 @@ def audio_target(opts: AudioValidateOptions) -> type[Target]:
 
 def build_app(opts: AudioValidateOptions, on_line: Callable[[str], None], on_step: Callable[[str], None]):
     board = get_board(opts.board, opts.model)
-    out_dir = Path(opts.out_dir) if opts.out_dir else outdir.default_out_dir(board.name, f"{opts.app}-emu")
+    out_dir = Path(opts.out_dir) if opts.out_dir else outdir.default_out_dir(  # a folder per model/app/labels
+        board.name, f"{opts.app}-emu", model=opts.model, labels=opts.labels)
     bopts = build_flow.BuildOptions(board=opts.board, model=Path(opts.model), out_dir=out_dir, app=opts.app,
                                     jobs=opts.jobs, tflm_cores=audio_target(opts).info.cores, labels=opts.labels)
     if opts.preprocessor is not None and hasattr(bopts, "preprocessor"):

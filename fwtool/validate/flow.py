@@ -25,7 +25,8 @@ from fwtool.core import protocol
 
 import numpy as np
 
-from fwtool.firmware import fit, outdir
+from fwtool.firmware import fit
+from fwtool.firmware.outdir import default_out_dir
 from fwtool.firmware import flow as build_flow
 from fwtool.firmware.families import get_family
 from fwtool.firmware.result import BuildResult
@@ -104,10 +105,13 @@ def build_firmware(opts: ValidateOptions, model: Model, vectors, source: str,
     cores = opts.tflm_cores or registry.default_cores(opts.board, opts.target, opts.model)
     board = get_board(opts.board, opts.model)
     suffix = "validate-emu" if opts.target == "emulator" else "validate"
-    out_dir = Path(opts.out_dir) if opts.out_dir else outdir.default_out_dir(board.name, suffix)
+    inputs = vectors_mod.as_bytes(vectors)
+    out_dir = Path(opts.out_dir) if opts.out_dir else default_out_dir(
+        board.name, suffix, model=opts.model, arena=opts.arena, cores=cores,
+        inputs=b"".join(inputs))  # a folder per model/vectors/options: a CI matrix never shares one
     bopts = build_flow.BuildOptions(board=opts.board, model=Path(opts.model), out_dir=out_dir, arena=opts.arena,
                                     app="validate", jobs=opts.jobs, tflm_cores=cores,
-                                    inputs=vectors_mod.as_bytes(vectors), inputs_source=source)
+                                    inputs=inputs, inputs_source=source)
     try:
         return build_flow.run(bopts, on_line=on_line, on_step=on_step)
     except DoesNotFit as e:
