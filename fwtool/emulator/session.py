@@ -28,9 +28,10 @@ from fwtool.emulator import image as image_mod
 from fwtool.emulator import node as node_mod
 
 RUNNER_JS = Path(__file__).resolve().parent / "runner.mjs"
-CLOCK_MHZ = 125  # pico-sdk's default clk_sys on the RP2040; rp2040js counts cycles at this rate
-TIMING_NOTE = ("emulated timing: rp2040js cycle counts at 125 MHz with zero-wait flash (no XIP cache misses, no bus "
-               "contention) - an estimate, typically optimistic; confirm on a real board")
+CLOCK_MHZ = 125  # pico-sdk's default clk_sys on the RP2040: the runner's cycle time until the firmware sets the PLL
+TIMING_NOTE = ("emulated timing: rp2040js cycle counts at the clk_sys the firmware set, both cores in lock-step, "
+               "zero-wait flash (no XIP cache misses, no bus contention between the cores) - an estimate, typically "
+               "optimistic; confirm on a real board")
 GUARD_S = 15.0  # the external kill comes this long after the runner's own wall limit
 
 _live: "weakref.WeakSet[VirtualBoard]" = weakref.WeakSet()
@@ -45,7 +46,7 @@ def _stop_all() -> None:  # last resort: never leave a node process behind
 @dataclass
 class RunResult:
     lines: list[str]
-    reason: str  # why the runner stopped: count, emulated-limit, wall-limit, core1, watchdog, bootsel, ...
+    reason: str  # why the runner stopped: count, emulated-limit, wall-limit, watchdog, bootsel, ...
     detail: str | None
     emulated_us: int
     wall_s: float
@@ -72,13 +73,9 @@ def failure(reason: str, detail: str | None, what: str = "the virtual board") ->
         return FwtoolError(f"{what}'s firmware stopped: {detail or 'FWT:ERROR without a cause'}",
                            "fix what the firmware says (e.g. rebuild with a larger --arena, or a model the host "
                            "check accepts) and retry", Exit.FIRMWARE_ERROR)
-    if reason == "core1":
-        return FwtoolError(f"{what} stopped: the firmware uses core 1, which rp2040js does not emulate{d}",
-                           "rebuild for the emulator with 'fwtool build ... --tflm-cores 1' (single-core TFLM)")
     if reason in ("emulated-limit", "wall-limit"):
         return FwtoolError(f"{what} did not print the expected output in time{d}",
-                           "raise --timeout / --max-emulated-s, or check the firmware with 'fwtool emulate' "
-                           "(a hang at the first inference usually means a dual-core build: --tflm-cores 1)",
+                           "raise --timeout / --max-emulated-s, or check the firmware with 'fwtool emulate'",
                            Exit.TIMEOUT)
     if reason in ("watchdog", "bootsel"):
         return FwtoolError(f"{what} rebooted{d}; the emulator cannot follow a reboot",
