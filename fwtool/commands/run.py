@@ -66,9 +66,7 @@ def run(emulator, direct_load, serial_number, method, no_verify, count, timeout,
     ui.set_json(as_json)
     if audio is not None:
         read_wav(audio)  # a bad WAV is refused (exit 3) before the build
-    opts = options_from(kw, tflm_cores=1 if emulator or lab_options.all_virtual(lab) else 2)  # rp2040js: no core 1
-    if emulator and not kw["out_dir"]:
-        opts.out_dir = Path("build") / f"{kw['board']}-emulator"
+    opts = options_from(kw)  # --emulator runs the image 'fwtool build' makes (the virtual RP2040 has core 1)
     result = run_build(opts, verbose)
     report = result.report
     if as_json:

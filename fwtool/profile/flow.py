@@ -39,19 +39,21 @@ class ProfileOptions:
     arena: int | None = None
     jobs: int | None = None
     timeout: float = 300.0  # seconds (wall clock) for the run on the target
-    tflm_cores: int | None = None  # default: 1 on the emulator (no core 1 there), 2 on a board
+    clock: str | None = None  # --clock (firmware/speed.py)
+    opt: str = "size"  # --opt size|speed
+    tflm_cores: int | None = None  # default 2 (fwtool build's default) on the virtual board and a real one
 
 
 def default_out_dir(opts: ProfileOptions) -> Path:
-    suffix = "-profile-emu" if opts.target == "emulator" else "-profile"
-    return Path(opts.out_dir) if opts.out_dir else Path("build") / f"{opts.board}{suffix}"
+    return Path(opts.out_dir) if opts.out_dir else Path("build") / f"{opts.board}-profile"
 
 
 def build_firmware(opts: ProfileOptions, on_line: Callable[[str], None] = lambda s: None,
                    on_step: Callable[[str], None] = lambda s: None) -> BuildResult:
-    cores = opts.tflm_cores or (1 if opts.target == "emulator" else 2)
+    cores = opts.tflm_cores or 2  # the same image on the virtual board (it has core 1) and a real one
     bopts = build_flow.BuildOptions(board=opts.board, model=Path(opts.model), out_dir=default_out_dir(opts),
-                                    arena=opts.arena, input=opts.input, app=APP, jobs=opts.jobs, tflm_cores=cores)
+                                    arena=opts.arena, input=opts.input, app=APP, jobs=opts.jobs, tflm_cores=cores,
+                                    clock=opts.clock, opt=opts.opt)
     return build_flow.run(bopts, on_line=on_line, on_step=on_step)
 
 
@@ -65,14 +67,33 @@ def run_target(opts: ProfileOptions, image: Path, on_line: Callable[[str], None]
             lines, info = target.run_on_virtual_m4(family.virtual_image(image), opts.timeout, on_line)
             return lines, {**info, "clock_hz": INSTRUCTION_HZ, "cycle": "instruction"}
         lines, info = target.run_on_emulator(image, opts.timeout, on_line)
-        return lines, {**info, "name": "the virtual board (rp2040js)", "clock_hz": CLOCK_MHZ * 1e6, "cycle": "cycle",
-                       "timing_note": TIMING_NOTE}
+        return lines, {**info, "name": "the virtual board (rp2040js)",
+                       "clock_hz": (info.get("clock_mhz") or CLOCK_MHZ) * 1e6, "cycle": "cycle", "timing_note": TIMING_NOTE}
     if not board.clock_hz:
         raise BadInput(f"board '{board.name}' has no clock_hz in its board file, so cycles cannot be computed",
                        "add clock_hz (the CPU clock in Hz) to the board file")
     lines, info = target.run_on_board(image, opts.board, port=opts.port, serial=opts.serial, flash=True,
                                       timeout=opts.timeout, on_line=on_line, on_step=on_step)
     return lines, {**info, "clock_hz": float(board.clock_hz), "cycle": "cycle"}
+
+
+def clock_of(banner: dict, info: dict) -> float:
+    """Hz to turn µs into cycles: the clock the firmware's banner names (--clock), else the target's."""
+    mhz = banner.get("clock_mhz")
+    return float(mhz) * 1e6 if isinstance(mhz, int) and mhz > 0 and info.get("cycle") == "cycle" else info["clock_hz"]
+
+
+def per_core(info: dict, runs: int, invoke_us: float | None) -> dict | None:
+    """Busy time of each core per profiled invoke on the virtual board (core 1 only works inside the dual-core
+    kernels: its share says how much of the work was split), from the emulator's per-core cycle counts."""
+    cycles, hz = info.get("core_cycles"), info.get("clock_hz")
+    if not cycles or not runs or not hz:
+        return None
+    per = [c / hz * 1e6 / runs for c in cycles]  # the profiled invokes (core 0 also boots and prints)
+    return {"core_busy_us_per_invoke": [round(x, 1) for x in per], "core1_launches": info.get("core1_launches"),
+            "core1_share_of_invoke": round(per[1] / invoke_us, 3) if invoke_us and len(per) > 1 else None,
+            "note": "busy (not sleeping) cycles of each core over the whole run / invokes; core 0's include "
+                    "start-up and printing"}
 
 
 def _check_banner(banner: dict, model: Model) -> None:
@@ -97,6 +118,7 @@ def profile_one(opts: ProfileOptions, on_line: Callable[[str], None] = lambda s:
     lines, info = run_target(opts, built.artifacts.image, on_line, on_step)
     capture = parse_lines(lines)
     _check_banner(capture.banner, model)
+    info = {**info, "clock_hz": clock_of(capture.banner, info)}
     table = layer_table(model, capture, info["clock_hz"], board.cpu)
     return {
         "model": {"name": model.name, "file": str(model.path), "sha256": model.sha256, "operators": len(model.operators)},
@@ -106,6 +128,7 @@ def profile_one(opts: ProfileOptions, on_line: Callable[[str], None] = lambda s:
                      "notes": built.notes, "banner": capture.banner},
         "arena": {"size": int(capture.banner.get("arena", 0) or 0), "used": table["arena_used"]},
         "runs": len(capture.runs),
+        "cores": per_core(info, len(capture.runs), table.get("invoke_us")) if opts.target == "emulator" else None,
         "tolerance": f"|invoke - sum of layers| <= {TOLERANCE_FRACTION:.0%} of invoke + {TOLERANCE_US_PER_EVENT} µs "
                      "per layer",
         "timing_note": info.get("timing_note") if opts.target == "emulator" else None,

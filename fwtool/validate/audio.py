@@ -28,6 +28,7 @@ from fwtool.audio import spectrogram, wav
 from fwtool.audio.params import FrontEnd
 from fwtool.firmware import flow as build_flow
 from fwtool.core.boards import get_board
+from fwtool.core.files import file_sha256
 from fwtool.core.errors import BadInput, Exit
 from fwtool.emulator import TIMING_NOTE, latency_stats
 from fwtool.emulator.audio import stream_clip
@@ -121,9 +122,10 @@ def _clip_report(name: str, pcm: np.ndarray, fe: FrontEnd, model: Model, cap: ca
 
 def build_app(opts: AudioValidateOptions, on_line: Callable[[str], None], on_step: Callable[[str], None]):
     board = get_board(opts.board)
-    out_dir = Path(opts.out_dir) if opts.out_dir else Path("build") / f"{board.name}-{opts.app}-emu"
+    out_dir = Path(opts.out_dir) if opts.out_dir else Path("build") / f"{board.name}-{opts.app}"
     bopts = build_flow.BuildOptions(board=opts.board, model=Path(opts.model), out_dir=out_dir, app=opts.app,
-                                    jobs=opts.jobs, tflm_cores=1, labels=opts.labels)
+                                    jobs=opts.jobs, tflm_cores=getattr(opts, "tflm_cores", None) or 2,
+                                    labels=opts.labels)
     if opts.preprocessor is not None and hasattr(bopts, "preprocessor"):
         bopts.preprocessor = opts.preprocessor
     return build_flow.run(bopts, on_line=on_line, on_step=on_step)
@@ -175,7 +177,8 @@ def run_audio(opts: AudioValidateOptions, on_line: Callable[[str], None] = lambd
                       "frames": fe.frames, "bins": fe.bins, "shift": fe.columns_per_inference,
                       "threshold": fe.threshold, "smoothing": fe.smoothing, "input_scale": fe.input_scale,
                       "input_zero_point": fe.input_zero_point},
-        "target": {"kind": "emulator"}, "firmware": {"image": str(built.artifacts.image), "tflm_cores": 1},
+        "target": {"kind": "emulator"}, "firmware": {"image": str(built.artifacts.image), "sha256": file_sha256(built.artifacts.image),
+                     "tflm_cores": built.report["build"]["tflm_cores"]},
         "thresholds": {"max_diff": opts.max_diff, "budget_ms": budget},
         "timing": {"hop": lat.to_dict() if lat else None,
                    "dsp": latency_stats(dsp, None, "emulated").to_dict() if dsp else None,

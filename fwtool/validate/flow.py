@@ -28,6 +28,7 @@ from fwtool.firmware import flow as build_flow
 from fwtool.firmware.families import get_family
 from fwtool.firmware.result import BuildResult
 from fwtool.core.boards import get_board
+from fwtool.core.files import file_sha256
 from fwtool.core.errors import BadInput, DoesNotFit, Exit, FwtoolError
 from fwtool.emulator import TIMING_NOTE, latency_stats
 from fwtool.model.tflite import Model, load_model
@@ -56,7 +57,9 @@ class ValidateOptions:
     arena: int | None = None
     jobs: int | None = None
     timeout: float = 300.0  # seconds for the run on the target
-    tflm_cores: int | None = None  # default: 1 on the emulator, 2 on a board
+    clock: str | None = None  # --clock (firmware/speed.py)
+    opt: str = "size"  # --opt size|speed
+    tflm_cores: int | None = None  # default 2 (fwtool build's default), on the virtual board and a real one alike
     # Fleet runs (fwtool.lab): the validation firmware built once for every board, and the function that puts an
     # image on this board and returns its lines (replaces flash + read of target.run_on_board).
     prebuilt: BuildResult | None = None
@@ -98,12 +101,11 @@ def build_firmware(opts: ValidateOptions, model: Model, vectors, source: str,
                    on_step: Callable[[str], None] = lambda s: None) -> BuildResult:
     """Build the validate app with ``vectors`` embedded; too many vectors for the flash: DoesNotFit saying how
     many fit (the build's own fit check counts the embedded bytes)."""
-    cores = opts.tflm_cores or (1 if opts.target == "emulator" else 2)
+    cores = opts.tflm_cores or 2  # the virtual RP2040 has core 1 (emulator/core1.mjs): one image for both targets
     board = get_board(opts.board)
-    suffix = "-validate-emu" if opts.target == "emulator" else "-validate"
-    out_dir = Path(opts.out_dir) if opts.out_dir else Path("build") / f"{board.name}{suffix}"
+    out_dir = Path(opts.out_dir) if opts.out_dir else Path("build") / f"{board.name}-validate"
     bopts = build_flow.BuildOptions(board=opts.board, model=Path(opts.model), out_dir=out_dir, arena=opts.arena,
-                                    app="validate", jobs=opts.jobs, tflm_cores=cores,
+                                    app="validate", jobs=opts.jobs, tflm_cores=cores, clock=opts.clock, opt=opts.opt,
                                     inputs=vectors_mod.as_bytes(vectors), inputs_source=source)
     try:
         return build_flow.run(bopts, on_line=on_line, on_step=on_step)
@@ -204,7 +206,8 @@ def run(opts: ValidateOptions, on_line: Callable[[str], None] = lambda s: None,
                                for i, t in enumerate(model.inputs)]},
         "thresholds": {"max_diff": opts.max_diff, "min_agreement": opts.min_agreement, "budget_ms": opts.budget_ms},
         "target": target_info, "board": opts.board,
-        "firmware": {"uf2": str(image) if image else None,
+        "firmware": {"uf2": str(image) if image else None, "image": str(image) if image else None,
+                     "sha256": file_sha256(image) if image and Path(image).is_file() else None,
                      "tflm_cores": built.report["build"]["tflm_cores"] if built else None,
                      "notes": built.notes if built else [], "banner": dev.banner},
         "outputs": outputs, "latency": lat.to_dict() if lat else None,

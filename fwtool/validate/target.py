@@ -30,8 +30,11 @@ def run_on_emulator(image: Path, timeout: float, on_line: Callable[[str], None])
                                   max_emulated_s=None, on_line=on_line)
     if not result.ok:
         raise emulator.failure(result.reason, result.detail)
+    ev = next((e for e in reversed(result.events) if e.get("event") == "exit"), {})
+    hz = ev.get("clk_sys_hz") or emulator.CLOCK_MHZ * 1e6  # the clk_sys the firmware programmed (core1.mjs)
     return result.lines, {"kind": "emulator", "emulated_us": result.emulated_us, "wall_s": result.wall_s,
-                          "clock_mhz": emulator.CLOCK_MHZ}
+                          "clock_mhz": hz / 1e6, "core_cycles": ev.get("core_cycles"),
+                          "core1_launches": ev.get("core1_resets")}
 
 
 def run_on_virtual_m4(elf: Path, timeout: float, on_line: Callable[[str], None]) -> tuple[list[str], dict]:

@@ -277,8 +277,10 @@ class RP2040Family(Family):
                 "tflm_includes": tflm_includes(plan.kernel_files), "tflm_defines": list(RP2040_DEFINES),
                 "app_vendor_libs": vendor_libs(plan.app.vendor, vendor_paths), **mic_values(plan.board),
                 **registrations.template_values(plan.model, plan.ops, root, kernel_source),
-                # audio apps have a real-time budget per hop: the model's kernels and CMSIS-NN at -O2
-                "tflm_fast_sources": fast_sources(root, plan) if getattr(plan, "audio", None) is not None else []}
+                # audio apps have a real-time budget per hop, and --opt speed asks for it: the model's kernels and
+                # CMSIS-NN's hot folders at -O2 (firmware/speed.py SPEED_FLAG)
+                "tflm_fast_sources": fast_sources(root, plan) if getattr(plan, "audio", None) is not None
+                or getattr(plan.options, "opt", "size") == "speed" else []}
 
     def patches(self, plan, vendor_paths: dict[str, Path], patch_dir: Path) -> list[SourcePatch]:
         """The resize fix for every build that compiles that kernel; the single-core copy for --tflm-cores 1."""
