@@ -97,3 +97,104 @@ def test_sdk_multicore_app_runs_on_both_virtual_cores(multicore_elf):
     ev = next(e for e in r.events if e["event"] == "exit")
     assert ev["core1_resets"] == 1  # multicore_reset_core1 went through the PSM
     assert min(ev["core_cycles"]) > 100_000  # both cores executed
+
+
+# ---- one image: validate / profile / run --emulator on the default dual-core build -------------------------------
+import sys  # noqa: E402
+
+from fwtool.core.errors import Exit  # noqa: E402
+from fwtool.core.files import file_sha256  # noqa: E402
+
+
+def _fwtool(*args, timeout=900):
+    return subprocess.run([sys.executable, "-m", "fwtool", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_a_clock_not_in_the_board_file_is_refused_with_the_list(fire_alarm, tmp_path):
+    out = tmp_path / "out"
+    p = _fwtool("build", "-b", "pico", "-m", fire_alarm, "--out", out, "--clock", "133")
+    assert p.returncode == Exit.BAD_INPUT, p.stderr
+    assert "133" in p.stderr and "125, 150, 200" in p.stderr and "fix:" in p.stderr
+    assert "Traceback" not in p.stderr and not out.exists()
+    p = _fwtool("build", "-b", "pico", "-m", fire_alarm, "--out", out, "--clock", "fast")
+    assert p.returncode == Exit.BAD_INPUT and "default, fastest, 125, 150, 200" in p.stderr
+
+
+def test_speed_choices_resolve_from_the_board_file():
+    from fwtool.core.boards import get_board
+    from fwtool.firmware import speed
+
+    pico = get_board("pico")
+    assert speed.resolve_clock(pico, None) == 125 and speed.resolve_clock(pico, "fastest") == 200
+    assert speed.resolve_clock(pico, "150") == 150
+    assert speed.sdk_clock_cmake(pico, 125) == []  # the default build is unchanged
+    assert "PICO_USE_FASTEST_SUPPORTED_CLOCK" in speed.sdk_clock_cmake(pico, 200)[0]
+    assert "SYS_CLK_HZ=150000000" in speed.sdk_clock_cmake(pico, 150)[0]
+
+
+def test_validate_runs_the_default_dual_core_image_and_names_it(fire_alarm, emulator_ready, real_build_reason,
+                                                                 tmp_path):
+    if real_build_reason:
+        pytest.skip(real_build_reason)
+    out = tmp_path / "val"
+    p = _fwtool("validate", "-m", fire_alarm, "--count", "5", "--out", out)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "TFLM on 2 cores" in p.stdout and "result    PASS" in p.stdout
+    assert f"image     {out / 'firmware.uf2'}" in p.stdout
+    p = _fwtool("validate", "-m", fire_alarm, "--count", "5", "--out", out, "--json")
+    r = json.loads(p.stdout)
+    fw = r["firmware"]
+    assert r["ok"] and fw["tflm_cores"] == 2 and fw["sha256"] == file_sha256(out / "firmware.uf2")
+    assert fw["banner"]["cores"] == 2 and fw["banner"]["clock_mhz"] == 125 and fw["banner"]["opt"] == "size"
+    assert all(o["max_abs_diff"] == 0 for o in r["outputs"])  # dual-core arithmetic is bit-identical
+
+
+def test_fastest_speed_build_carries_its_choices_and_matches_the_reference(fire_alarm, emulator_ready,
+                                                                           real_build_reason, tmp_path):
+    if real_build_reason:
+        pytest.skip(real_build_reason)
+    p = _fwtool("validate", "-m", fire_alarm, "--count", "5", "--out", tmp_path / "v", "--clock", "fastest",
+                "--opt", "speed", "--json")
+    assert p.returncode == 0, p.stderr[-3000:]
+    r = json.loads(p.stdout)
+    assert r["ok"] and all(o["max_abs_diff"] == 0 for o in r["outputs"])
+    assert (r["firmware"]["banner"]["clock_mhz"], r["firmware"]["banner"]["opt"]) == (200, "speed")
+    assert r["target"]["clock_mhz"] == 200  # the emulator's time base followed the PLL the firmware set
+    report = json.loads((tmp_path / "v" / "report.json").read_text())
+    assert (report["build"]["clock_mhz"], report["build"]["opt"], report["build"]["clock"]) == (200, "speed",
+                                                                                             "fastest")
+
+
+def test_run_emulator_uses_the_build_folder_and_profile_reports_cores(fire_alarm, emulator_ready,
+                                                                      real_build_reason, tmp_path):
+    if real_build_reason:
+        pytest.skip(real_build_reason)
+    out = tmp_path / "pico"
+    p = _fwtool("run", "-b", "pico", "-m", fire_alarm, "--emulator", "--count", "2", "--out", out, "--json")
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert (out / "firmware.uf2").is_file() and not (tmp_path / "pico-emulator").exists()
+    assert json.loads((out / "report.json").read_text())["build"]["tflm_cores"] == 2
+    p = _fwtool("profile", "-m", fire_alarm, "--out", tmp_path / "prof", "--json")
+    assert p.returncode == 0, p.stderr[-3000:]
+    r = json.loads(p.stdout)["profile"]
+    assert r["firmware"]["tflm_cores"] == 2 and r["target"]["clock_hz"] == 125e6
+    assert r["cores"]["core_busy_us_per_invoke"][0] > 0 and r["cores"]["core1_launches"] == 0  # no 1x1 conv
+
+
+def test_a_multi_op_corpus_model_validates_on_the_dual_core_image(emulator_ready, real_build_reason, tmp_path):
+    if real_build_reason:
+        pytest.skip(real_build_reason)
+    import models_tf as M
+
+    try:
+        path, why = M.corpus_tflite("multi_io", "int8")
+    except Exception as e:  # TensorFlow missing
+        pytest.skip(f"coverage corpus not available: {e}")
+    if path is None:
+        pytest.skip(why)
+    p = _fwtool("validate", "-m", path, "--count", "5", "--out", tmp_path / "mio", "--json")
+    assert p.returncode == 0, p.stderr[-3000:]
+    r = json.loads(p.stdout)
+    assert r["ok"] and r["firmware"]["tflm_cores"] == 2 and r["firmware"]["banner"]["cores"] == 2
+    assert all(o["max_abs_diff"] <= 1 for o in r["outputs"])
