@@ -4,7 +4,7 @@ The firmware template gets its printf formats from here (``c_formats()``); ``fwt
 ``fwtool validate`` parse with ``parse_line()``. Format (one line each, ``key=value`` pairs separated by one space,
 values never contain spaces; vectors are comma-separated)::
 
-    FWT:BOOT model=fire_alarm sha256=4d5f2cd1842e board=pico arena=12345 arena_used=11872 ops=6 in=int8:1x124x129x1 out=int8:1x1 labels=fire_alarm fwtool=0.1.0
+    FWT:BOOT model=fire_alarm sha256=4d5f2cd1842e board=pico arena=12345 arena_used=11872 ops=6 in=int8:1x124x129x1 out=int8:1x1 labels=fire_alarm fwtool=0.1.0 cores=2 clock_mhz=125 opt=size
     FWT:INFER n=7 us=24113 top=fire_alarm score=0.9961 scores=0.9961 q=127
     FWT:ERROR AllocateTensors failed: arena too small (rebuild with a larger --arena)
     FWT:OUT v=3 t=0 us=22101 q=-128
@@ -40,6 +40,7 @@ PREFIX_DONE = "FWT:DONE"  # validation app: all vectors ran
 BANNER_FIELDS = [
     ("model", "%s"), ("sha256", "%s"), ("board", "%s"), ("arena", "%lu"), ("arena_used", "%lu"),
     ("ops", "%lu"), ("in", "%s"), ("out", "%s"), ("labels", "%s"), ("fwtool", "%s"),
+    ("cores", "%d"), ("clock_mhz", "%lu"), ("opt", "%s"),  # TFLM's cores, clk_sys asked for, --opt
 ]
 INFER_FIELDS = [("n", "%lu"), ("us", "%lu"), ("top", "%s"), ("score", "%.4f")]
 INFER_VECTORS = [("scores", "%.4f"), ("q", "%d")]  # printed after the fixed fields, comma-separated
@@ -47,7 +48,7 @@ OUT_FIELDS = [("v", "%lu"), ("t", "%lu"), ("us", "%lu")]
 OUT_VECTOR = ("q", "%ld")  # after the fixed fields, comma-separated (printed as long: int8..int32 tensors)
 DONE_FIELDS = [("n", "%lu"), ("inputs", "%s")]  # inputs: sha256[:12] of the vectors
 
-_INT_FIELDS = {"arena", "arena_used", "ops", "n", "us", "v", "t"}
+_INT_FIELDS = {"arena", "arena_used", "ops", "n", "us", "v", "t", "cores", "clock_mhz"}
 _PAIR = re.compile(r"(\w+)=(\S*)")
 
 
