@@ -196,6 +196,14 @@ class RgbLed:
 
 
 @dataclass(frozen=True)
+class Clock:
+    """The clk_sys values ``fwtool build --clock`` accepts (fwtool/firmware/speed.py)."""
+
+    allowed_mhz: tuple[int, ...] = ()  # values the SDK has PLL settings for
+    fastest_mhz: int | None = None  # --clock fastest (pico-sdk: PICO_USE_FASTEST_SUPPORTED_CLOCK)
+
+
+@dataclass(frozen=True)
 class BoardFile:
     """A whole board file (after ``extends`` merged it over its base)."""
 
@@ -217,6 +225,7 @@ class BoardFile:
     uart: Uart | None = None
     pdm_mic: PdmMic | None = None
     rgb_led: RgbLed | None = None
+    clock: Clock = Clock()
 
 
 # ---- the checks ---------------------------------------------------------------------------------------------------

@@ -18,7 +18,9 @@ AUDIO_FLAG = "-O2"  # what audio apps compile the same sources with at --opt siz
 
 
 def clock_table(board) -> dict:
-    return (getattr(board, "raw", None) or {}).get("clock") or {}
+    """The board file's ``[clock]`` table as a dict (empty keys left out)."""
+    c = board.clock
+    return {k: v for k, v in (("allowed_mhz", list(c.allowed_mhz)), ("fastest_mhz", c.fastest_mhz)) if v}
 
 
 def default_mhz(board) -> int:
