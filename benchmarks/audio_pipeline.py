@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from fwtool.audio import capture, device, features
+from fwtool.core.stats import percentile
 from fwtool.firmware import flow as build_flow
 from fwtool.emulator.audio import stream_clip
 from fwtool.model.tflite import load_model
@@ -30,11 +31,6 @@ def signal(seconds: float) -> np.ndarray:
     rng = np.random.default_rng(0)
     x = 9000 * np.sin(2 * np.pi * (200 * t + 1500 * t ** 2)) + rng.normal(0, 800, n)
     return np.clip(np.round(x), -32768, 32767).astype(np.int16)
-
-
-def pct(values, q):
-    s = sorted(values)
-    return s[max(0, min(len(s) - 1, int(np.ceil(q / 100 * len(s))) - 1))]
 
 
 def main() -> None:
@@ -61,11 +57,11 @@ def main() -> None:
     budget = fe.inference_period_ms * 1000
     print(f"virtual    {len(hop)} inferences over {a.seconds:g} s of audio, streamed in {wall:.1f} s wall "
           f"({a.seconds / wall:.2f}x real time incl. boot)")
-    print(f"DSP        p50 {statistics.median(dsp):8.0f} µs   p95 {pct(dsp, 95):8.0f} µs   "
+    print(f"DSP        p50 {statistics.median(dsp):8.0f} µs   p95 {percentile(dsp, 95):8.0f} µs   "
           f"({fe.columns_per_inference} frames of FFT {fe.fft_size} + quantization per hop)")
-    print(f"invoke     p50 {statistics.median(inv):8.0f} µs   p95 {pct(inv, 95):8.0f} µs")
-    print(f"hop total  p50 {statistics.median(hop):8.0f} µs   p95 {pct(hop, 95):8.0f} µs   = "
-          f"{pct(hop, 95) / budget:.1%} of the {budget / 1000:g} ms budget (p95; p50 {statistics.median(hop) / budget:.1%})")
+    print(f"invoke     p50 {statistics.median(inv):8.0f} µs   p95 {percentile(inv, 95):8.0f} µs")
+    print(f"hop total  p50 {statistics.median(hop):8.0f} µs   p95 {percentile(hop, 95):8.0f} µs   = "
+          f"{percentile(hop, 95) / budget:.1%} of the {budget / 1000:g} ms budget (p95; p50 {statistics.median(hop) / budget:.1%})")
     print("note       emulated cycles at 125 MHz, one core, zero-wait flash: an estimate, typically optimistic")
     data = [signal(1.0)] * 50
     features.compute_pcm(a.app, data[:1], fe)

@@ -30,7 +30,7 @@ BUDGET_MS = 32.0  # 512 new samples at 16 kHz
 
 def run(image: Path, n: int, extra: list[str] | None = None) -> tuple[list[int], emulator.RunResult, dict]:
     events: list[dict] = []
-    board = emulator.VirtualBoard(image, serial="stdout", start="now", max_wall_s=600, until=protocol.PREFIX_INFER,
+    board = emulator.Rp2040jsProcess(image, serial="stdout", start="now", max_wall_s=600, until=protocol.PREFIX_INFER,
                                   count=n, extra_args=extra, on_event=events.append)
     try:
         board.start()

@@ -31,7 +31,7 @@ import serial  # noqa: E402
 from fakes_serial import FakePorts, PtyBoard, run_firmware  # noqa: E402
 from fwtool.monitor import MonitorOptions, Session  # noqa: E402
 from fwtool.devices.ports import Discovery  # noqa: E402
-from fwtool.monitor.reader import decode_line  # noqa: E402
+from fwtool.core.lines import decode_line  # noqa: E402
 
 
 class TimedBoard(PtyBoard):

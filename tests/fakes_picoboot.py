@@ -24,7 +24,7 @@ from types import SimpleNamespace
 import usb.core
 
 from fwtool.devices import usb as usbdevices
-from fwtool.devices.errors import NoUsbBackend, UsbAccessDenied
+from fwtool.core.errors import NoUsbBackend, UsbAccessDenied
 
 FLASH_BASE = 0x10000000
 SRAM_BASE, SRAM_END = 0x20000000, 0x20042000

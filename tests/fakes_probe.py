@@ -227,7 +227,7 @@ class ProbeBackend:
 
     def usb_devices(self):
         if self.no_usb:
-            from fwtool.devices.errors import NoUsbBackend
+            from fwtool.core.errors import NoUsbBackend
             raise NoUsbBackend("pyusb found no libusb backend", "sudo apt-get install libusb-1.0-0")
         return [k.usb_device() for k in self.kits]
 

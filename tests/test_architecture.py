@@ -19,6 +19,8 @@ LAYERS = {
     "core": 0, "image": 1, "model": 1, "audio": 1, "devices": 2, "firmware": 2, "flash": 3, "emulator": 3,
     "monitor": 4, "validate": 5, "profile": 5, "commands": 6, "cli": 7, "__main__": 8,
     "lab": 5.5,  # labgrid board farms: drives flash (through exporters), monitor and validate; used by commands
+    "targets": 4.5,  # where an image runs: the registry and the physical board (flash, monitor's opener)
+    "targets.base": 0.5,  # the target interface itself (core only), so emulator/ and lab/ can implement it
 }
 
 
@@ -138,7 +140,7 @@ def test_function_level_imports_only_for_optional_heavy_dependencies():
 
 def layer(m: str) -> int | None:
     parts = m.split(".")
-    return LAYERS.get(parts[1]) if len(parts) > 1 else None
+    return LAYERS.get(".".join(parts[1:3]), LAYERS.get(parts[1])) if len(parts) > 1 else None
 
 
 def test_lower_layers_never_import_higher_ones():

@@ -139,9 +139,9 @@ def test_recorder_on_the_virtual_board_streams_crc_checked_frames(recorder_build
     if reason:
         pytest.skip(reason)
     from fwtool.emulator.audio import open_port
-    from fwtool.emulator.session import VirtualBoard
+    from fwtool.emulator.session import Rp2040jsProcess
 
-    board = VirtualBoard(recorder_build / "firmware.uf2", serial="tcp", start="on-connect", max_wall_s=120)
+    board = Rp2040jsProcess(recorder_build / "firmware.uf2", serial="tcp", start="on-connect", max_wall_s=120)
     board.start()
     port = open_port(board.url)
     reader = framing.SplitReader()
@@ -169,18 +169,27 @@ def test_recorder_on_the_virtual_board_streams_crc_checked_frames(recorder_build
 def test_record_finds_the_last_builds_board_port(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     install(monkeypatch, FakeBoard("app", serial="AAAA000000000001"))
-    monkeypatch.setattr(record_cmd, "last_build", lambda: SimpleNamespace(board="pico"))
-    assert record_cmd.find_port(None) == "/dev/ttyACM0"
-    assert record_cmd.find_port("pico") == "/dev/ttyACM0"
+    from fwtool.devices import ports as build_result
+    from fwtool.devices import ports, serial as serial_layer
+    monkeypatch.setattr(build_result, "last_build", lambda: SimpleNamespace(board="pico"))
+    r = ports.resolve_port(None, None)  # no last flash here: the last build's board
+    assert r.device == "/dev/ttyACM0" and r.board.name == "pico" and r.board_from == "last build"
+    assert ports.resolve_port(None, "pico").device == "/dev/ttyACM0"
     opened = []
-    monkeypatch.setattr(record_cmd.serial, "serial_for_url", lambda url, **kw: opened.append(url) or "PORT")
-    assert record_cmd.open_port(None, "pico") == "PORT" and opened == ["/dev/ttyACM0"]
+
+    class Port:
+        def open(self):
+            pass
+
+    monkeypatch.setattr(serial_layer.serial, "serial_for_url", lambda url, **kw: opened.append(url) or Port())
+    assert isinstance(record_cmd.open_port(None, "pico"), Port) and opened == ["/dev/ttyACM0"]
 
 
 def test_record_without_port_and_no_board_is_no_device(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     install(monkeypatch)
-    monkeypatch.setattr(record_cmd, "last_build", lambda: None)
+    from fwtool.devices import ports as build_result
+    monkeypatch.setattr(build_result, "last_build", lambda: None)
     r = CliRunner().invoke(record_cmd.record, ["--label", "yes", "--out", str(tmp_path / "o")])
     assert isinstance(r.exception, NoDevice) and "--port" in r.exception.fix
     r = CliRunner().invoke(record_cmd.record, ["--board", "pico", "--label", "yes", "--out", str(tmp_path / "o")])

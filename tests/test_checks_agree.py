@@ -209,7 +209,6 @@ def test_emulate_stops_at_fwt_error_with_exit_10(tmp_path, emulator_ready):
 
 
 def test_qemu_failure_maps_firmware_error():
-    from fwtool.emulator import qemu
-    r = qemu.QemuResult(ok=False, reason="error", detail=f"FWT:ERROR {CAUSE}")
-    e = qemu.failure(r, 30)
+    from fwtool.emulator import qemu, result
+    e = result.failure("firmware-error", CAUSE, qemu.TITLE, qemu.hint("fw.elf"))  # qemu.run strips the FWT:ERROR
     assert e.code == Exit.FIRMWARE_ERROR and e.cause.endswith(CAUSE) and "FWT:ERROR" not in e.cause

@@ -76,7 +76,7 @@ def test_sleeping_forever_ends_at_the_wall_limit_without_spinning(img):
 
 def test_tcp_bridge_echoes_input_and_starts_on_connect(img):
     events = []
-    board = emulator.VirtualBoard(img("echo"), serial="tcp", start="on-connect", max_wall_s=30,
+    board = emulator.Rp2040jsProcess(img("echo"), serial="tcp", start="on-connect", max_wall_s=30,
                                   on_event=events.append).start()
     try:
         assert board.url.startswith("socket://127.0.0.1:") and board.port > 0
@@ -112,7 +112,7 @@ def test_output_before_the_first_client_is_kept_for_it(img):
 
 
 def test_runner_exits_when_its_parent_goes_away(img, tmp_path):
-    board = emulator.VirtualBoard(img("hang"), serial="stdout", max_wall_s=60)
+    board = emulator.Rp2040jsProcess(img("hang"), serial="stdout", max_wall_s=60)
     cmd = board.prepare()
     proc = runner.spawn(cmd)
     try:
@@ -126,7 +126,7 @@ def test_runner_exits_when_its_parent_goes_away(img, tmp_path):
 
 
 def test_stop_kills_a_runner_that_does_not_answer(img, monkeypatch):
-    board = emulator.VirtualBoard(img("hang"), serial="stdout", max_wall_s=60).start()
+    board = emulator.Rp2040jsProcess(img("hang"), serial="stdout", max_wall_s=60).start()
     os.kill(board._proc.pid, 19)  # SIGSTOP: it cannot react to SIGTERM
     t0 = time.monotonic()
     board.stop()

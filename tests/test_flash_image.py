@@ -7,7 +7,8 @@ from fakes_picoboot import FakeBoard, install, make_firmware, make_uf2
 from fwtool.core.boards import get_board
 from fwtool.core.errors import BadInput, Exit
 from fwtool.image import boot2
-from fwtool.flash import load_image, reboot_board, resolve_board
+from fwtool.devices.reset import reboot_board
+from fwtool.flash import load_image, resolve_board
 from fwtool import devices
 from fwtool.devices import usb as usbdevices
 

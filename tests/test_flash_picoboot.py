@@ -6,9 +6,10 @@ import usb.core
 
 from fakes_picoboot import FakeBoard, make_firmware
 from fwtool.core.errors import Exit
-from fwtool.flash import picoboot
+from fwtool.devices import picoboot
 from fwtool.flash.base import DeviceLost, FlashFailed, Image
-from fwtool.flash.picoboot import PicobootClient, ProtocolError, program
+from fwtool.devices.picoboot import PicobootClient, ProtocolError
+from fwtool.flash.picoboot import program
 
 FLASH = (0x10000000, 0x10000000 + 2 * 1024 * 1024)
 
@@ -111,13 +112,13 @@ def test_program_writes_verifies_and_skips_identical_sectors():
     fw = make_firmware(50_000)
     img = Image(0x10000000, fw + b"\0" * (-len(fw) % 256), "t", "bin")
     r = program(c, img, FLASH)
-    assert bytes(board.flash[:len(fw)]) == fw and r["verified"]
-    assert r["sectors_written"] == r["sectors_total"] == 13
+    assert bytes(board.flash[:len(fw)]) == fw and r.verified
+    assert r.sectors_written == r.details.sectors_total == 13
     erased = dev.erased_sectors
     fw2 = bytearray(fw)
     fw2[20_000] ^= 0xFF  # one byte in sector 4
     r2 = program(c, Image(0x10000000, bytes(fw2) + b"\0" * (-len(fw2) % 256), "t", "bin"), FLASH)
-    assert r2["sectors_written"] == 1 and r2["bytes_written"] == 4096 and dev.erased_sectors == erased + 1
+    assert r2.sectors_written == 1 and r2.bytes_written == 4096 and dev.erased_sectors == erased + 1
     assert bytes(board.flash[:len(fw2)]) == bytes(fw2)
 
 

@@ -162,7 +162,7 @@ def test_the_driver_flashes_over_ssh_and_the_board_runs_it(vlab, fleet, tmp_path
     from labgrid.util.ssh import sshmanager
 
     from fwtool.lab.boards import make_driver
-    from fwtool.validate.target import read_port_until_done
+    from fwtool.targets.physical import read_port_until_done
 
     p, out = fleet
     assert p.returncode == 0, p.stderr[-2000:]

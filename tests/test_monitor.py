@@ -317,14 +317,14 @@ def test_default_reboot_uses_fwtool_flash_and_falls_back_to_1200_baud(monkeypatc
         return {"how": "reset interface"}
 
     port = PortInfo("/dev/ttyACM0", 0x2E8A, 0x000A, "E661")
-    monkeypatch.setattr(rb.flash, "reboot_board", ok)
+    monkeypatch.setattr(rb.reset, "reboot_board", ok)
     assert rb.default_reboot("app", port, Reader()) == "rebooting (reset interface)"
     assert calls == [{"serial": "E661", "bootsel": False, "wait": False}]
 
     def denied(**kw):
         raise FwtoolError("access denied sending the USB reset request", "install the udev rule")
 
-    monkeypatch.setattr(rb.flash, "reboot_board", denied)
+    monkeypatch.setattr(rb.reset, "reboot_board", denied)
     assert "1200-baud" in rb.default_reboot("bootsel", port, Reader()) and Reader.touched == 1
     with pytest.raises(FwtoolError, match="access denied"):
         rb.default_reboot("app", port, Reader())

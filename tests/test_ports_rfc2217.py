@@ -11,9 +11,8 @@ import pytest
 import serial
 import serial.rfc2217 as rfc2217
 
-from fwtool.devices.ports import serial_open_args
-from fwtool.monitor.reader import open_serial
-from fwtool.validate.target import read_port_until_done
+from fwtool.devices.serial import open_serial, serial_open_args
+from fwtool.targets.physical import read_port_until_done
 
 
 class Ser2netLikeManager(rfc2217.PortManager):

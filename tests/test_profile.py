@@ -251,15 +251,16 @@ class _Built:
 def test_device_run_uses_the_boards_clock_and_checks_the_model(fire_alarm, monkeypatch, tmp_path):
     from fwtool.core.errors import Exit
     from fwtool.profile import flow
+    from fwtool.targets.physical import BoardTarget
 
     seen = {}
 
-    def fake_board(image, board, **kw):
-        seen.update(kw, image=image, board=board)
+    def fake_board(self, image, until, count, timeout, on_line, on_step):  # the physical target's run
+        seen.update(image=image, board=self.config.board, serial=self.config.serial, flash=self.config.flash)
         return session([(FIRE_RUN, 22162)]), {"kind": "board", "port": "/dev/ttyACM0"}
 
     monkeypatch.setattr(flow, "build_firmware", lambda opts, **kw: _Built(tmp_path / "firmware.uf2"))
-    monkeypatch.setattr(flow.target, "run_on_board", fake_board)
+    monkeypatch.setattr(BoardTarget, "run", fake_board)
     r = flow.profile_one(flow.ProfileOptions(model=fire_alarm, target="board", serial="E66"))
     assert seen["board"] == "pico" and seen["serial"] == "E66" and seen["flash"] is True
     assert r["target"]["clock_hz"] == 125e6 and r["target"]["cycle"] == "cycle" and r["timing_note"] is None
@@ -267,7 +268,7 @@ def test_device_run_uses_the_boards_clock_and_checks_the_model(fire_alarm, monke
     assert r["layers"][1]["cycles"] == 17015 * 125
 
     other = [ln.replace("sha256=4d5f2cd1842e", "sha256=0123456789ab") for ln in session([(FIRE_RUN, 22162)])]
-    monkeypatch.setattr(flow.target, "run_on_board", lambda image, board, **kw: (other, {"kind": "board"}))
+    monkeypatch.setattr(BoardTarget, "run", lambda self, image, *a: (other, {"kind": "board"}))
     with pytest.raises(FwtoolError) as e:
         flow.profile_one(flow.ProfileOptions(model=fire_alarm, target="board"))
     assert e.value.code == Exit.MISMATCH and "0123456789ab" in e.value.cause

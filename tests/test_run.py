@@ -34,7 +34,7 @@ def test_hardware_path_passes_the_flashed_board_to_the_monitor(monkeypatch, fire
     assert r.exit_code == Exit.MISMATCH, r.output  # the monitor's verdict is the exit code
     assert calls["build"].board == "pico" and calls["build"].tflm_cores == 2
     uf2, kw = calls["flash"]
-    assert uf2 == report["files"]["uf2"] and kw["serial"] == "E6614C311B4A" and kw["verify"] is True
+    assert str(uf2) == report["files"]["uf2"] and kw["serial"] == "E6614C311B4A" and kw["verify"] is True
     mon = calls["monitor"]
     assert (mon.serial, mon.board, mon.count, mon.expect_label, mon.view) == ("E6614C311B4A", "pico", 2, "fire",
                                                                              "json")

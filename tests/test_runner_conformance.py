@@ -8,8 +8,8 @@ import fakes_picoboot as pico_fakes
 import fakes_probe as probe_fakes
 from fwtool import devices
 from fwtool.core.boards import get_board
-from fwtool.core.errors import BadInput
-from fwtool.devices.errors import FlashFailed
+from fwtool.core.errors import BadInput, FlashFailed
+from fwtool.flash.request import WriteOptions
 from fwtool.flash import runners
 from fwtool.flash.base import Image, Runner
 
@@ -107,7 +107,7 @@ SETUPS = {"picoboot": PicoSetup, "drive": PicoSetup, "pyocd": KitSetup, "openocd
 
 
 def flash_once(setup, kind="bin", **kw):
-    return setup.runner.flash(setup.image(kind), setup.device(), setup.board, timeout=10.0, **kw)
+    return setup.runner.flash(setup.image(kind), setup.device(), setup.board, WriteOptions(timeout=10.0, **kw))
 
 
 @pytest.fixture(params=sorted(runners.RUNNERS))
@@ -131,8 +131,8 @@ def test_writes_the_image_and_reports_what_it_declares(runner, monkeypatch, tmp_
     s = SETUPS[runner.name](monkeypatch, tmp_path, runner)
     r = flash_once(s, kinds_for(runner)[0])
     assert s.flash() == FW
-    assert r["verified"] is runner.verifies
-    assert r["rebooted"] is runner.resets
+    assert r.verified is runner.verifies
+    assert r.rebooted is runner.resets
     if runner.resets:
         assert s.started()
 
@@ -151,10 +151,10 @@ def test_skips_unchanged_means_a_reflash_writes_nothing(runner, monkeypatch, tmp
     flash_once(s, kind)
     again = flash_once(s, kind)
     if runner.skips_unchanged:
-        assert again["bytes_written"] == 0 and again["sectors_written"] == 0
+        assert again.bytes_written == 0 and again.sectors_written == 0
         assert s.fake.picoboot.erased_sectors == 0
     else:
-        assert again["bytes_written"] == len(FW)
+        assert again.bytes_written == len(FW)
 
 
 def test_needs_bootloader_means_a_running_app_is_not_usable(runner, monkeypatch, tmp_path):
@@ -172,7 +172,7 @@ def test_image_kinds_it_takes_are_written_the_others_refused_before_anything(run
         return
     dev = s.device()
     with pytest.raises(BadInput, match=f"cannot flash a .{kind} image"):
-        runner.flash(s.image(kind), dev, s.board, timeout=10.0)
+        runner.flash(s.image(kind), dev, s.board, WriteOptions(timeout=10.0))
     assert s.untouched()
 
 

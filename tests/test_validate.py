@@ -12,7 +12,8 @@ from fwtool.core import protocol
 from fwtool.core.errors import BadInput, DoesNotFit, Exit, FwtoolError
 from fwtool.model import host
 from fwtool.model.tflite import Tensor, load_model
-from fwtool.validate import compare, reference, target, vectors
+from fwtool.emulator.targets import Rp2040js
+from fwtool.validate import compare, reference, vectors
 from fwtool.validate import flow as validate
 
 
@@ -181,7 +182,7 @@ def fake_target(monkeypatch, tmp_path):
                                         "build": {"tflm_cores": opts.tflm_cores or 1,
                                                   "notes": ["--tflm-cores 1: patched"]}}, tmp_path)
 
-    def run_on_emulator(image, timeout, on_line):
+    def run_on_emulator(self, image, until, count, timeout, on_line, on_step):  # the virtual target's run
         state["runs"] += 1
         ref = reference.reference_outputs(state["model"], state["vectors"])
         outs = [[np.clip(o + state["perturb"], -128, 127) for o in per] for per in ref]
@@ -191,7 +192,7 @@ def fake_target(monkeypatch, tmp_path):
         return lines, {"kind": "emulator", "emulated_us": 1, "wall_s": 0.1, "clock_mhz": 125}
 
     monkeypatch.setattr(validate, "build_firmware", build_firmware)
-    monkeypatch.setattr(target, "run_on_emulator", run_on_emulator)
+    monkeypatch.setattr(Rp2040js, "run", run_on_emulator)
     return state
 
 

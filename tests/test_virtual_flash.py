@@ -19,16 +19,16 @@ import pytest
 
 import fakes_emulator
 import test_flash_picoboot as shared
-from fwtool.core.errors import Exit
+from fwtool.core.errors import DeviceLost, Exit
 from fwtool.devices import usb as usbdevices
-from fwtool.devices.errors import DeviceLost
 from fwtool.emulator import bootrom, node
-from fwtool.emulator.session import RUNNER_JS, VirtualBoard
+from fwtool.emulator.session import RUNNER_JS, Rp2040jsProcess
 from fwtool.emulator.virtual_flash import flash_virtual
-from fwtool.emulator.virtual_usb import LOCATION, VirtualUsbBoard
-from fwtool.flash import picoboot
+from fwtool.emulator.virtual_usb import LOCATION, Rp2040jsUsbProcess
+from fwtool.devices import picoboot
 from fwtool.flash.base import FlashFailed, Image
-from fwtool.flash.picoboot import PicobootClient, ProtocolError, program
+from fwtool.devices.picoboot import PicobootClient, ProtocolError
+from fwtool.flash.picoboot import program
 
 FLASH = shared.FLASH
 PATCHES = RUNNER_JS.parent / "patches.mjs"
@@ -36,7 +36,7 @@ PATCHES = RUNNER_JS.parent / "patches.mjs"
 
 @pytest.fixture(scope="module")
 def vboard(emulator_ready, tmp_path_factory):
-    board = VirtualUsbBoard(tmp_path_factory.mktemp("vflash") / "flash.bin", bootsel=True, max_wall_s=600).start()
+    board = Rp2040jsUsbProcess(tmp_path_factory.mktemp("vflash") / "flash.bin", bootsel=True, max_wall_s=600).start()
     try:
         board.wait_enumerated()
         yield board
@@ -181,7 +181,7 @@ def test_power_loss_mid_write_then_recovery(fresh):
     fresh.replug(bootsel=True)
     fresh.wait_enumerated(pid=0x0003)
     r = program(_client(), _image(), FLASH)  # re-flashing repairs it
-    assert r["verified"] and r["sectors_written"] >= 1
+    assert r.verified and r.sectors_written >= 1
 
 
 def test_unplugged_mid_flash_is_device_lost(fresh):
@@ -230,7 +230,7 @@ def test_flash_reboot_and_boot_from_written_flash(fresh):
 def test_power_on_boot_through_bootrom_and_boot2_from_the_flash_model(emulator_ready, tmp_path):
     img = tmp_path / "print.bin"
     img.write_bytes(fakes_emulator.print_then("hang"))
-    board = VirtualBoard(img, serial="stdout", start="now", max_wall_s=60, until="hello", count=1,
+    board = Rp2040jsProcess(img, serial="stdout", start="now", max_wall_s=60, until="hello", count=1,
                          extra_args=["--boot", "bootrom"])
     try:
         board.start()

@@ -15,7 +15,7 @@ import numpy as np
 
 from fwtool.core import protocol
 from fwtool.core.errors import Exit, FwtoolError
-from fwtool.core.lines import LineSplitter
+from fwtool.core.lines import PortLines
 
 from . import params
 from .framing import START_HOST, START_HOST_FEATURES
@@ -94,14 +94,14 @@ def capture(port, pcm: np.ndarray, fe: params.FrontEnd, *, features: bool = Fals
     def done() -> bool:
         return len(cap.inferences) >= infs and (not features or len(cap.rows) >= frames)
 
-    splitter = LineSplitter()
+    reader = PortLines(port)
     last = time.monotonic()
     while not cap.errors:
-        data = port.read(max(1, getattr(port, "in_waiting", 0) or 1))
+        pieces = reader.poll()
         now = time.monotonic()
-        if data:
+        if pieces:
             last = now
-            for piece in splitter.feed(data, time.time()):
+            for piece in pieces:
                 if not isinstance(protocol.parse_audio_line(piece.text), protocol.Ack):
                     line(piece.text)
         elif now - last > (QUIET_S if done() else settle_s):

@@ -28,11 +28,13 @@ import numpy as np
 from fwtool.core import protocol
 from fwtool.core.errors import BadInput, Exit, FwtoolError
 from fwtool.core.files import atomic_write
+from fwtool.core.lines import read_available
 
 from .framing import REC_START, REC_STOP, SplitReader
 
 SAMPLE_RATE = 16000
 METER_S = 0.1  # level meter update period
+READ_LIMIT = 2048  # bytes per read at most (64 ms of 16 kHz audio), so the level meter keeps moving
 _LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
@@ -131,8 +133,7 @@ def record_clip(port, seconds: float, on_meter: Callable[[float, float], None] |
     port.write(REC_START)
     t0 = last = clock()
     while pos < want:
-        n = getattr(port, "in_waiting", 0) or 1
-        items = reader.feed(port.read(n) or b"")
+        items = reader.feed(read_available(port, READ_LIMIT))
         now = clock()
         for it in items:
             if isinstance(it, str):

@@ -28,6 +28,7 @@ import numpy as np
 
 from fwtool.core import protocol
 from fwtool.core.errors import BadInput, Exit, FwtoolError
+from fwtool.core.lines import PortLines
 
 from .framing import MAX_SAMPLES, START_HOST, pcm_chunk
 
@@ -47,23 +48,6 @@ class StreamResult:
     def to_dict(self) -> dict:
         return {"type": "stream", "samples": self.samples, "chunks": self.chunks, "resent": self.resent,
                 "seconds": round(self.seconds, 3), "banner": self.banner.to_dict() if self.banner else None}
-
-
-class _Lines:
-    """Text lines from a pyserial-like port (read(n) with a timeout, optional in_waiting)."""
-
-    def __init__(self, port):
-        self.port = port
-        self.buf = b""
-
-    def poll(self) -> list[str]:
-        n = getattr(self.port, "in_waiting", 0) or 1
-        data = self.port.read(n)
-        if not data:
-            return []
-        self.buf += data
-        *lines, self.buf = self.buf.split(b"\n")
-        return [ln.decode("utf-8", "replace").rstrip("\r") for ln in lines]
 
 
 def _lost(cause: str) -> FwtoolError:
@@ -89,7 +73,7 @@ def stream_wav(port, pcm: np.ndarray, rate: int = 16000, realtime: bool = False,
                        "read the clip with fwtool.audio.wav.read_wav")
     if hasattr(port, "timeout"):
         port.timeout = READ_TIMEOUT_S
-    lines = _Lines(port)
+    lines = PortLines(port)  # the one read loop (fwtool.core.lines)
     res = StreamResult(0, 0, 0, 0.0)
 
     def text(line: str) -> protocol.Ack | None:
@@ -115,7 +99,7 @@ def stream_wav(port, pcm: np.ndarray, rate: int = 16000, realtime: bool = False,
         if res.banner is None and now >= next_try:
             port.write(start)
             next_try = now + START_RETRY_S
-        for line in lines.poll():
+        for line in lines.texts():
             a = text(line)
             if a is not None and res.banner is not None:
                 ack = a
@@ -149,7 +133,7 @@ def stream_wav(port, pcm: np.ndarray, rate: int = 16000, realtime: bool = False,
             sent_upto += 1
             highest_sent = max(highest_sent, sent_upto)
         got = False
-        for line in lines.poll():
+        for line in lines.texts():
             a = text(line)
             if a is None:
                 continue
@@ -173,6 +157,6 @@ def stream_wav(port, pcm: np.ndarray, rate: int = 16000, realtime: bool = False,
     res.samples, res.chunks, res.seconds = len(pcm), n_chunks, clock() - start
     end = clock() + tail_s
     while clock() < end:
-        for line in lines.poll():
+        for line in lines.texts():
             text(line)
     return res

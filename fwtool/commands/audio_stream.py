@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import serial
 
 from fwtool.audio import capture as capture_mod
 from fwtool.audio import wav
 from fwtool.core import ui
-from fwtool.core.errors import Exit, FwtoolError, NoDevice
+from fwtool.core.errors import Exit, FwtoolError
+from fwtool.devices.serial import PORT_ERRORS, open_port
 from fwtool.emulator import TIMING_NOTE, latency_stats
 from fwtool.emulator.audio import front_end_of_build, stream_clip
 
@@ -69,14 +69,11 @@ def board_audio(port: str, report: dict | None, clip: Path, as_json: bool, realt
     """``fwtool run --audio``: stream ``clip`` over a real board's serial port (at the sample rate)."""
     pcm = wav.read_wav(clip)
     fe = front_end_of_build(report)
-    try:
-        link = serial.serial_for_url(port, timeout=0.02)
-    except (serial.SerialException, OSError) as e:
-        raise NoDevice(f"cannot open {port}: {e}", "check the board is attached and no other program holds the port")
+    link = open_port(port, timeout=0.02, fix="check the board is attached and no other program holds the port")
     try:
         ui.info(f"streaming {clip} to the board on {port} (real time)")
         cap = capture_mod.capture(link, pcm, fe, realtime=realtime, on_line=_echo(as_json), settle_s=5.0)
-    except serial.SerialException as e:
+    except PORT_ERRORS as e:
         raise FwtoolError(f"the board's port failed while streaming: {e}", "re-run; check the cable",
                           Exit.LOST_DEVICE) from e
     finally:

@@ -11,6 +11,8 @@ from fwtool.firmware.result import last_build
 from fwtool.commands.audio_stream import emulate_audio
 from fwtool.core.errors import BadInput, Exit, FwtoolError
 from fwtool.emulator import virtual_flash, virtual_usb
+from fwtool.emulator.targets import Rp2040js
+from fwtool.targets.base import TargetConfig
 
 
 def _default_image(board: str | None) -> tuple[Path, dict | None]:
@@ -98,8 +100,10 @@ def emulate(firmware, board, count, until_text, timeout, max_emulated_s, budget_
     if report and report.get("build", {}).get("tflm_cores", 1) != 1:
         ui.info(f"note: {firmware} was built with --tflm-cores {report['build']['tflm_cores']}; if the model reaches "
                 "the dual-core kernel the run stops ('core 1'): rebuild with --tflm-cores 1")
+    target = Rp2040js(TargetConfig(port=str(tcp_port), max_emulated_s=max_emulated_s, max_wall_s=timeout,
+                                   through_bootloader=power_on))
     if serve:
-        _serve(emulator, Path(firmware), tcp_port, timeout, max_emulated_s)
+        _serve(target, Path(firmware), timeout)
         return
     if audio is not None:
         code = emulate_audio(Path(firmware), report, Path(audio), as_json)
@@ -114,20 +118,16 @@ def emulate(firmware, board, count, until_text, timeout, max_emulated_s, budget_
         if not as_json:
             click.echo(line)
 
-    board_run = emulator.VirtualBoard(Path(firmware), serial="stdout", start="now", max_emulated_s=max_emulated_s,
-                                      max_wall_s=timeout, until=until_text if count else None, count=count or 0,
-                                      on_line=on_line, extra_args=["--boot", "bootrom"] if power_on else None)
+    target.load(Path(firmware))
     interrupted = False
     try:
         ui.info(f"virtual RP2040 (rp2040js): running {firmware}" + (f" until {count} '{until_text}' lines" if count
                                                                      else f" for up to {timeout:g} s") + "…")
-        board_run.start()
-        board_run.wait()
+        result = target.capture(until_text if count else None, count or 0, timeout, on_line)
     except KeyboardInterrupt:
         interrupted = True
-    finally:
-        board_run.stop()
-    result = board_run.result()
+        result = target.process.result()  # what it printed before Ctrl-C (the process is stopped)
+    board_run = target.process
     stats = _summary(result.lines, budget_ms)
     limit_end = result.reason in ("wall-limit", "emulated-limit") and not count
     out = {**result.to_dict(), "records": [r.to_dict() for r in result.records],
@@ -159,23 +159,22 @@ def emulate(firmware, board, count, until_text, timeout, max_emulated_s, budget_
         sys.exit(int(code))
 
 
-def _serve(emulator, firmware: Path, tcp_port: int, timeout: float, max_emulated_s: float | None) -> None:
-    board = emulator.VirtualBoard(firmware, serial="tcp", start="on-connect", port=tcp_port,
-                                  max_emulated_s=max_emulated_s, max_wall_s=timeout)
+def _serve(target: Rp2040js, firmware: Path, timeout: float) -> None:
     try:
-        board.start()
-        click.echo(board.url)
+        url = target.serve(firmware)["port"]
+        board = target.served
+        click.echo(url)
         ui.info(f"virtual RP2040 serving {firmware} on {board.url} (for up to {timeout:g} s; Ctrl-C stops)\n"
                 f"attach: fwtool monitor --port {board.url}")
         sys.stdout.flush()
         while board.running:
             time.sleep(0.2)
     except KeyboardInterrupt:
-        board.stop()
+        target.stop()
         sys.exit(int(Exit.INTERRUPTED))
     finally:
-        board.stop()
-    ev = board.exit_event or {}
+        target.stop()
+    ev = target.exit_event or {}
     if ev.get("reason") not in ("wall-limit", "emulated-limit", "stopped", None):
         raise emulator.failure(ev.get("reason", "exited"), ev.get("detail"))
     if not isinstance(ev.get("reason"), str):
@@ -185,7 +184,7 @@ def _serve(emulator, firmware: Path, tcp_port: int, timeout: float, max_emulated
 def _serve_bootsel(timeout: float, timing: str = "none") -> None:
     """A virtual board in BOOTSEL mode that 'fwtool flash --virtual' (and run/monitor) find, until Ctrl-C/timeout."""
     emulator.check()
-    board = virtual_usb.VirtualUsbBoard(bootsel=True, max_wall_s=timeout, timing=timing)
+    board = virtual_usb.Rp2040jsUsbProcess(bootsel=True, max_wall_s=timeout, timing=timing)
     try:
         board.start()
         board.wait_enumerated()

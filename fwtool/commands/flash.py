@@ -11,6 +11,7 @@ from fwtool.core.escape import terminal
 from fwtool import flash as flash_api
 from fwtool import devices as device_layer
 from fwtool.flash import runners
+from fwtool.flash.request import DriveDetails, FlashRequest, PicobootDetails, ProbeDetails
 from fwtool.commands import lab_options
 from fwtool.emulator import virtual_flash
 
@@ -152,39 +153,39 @@ def flash(uf2_path, elf_path, bin_path, hex_path, board, serial, method, drive_p
         vboard.stop()
     else:
         with _Bar(enabled=not as_json) as bar:
-            result = flash_api.flash_image(path, board, serial=serial, method=method, verify=verify, progress=bar,
-                                           kind=kind, drive=drive_path, skip_same=skip_same, reboot=reboot,
-                                           timeout=timeout, wait_app=wait_app, boot2_check=not no_boot2_check,
-                                           on_step=step)
+            result = flash_api.flash_image(request=FlashRequest(
+                image=path, board=board, device=serial, method=method, kind=kind, drive=drive_path, verify=verify,
+                skip_same=skip_same, reboot=reboot, timeout=timeout, wait_app=wait_app,
+                boot2_check=not no_boot2_check, progress=bar, on_step=step))
     if as_json:
-        ui.emit_json(result)
+        ui.emit_json(result.to_dict())
         return
-    r = result
-    if r["method"] == "picoboot":
-        click.echo(f"written   {r['bytes_written']:,} B in {r['sectors_written']} of {r['sectors_total']} sectors, "
-                   f"{r['bytes_skipped']:,} B unchanged (skipped)")
-        click.echo("verified  " + ("yes, read back and compared" if r["verified"] else "NO (--no-verify)"))
-        if r.get("virtual"):
-            v = r["virtual"]
-            click.echo(f"virtual   {v['sector_erases']} sector erases, {v['page_programs']} page programs in the "
-                       f"emulated flash (kept in {v['flash_state']})")
-    elif "uf2_bytes" not in r:  # a debug-probe runner (pyOCD, OpenOCD, make program)
-        click.echo(f"written   {r['bytes_written']:,} B in {len(r.get('segments', []))} segment(s) through probe "
-                   f"{r.get('probe')}")
-        click.echo("verified  " + ("yes, read back and compared" if r["verified"] else "NO (--no-verify)"))
-    else:
-        click.echo(f"copied    {r['uf2_bytes']:,} B of UF2 to {r['drive']} ({r['confirmed_by']})")
+    r, w = result, result.written
+    if isinstance(w.details, PicobootDetails):
+        click.echo(f"written   {w.bytes_written:,} B in {w.sectors_written} of {w.details.sectors_total} sectors, "
+                   f"{w.bytes_skipped:,} B unchanged (skipped)")
+        click.echo("verified  " + ("yes, read back and compared" if w.verified else "NO (--no-verify)"))
+        if r.virtual is not None:
+            v = r.virtual
+            click.echo(f"virtual   {v.sector_erases} sector erases, {v.page_programs} page programs in the "
+                       f"emulated flash (kept in {v.flash_state})")
+    elif isinstance(w.details, DriveDetails):
+        click.echo(f"copied    {w.details.uf2_bytes:,} B of UF2 to {r.drive} ({w.details.confirmed_by})")
         click.echo("verified  no (the drive cannot be read back; PICOBOOT can: see 'fwtool doctor')")
-    if r["started"]:
-        click.echo(f"started   app running{' on ' + r['port'] if r['port'] else ''}"
-                   f"{' (serial ' + r['serial'] + ')' if r['serial'] else ''}")
-    elif r["rebooted"]:
+    else:  # a debug-probe runner (pyOCD, OpenOCD, make program)
+        probe = w.details if isinstance(w.details, ProbeDetails) else ProbeDetails(None, [])
+        click.echo(f"written   {w.bytes_written:,} B in {len(probe.segments)} segment(s) through probe {probe.probe}")
+        click.echo("verified  " + ("yes, read back and compared" if w.verified else "NO (--no-verify)"))
+    if r.started:
+        click.echo(f"started   app running{' on ' + r.port if r.port else ''}"
+                   f"{' (serial ' + r.serial + ')' if r.serial else ''}")
+    elif w.rebooted:
         click.echo("started   rebooted into the new firmware")
     else:
         click.echo("started   no (--no-reboot: the board stays in BOOTSEL mode)")
-    for note in r["notes"]:
+    for note in r.notes:
         click.echo(f"note      {terminal(note)}")
-    click.echo(f"done      {r['method']} in {r['seconds']:.1f} s")
+    click.echo(f"done      {r.method} in {r.seconds:.1f} s")
 
 
 @click.command()

@@ -2,17 +2,16 @@
 
 :func:`labgrid_options` adds the options and hands the command one ``lab`` argument (a
 :class:`fwtool.lab.fleet.LabRequest`, or None when no labgrid option was given, so the command runs as before).
-The functions below do the labgrid part of each command: acquire (or reserve and wait), flash through the
-exporter, find the exported port again, monitor/validate over it, and release in ``finally`` (errors, Ctrl-C).
+The functions below call fwtool.lab for the labgrid part of each command (acquire or reserve and wait, flash
+through the exporter, find the exported port again, monitor/validate over it, release in ``finally``; the fleet
+threads and figures are fwtool/lab/fleet.py) and print.
 Exit codes are the commands' own. The coordinator is ``LG_COORDINATOR`` (labgrid's variable; default
 127.0.0.1:20408).
 """
 from __future__ import annotations
 
 import functools
-import io
 import sys
-import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
@@ -21,8 +20,7 @@ import click
 
 from fwtool.core import ui
 from fwtool.core.errors import Exit, FwtoolError
-from fwtool.lab.boards import PlaceBoard
-from fwtool.lab.fleet import LabRequest, RESERVE_WAIT_S, take_places, validate_fleet
+from fwtool.lab.fleet import LabRequest, RESERVE_WAIT_S, all_virtual, one_place, run_fleet, validate_fleet
 from fwtool.lab.places import Lab, parse_tags
 from fwtool.monitor import MonitorOptions, run_monitor
 
@@ -70,25 +68,11 @@ def request_from(places, tags, wait_s, boards, fleet: bool) -> LabRequest | None
     return LabRequest(places=names, tags=tag_map, boards=boards, wait_s=wait_s)
 
 
-def all_virtual(req: LabRequest | None) -> bool:
-    """True when every place the request can get is a virtual board (tag virtual=1): build for one core."""
-    if req is None:
-        return False
-    with Lab(req.coordinator) as lab:
-        names = req.places or lab.places_with(req.tags)
-        return bool(names) and all(lab.place(n).tags.get("virtual") == "1" for n in names)
-
-
-def _one_place(lab: Lab, req: LabRequest) -> PlaceBoard:
-    places = take_places(lab, replace(req, boards=1), on_wait=ui.info)
-    return PlaceBoard(lab, places[0])
-
-
 # ---- monitor ----------------------------------------------------------------------------------------------------
 def monitor_on_lab(req: LabRequest, opts: MonitorOptions) -> int:
     """Monitor the place's exported serial port."""
     with Lab(req.coordinator) as lab:
-        board = _one_place(lab, req)
+        board = one_place(lab, req, on_wait=ui.info)
         ui.info(f"labgrid place {board.place}: {board.port.url}")
         return run_monitor(replace(opts, port=board.port.url, serial=None))
 
@@ -96,7 +80,7 @@ def monitor_on_lab(req: LabRequest, opts: MonitorOptions) -> int:
 # ---- flash ------------------------------------------------------------------------------------------------------
 def flash_on_lab(req: LabRequest, image: Path, as_json: bool) -> dict:
     with Lab(req.coordinator) as lab:
-        board = _one_place(lab, req)
+        board = one_place(lab, req, on_wait=ui.info)
         if not as_json:
             ui.info(f"flashing {image} on labgrid place {board.place} ({board.port.host})…")
         result = board.flash(Path(image))
@@ -144,52 +128,17 @@ def validate_on_lab(req: LabRequest, opts, as_json: bool, verbose: bool, print_r
 def run_on_lab(req: LabRequest, image: Path, mon: dict, as_json: bool) -> int:
     """Flash ``image`` on the place(s) and monitor: one place live as usual; several in parallel, quietly, with
     one row per board (exit code, inferences, p95 latency) at the end."""
-    with Lab(req.coordinator) as lab:
-        places = take_places(lab, req, on_wait=ui.info)
-        lock = threading.Lock()
-        boards = [PlaceBoard(lab, p, lock) for p in places]
-        results: dict[str, dict] = {}
-
-        def flash_and_watch(b: PlaceBoard, quiet: bool) -> None:
-            try:
-                res = b.flash(image)
-                if not quiet:
-                    ui.info(f"flashed   {b.place} via {res.get('method')} in {res['seconds']:.1f} s, "
-                            f"port {b.port.url}")
-                records: list = []
-                kw = {"out": io.StringIO(), "err": io.StringIO()} if quiet else {}
-                code = run_monitor(MonitorOptions(port=b.port.url, reconnect=not b.virtual, wait=10.0,
-                                                  send_input=False, **(dict(mon, view="plain") if quiet else mon)),
-                                   on_record=records.append, **kw)
-                us = sorted(r.parsed.us for r in records if r.kind == "inference")
-                p95 = us[min(len(us) - 1, int(round(0.95 * (len(us) - 1))))] / 1000 if us else None
-                results[b.place] = {"place": b.place, "ok": code == 0, "exit_code": int(code), "inferences": len(us),
-                                    "p95_ms": p95, "port": b.port.url, "error": None}
-            except FwtoolError as e:
-                results[b.place] = {"place": b.place, "ok": False, "exit_code": int(e.code), "inferences": 0,
-                                    "p95_ms": None, "port": None, "error": e.cause}
-
-        if len(boards) == 1:
-            flash_and_watch(boards[0], quiet=False)
-            row = results[boards[0].place]
-            if row["error"]:
-                raise FwtoolError(row["error"], None, Exit(row["exit_code"]))
-            return row["exit_code"]
-        threads = [threading.Thread(target=flash_and_watch, args=(b, True), daemon=True) for b in boards]
-        for t in threads:
-            t.start()
-        for t in threads:
-            while t.is_alive():
-                t.join(0.2)
-    rows = [results[p] for p in places]
-    failing = [r for r in rows if not r["ok"]]
-    code = failing[0]["exit_code"] if failing else 0
+    fleet = run_fleet(req, image, mon, on_info=ui.info)
+    if fleet["single"]:
+        return fleet["exit_code"]
+    rows, code = fleet["boards"], fleet["exit_code"]
     if as_json:
-        ui.emit_json_line({"type": "fleet", "ok": not failing, "exit_code": code, "boards": rows})
+        ui.emit_json_line({"type": "fleet", "ok": fleet["ok"], "exit_code": code, "boards": rows})
     else:
         for r in rows:
             p95 = "-" if r["p95_ms"] is None else f"{r['p95_ms']:.2f} ms"
             click.echo(f"{r['place']:24} {'PASS' if r['ok'] else 'FAIL'}  exit {r['exit_code']}  "
                        f"{r['inferences']} inferences  p95 {p95}  {r['error'] or ''}")
-        click.echo(f"result    {len(rows) - len(failing)} passed, {len(failing)} failed")
+        failed = sum(1 for r in rows if not r["ok"])
+        click.echo(f"result    {len(rows) - failed} passed, {failed} failed")
     return code

@@ -6,37 +6,20 @@ import time
 from pathlib import Path
 
 import click
-import serial
 
-from fwtool import devices
 from fwtool.audio import record as rec
-from fwtool.firmware.result import last_build
 from fwtool.core import ui
-from fwtool.core.errors import BadInput, FwtoolError, NoDevice
-
-BAUD = 115200  # ignored by USB CDC; used on a UART
-
-
-def find_port(board: str | None, wait_s: float = 0.0) -> str:
-    """The recorder board's port when --port is not given: ``board``'s (default: the last build's board, else any
-    fwtool board), preferring the board flashed last. NoDevice (exit 6) with the candidates when none or several."""
-    if board is None:
-        last = last_build()
-        board = last.board if last else None
-    return devices.find_serial_port(board=board, wait_s=wait_s)
-
+from fwtool.core.errors import BadInput, FwtoolError
+from fwtool.devices.ports import resolve_port
+from fwtool.devices.serial import open_port as open_serial_port
 
 def open_port(port: str | None, board: str | None = None):
     """The recorder's serial port (a device path or a pyserial URL such as socket://127.0.0.1:PORT); without one,
-    the board's port found over USB (:func:`find_port`)."""
-    if not port:
-        port = find_port(board)
-    try:
-        return serial.serial_for_url(port, baudrate=BAUD, timeout=0.02)
-    except (serial.SerialException, ValueError, OSError) as e:
-        raise NoDevice(f"cannot open {port}: {e}",
-                       "check that the board is plugged in and flashed with the recorder app, and that no other "
-                       "program (a monitor, a browser tab) holds the port") from e
+    the board's port found by the serial layer's one rule (the board flashed last, else built last, else any)."""
+    r = resolve_port(port, board)
+    return open_serial_port(r.device, r.baud, timeout=0.02,
+                            fix="check that the board is plugged in and flashed with the recorder app, and that "
+                                "no other program (a monitor, a browser tab) holds the port")
 
 
 def run_session(port, out: Path, label: str, seconds: float, count: int, pause: float, keep_dropped: bool,

@@ -3,16 +3,16 @@ from pathlib import Path
 
 import click
 
-from fwtool.core import ui
+from fwtool.core import protocol, ui
 from fwtool.core.errors import Exit, FwtoolError
-from fwtool import devices, emulator, flash
-from fwtool.firmware.families import get_family
-from fwtool.core.boards import get_board
-from fwtool.emulator import qemu, virtual_flash
 from fwtool.audio.wav import read_wav
+from fwtool.emulator import latency_stats
 from fwtool.flash import runners
+from fwtool.lab.fleet import all_virtual
 from fwtool.monitor import session
 from fwtool.monitor.session import MonitorOptions
+from fwtool.targets import registry
+from fwtool.targets.base import Target, TargetConfig
 from fwtool.commands.audio_stream import board_audio, emulate_audio
 from fwtool.commands.build import build_options, options_from, print_report, run_build
 from fwtool.commands import lab_options
@@ -66,7 +66,12 @@ def run(emulator, direct_load, serial_number, method, no_verify, count, timeout,
     ui.set_json(as_json)
     if audio is not None:
         read_wav(audio)  # a bad WAV is refused (exit 3) before the build
-    opts = options_from(kw, tflm_cores=1 if emulator or lab_options.all_virtual(lab) else 2)  # rp2040js: no core 1
+    if budget_ms is not None and not emulator:
+        raise FwtoolError("--budget-ms needs --emulator (a real board's latency is in the monitor view)",
+                          "drop --budget-ms, or add --emulator", Exit.USAGE)
+    where = "emulator" if emulator else "board"
+    cores = 1 if all_virtual(lab) else registry.default_cores(kw["board"], where)  # the target's cores
+    opts = options_from(kw, tflm_cores=cores)
     if emulator and not kw["out_dir"]:
         opts.out_dir = Path("build") / f"{kw['board']}-emulator"
     result = run_build(opts, verbose)
@@ -75,40 +80,50 @@ def run(emulator, direct_load, serial_number, method, no_verify, count, timeout,
         ui.emit_json_line({"type": "build", **_build_summary(report)})
     else:
         print_report(report)
-    uf2 = str(result.artifacts.image)
     mon = dict(view="json" if as_json else "plain" if plain else "auto", count=count, timeout=timeout,
                expect=tuple(expect), expect_label=expect_label, min_score=min_score)
-    if emulator and audio is not None:
-        code = emulate_audio(result.artifacts.image, report, Path(audio), as_json)
-    elif emulator and getattr(get_family(get_board(kw["board"]).family), "virtual_target", None):
-        code = qemu.emulate(get_family(get_board(kw["board"]).family).virtual_image(result.artifacts.image), count,
-                            timeout, click.echo, ui.info)  # the family's virtual Cortex-M4 (QEMU)
-    elif emulator:
-        code = _run_emulated(uf2, mon, budget_ms, as_json, None if direct_load else (kw["board"], not no_verify))
+    if lab is not None:  # labgrid place(s): flashed through their exporters, monitored over exported ports
+        code = lab_options.run_on_lab(lab, result.artifacts.image, mon, as_json)
     else:
-        if budget_ms is not None:
-            raise FwtoolError("--budget-ms needs --emulator (a real board's latency is in the monitor view)",
-                              "drop --budget-ms, or add --emulator", Exit.USAGE)
-        if lab is not None:  # labgrid place(s): flashed through their exporters, monitored over exported ports
-            code = lab_options.run_on_lab(lab, result.artifacts.image, mon, as_json)
-            if code:
-                sys.exit(code)
-            return
-        with ui.err.status("fwtool flash: looking for the board") as status:
-            result = flash.flash_image(uf2, board=kw["board"], serial=serial_number, method=method, verify=not no_verify,
-                                 on_step=lambda msg: status.update(f"fwtool flash: {msg.split(maxsplit=1)[-1]}"))
-        _report_flash(result, as_json)
-        if audio is not None:
-            port = result.get("port") or devices.find_serial_port(kw["board"], serial=result.get("serial") or
-                                                                  serial_number, wait_s=10.0)
-            code = board_audio(port, report, Path(audio), as_json)
-            if code:
-                sys.exit(code)
-            return
-        code = _monitor(MonitorOptions(board=kw["board"], serial=result.get("serial") or serial_number,
-                                          port=result.get("port") if not result.get("serial") else None, **mon))
+        tgt = registry.target_class(kw["board"], where)(TargetConfig(
+            board=kw["board"], serial=serial_number, method=method, verify=not no_verify,
+            through_bootloader=not direct_load))
+        image = registry.image_for(tgt, kw["board"], result.artifacts.image)
+        code = _on_target(tgt, image, report, mon, audio, budget_ms, as_json)
     if code:
         sys.exit(code)
+
+
+def _on_target(tgt: Target, image: Path, report: dict, mon: dict, audio: Path | None, budget_ms: float | None,
+               as_json: bool) -> int:
+    """Put ``image`` on the target and show its output: an audio stream, the live monitor on its serial stream
+    (a board, the virtual RP2040), or its lines as they come (a target without a port: QEMU)."""
+    if audio is not None and tgt.info.virtual:
+        return emulate_audio(image, report, Path(audio), as_json)
+    if not tgt.info.serves:
+        ui.info(f"{tgt.info.title}: running {image}")
+        lines, _ = tgt.run(image, protocol.PREFIX_INFER, mon["count"] or 3, mon["timeout"] or 300.0, click.echo)
+        for line in tgt.summary(lines):
+            ui.info(line)
+        return 0
+    with ui.err.status(f"fwtool flash: looking for {tgt.info.title}") as status:
+        tgt.on_step = lambda msg: status.update(f"fwtool flash: {msg.split(maxsplit=1)[-1]}")
+        reach = tgt.serve(image)
+    if tgt.flash_result is not None:
+        _report_flash(tgt.flash_result, as_json)
+    if audio is not None:
+        return board_audio(tgt.resolve_port(10.0), report, Path(audio), as_json)
+    if tgt.info.virtual:
+        ui.info(f"{tgt.info.title} serving {reach['port']}")
+    records: list = []
+    try:
+        code = _monitor(MonitorOptions(**reach, **mon), on_record=records.append)
+    finally:
+        tgt.stop()
+    error = tgt.end_error()
+    if code == Exit.LOST_DEVICE and error is not None:
+        raise error
+    return _latency(tgt, records, budget_ms, as_json, code) if tgt.info.virtual else code
 
 
 def _build_summary(r: dict) -> dict:
@@ -126,31 +141,16 @@ def _report_flash(result: dict, as_json: bool) -> None:
             f"{verified}, via {result['method']} in {result['seconds']:.1f} s")
 
 
-def _run_emulated(uf2: str, mon: dict, budget_ms, as_json: bool, flash_to=None) -> int:
-    emulator.check()
-    records = []
-    if flash_to:  # PICOBOOT through the real bootrom into the virtual board's flash, then it boots from there
-        result, board = virtual_flash.flash_virtual(uf2, flash_to[0], verify=flash_to[1])
-        _report_flash(result, as_json)
-    else:
-        board = emulator.start(uf2)  # execution starts when the monitor attaches: the banner is never missed
-    try:
-        ui.info(f"virtual RP2040 (rp2040js) serving {board.url}")
-        code = _monitor(MonitorOptions(port=board.url, reconnect=False, wait=10.0, send_input=False, **mon),
-                           on_record=records.append)
-    finally:
-        ev = board.stop() or {}
-    reason = ev.get("reason")
-    if code == Exit.LOST_DEVICE and reason not in (None, "stopped", "killed"):
-        raise emulator.failure(reason, ev.get("detail"))
+def _latency(tgt: Target, records: list, budget_ms: float | None, as_json: bool, code: int) -> int:
+    """A virtual target's invoke latency (its own clock) after the monitor; exit 8 when p95 is over the budget."""
     us = [r.parsed.us for r in records if r.kind == "inference"]
-    stats = emulator.latency_stats(us, budget_ms, "emulated") if us else None
+    stats = latency_stats(us, budget_ms, "emulated") if us else None
     if stats:
         if as_json:
-            ui.emit_json_line({"type": "latency", **stats.to_dict(), "timing_note": emulator.TIMING_NOTE})
+            ui.emit_json_line({"type": "latency", **stats.to_dict(), "timing_note": tgt.info.timing_note})
         else:
             ui.info(stats.summary())
-            ui.info(f"note: {emulator.TIMING_NOTE}")
+            ui.info(f"note: {tgt.info.timing_note}")
         if code == 0 and budget_ms is not None and stats.p95_ms > budget_ms:
             ui.info(f"error: p95 invoke time {stats.p95_ms:.2f} ms exceeds the {budget_ms:g} ms budget")
             return int(Exit.MISMATCH)

@@ -84,3 +84,26 @@ class DoesNotFit(FwtoolError):
 
 class NoDevice(FwtoolError):
     code = Exit.NO_DEVICE
+
+
+# ---- talking to a board (discovery, reset, flashing, the monitor) ----------------------------------------------
+class FlashFailed(FwtoolError):
+    """A device fault, a verify mismatch, a protocol error: the flash is not known to be good."""
+
+    code = Exit.FAILED
+
+
+class DeviceLost(FwtoolError):
+    code = Exit.LOST_DEVICE
+
+
+class WaitTimeout(FwtoolError):
+    code = Exit.TIMEOUT
+
+
+class UsbAccessDenied(MissingTool):
+    """The OS refused to open the USB device (Linux: no udev rule / not in the group)."""
+
+
+class NoUsbBackend(MissingTool):
+    """pyusb is installed but found no libusb."""

@@ -5,7 +5,8 @@ API (used by flash, monitor, validate and ``fwtool devices``):
 * ``discover(boards=None) -> Scan``: every attached board (``Scan.targets``: Devices, merged per physical board:
   serial port + reset interface in app mode, PICOBOOT + drive in BOOTSEL) and ``Scan.problems``.
 * ``select(found, wanted=None, modes=...) -> Device``: the one board (by serial, USB location, port or drive).
-* ``find_serial_port(board=None, serial=None, uart=False, wait_s=0.0) -> str``: the board's serial port.
+* ``find_serial_port(board=None, serial=None, uart=False, wait_s=0.0) -> str``: the board's serial port
+  (``ports.resolve_port``: the one "which board" rule; ``serial.open_port``: the one opener).
 * ``boards_for(board) -> list[Board]``: the boards whose USB ids discovery looks for.
 * ``doctor_rows()``, ``udev_rule()``: USB permissions.
 
@@ -16,7 +17,6 @@ from __future__ import annotations
 from fwtool.core.boards import Board, all_boards, get_board
 from fwtool.devices import ports
 from fwtool.devices.device import Device
-from fwtool.devices.last_flash import read_last_flash
 from fwtool.devices.permissions import doctor_rows, udev_rule
 from fwtool.devices.usb import Scan, scan, select
 
@@ -42,6 +42,4 @@ def find_serial_port(board=None, serial: str | None = None, uart: bool = False, 
                      on_wait=None) -> str:
     """The serial port of ``board`` (a Board, a name or None: any fwtool board), preferring the board flashed
     last; waits up to ``wait_s`` for it to appear. NoDevice (with the candidates) when none or several match."""
-    b = get_board(board) if isinstance(board, str) else board
-    wanted = ports.wanted_for(b, uart=uart, serial=serial, last_flash=read_last_flash())
-    return ports.choose_port(wanted, ports.Discovery(), wait_s=wait_s, on_wait=on_wait).device
+    return ports.resolve_port(None, board, serial, uart=uart, wait_s=wait_s, on_wait=on_wait).device

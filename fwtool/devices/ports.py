@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from fwtool.core.boards import all_boards
-from fwtool.core.errors import NoDevice
+from fwtool.core.boards import Board, all_boards, get_board
+from fwtool.core.errors import FwtoolError, NoDevice
+from fwtool.devices.last_flash import LAST_FLASH_FILE, read_last_flash
 from fwtool.devices.probes import board_ids, probe_ids
+from fwtool.devices.serial import BAUD, is_url
 from fwtool.devices.usb import backend
+from fwtool.firmware.result import last_build
 
 # USB-UART bridges a --uart board's console is usually wired to (VID, PID) -> name.
 USB_UART_BRIDGES: dict[tuple[int, int], str] = {
@@ -25,30 +29,6 @@ USB_UART_BRIDGES: dict[tuple[int, int], str] = {
     (0x2E8A, 0x000C): "Raspberry Pi Debug Probe", (0x2E8A, 0x0004): "Raspberry Pi picoprobe",
     (0x0D28, 0x0204): "Arm DAPLink (CMSIS-DAP)", (0x04B4, 0xF155): "Cypress KitProg3",
 }
-
-def is_url(port: str) -> bool:
-    """pyserial URL (socket://, rfc2217://, loop://, spy://, ...) rather than a device path."""
-    return "://" in port
-
-
-def serial_open_args(device: str, write_timeout: float | None = None) -> tuple[str, dict]:
-    """(what to pass to ``serial.serial_for_url``, extra keyword arguments) for a device path or URL.
-
-    ``rfc2217://`` (ser2net, labgrid's exported serial ports) needs two changes from a local port:
-    pyserial's rfc2217 backend raises NotImplementedError for any ``write_timeout``, so none is passed; and
-    ``ign_set_control`` is added to the URL unless it is there already: ser2net answers the SET_CONTROL request
-    (DTR/RTS, which pico-sdk's USB stdio needs before it prints) with a value other than the one asked for, so
-    pyserial waits its whole network timeout and fails ("... option 'control'"). With the option pyserial still
-    sends DTR/RTS but does not wait for that answer."""
-    scheme = device.partition("://")[0].lower() if is_url(device) else ""
-    if scheme != "rfc2217":
-        return device, ({} if write_timeout is None else {"write_timeout": write_timeout})
-    base, _, query = device.partition("?")
-    options = [o for o in query.split("&") if o]
-    if not any(o.split("=", 1)[0] == "ign_set_control" for o in options):
-        options.append("ign_set_control")
-    return f"{base}?{'&'.join(options)}", {}
-
 
 def usb_id(vid: int | None, pid: int | None) -> str:
     return "" if vid is None or pid is None else f"{vid:04X}:{pid:04X}"
@@ -243,3 +223,68 @@ def lookup_device(path: str, discovery: Discovery) -> PortInfo:
         if p.device == path or os.path.realpath(p.device) == real:
             return p
     return PortInfo(device=path)
+
+
+# ---- which board, on which port ---------------------------------------------------------------------------------
+@dataclass
+class Resolved:
+    """The port to open and what is known about the board on it."""
+
+    port: PortInfo
+    board: Board | None
+    uart: bool
+    baud: int
+    board_from: str  # "given", "last flash", "last build" or "" (any fwtool board)
+
+    @property
+    def device(self) -> str:
+        return self.port.device
+
+
+def _board_or_none(name: str | None) -> Board | None:
+    if not name:
+        return None
+    try:
+        return get_board(name)
+    except FwtoolError:
+        return None  # a board file that is gone since: look for any board
+
+
+def board_to_use(board: Board | str | None, last_flash: dict, guess: bool = True) -> tuple[Board | None, str]:
+    """The one rule for "which board": the one named, else the board flashed last, else the board built last
+    (``guess=False``: only the one named)."""
+    if isinstance(board, Board):
+        return board, "given"
+    if board:
+        return get_board(board), "given"
+    if not guess:
+        return None, ""
+    b = _board_or_none(last_flash.get("board"))
+    if b is not None:
+        return b, "last flash"
+    try:
+        last = last_build()  # the newest build under ./build
+    except FwtoolError:
+        last = None
+    b = _board_or_none(last.board if last else None)
+    return (b, "last build") if b is not None else (None, "")
+
+
+def resolve_port(port: str | None = None, board: Board | str | None = None, serial: str | None = None, *,
+                 uart: bool = False, baud: int | None = None, wait_s: float = 0.0, poll_s: float = 0.05,
+                 discovery: Discovery | None = None, last_flash_file: Path = LAST_FLASH_FILE,
+                 on_wait: Callable[[str], None] | None = None) -> Resolved:
+    """Which board, on which port (see the module docstring). NoDevice (exit 6) with the candidates listed when
+    none or several match; waits up to ``wait_s`` for the board to appear."""
+    discovery = discovery or Discovery()
+    guess = not (port or serial)  # a named port or serial number is the board: nothing to guess
+    last = read_last_flash(last_flash_file) if guess else {}
+    b, source = board_to_use(board, last, guess)
+    use_uart = uart or (b is not None and b.stdio == "uart")
+    rate = baud or (b.uart_baud if (b is not None and use_uart) else BAUD)
+    if port:
+        info = PortInfo(device=port) if is_url(port) else lookup_device(port, discovery)
+    else:
+        wanted = wanted_for(b, use_uart, serial, last)
+        info = choose_port(wanted, discovery, wait_s=wait_s, poll_s=poll_s, on_wait=on_wait)
+    return Resolved(info, b, use_uart, rate, source)

@@ -16,16 +16,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import serial
 import usb.core
 import usb.util
 from serial.tools import list_ports
 
 from fwtool.devices.device import Device
 from fwtool.devices.drives import is_rp2_drive
-from fwtool.devices.errors import DeviceLost, FlashFailed, NoDevice, NoUsbBackend, UsbAccessDenied
-from fwtool.devices.permissions import NO_BACKEND_MSG, no_backend_fix, serial_fix, udev_fix
+from fwtool.core.errors import DeviceLost, FlashFailed, NoDevice, NoUsbBackend, UsbAccessDenied
+from fwtool.devices.permissions import NO_BACKEND_MSG, no_backend_fix, udev_fix
 from fwtool.devices.probes import is_probe_board, not_found_fix, scan_probes, wrong_mode_error
+from fwtool.devices.serial import touch_1200
 
 RESET_ITF = (0xFF, 0x00, 0x01)  # pico-sdk reset interface class/subclass/protocol
 PICOBOOT_CLASS = 0xFF
@@ -144,16 +144,7 @@ class SystemBackend:
 
     def touch_1200(self, port: str) -> None:
         """Open the CDC port at 1200 baud and close it: pico-sdk apps reboot into BOOTSEL (rp2040-flashing §3.4)."""
-        try:
-            s = serial.Serial(port, 1200)
-        except serial.SerialException as e:
-            if isinstance(e.__context__, PermissionError) or "Permission denied" in str(e):
-                raise UsbAccessDenied(f"no permission to open {port}", serial_fix()) from e
-            raise
-        try:
-            s.close()
-        except (OSError, serial.SerialException):
-            pass  # the device vanished: expected
+        touch_1200(port)  # the serial layer opens every port
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)

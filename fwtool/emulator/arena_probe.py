@@ -10,7 +10,7 @@ from pathlib import Path
 
 from fwtool.core import protocol
 from fwtool.core.errors import FwtoolError
-from fwtool.emulator.session import run_capture
+from fwtool.emulator.targets import run_capture
 
 WALL_S = 60.0
 EMULATED_S = 5.0  # USB enumeration and AllocateTensors take well under a second

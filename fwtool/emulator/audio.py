@@ -10,20 +10,20 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import serial
 
 from fwtool.audio import capture as capture_mod
 from fwtool.audio.device import front_end as device_front_end
 from fwtool.audio.device import is_audio_app, model_input_of
 from fwtool.audio.params import FrontEnd
 from fwtool.core.errors import BadInput
-from fwtool.emulator.session import VirtualBoard
+from fwtool.devices.serial import open_serial
+from fwtool.emulator.session import Rp2040jsProcess
 from fwtool.model.tflite import load_model
 
 
 def open_port(url: str):
     """A pyserial port on the virtual board's socket."""
-    return serial.serial_for_url(url, timeout=0.02)
+    return open_serial(url, timeout=0.02)
 
 
 def stream_clip(image: Path, pcm: np.ndarray, fe: FrontEnd, *, features: bool = False,
@@ -34,7 +34,7 @@ def stream_clip(image: Path, pcm: np.ndarray, fe: FrontEnd, *, features: bool = 
     Raises the virtual board's own failures (node missing, firmware fault) as FwtoolError; an incomplete capture is
     returned with ``complete = False`` (see capture.require_complete).
     """
-    board = VirtualBoard(Path(image), serial="tcp", start="on-connect", max_wall_s=max_wall_s)
+    board = Rp2040jsProcess(Path(image), serial="tcp", start="on-connect", max_wall_s=max_wall_s)
     board.start()
     port = None
     try:

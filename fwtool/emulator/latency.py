@@ -1,17 +1,9 @@
 """Per-inference latency from the firmware's own ``us=`` values: p50/p95 and the real-time budget check."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile (the smallest value with at least p % of the values at or below it)."""
-    if not values:
-        raise ValueError("no values")
-    ordered = sorted(values)
-    rank = max(1, math.ceil(p / 100.0 * len(ordered)))
-    return float(ordered[rank - 1])
+from fwtool.core.stats import percentile
 
 
 @dataclass(frozen=True)

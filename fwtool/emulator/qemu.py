@@ -12,43 +12,19 @@ from __future__ import annotations
 
 import selectors
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from fwtool.core import protocol, runner
-from fwtool.core.errors import Exit, FwtoolError, MissingTool
+from fwtool.core.errors import MissingTool
 from fwtool.core.lines import LineSplitter
+from fwtool.emulator.result import RunResult
 
 MACHINE = "mps2-an386"
 NS_PER_INSTRUCTION = 1  # -icount shift=0
+TITLE = "virtual Cortex-M4 (QEMU mps2-an386)"
 TIMING_NOTE = ("virtual Cortex-M4 (QEMU mps2-an386, -icount shift=0): 1 instruction = 1 ns of virtual time, so "
                "'us' counts instructions / 1000; not cycle-accurate and not PSoC 6 timing")
-
-
-@dataclass
-class QemuResult:
-    ok: bool
-    reason: str  # "count" | "until" | "exit" | "error" | "timeout" | "crashed"
-    lines: list[str] = field(default_factory=list)
-    exit_code: int | None = None
-    wall_s: float = 0.0
-    detail: str = ""
-
-    @property
-    def invoke_us(self) -> list[int]:
-        """The ``us=`` of every FWT:INFER / FWT:OUT line (each output tensor of a vector counts once)."""
-        out = []
-        for line in self.lines:
-            p = protocol.parse_line(line)
-            us = getattr(p, "us", None)
-            if us is not None and (not hasattr(p, "t") or getattr(p, "t", 0) == 0):
-                out.append(int(us))
-        return out
-
-    @property
-    def invoke_instructions(self) -> list[int]:
-        return [us * 1000 // NS_PER_INSTRUCTION for us in self.invoke_us]
 
 
 def command(elf: Path) -> list[str]:
@@ -64,26 +40,38 @@ def check() -> str:
     return path
 
 
-def run_capture(elf: Path, count: int | None = None, until: str | None = None, timeout: float = 300.0,
-                on_line: Callable[[str], None] = lambda s: None,
-                on_command: Callable[[str], None] = lambda s: None) -> QemuResult:
-    """Run ``elf`` until ``count`` FWT:INFER lines, a line starting with ``until``, a FWT:ERROR line, the
-    firmware's own exit, or ``timeout`` wall-clock seconds (then QEMU is killed)."""
+def hint(elf: Path) -> str:
+    """The fix for a run that ran out of time or ended early: the QEMU command line to run it by hand."""
+    return "raise --timeout, or run the image by hand: " + runner.command_line(command(Path(elf)))
+
+
+def instructions(invoke_us: list[int]) -> list[int]:
+    """``us=`` values back to instruction counts (-icount shift=0)."""
+    return [us * 1000 // NS_PER_INSTRUCTION for us in invoke_us]
+
+
+def run(elf: Path, count: int | None = None, until: str | None = None, timeout: float = 300.0,
+        on_line: Callable[[str], None] = lambda s: None,
+        on_command: Callable[[str], None] = lambda s: None) -> RunResult:
+    """Run ``elf`` until ``count`` lines starting with ``until`` (default FWT:INFER; ``until`` alone: its first
+    line), a FWT:ERROR line, the firmware's own exit, or ``timeout`` wall-clock seconds (then QEMU is killed).
+    Reasons as fwtool/emulator/result.py: count, done, firmware-error, wall-limit, exited, ended-early."""
     check()
     cmd = command(Path(elf))
     on_command("$ " + runner.command_line(cmd))
     proc = runner.spawn(cmd)
     proc.stdin.close()
-    splitter, result = LineSplitter(), QemuResult(False, "exit")
+    splitter, result = LineSplitter(), RunResult([], "exit", None, image=str(elf))
+    marker, wanted = until or protocol.PREFIX_INFER, (count or 1) if (count or until) else 0
     t0 = time.monotonic()
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ)
-    infers = 0
+    seen = 0
     try:
         while result.reason == "exit":
             left = timeout - (time.monotonic() - t0)
             if left <= 0:
-                result.reason = "timeout"
+                result.reason, result.detail = "wall-limit", f"{timeout:g} s"
                 break
             if not sel.select(min(left, 0.5)):
                 continue
@@ -95,12 +83,12 @@ def run_capture(elf: Path, count: int | None = None, until: str | None = None, t
                 result.lines.append(line)
                 on_line(line)
                 if line.startswith(protocol.PREFIX_ERROR):
-                    result.reason, result.detail = "error", line
-                elif until and line.startswith(until):
-                    result.reason = "until"
-                elif line.startswith(protocol.PREFIX_INFER):
-                    infers += 1
-                    if count and infers >= count:
+                    parsed = protocol.parse_line(line)
+                    result.reason = "firmware-error"
+                    result.detail = parsed.text if isinstance(parsed, protocol.FirmwareError) and parsed.text else line
+                elif wanted and line.startswith(marker):
+                    seen += 1
+                    if seen >= wanted:
                         result.reason = "count"
                 if result.reason != "exit":
                     break
@@ -119,41 +107,7 @@ def run_capture(elf: Path, count: int | None = None, until: str | None = None, t
         proc.stderr.close()
     result.wall_s = round(time.monotonic() - t0, 3)
     if result.reason == "exit" and result.exit_code not in (0, None):
-        result.reason, result.detail = "crashed", stderr.splitlines()[-1] if stderr else f"exit {result.exit_code}"
-    wanted = {"count"} if count else {"until"} if until else {"exit"}
-    result.ok = result.reason in wanted or (result.reason == "exit" and not count and not until)
+        result.reason, result.detail = "exited", stderr.splitlines()[-1] if stderr else f"exit {result.exit_code}"
+    elif result.reason == "exit":
+        result.reason = "ended-early" if wanted else "done"
     return result
-
-
-def failure(result: QemuResult, timeout: float) -> FwtoolError:
-    """The FwtoolError for a run that did not give what was asked."""
-    what = "the virtual Cortex-M4 (QEMU mps2-an386)"
-    if result.reason == "timeout":
-        return FwtoolError(f"{what} did not print the expected output within {timeout:g} s",
-                           "raise --timeout, or run the image by hand: " + " ".join(command(Path("firmware_vm4.elf"))),
-                           Exit.TIMEOUT)
-    if result.reason == "error":  # FWT:ERROR <cause>: the firmware cannot run (exit 10, as on the RP2040 emulator)
-        parsed = protocol.parse_line(result.detail or "")
-        cause = parsed.text if isinstance(parsed, protocol.FirmwareError) and parsed.text else result.detail
-        return FwtoolError(f"the firmware on {what} stopped: {cause}",
-                           "fix what the firmware says (e.g. rebuild with a larger --arena) and retry",
-                           Exit.FIRMWARE_ERROR)
-    return FwtoolError(f"{what} ended before the expected output ({result.reason}: {result.detail or 'no detail'})",
-                       "check the build ('fwtool build') and run the image by hand with qemu-system-arm")
-
-
-def emulate(elf: Path, count: int | None, timeout: float | None, on_line: Callable[[str], None],
-            on_info: Callable[[str], None]) -> int:
-    """``fwtool run --emulator`` on the virtual Cortex-M4: print its lines until ``count`` inferences (default 3),
-    then the instruction count of one Invoke; the exit code (0, or 7 on a timeout)."""
-    count = count or 3
-    on_info(f"virtual Cortex-M4: {runner.command_line(command(Path(elf)))}")
-    result = run_capture(elf, count=count, timeout=timeout or 300.0, on_line=on_line)
-    if not result.ok:
-        raise failure(result, timeout or 300.0)
-    ins = result.invoke_instructions
-    if ins:
-        on_info(f"invoke    {ins[0]:,} instructions (QEMU -icount; {len(ins)} inference(s), "
-                f"min {min(ins):,}, max {max(ins):,})")
-    on_info(f"note      {TIMING_NOTE}")
-    return 0

@@ -1,11 +1,12 @@
 """One run of the virtual board: a ``node runner.mjs`` process fwtool owns from start to kill.
 
-* :class:`VirtualBoard` starts it (serial on a TCP port on 127.0.0.1, or on its stdout), collects its JSON control
+* :class:`Rp2040jsProcess` starts it (serial on a TCP port on 127.0.0.1, or on its stdout), collects its JSON control
   events from stderr, and stops it: SIGTERM then SIGKILL to its process group, always, also on Ctrl-C or an
   exception. A wall-clock guard kills it even if it stops answering (a synchronous spin inside rp2040js), and the
   runner itself exits when its stdin closes, so a killed fwtool leaves no node process behind.
 * :func:`run_capture` runs an image until the N-th line containing a marker (by default ``FWT:INFER``) and
-  returns the serial lines with the reason the run ended.
+  returns the serial lines with the reason the run ended (one :class:`~fwtool.emulator.result.RunResult`, the type
+  the virtual Cortex-M4 returns too; commands reach both through fwtool/emulator/targets.py).
 """
 from __future__ import annotations
 
@@ -16,16 +17,16 @@ import tempfile
 import threading
 import time
 import weakref
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from fwtool.core import protocol, runner
-from fwtool.core.errors import Exit, FwtoolError
+from fwtool.core.errors import FwtoolError
 from fwtool.core.lines import LineSplitter
 from fwtool.emulator import bootrom as bootrom_mod
 from fwtool.emulator import image as image_mod
 from fwtool.emulator import node as node_mod
+from fwtool.emulator.result import RunResult, failure  # noqa: F401 - failure: re-exported (tests, commands)
 
 RUNNER_JS = Path(__file__).resolve().parent / "runner.mjs"
 CLOCK_MHZ = 125  # pico-sdk's default clk_sys on the RP2040; rp2040js counts cycles at this rate
@@ -33,7 +34,7 @@ TIMING_NOTE = ("emulated timing: rp2040js cycle counts at 125 MHz with zero-wait
                "contention) - an estimate, typically optimistic; confirm on a real board")
 GUARD_S = 15.0  # the external kill comes this long after the runner's own wall limit
 
-_live: "weakref.WeakSet[VirtualBoard]" = weakref.WeakSet()
+_live: "weakref.WeakSet[Rp2040jsProcess]" = weakref.WeakSet()
 
 
 @atexit.register
@@ -42,60 +43,9 @@ def _stop_all() -> None:  # last resort: never leave a node process behind
         board.stop()
 
 
-@dataclass
-class RunResult:
-    lines: list[str]
-    reason: str  # why the runner stopped: count, emulated-limit, wall-limit, core1, watchdog, bootsel, ...
-    detail: str | None
-    emulated_us: int
-    wall_s: float
-    events: list[dict] = field(default_factory=list)
-    image: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.reason == "count"
-
-    @property
-    def records(self) -> list:
-        return [r for r in (protocol.parse_line(ln) for ln in self.lines) if r is not None]
-
-    def to_dict(self) -> dict:
-        return {"image": self.image, "reason": self.reason, "detail": self.detail, "emulated_us": self.emulated_us,
-                "wall_s": self.wall_s, "lines": self.lines}
-
-
-def failure(reason: str, detail: str | None, what: str = "the virtual board") -> FwtoolError:
-    """The FwtoolError for a run that ended for ``reason`` (anything but ``count``)."""
-    d = f" ({detail})" if detail else ""
-    if reason == "firmware-error":
-        return FwtoolError(f"{what}'s firmware stopped: {detail or 'FWT:ERROR without a cause'}",
-                           "fix what the firmware says (e.g. rebuild with a larger --arena, or a model the host "
-                           "check accepts) and retry", Exit.FIRMWARE_ERROR)
-    if reason == "core1":
-        return FwtoolError(f"{what} stopped: the firmware uses core 1, which rp2040js does not emulate{d}",
-                           "rebuild for the emulator with 'fwtool build ... --tflm-cores 1' (single-core TFLM)")
-    if reason in ("emulated-limit", "wall-limit"):
-        return FwtoolError(f"{what} did not print the expected output in time{d}",
-                           "raise --timeout / --max-emulated-s, or check the firmware with 'fwtool emulate' "
-                           "(a hang at the first inference usually means a dual-core build: --tflm-cores 1)",
-                           Exit.TIMEOUT)
-    if reason in ("watchdog", "bootsel"):
-        return FwtoolError(f"{what} rebooted{d}; the emulator cannot follow a reboot",
-                           "check the firmware for watchdog_reboot()/reset_usb_boot() or a watchdog that is not fed")
-    if reason == "breakpoint":
-        return FwtoolError(f"{what} stopped at a breakpoint{d}",
-                           "the firmware panicked or asserted; see the serial lines above")
-    if reason in ("stopped", "parent-gone"):
-        return FwtoolError(f"{what} was stopped{d}", None, Exit.INTERRUPTED)
-    if reason == "exited":
-        return FwtoolError(f"{what}'s node process ended without reporting why{d}",
-                           "re-run with FWTOOL_DEBUG=1; check 'node --version' (>= 18) and 'fwtool doctor'")
-    return FwtoolError(f"{what} failed: {reason}{d}", "re-run; if it persists, report it with the image")
-
-
-class VirtualBoard:
-    """A running virtual RP2040. Use as a context manager, or call :meth:`start` and :meth:`stop`."""
+class Rp2040jsProcess:
+    """One rp2040js process running an image: the engine behind the ``rp2040js`` target (fwtool/emulator/targets.py,
+    which commands use; was ``VirtualBoard``). Use as a context manager, or call :meth:`start` and :meth:`stop`."""
 
     def __init__(self, image: Path, *, serial: str = "tcp", start: str = "on-connect", port: int = 0,
                  max_emulated_s: float | None = None, max_wall_s: float | None = 3600.0, until: str | None = None,
@@ -148,7 +98,7 @@ class VirtualBoard:
             cmd += ["--until", self.until, "--count", str(self.count)]
         return cmd + self.extra_args
 
-    def start(self, ready_timeout: float = 30.0) -> "VirtualBoard":
+    def start(self, ready_timeout: float = 30.0) -> "Rp2040jsProcess":
         cmd = self.prepare()
         self._started_at = time.monotonic()
         self._proc = runner.spawn(cmd)
@@ -209,7 +159,7 @@ class VirtualBoard:
             self._tmp = None
         return self._final_event()
 
-    def __enter__(self) -> "VirtualBoard":
+    def __enter__(self) -> "Rp2040jsProcess":
         return self if self._proc is not None else self.start()  # emulator.start() already started it
 
     def __exit__(self, *exc) -> None:
@@ -289,22 +239,3 @@ class VirtualBoard:
                 self.firmware_error = parsed.text or "FWT:ERROR without a cause"
                 if self.stop_on_error:
                     self._kill()  # it halts and repeats the line every second: waiting would only time out
-
-
-def run_capture(image: Path, count: int = 3, until: str = protocol.PREFIX_INFER, timeout: float = 120.0,
-                max_emulated_s: float | None = 60.0, on_line: Callable[[str], None] | None = None,
-                on_event: Callable[[dict], None] | None = None) -> RunResult:
-    """Run ``image`` until the ``count``-th serial line containing ``until`` (or a limit); return what it printed.
-
-    ``timeout`` is wall-clock seconds (the runner's own limit; the process is killed ``GUARD_S`` later if it does
-    not stop by itself). ``count=0`` runs until a limit. Never raises for how the run ended: see ``result.reason``
-    and :func:`failure`.
-    """
-    board = VirtualBoard(image, serial="stdout", start="now", max_emulated_s=max_emulated_s, max_wall_s=timeout,
-                         until=until if count > 0 else None, count=count, on_line=on_line, on_event=on_event)
-    try:
-        board.start()
-        board.wait()
-    finally:
-        board.stop()
-    return board.result()

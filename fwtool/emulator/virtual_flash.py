@@ -16,9 +16,10 @@ import time
 from pathlib import Path
 
 from fwtool import flash as flash_api
+from fwtool.flash.request import FlashResult, VirtualFlash
 from fwtool.core.paths import cache_dir
 from fwtool.emulator.usb_backend import VirtualBackend
-from fwtool.emulator.virtual_usb import VirtualUsbBoard, default_flash_state
+from fwtool.emulator.virtual_usb import Rp2040jsUsbProcess, default_flash_state
 
 BOOT_WAIT_S = 10.0  # wall seconds for the powered-on chip to show up on USB (app or BOOTSEL)
 APP_USB_US = 500_000  # emulated time after which an app that has not enumerated never will (fire_alarm: 11 ms)
@@ -28,7 +29,7 @@ def registry_file() -> Path:
     return cache_dir() / "emulator" / "virtual-board.json"
 
 
-def publish(board: VirtualUsbBoard) -> Path:
+def publish(board: Rp2040jsUsbProcess) -> Path:
     p = registry_file()
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(json.dumps({"pid": os.getpid(), "usb_port": board.usb_port, "serial_url": board.url,
@@ -55,7 +56,7 @@ def published() -> dict | None:
     return info
 
 
-class _Attached(VirtualUsbBoard):
+class _Attached(Rp2040jsUsbProcess):
     """A board someone else started (found through the registry): attach to it, never stop it."""
 
     def __init__(self, info: dict):
@@ -71,15 +72,15 @@ class _Attached(VirtualUsbBoard):
 
 
 def open_board(flash_state: Path | None = None, board_name: str = "pico", timing: str = "none",
-               use_published: bool = True) -> VirtualUsbBoard:
+               use_published: bool = True) -> Rp2040jsUsbProcess:
     """The served virtual board if there is one, else a new one powered on from its kept flash."""
     info = published() if use_published and flash_state is None else None
     if info and Path(info.get("flash_state", "")) == default_flash_state(board_name):  # the same board's flash
         return _Attached(info)
-    return VirtualUsbBoard(flash_state or default_flash_state(board_name), bootsel=False, timing=timing).start()
+    return Rp2040jsUsbProcess(flash_state or default_flash_state(board_name), bootsel=False, timing=timing).start()
 
 
-def _wait_usb(board: VirtualUsbBoard) -> str:
+def _wait_usb(board: Rp2040jsUsbProcess) -> str:
     """Wait for the chip on USB; a flash without a USB app gets the virtual BOOTSEL button (as a user would).
     The app gets APP_USB_US of emulated time (a pico-sdk USB app enumerates within a few ms) or BOOT_WAIT_S."""
     deadline = time.monotonic() + BOOT_WAIT_S
@@ -94,9 +95,9 @@ def _wait_usb(board: VirtualUsbBoard) -> str:
     return "the app in the virtual board's flash did not show up on USB: it was restarted holding BOOTSEL"
 
 
-def flash_virtual(image, board_name: str = "pico", *, verify: bool = True, board: VirtualUsbBoard | None = None,
+def flash_virtual(image, board_name: str = "pico", *, verify: bool = True, board: Rp2040jsUsbProcess | None = None,
                   flash_state: Path | None = None, on_step=None, wait_app: float | None = 10.0,
-                  timing: str = "none", **options) -> tuple[dict, VirtualUsbBoard]:
+                  timing: str = "none", **options) -> tuple[FlashResult, Rp2040jsUsbProcess]:
     """Flash ``image`` into the virtual board through PICOBOOT. Returns (result, the board, still running)."""
     own = board is None
     board = board or open_board(flash_state, board_name, timing)
@@ -108,15 +109,13 @@ def flash_virtual(image, board_name: str = "pico", *, verify: bool = True, board
             result = flash_api.flash_image(image, board=board_name, method="picoboot", verify=verify,
                                            on_step=on_step, wait_app=wait_app, **options)
         after = board.state().get("totals", {})
-        result["virtual"] = {
-            "bootrom": "RP2040 B1 (rp2040js repository)", "flash_chip": "W25Q16JV model (2 MiB)",
-            "sector_erases": after.get("sectorErases", 0) - before.get("sectorErases", 0),
-            "page_programs": after.get("pagePrograms", 0) - before.get("pagePrograms", 0),
-            "flash_state": str(board.flash_state), "serial_url": board.url,
-            "seconds": round(time.monotonic() - t0, 3)}
-        result["sectors_erased"] = result["virtual"]["sector_erases"]
+        result.virtual = VirtualFlash(
+            bootrom="RP2040 B1 (rp2040js repository)", flash_chip="W25Q16JV model (2 MiB)",
+            sector_erases=after.get("sectorErases", 0) - before.get("sectorErases", 0),
+            page_programs=after.get("pagePrograms", 0) - before.get("pagePrograms", 0),
+            flash_state=str(board.flash_state), serial_url=board.url, seconds=round(time.monotonic() - t0, 3))
         if note:
-            result.setdefault("notes", []).append(note)
+            result.notes.append(note)
         return result, board
     except BaseException:
         if own:

@@ -1,6 +1,6 @@
 """The virtual board with a USB port: rp2040js running the real bootrom, flashed through PICOBOOT like hardware.
 
-``VirtualUsbBoard`` starts ``node runner.mjs --usb-bridge`` (bridge.mjs): the chip powers on through the B1
+``Rp2040jsUsbProcess`` starts ``node runner.mjs --usb-bridge`` (bridge.mjs): the chip powers on through the B1
 bootrom, from its emulated SPI NOR flash (kept in ``flash_state`` between runs) or, with ``bootsel=True``, in
 BOOTSEL mode. Its USB port is reached through the pyusb backend in :mod:`.usb_backend`; inside
 ``with board.attached():`` fwtool's device discovery sees it (and only it) as a board at USB location
@@ -30,7 +30,7 @@ from fwtool.emulator.usb_backend import BUS, PORT, VirtualBackend
 LOCATION = f"{BUS}-{PORT}"
 FLASH_BYTES = 2 * 1024 * 1024  # the Pico's W25Q16JV
 
-_live: "weakref.WeakSet[VirtualUsbBoard]" = weakref.WeakSet()
+_live: "weakref.WeakSet[Rp2040jsUsbProcess]" = weakref.WeakSet()
 
 
 @atexit.register
@@ -46,7 +46,11 @@ def default_flash_state(board: str = "pico") -> Path:
     return Path(env) if env else cache_dir() / "emulator" / f"virtual-flash-{board}.bin"
 
 
-class VirtualUsbBoard:
+class Rp2040jsUsbProcess:
+    """One rp2040js process of the chip with a USB port (was ``VirtualUsbBoard``): what the ``rp2040js`` target
+    serves when flashed through the bootloader, and what ``fwtool emulate --bootsel`` publishes for ``fwtool flash
+    --virtual`` (a device to discover, like a board on the desk)."""
+
     def __init__(self, flash_state: Path | None = None, *, bootsel: bool = True, timing: str = "none",
                  max_wall_s: float = 1800.0, on_event=None):
         self.flash_state = Path(flash_state or default_flash_state())
@@ -62,7 +66,7 @@ class VirtualUsbBoard:
         self._ready = threading.Event()
         self._thread = None
 
-    def start(self, ready_timeout: float = 30.0) -> "VirtualUsbBoard":
+    def start(self, ready_timeout: float = 30.0) -> "Rp2040jsUsbProcess":
         n = node_mod.find_node()
         pkg = node_mod.ensure_rp2040js()
         rom = bootrom_mod.bootrom_file()
@@ -155,7 +159,7 @@ class VirtualUsbBoard:
         _live.discard(self)
         return next((e for e in reversed(self.events) if e.get("event") == "exit"), None)
 
-    def __enter__(self) -> "VirtualUsbBoard":
+    def __enter__(self) -> "Rp2040jsUsbProcess":
         return self if self._proc is not None else self.start()
 
     def __exit__(self, *exc) -> None:

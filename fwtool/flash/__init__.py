@@ -2,12 +2,11 @@
 
 API (used by ``fwtool flash``, ``fwtool run``, ``fwtool monitor``, ``fwtool validate``):
 
-* ``flash_image(image_path, board, serial=None, method="auto", verify=True, progress=None, **options) -> dict``
-  finds the board, reboots a running app into its bootloader, writes with the board's runners in order
-  (``[flash] runners`` in boards/<board>.toml: PICOBOOT, verified by read-back, then the BOOTSEL drive), restarts
-  the board and returns the result (method, serial, bytes_written/skipped, verified, seconds, ...).
-* ``reboot_board(serial=None, bootsel=False, board=None, wait=True, timeout=10.0) -> dict`` reboots a board,
-  normally (e.g. to see the boot banner again) or into BOOTSEL, with the board's reset strategies.
+* ``flash_image(request=FlashRequest(...))`` (or ``flash_image(image_path, board, serial=None, method="auto",
+  verify=True, progress=None, **options)``) -> ``FlashResult``: finds the board (one USB scan), reboots a running
+  app into its bootloader, writes with the board's runners in order (``[flash] runners`` in
+  boards/<board>.toml: PICOBOOT, verified by read-back, then the BOOTSEL drive), restarts the board and returns
+  the typed result (fwtool/flash/request.py; ``to_dict()`` is the ``--json`` object).
 * ``list_devices(board=None) -> dict``: what is attached, in which mode (``fwtool.devices.discover``).
 * ``runners.RUNNERS`` / ``runners.method_choices()``: the registry (fwtool/flash/runners/).
 
@@ -20,21 +19,22 @@ from pathlib import Path
 
 from fwtool import devices
 from fwtool.core.boards import Board, all_boards, get_board
-from fwtool.core.errors import BadInput
+from fwtool.core.errors import BadInput, DeviceLost, FlashFailed, NoUsbBackend, UsbAccessDenied, WaitTimeout
 from fwtool.devices import last_flash
 from fwtool.devices import usb as usbdevices
 from fwtool.devices.device import Device
 from fwtool.devices.drives import require_rp2_drive
-from fwtool.devices.errors import (DeviceLost, FlashFailed, NoUsbBackend, UsbAccessDenied, WaitTimeout)
 from fwtool.devices.permissions import NO_BACKEND_MSG, no_backend_fix
-from fwtool.flash import choose, reset, runners
+from fwtool.devices import reset
+from fwtool.flash import choose, runners
 from fwtool.flash import image as image_mod
-from fwtool.flash.base import Image, Progress, Runner, no_progress
+from fwtool.flash.base import Image, Progress, Runner
+from fwtool.flash.request import FlashRequest, FlashResult, WriteOptions, Written
 from fwtool.image import uf2
 from fwtool.image.firmware import FirmwareImage
 from fwtool.image.uf2 import family_name
 
-__all__ = ["flash_image", "reboot_board", "list_devices", "load_image", "resolve_board", "runners", "Runner",
+__all__ = ["flash_image", "FlashRequest", "FlashResult", "WriteOptions", "Written", "list_devices", "load_image", "resolve_board", "runners", "Runner",
            "Image", "Device", "FlashFailed", "DeviceLost", "WaitTimeout", "UsbAccessDenied", "NoUsbBackend"]
 
 
@@ -72,73 +72,69 @@ def _app_at(boards, location):
     return seen
 
 
-def flash_image(image_path, board=None, serial: str | None = None, method: str = "auto", verify: bool = True,
-                progress: Progress | None = None, *, kind: str | None = None, drive: Path | None = None,
-                skip_same: bool = True, reboot: bool = True, timeout: float = 10.0, wait_app: float | None = None,
-                boot2_check: bool = True, on_step=None) -> dict:
-    """Flash ``image_path`` (or an ``Image``) onto the board; see the module docstring. Returns the result dict."""
+def flash_image(image_path=None, board=None, serial: str | None = None, method: str = "auto", verify: bool = True,
+                progress: Progress | None = None, *, request: FlashRequest | None = None, **options) -> FlashResult:
+    """Flash an image onto the board; see the module docstring. Takes a :class:`FlashRequest` (``request=``), or
+    builds one from the arguments (``options``: FlashRequest's other fields: kind, drive, skip_same, reboot,
+    timeout, wait_app, boot2_check, on_step). Returns a :class:`FlashResult`."""
+    if request is None:
+        request = FlashRequest(image=image_path, board=board, device=serial, method=method, verify=verify,
+                               progress=progress, **options)
+    return _flash(request.checked())
+
+
+def _flash(req: FlashRequest) -> FlashResult:
     t0 = time.monotonic()
-    progress = progress or no_progress
-    step = on_step or (lambda msg: None)
-    if method not in runners.method_choices():
-        raise BadInput(f"unknown flash method '{method}'", f"use one of: {', '.join(runners.method_choices())}")
-    if drive is not None:
-        if method not in ("auto", "drive"):
-            raise BadInput(f"--drive and --method {method} exclude each other", "drop one of them")
-        method = "drive"
-    fw = None if isinstance(image_path, Image) else image_mod.read_file(Path(image_path), kind)  # before the board
-    board = resolve_board(board, fw)
-    tried = runners.for_board(board, method)
-    img = image_path if fw is None else image_mod.for_board(fw, board, boot2_check)
-    if method == "auto":  # the board's runners that take this kind of image (else the first one refuses it)
+    fw = None if isinstance(req.image, Image) else image_mod.read_file(Path(req.image), req.kind)  # before the board
+    board = resolve_board(req.board, fw)
+    tried = runners.for_board(board, req.method)  # refuses an unknown method or one the board does not list
+    img = req.image if fw is None else image_mod.for_board(fw, board, req.boot2_check)
+    if req.method == "auto":  # the board's runners that take this kind of image (else the first one refuses it)
         tried = [r for r in tried if img.kind in r.image_kinds] or tried
     tried[0].accepts(img)  # refuse an image kind before anything happens on the board
     boards = devices.boards_for(board)
     notes: list[str] = []
-    step(f"image     {img.source}  {len(img.data):,} B at 0x{img.base:08X} ({img.kind})")
+    req.step(f"image     {img.source}  {len(img.data):,} B at 0x{img.base:08X} ({img.kind})")
 
-    if drive is not None:
-        target = Device("drive", drive=require_rp2_drive(Path(drive)))
+    if req.drive is not None:
+        target = Device("drive", drive=require_rp2_drive(Path(req.drive)))
         found = None
     else:
-        found = devices.discover(boards)
-        target = devices.select(found, serial)
-        if method != "auto" and tried[0].needs_usb and not found.usb_ok:
+        found = devices.discover(boards)  # the one scan: every later wait compares against it
+        target = devices.select(found, req.device)
+        if req.method != "auto" and tried[0].needs_usb and not found.usb_ok:
             raise NoUsbBackend(NO_BACKEND_MSG, no_backend_fix())
     app_serial = target.serial if target.mode in ("app", "probe") else None  # a KitProg3's UID = its UART's serial
-    step(f"board     {board.name}: {target.describe()}")
+    req.step(f"board     {board.name}: {target.describe()}")
+    # apps on USB before the flash other than this board (a new one afterwards, at no known location, is ours)
+    before_app = {t.key() for t in (found.targets if found else ()) if t.mode == "app" and t.key() != target.key()}
 
     how_reset = None
     if target.mode == "app" and any(r.needs_bootloader for r in tried):
         t_r = time.monotonic()
-        target, how_reset = reset.reboot_to_bootsel(target, boards, timeout, choose.ready_modes(tried),
-                                                    reset.strategies_for(board))
-        step(f"reboot    into BOOTSEL via the {how_reset} ({time.monotonic() - t_r:.1f} s): {target.describe()}")
+        target, how_reset = reset.reboot_to_bootsel(target, boards, req.timeout, choose.ready_modes(tried),
+                                                    reset.strategies_for(board), found=found)
+        req.step(f"reboot    into BOOTSEL via the {how_reset} ({time.monotonic() - t_r:.1f} s): {target.describe()}")
 
-    chosen = choose.choose(tried, target, found, boards, how_reset is not None, timeout, notes, step)
+    chosen = choose.choose(tried, target, found, boards, how_reset is not None, req.timeout, notes, req.step)
     chosen.accepts(img)
-    flash_kwargs = dict(verify=verify, skip_same=skip_same, reboot=reboot, progress=progress, timeout=timeout,
-                        app_seen=_app_at(boards, target.location))
-    before_app = {t.key() for t in usbdevices.scan(boards).targets if t.mode == "app"} if reboot else set()
     try:
-        result = chosen.flash(img, target, board, **flash_kwargs)
+        written = chosen.flash(img, target, board, req.write_options(_app_at(boards, target.location)))
     except UsbAccessDenied:
-        nxt = choose.fallback_after_denied(tried, chosen) if method == "auto" else None
+        nxt = choose.fallback_after_denied(tried, chosen) if req.method == "auto" else None
         if nxt is None:
             raise
         nxt.accepts(img)
-        target = nxt.wait_until_usable(target, boards, how_reset is not None, timeout)
+        target = nxt.wait_until_usable(target, boards, how_reset is not None, req.timeout)
         notes.append(f"{chosen.label} was not permitted (no udev rule): used {nxt.label}{choose.cannot_verify(nxt)}")
-        step(f"method    {chosen.label} not permitted, falling back to {nxt.label}")
+        req.step(f"method    {chosen.label} not permitted, falling back to {nxt.label}")
         chosen = nxt
-        flash_kwargs["app_seen"] = _app_at(boards, target.location)
-        result = chosen.flash(img, target, board, **flash_kwargs)
+        written = chosen.flash(img, target, board, req.write_options(_app_at(boards, target.location)))
 
     started = None
     port = None
-    if reboot:
-        if wait_app is None:
-            wait_app = 5.0 if board.stdio == "usb" else 0.0
+    if req.reboot:
+        wait_app = req.wait_app if req.wait_app is not None else (5.0 if board.stdio == "usb" else 0.0)
         if wait_app > 0:
             app = reset.wait_for_app(boards, target.location, wait_app, before_app)
             if app is not None:
@@ -148,16 +144,13 @@ def flash_image(image_path, board=None, serial: str | None = None, method: str =
             else:
                 notes.append(f"the app did not appear on USB within {wait_app:.0f} s "
                              "(expected if the firmware has no USB stdio)")
-    seconds = time.monotonic() - t0
-    out = {"ok": True, "method": chosen.name, "board": board.name, "serial": app_serial,
-           "location": target.location, "drive": None if target.drive is None else str(target.drive),
-           "image": img.to_dict(), **result, "reset": how_reset, "started": started, "port": port,
-           "seconds": round(seconds, 3),
-           "bytes_per_second": round(len(img.data) / result["write_seconds"]) if result.get("write_seconds") else None,
-           "notes": notes}
+    result = FlashResult(method=chosen.name, board=board.name, serial=app_serial, location=target.location,
+                         drive=None if target.drive is None else str(target.drive), image=img.to_dict(),
+                         written=written, reset=how_reset, started=started, port=port,
+                         seconds=time.monotonic() - t0, notes=notes)
     if app_serial:
         last_flash.remember(app_serial, board.name)
-    return out
+    return result
 
 
 def _boards_or_all(board) -> list[Board]:
@@ -167,32 +160,3 @@ def _boards_or_all(board) -> list[Board]:
 def list_devices(board=None) -> dict:
     found = devices.discover(_boards_or_all(board))
     return {"boards": [t.to_dict() for t in found.targets], "problems": found.problems, "targets": found.targets}
-
-
-def reboot_board(serial: str | None = None, bootsel: bool = False, board=None, wait: bool = True,
-                 timeout: float = 10.0) -> dict:
-    """Reboot the (one, or ``serial``) board: normally, or into BOOTSEL. With ``wait``, return once it is back."""
-    b = resolve_board(board) if board else None
-    boards = devices.boards_for(b)
-    strategies = reset.strategies_for(b)
-    target = devices.select(devices.discover(boards), serial)
-    t0 = time.monotonic()
-    if bootsel and target.mode == "app" and wait:
-        new, how = reset.reboot_to_bootsel(target, boards, timeout, strategies=strategies)
-        return {"how": how, "mode": "bootsel", "location": new.location, "serial": target.serial,
-                "seconds": round(time.monotonic() - t0, 3)}
-    how = reset.reboot(target, bootsel=bootsel, strategies=strategies)
-    out = {"how": how, "mode": "bootsel" if bootsel else "app", "location": target.location,
-           "serial": target.serial, "port": None}
-    if wait and not bootsel:
-        if target.mode == "app":  # the old instance must go away first
-            reset.wait_for(boards, lambda f: None if any(t.mode == "app" and t.location == target.location
-                                                         for t in f.targets) else True,
-                           3.0, "the board did not reset", "press reset or replug it")
-        app = reset.wait_for_app(boards, target.location, timeout)
-        if app is None:
-            raise WaitTimeout(f"the board did not come back as a USB app within {timeout:.0f} s",
-                              "its firmware may not use USB stdio; check with 'fwtool devices'")
-        out.update(serial=app.serial or target.serial, port=app.port)
-    out["seconds"] = round(time.monotonic() - t0, 3)
-    return out

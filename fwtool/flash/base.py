@@ -1,7 +1,7 @@
 """What every flash runner shares: the image to write, the result, the ``Runner`` interface.
 
 Layering (after Zephyr's west runners and esptool): ``fwtool.devices`` finds boards (one ``Device`` per board),
-``fwtool.image`` turns a UF2/ELF/HEX/BIN into one flash image, ``reset.py`` holds the reboot-to-bootloader
+``fwtool.image`` turns a UF2/ELF/HEX/BIN into one flash image, ``fwtool/devices/reset.py`` holds the reboot-to-bootloader
 strategies, and one module per runner (``runners/picoboot.py``, ``runners/drive.py``) writes the image.
 ``runners/__init__.py`` is the registry; ``choose.py`` picks runners in the board file's order (``[flash] runners``).
 """
@@ -11,20 +11,13 @@ import logging
 from typing import Callable, Sequence
 
 from fwtool.core import runner as proc
-from fwtool.core.errors import BadInput, FwtoolError, NoDevice
+from fwtool.core.errors import (BadInput, DeviceLost, FlashFailed, FwtoolError, NoDevice, NoUsbBackend,
+    UsbAccessDenied, WaitTimeout)
 from fwtool.devices.device import Device
-from fwtool.devices.errors import DeviceLost, FlashFailed, NoUsbBackend, UsbAccessDenied, WaitTimeout
 from fwtool.image.firmware import Image  # the flat image the runners write (re-exported)
+from fwtool.flash.request import Progress, WriteOptions, Written, no_progress
 
 log = logging.getLogger("fwtool.flash")
-
-# progress(phase, done_bytes, total_bytes): phase is a short verb ("checking", "writing", "verifying", "copying")
-Progress = Callable[[str, int, int], None]
-
-
-def no_progress(phase: str, done: int, total: int) -> None:
-    pass
-
 
 __all__ = ["Progress", "no_progress", "FlashFailed", "DeviceLost", "WaitTimeout", "UsbAccessDenied",
            "NoUsbBackend", "NoDevice", "Image", "Device", "Runner"]
@@ -84,10 +77,9 @@ class Runner:
                           error: FwtoolError | None = None) -> Device:
         raise error or NoDevice(f"{self.label} is not available for {device.describe()}", "see 'fwtool devices'")
 
-    def flash(self, image: Image, device: Device, board, *, verify: bool = True, skip_same: bool = True,
-              reboot: bool = True, progress: Progress = no_progress, timeout: float = 15.0,
-              app_seen=lambda: False) -> dict:
-        """Write, check and (normally) start the image. Returns the counters of the result dict."""
+    def flash(self, image: Image, device: Device, board, opts: WriteOptions) -> Written:
+        """Write, check and (normally) start the image (``opts``: verify, skip-unchanged, reboot, timeout,
+        progress; fwtool/flash/request.py). Returns the common core of the result and the runner's details."""
         raise NotImplementedError
 
     def doctor_rows(self) -> list[dict]:

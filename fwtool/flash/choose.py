@@ -5,9 +5,8 @@ is taken and a note says why (e.g. "PICOBOOT unavailable (...): used the BOOTSEL
 """
 from __future__ import annotations
 
-from fwtool.core.errors import NoDevice
+from fwtool.core.errors import NoDevice, UsbAccessDenied
 from fwtool.devices.device import Device
-from fwtool.devices.errors import UsbAccessDenied
 from fwtool.flash.base import Runner
 
 NO_RUNNER_FIX = "hold BOOTSEL while plugging the board in; if it mounts as RPI-RP2, pass --drive PATH"

@@ -15,7 +15,7 @@ from fwtool.image import firmware
 from fwtool.image.check import check_for_board
 from fwtool.devices import usb as usbdevices
 from fwtool.devices.drives import is_rp2_drive, require_rp2_drive
-from fwtool.devices.errors import DeviceLost, FlashFailed, WaitTimeout
+from fwtool.core.errors import DeviceLost, FlashFailed, WaitTimeout
 from fwtool.flash.base import Progress, no_progress
 
 DEST_NAME = "FWTOOL.UF2"  # any name works; the bootrom never shows the file

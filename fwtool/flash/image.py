@@ -33,10 +33,3 @@ def for_board(img: FirmwareImage, board, boot2_check: bool = True) -> Image:
                        f"build it for {board.name}")
     return flat
 
-
-def load(board, uf2_path: Path | None = None, elf_path: Path | None = None, bin_path: Path | None = None,
-         hex_path: Path | None = None, boot2_check: bool = True) -> Image:
-    for kind, path in (("uf2", uf2_path), ("elf", elf_path), ("hex", hex_path), ("bin", bin_path)):
-        if path is not None:
-            return for_board(read(Path(path), kind), board, boot2_check)
-    raise BadInput("no image given", "pass --uf2, --elf or --bin")

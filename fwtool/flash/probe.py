@@ -14,14 +14,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from fwtool.core import runner as proc
-from fwtool.core.errors import FwtoolError, NoDevice
+from fwtool.core.errors import FwtoolError, NoDevice, UsbAccessDenied
 from fwtool.core.files import atomic_write
 from fwtool.devices.device import Device
-from fwtool.devices.errors import UsbAccessDenied
 from fwtool.devices.permissions import probe_udev_fix
 from fwtool.devices.probes import not_found_fix, wrong_mode_error
 from fwtool.image import ihex
 from fwtool.image.firmware import Image, read
+from fwtool.flash.request import ProbeDetails, Written
 
 def tool_dirs() -> list[Path]:
     """Where a Python-installed tool lives besides PATH: the interpreter's own bin/Scripts folder (a venv whose
@@ -105,9 +105,12 @@ def last_error_line(text: str) -> str:
     return re.sub(r"^\d{7} [A-Z] ", "", line)
 
 
-def counters(image: Image, segs, verified: bool, rebooted: bool, seconds: float, **extra) -> dict:
-    """The result counters every runner returns (fwtool/flash/__init__.py adds method, board, timing)."""
+def counters(image: Image, segs, verified: bool, rebooted: bool, seconds: float, probe: str | None,
+             **extra) -> Written:
+    """What a probe runner returns (fwtool/flash/__init__.py adds method, board, timing): the common core and the
+    probe, the segments and ``extra`` (the runner's own facts) as its details."""
     written = sum(len(d) for _, d in segs)
-    return {"bytes_total": len(image.data), "bytes_written": written, "bytes_skipped": 0,
-            "sectors_written": None, "sectors_skipped": None, "verified": verified, "rebooted": rebooted,
-            "write_seconds": round(seconds, 3), "segments": [f"0x{a:08X}+{len(d)}" for a, d in segs], **extra}
+    return Written(bytes_total=len(image.data), bytes_written=written, bytes_skipped=0, sectors_written=None,
+                   sectors_skipped=None, verified=verified, rebooted=rebooted, write_seconds=round(seconds, 3),
+                   details=ProbeDetails(probe=probe, segments=[f"0x{a:08X}+{len(d)}" for a, d in segs],
+                                        extra=extra))

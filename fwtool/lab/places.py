@@ -132,9 +132,6 @@ class Lab:
             self._call(f"adding match {pat}", "AddPlaceMatch", pb2.AddPlaceMatchRequest(placename=name, pattern=pat))
         self._call("setting tags", "SetPlaceTags", pb2.SetPlaceTagsRequest(placename=name, tags=tags))
 
-    def delete_place(self, name: str) -> None:
-        self._call(f"deleting place {name}", "DeletePlace", self.pb2.DeletePlaceRequest(name=name))
-
     def acquire(self, name: str) -> None:
         p = self.place(name)
         if p.acquired:

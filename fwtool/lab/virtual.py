@@ -31,7 +31,7 @@ from pathlib import Path
 from fwtool.core import runner
 from fwtool.core.errors import Exit, FwtoolError, MissingTool, NoDevice
 from fwtool.core.files import atomic_write
-from fwtool.emulator import VirtualBoard
+from fwtool.emulator import Rp2040jsProcess
 from fwtool.lab.places import Lab
 
 WALL_LIMIT_S = 7 * 24 * 3600.0  # virtual boards run until the lab stops
@@ -110,7 +110,7 @@ class VirtualLab:
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="fwtool-lab-"))
         self.on_info = on_info
         self.ports = [free_port() for _ in range(count)]
-        self.boards: dict[int, VirtualBoard | None] = {p: None for p in self.ports}
+        self.boards: dict[int, Rp2040jsProcess | None] = {p: None for p in self.ports}
         self.images: dict[int, str | None] = {p: None for p in self.ports}
         self.daemons: list[Daemon] = []
         self.places = [f"{name}-{i}" for i in range(count)]
@@ -185,7 +185,7 @@ class VirtualLab:
         old = self.boards.get(port)
         if old is not None:
             old.stop()
-        board = VirtualBoard(image, serial="tcp", start="on-connect", port=port, max_wall_s=WALL_LIMIT_S)
+        board = Rp2040jsProcess(image, serial="tcp", start="on-connect", port=port, max_wall_s=WALL_LIMIT_S)
         self.boards[port] = board
         board.start()
         self.images[port] = str(image)
@@ -273,18 +273,3 @@ def reflash(port: int, image: Path, wait_s: float = REFLASH_WAIT_S) -> dict:
     if "error" in result:
         raise FwtoolError(result["error"], result.get("fix"), Exit(result.get("exit_code", 1)))
     return result
-
-
-def leftover_processes(pids: list[int]) -> list[int]:
-    """Which of ``pids`` still run (for tests and the lab's own exit check)."""
-    alive = []
-    for pid in pids:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            continue
-        except PermissionError:
-            pass
-        alive.append(pid)
-    return alive
-

@@ -6,13 +6,11 @@
   number, any device name) every ``poll_s`` seconds and opens it the moment it is listed, so a boot banner printed
   right after re-enumeration is read.
 
-Reads never ask pyserial for more bytes than are waiting: pyserial's ``read(n)`` raises on a disconnect and
-throws away what it had already read in that call.
+Ports are opened by the serial layer's one opener (fwtool.devices.serial.open_serial) and read by its one read
+loop (fwtool.core.lines.read_waiting).
 """
 from __future__ import annotations
 
-import os
-import socket
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -20,8 +18,10 @@ from typing import Callable
 import serial
 
 from fwtool.core.errors import NoDevice
-from fwtool.core.lines import MAX_LINE
-from fwtool.devices.ports import Discovery, FollowedPort, PortInfo, is_url, serial_open_args
+from fwtool.devices.ports import Discovery, FollowedPort, PortInfo
+from fwtool.devices.serial import PORT_ERRORS as _ERRORS
+from fwtool.devices.serial import open_fix, open_serial, read_waiting, short_reason
+
 
 @dataclass
 class Data:
@@ -47,73 +47,6 @@ class OpenFailed:
     port: PortInfo
     error: str
     t: float
-
-
-def _socket_of(ser) -> socket.socket | None:
-    """The TCP socket behind a ``socket://`` port (pyserial's protocol_socket keeps it in ``_socket``)."""
-    if type(ser).__module__.endswith("protocol_socket") and hasattr(socket, "MSG_DONTWAIT"):
-        sock = getattr(ser, "_socket", None)
-        return sock if isinstance(sock, socket.socket) else None
-    return None
-
-
-def _open_keeping_first_bytes(ser: serial.SerialBase) -> None:
-    """Open without the input flush pyserial does at open (posix: after raising DTR; socket://: after connecting).
-    A pico-sdk app starts printing its banner as soon as it sees DTR, and an emulator as soon as the socket
-    connects, so those bytes were thrown away. Drivers only read while a port is open: nothing stale to flush."""
-    noop = lambda *a, **k: None  # noqa: E731
-    for name in ("_reset_input_buffer", "reset_input_buffer"):
-        setattr(ser, name, noop)  # instance attributes shadow the class methods during open()
-    try:
-        ser.open()
-    finally:
-        for name in ("_reset_input_buffer", "reset_input_buffer"):
-            try:
-                delattr(ser, name)
-            except AttributeError:
-                pass
-
-
-def open_serial(device: str, baud: int, timeout: float) -> serial.SerialBase:
-    """Open a device path or pyserial URL. DTR is asserted (pico-sdk only sends once the host sets it)."""
-    kwargs = {"exclusive": True} if (os.name == "posix" and not is_url(device)) else {}
-    if is_url(device):
-        check_url(device)
-    try:
-        url, extra = serial_open_args(device, write_timeout=1.0)  # rfc2217: no write timeout, ign_set_control
-        ser = serial.serial_for_url(url, do_not_open=True, baudrate=baud, timeout=timeout, **extra, **kwargs)
-    except (KeyError, ValueError) as e:  # pyserial's URL options parser raises these for unknown values
-        raise serial.SerialException(f"port URL {device!r} is not valid ({e})") from e
-    try:
-        _open_keeping_first_bytes(ser)
-    except KeyError as e:  # URL handlers (loop://, socket://) look options up in dicts when opening
-        raise serial.SerialException(f"port URL {device!r} has an unknown option value {e}") from e
-    return ser
-
-
-def check_url(device: str) -> None:
-    """socket:// and rfc2217:// URLs need host:port with a port in 1..65535 (pyserial's own message for a bad
-    one is an unrelated 'debug|info|warning|error')."""
-    scheme, _, rest = device.partition("://")
-    if scheme.lower() not in ("socket", "rfc2217"):
-        return
-    hostport = rest.split("?", 1)[0].split("/", 1)[0]
-    host, _, port = hostport.rpartition(":")
-    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise serial.SerialException(f"port URL {device!r} needs {scheme}://HOST:PORT with PORT 1-65535")
-
-
-_ERRORS = (serial.SerialException, OSError, ValueError, TypeError, AttributeError)
-
-
-def short_reason(e: BaseException) -> str:
-    """pyserial's disconnect messages are long and say the same thing: the port went away."""
-    msg = str(e) or type(e).__name__
-    if "returned no data" in msg or "Errno 5]" in msg or "Input/output error" in msg:
-        return "port gone"
-    if "socket disconnected" in msg or "Connection reset" in msg:
-        return "connection closed"
-    return msg
 
 
 class PortReader:
@@ -155,12 +88,7 @@ class PortReader:
             except _ERRORS as e:
                 if self.clock() >= deadline:
                     msg = str(e) or type(e).__name__
-                    fix = ("add yourself to the 'dialout' group (sudo usermod -aG dialout $USER, then log in "
-                           "again) or install a udev rule for the board" if "ermission" in msg
-                           else "pass a valid --port (a device path, or socket://HOST:PORT)" if "port URL" in msg
-                           else "close other programs using the port (serial terminals, another fwtool monitor, "
-                                "ModemManager) or pass another --port")
-                    raise NoDevice(f"cannot open {port.device}: {msg}", fix) from e
+                    raise NoDevice(f"cannot open {port.device}: {msg}", open_fix(msg)) from e
             time.sleep(self.poll_s)
 
     @property
@@ -174,24 +102,7 @@ class PortReader:
             return self._look_for_board()
         buf = bytearray()
         try:
-            first = self.ser.read(1)  # blocks up to read_timeout
-            if first:
-                buf += first
-                sock = _socket_of(self.ser)
-                while len(buf) < MAX_LINE:
-                    if sock is not None:  # socket://: in_waiting is only ever 0 or 1, read what is there
-                        try:
-                            more = sock.recv(MAX_LINE, socket.MSG_DONTWAIT)
-                        except (BlockingIOError, InterruptedError):
-                            break
-                        if not more:
-                            raise serial.SerialException("socket disconnected")
-                        buf += more
-                        continue
-                    n = self.ser.in_waiting
-                    if not n:
-                        break
-                    buf += self.ser.read(n)
+            read_waiting(self.ser, buf)  # blocks up to read_timeout for the first byte
         except _ERRORS as e:
             events: list = [Data(bytes(buf), time.time())] if buf else []
             self.bytes_read += len(buf)

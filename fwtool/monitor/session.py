@@ -36,14 +36,14 @@ from typing import Callable, TextIO
 from rich.console import Console
 from rich.text import Text
 
-from fwtool.core.boards import get_board
 from fwtool.core.errors import Exit, FwtoolError
 from fwtool.core.protocol import Banner, FirmwareError, Inference
 import fwtool.monitor.keys as keys_mod
-from fwtool.devices.last_flash import LAST_FLASH_FILE, read_last_flash
-from fwtool.devices.ports import Discovery, PortInfo, choose_port, is_url, lookup_device, target_for, wanted_for
+from fwtool.devices.last_flash import LAST_FLASH_FILE
+from fwtool.devices.ports import Discovery, PortInfo, resolve_port, target_for
+from fwtool.devices.serial import is_url, open_serial
 from fwtool.core.lines import LineSplitter
-from fwtool.monitor.reader import Connected, Data, Disconnected, OpenFailed, PortReader, open_serial
+from fwtool.monitor.reader import Connected, Data, Disconnected, OpenFailed, PortReader
 from fwtool.monitor.reboot import default_reboot
 from fwtool.monitor.stats import Record, Stats, classify
 from fwtool.monitor.view import JsonView, LiveView, LogTee, PanelState, make_view
@@ -217,21 +217,9 @@ class Session:
 
     def _resolve(self) -> tuple[PortInfo, int]:
         o = self.opts
-        board = get_board(o.board) if o.board else None
-        last = {} if (o.port or o.serial) else read_last_flash(o.last_flash_file)
-        if board is None and last.get("board"):
-            try:
-                board = get_board(last["board"])
-            except FwtoolError:
-                board = None
-        uart = o.uart or (board is not None and board.stdio == "uart")
-        baud = o.baud or (board.uart_baud if (board is not None and uart) else 115200)
-        if o.port:
-            port = PortInfo(device=o.port) if is_url(o.port) else lookup_device(o.port, self.discovery)
-        else:
-            wanted = wanted_for(board, o.uart, o.serial, last)
-            port = choose_port(wanted, self.discovery, wait_s=o.wait, poll_s=o.poll_s, on_wait=self._info)
-        return port, baud
+        r = resolve_port(o.port, o.board, o.serial, uart=o.uart, baud=o.baud, wait_s=o.wait, poll_s=o.poll_s,
+                         discovery=self.discovery, last_flash_file=o.last_flash_file, on_wait=self._info)
+        return r.port, r.baud
 
     # ---- the loop ---------------------------------------------------------------------------------------------
     def run(self) -> MonitorResult:

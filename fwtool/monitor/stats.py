@@ -1,13 +1,13 @@
 """What the monitor knows about the running model: last banner, last inference, latency percentiles, rate."""
 from __future__ import annotations
 
-import math
 from collections import Counter, deque
 from dataclasses import dataclass
 
 from fwtool.core.protocol import (AudioBanner, AudioInference, Banner, Detection, FirmwareError, Inference,
                                   parse_line)
 from fwtool.core.lines import Line
+from fwtool.core.stats import percentile
 
 
 @dataclass
@@ -50,14 +50,6 @@ def classify(line: Line) -> Record:
     """Only complete lines are parsed: a line cut by a disconnect could look like a valid, wrong record."""
     return Record(line, parse_line(line.text) if line.complete else None)
 
-
-def percentile(values, q: float) -> float | None:
-    """Nearest-rank percentile (q in 0..100) of a non-empty sequence."""
-    if not values:
-        return None
-    s = sorted(values)
-    k = max(0, min(len(s) - 1, math.ceil(q / 100.0 * len(s)) - 1))
-    return s[k]
 
 
 class Stats:

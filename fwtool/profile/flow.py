@@ -1,9 +1,10 @@
 """``fwtool profile``: build the profile app for a model, run it on the virtual board or a real board, and turn its
 FWT:PROF lines into per-layer figures (layers.py); ``--compare`` does the same for a second model (compare.py).
 
-Targets: the virtual board of the board's family (rp2040: rp2040js, whose timer counts emulated cycles at 125 MHz;
-psoc6: QEMU's Cortex-M4 with 1 instruction = 1 ns, so "cycles" are instructions there), or the real board (flashed,
-then read over its serial port; µs on the board's own clock, board file ``clock_hz``).
+Targets (fwtool/targets/): the virtual target of the board's family (rp2040: rp2040js, whose timer counts emulated
+cycles at 125 MHz; psoc6: QEMU's Cortex-M4 with 1 instruction = 1 ns, so "cycles" are instructions there — each
+declares its clock in TargetInfo), or the real board (flashed, then read over its serial port; µs on the board's
+own clock, board file ``clock_hz``).
 """
 from __future__ import annotations
 
@@ -12,19 +13,17 @@ from pathlib import Path
 from typing import Callable
 
 from fwtool.firmware import flow as build_flow
-from fwtool.firmware.families import get_family
 from fwtool.firmware.result import BuildResult
+from fwtool.core import protocol
 from fwtool.core.boards import get_board
 from fwtool.core.errors import BadInput, Exit, FwtoolError
-from fwtool.emulator import CLOCK_MHZ, TIMING_NOTE
 from fwtool.model.tflite import Model, load_model
 from fwtool.profile import compare as compare_mod
 from fwtool.profile.layers import TOLERANCE_FRACTION, TOLERANCE_US_PER_EVENT, layer_table, parse_lines
-from fwtool.validate import target
+from fwtool.targets import registry
+from fwtool.targets.base import TargetConfig
 
 APP = "profile"
-QEMU_TARGET = "qemu-mps2-an386"
-INSTRUCTION_HZ = 1e9  # QEMU -icount shift=0: 1 instruction = 1 ns of virtual time
 
 
 @dataclass
@@ -39,7 +38,7 @@ class ProfileOptions:
     arena: int | None = None
     jobs: int | None = None
     timeout: float = 300.0  # seconds (wall clock) for the run on the target
-    tflm_cores: int | None = None  # default: 1 on the emulator (no core 1 there), 2 on a board
+    tflm_cores: int | None = None  # default: the target's cores (TargetInfo.cores)
 
 
 def default_out_dir(opts: ProfileOptions) -> Path:
@@ -49,7 +48,7 @@ def default_out_dir(opts: ProfileOptions) -> Path:
 
 def build_firmware(opts: ProfileOptions, on_line: Callable[[str], None] = lambda s: None,
                    on_step: Callable[[str], None] = lambda s: None) -> BuildResult:
-    cores = opts.tflm_cores or (1 if opts.target == "emulator" else 2)
+    cores = opts.tflm_cores or registry.default_cores(opts.board, opts.target)
     bopts = build_flow.BuildOptions(board=opts.board, model=Path(opts.model), out_dir=default_out_dir(opts),
                                     arena=opts.arena, input=opts.input, app=APP, jobs=opts.jobs, tflm_cores=cores)
     return build_flow.run(bopts, on_line=on_line, on_step=on_step)
@@ -59,20 +58,16 @@ def run_target(opts: ProfileOptions, image: Path, on_line: Callable[[str], None]
                on_step: Callable[[str], None]) -> tuple[list[str], dict]:
     """The profile session's serial lines and the target description, with its clock (``clock_hz``, ``cycle``)."""
     board = get_board(opts.board)
-    if opts.target == "emulator":
-        family = get_family(board.family)
-        if getattr(family, "virtual_target", None) == QEMU_TARGET:
-            lines, info = target.run_on_virtual_m4(family.virtual_image(image), opts.timeout, on_line)
-            return lines, {**info, "clock_hz": INSTRUCTION_HZ, "cycle": "instruction"}
-        lines, info = target.run_on_emulator(image, opts.timeout, on_line)
-        return lines, {**info, "name": "the virtual board (rp2040js)", "clock_hz": CLOCK_MHZ * 1e6, "cycle": "cycle",
-                       "timing_note": TIMING_NOTE}
-    if not board.clock_hz:
+    tgt = registry.target_class(opts.board, opts.target)(TargetConfig(board=opts.board, port=opts.port,
+                                                                       serial=opts.serial, flash=True))
+    clock_hz = tgt.info.clock_hz or board.clock_hz  # a virtual target's own clock, else the board file's
+    if not clock_hz:
         raise BadInput(f"board '{board.name}' has no clock_hz in its board file, so cycles cannot be computed",
                        "add clock_hz (the CPU clock in Hz) to the board file")
-    lines, info = target.run_on_board(image, opts.board, port=opts.port, serial=opts.serial, flash=True,
-                                      timeout=opts.timeout, on_line=on_line, on_step=on_step)
-    return lines, {**info, "clock_hz": float(board.clock_hz), "cycle": "cycle"}
+    on_step(f"running on {tgt.info.title}")
+    lines, info = tgt.run(registry.image_for(tgt, opts.board, image), protocol.PREFIX_DONE, 1, opts.timeout,
+                          on_line, on_step)
+    return lines, {**info, "clock_hz": float(clock_hz), "cycle": tgt.info.cycle}
 
 
 def _check_banner(banner: dict, model: Model) -> None:
@@ -87,13 +82,11 @@ def profile_one(opts: ProfileOptions, on_line: Callable[[str], None] = lambda s:
                 on_step: Callable[[str], None] = lambda s: None,
                 on_build_line: Callable[[str], None] = lambda s: None) -> dict:
     """Build, run and tabulate one model (the report ``fwtool profile --json`` prints)."""
-    if opts.target not in ("emulator", "board"):
-        raise BadInput(f"unknown target '{opts.target}'", "use --emulator (default) or --device")
+    registry.target_class(opts.board, opts.target)  # an unknown target is refused before any work
     model = load_model(opts.model)
     board = get_board(opts.board)
     on_step(f"building the profile firmware for {model.name}")
     built = build_firmware(opts, on_line=on_build_line, on_step=on_step)
-    on_step("running on the virtual board" if opts.target == "emulator" else "running on the board")
     lines, info = run_target(opts, built.artifacts.image, on_line, on_step)
     capture = parse_lines(lines)
     _check_banner(capture.banner, model)

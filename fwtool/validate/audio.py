@@ -29,9 +29,11 @@ from fwtool.audio.params import FrontEnd
 from fwtool.firmware import flow as build_flow
 from fwtool.core.boards import get_board
 from fwtool.core.errors import BadInput, Exit
-from fwtool.emulator import TIMING_NOTE, latency_stats
+from fwtool.emulator import latency_stats
 from fwtool.emulator.audio import stream_clip
 from fwtool.model.tflite import Model, load_model
+from fwtool.targets import registry
+from fwtool.targets.base import Target
 from fwtool.validate import reference
 
 
@@ -119,11 +121,23 @@ def _clip_report(name: str, pcm: np.ndarray, fe: FrontEnd, model: Model, cap: ca
     }
 
 
+def audio_target(opts: AudioValidateOptions) -> type[Target]:
+    """The board's virtual target, which must take an audio stream (``"bytes"`` in its TargetInfo.feeds)."""
+    if opts.target != "emulator":
+        raise BadInput("audio validation runs on the virtual board only in this version",
+                       "drop --device/--port (fwtool run --audio clip.wav streams to a real board)")
+    tgt = registry.target_class(opts.board, opts.target)
+    if "bytes" not in tgt.info.feeds:
+        raise BadInput(f"{tgt.info.title} cannot be fed an audio stream", "validate audio apps on an RP2040 board's "
+                       "virtual target (--board pico)")
+    return tgt
+
+
 def build_app(opts: AudioValidateOptions, on_line: Callable[[str], None], on_step: Callable[[str], None]):
     board = get_board(opts.board)
     out_dir = Path(opts.out_dir) if opts.out_dir else Path("build") / f"{board.name}-{opts.app}-emu"
     bopts = build_flow.BuildOptions(board=opts.board, model=Path(opts.model), out_dir=out_dir, app=opts.app,
-                                    jobs=opts.jobs, tflm_cores=1, labels=opts.labels)
+                                    jobs=opts.jobs, tflm_cores=audio_target(opts).info.cores, labels=opts.labels)
     if opts.preprocessor is not None and hasattr(bopts, "preprocessor"):
         bopts.preprocessor = opts.preprocessor
     return build_flow.run(bopts, on_line=on_line, on_step=on_step)
@@ -134,9 +148,7 @@ def run_audio(opts: AudioValidateOptions, on_line: Callable[[str], None] = lambd
     """Validate an audio app on ``opts.audio``; returns the report (``ok``, ``exit_code`` 0 or 8)."""
     if not opts.audio:
         raise BadInput("no --audio clips given", "pass one or more 16 kHz mono 16-bit WAV files with --audio")
-    if opts.target != "emulator":
-        raise BadInput("audio validation runs on the virtual board only in this version",
-                       "drop --device/--port (fwtool run --audio clip.wav streams to a real board)")
+    tgt = audio_target(opts)
     on_step("reading the clips")
     clips = [(Path(p).name, wav.read_wav(p)) for p in opts.audio]  # every clip refused before any work
     model = load_model(opts.model)
@@ -175,11 +187,12 @@ def run_audio(opts: AudioValidateOptions, on_line: Callable[[str], None] = lambd
                       "frames": fe.frames, "bins": fe.bins, "shift": fe.columns_per_inference,
                       "threshold": fe.threshold, "smoothing": fe.smoothing, "input_scale": fe.input_scale,
                       "input_zero_point": fe.input_zero_point},
-        "target": {"kind": "emulator"}, "firmware": {"image": str(built.artifacts.image), "tflm_cores": 1},
+        "target": {"kind": "emulator", "name": tgt.info.title},
+        "firmware": {"image": str(built.artifacts.image), "tflm_cores": tgt.info.cores},
         "thresholds": {"max_diff": opts.max_diff, "budget_ms": budget},
         "timing": {"hop": lat.to_dict() if lat else None,
                    "dsp": latency_stats(dsp, None, "emulated").to_dict() if dsp else None,
                    "invoke": latency_stats(inv, None, "emulated").to_dict() if inv else None,
                    "budget_ms": budget, "budget_used_p95": round(lat.p95_ms / budget, 4) if lat else None},
-        "timing_note": TIMING_NOTE, "clips": reports, "problems": problems,
+        "timing_note": tgt.info.timing_note, "clips": reports, "problems": problems,
     }

@@ -6,8 +6,8 @@
 2. The validation firmware (the ``validate`` app) embeds them (``BuildOptions.inputs``, so the build's fit check
    counts them), runs each once and prints every output tensor (``FWT:OUT v= t= us= q=``, then
    ``FWT:DONE n= inputs=``; fwtool/core/protocol.py).
-3. It runs on the virtual board (rp2040js; single-core TFLM) or on a real board (flashed, then read over its port)
-   (target.py).
+3. It runs on a target (fwtool/targets/): the board family's virtual target (rp2040js; QEMU's Cortex-M4 for
+   psoc6), a real board (flashed, then read over its port), or a target the caller made (a labgrid place).
 4. The host reference runs the same vectors (reference.py): the TFLM Python interpreter (``tflite-micro``,
    reference kernels), or TensorFlow Lite (``--reference tflite``). ``--reference-model`` compares against a
    different .tflite.
@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from fwtool.core import protocol
+
 import numpy as np
 
 from fwtool.firmware import fit
@@ -29,9 +31,11 @@ from fwtool.firmware.families import get_family
 from fwtool.firmware.result import BuildResult
 from fwtool.core.boards import get_board
 from fwtool.core.errors import BadInput, DoesNotFit, Exit, FwtoolError
-from fwtool.emulator import TIMING_NOTE, latency_stats
+from fwtool.emulator import latency_stats
 from fwtool.model.tflite import Model, load_model
-from fwtool.validate import compare, reference, target, vectors as vectors_mod
+from fwtool.targets import registry
+from fwtool.targets.base import Target, TargetConfig
+from fwtool.validate import compare, reference, vectors as vectors_mod
 
 INT_TYPES = ("INT8", "UINT8", "INT16", "INT32")
 
@@ -56,12 +60,11 @@ class ValidateOptions:
     arena: int | None = None
     jobs: int | None = None
     timeout: float = 300.0  # seconds for the run on the target
-    tflm_cores: int | None = None  # default: 1 on the emulator, 2 on a board
-    # Fleet runs (fwtool.lab): the validation firmware built once for every board, and the function that puts an
-    # image on this board and returns its lines (replaces flash + read of target.run_on_board).
+    tflm_cores: int | None = None  # default: the target's cores (TargetInfo.cores)
+    # Fleet runs (fwtool.lab): the validation firmware built once for every board, and the target to run it on
+    # (a labgrid place: fwtool/lab/target.py) instead of the one ``target``/``board`` name.
     prebuilt: BuildResult | None = None
-    board_runner: Callable[[Path | None, Callable[[str], None], Callable[[str], None]], tuple[list[str], dict]] | \
-        None = None
+    on_target: Target | None = None
 
 
 def make_vectors(opts: ValidateOptions, model: Model) -> tuple[list[np.ndarray], str]:
@@ -98,7 +101,7 @@ def build_firmware(opts: ValidateOptions, model: Model, vectors, source: str,
                    on_step: Callable[[str], None] = lambda s: None) -> BuildResult:
     """Build the validate app with ``vectors`` embedded; too many vectors for the flash: DoesNotFit saying how
     many fit (the build's own fit check counts the embedded bytes)."""
-    cores = opts.tflm_cores or (1 if opts.target == "emulator" else 2)
+    cores = opts.tflm_cores or registry.default_cores(opts.board, opts.target)
     board = get_board(opts.board)
     suffix = "-validate-emu" if opts.target == "emulator" else "-validate"
     out_dir = Path(opts.out_dir) if opts.out_dir else Path("build") / f"{board.name}{suffix}"
@@ -127,17 +130,12 @@ def _too_many_vectors(board, model: Model, vectors) -> DoesNotFit | None:
                       f"{board.name} has {board.flash_bytes:,}", f"validate with --count {n} or fewer")
 
 
-def run_target(opts: ValidateOptions, image: Path | None, on_line: Callable[[str], None],
-               on_step: Callable[[str], None]) -> tuple[list[str], dict]:
-    if opts.target == "emulator":
-        family = get_family(get_board(opts.board).family)
-        if getattr(family, "virtual_target", None) == "qemu-mps2-an386":  # the family's virtual Cortex-M4
-            return target.run_on_virtual_m4(family.virtual_image(image), opts.timeout, on_line)
-        return target.run_on_emulator(image, opts.timeout, on_line)
-    if opts.board_runner is not None:
-        return opts.board_runner(image, on_line, on_step)
-    return target.run_on_board(image, opts.board, port=opts.port, serial=opts.serial, flash=opts.flash,
-                               timeout=opts.timeout, on_line=on_line, on_step=on_step)
+def make_target(opts: ValidateOptions) -> Target:
+    """The target the options name: the caller's own (``on_target``), else the board's virtual or physical one."""
+    if opts.on_target is not None:
+        return opts.on_target
+    cls = registry.target_class(opts.board, opts.target)
+    return cls(TargetConfig(board=opts.board, port=opts.port, serial=opts.serial, flash=opts.flash))
 
 
 def _check_device(dev: compare.DeviceRun, model: Model, vectors, flashed: bool) -> None:
@@ -157,8 +155,7 @@ def run(opts: ValidateOptions, on_line: Callable[[str], None] = lambda s: None,
         on_step: Callable[[str], None] = lambda s: None, on_build_line: Callable[[str], None] = lambda s: None) -> dict:
     """Validate; returns the report (``report["ok"]``, ``report["exit_code"]``). Raises for anything that stops
     the comparison from happening (bad input, build failure, target failure)."""
-    if opts.target not in ("emulator", "board"):
-        raise BadInput(f"unknown target '{opts.target}'", "use --emulator (default) or a board (--port/--device)")
+    tgt = make_target(opts)
     model = load_model(opts.model)
     _check_model(model, model.path.name)
     ref_model = model
@@ -181,15 +178,17 @@ def run(opts: ValidateOptions, on_line: Callable[[str], None] = lambda s: None,
         built = build_firmware(opts, model, vectors, source, on_line=on_build_line, on_step=on_step)
     image = built.artifacts.image if built else None
 
-    on_step("running on the virtual board" if opts.target == "emulator" else "running on the board")
-    lines, target_info = run_target(opts, image, on_line, on_step)
+    on_step(f"running on {tgt.info.title}")
+    lines, target_info = tgt.run(registry.image_for(tgt, opts.board, image), protocol.PREFIX_DONE, 1, opts.timeout,
+                                 on_line, on_step)
+    emulated = target_info["kind"] == "emulator"  # a labgrid place reports as a board, virtual or not
     n_vectors = len(_per_input(vectors)[0])
     dev = compare.parse_device_lines(lines, n_vectors, len(model.outputs))
     _check_device(dev, model, vectors, flashed=image is not None)
 
     outputs, warnings = compare.compare_all(model.outputs, dev.outputs, ref_out, opts.max_diff, opts.min_agreement)
     ok = not problems and all(o["pass"] for o in outputs)
-    lat = latency_stats(dev.us, opts.budget_ms, "emulated" if opts.target == "emulator" else "board")
+    lat = latency_stats(dev.us, opts.budget_ms, "emulated" if emulated else "board")
     if lat is not None and lat.within_budget is False:
         problems.append(f"p95 invoke latency {lat.p95_ms:.2f} ms exceeds the {opts.budget_ms:g} ms budget")
         ok = False
@@ -208,7 +207,7 @@ def run(opts: ValidateOptions, on_line: Callable[[str], None] = lambda s: None,
                      "tflm_cores": built.report["build"]["tflm_cores"] if built else None,
                      "notes": built.notes if built else [], "banner": dev.banner},
         "outputs": outputs, "latency": lat.to_dict() if lat else None,
-        "timing_note": target_info.get("timing_note", TIMING_NOTE) if opts.target == "emulator" else None,
+        "timing_note": tgt.info.timing_note if emulated else None,
         "problems": problems + [p for o in outputs for p in (f"output {o['index']}: {x}" for x in o["problems"])],
         "warnings": warnings,
     }

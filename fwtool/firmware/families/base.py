@@ -109,6 +109,12 @@ class Family:
     # The family's images run on a virtual board that prints the banner (rp2040js): the build then reads the
     # arena the firmware really uses there (model/arena.py target figures) instead of keeping the host margin.
     arena_on_virtual_board: bool = False
+    # The fwtool.targets registry name of the virtual target its images run on (None: none; data, not a type test).
+    virtual_target: str | None = None
+
+    def virtual_image(self, image: Path) -> Path:
+        """The file the virtual target runs for a build whose flashable image is ``image`` (default: the same)."""
+        return Path(image)
 
     def tool_status(self) -> list[ToolStatus]:
         return [status(t) for t in self.tools]

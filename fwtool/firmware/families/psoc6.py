@@ -35,7 +35,7 @@ class PSoC6Family(RP2040Family):
     name = "psoc6"
     template_dir = "psoc6"
     arena_on_virtual_board = False  # the QEMU machine is another board: keep the host measurement + margin
-    virtual_target = "qemu-mps2-an386"  # fwtool/emulator/qemu.py: a Cortex-M4F machine (no PSoC 6 emulator exists)
+    virtual_target = "qemu-mps2-an386"  # fwtool/emulator/targets.py: QEMU Cortex-M4F machine (no PSoC 6 emulator)
     tools = [
         *ARM_BUILD_TOOLS,
         Tool("ninja", "ninja-build", "build"),

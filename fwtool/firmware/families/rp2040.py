@@ -246,6 +246,7 @@ def resize_half_pixel_patch(sources: list[str], tflm_root: Path, patch_dir: Path
 class RP2040Family(Family):
     name = "rp2040"
     template_dir = "rp2040"
+    virtual_target = "rp2040js"  # fwtool/emulator/targets.py: rp2040js, single core (no core 1)
     tools = [
         *ARM_BUILD_TOOLS,
         Tool("git", "git", "build"),

@@ -4,13 +4,13 @@ Cannot read the flash back (``verifies = False``); the bootrom reboots by itself
 """
 from __future__ import annotations
 
-from fwtool.core.errors import BadInput, FwtoolError, NoDevice
+from fwtool.core.errors import BadInput, FwtoolError, NoDevice, WaitTimeout
 from fwtool.devices import usb as usbdevices
 from fwtool.devices.device import Device
-from fwtool.devices.errors import WaitTimeout
-from fwtool.flash.reset import wait_for
-from fwtool.flash.base import Image, Progress, Runner, no_progress
+from fwtool.devices.reset import wait_for
+from fwtool.flash.base import Image, Runner
 from fwtool.flash.drive import check_uf2, copy, wait_gone
+from fwtool.flash.request import DriveDetails, WriteOptions, Written
 from fwtool.image import uf2
 
 
@@ -61,17 +61,15 @@ class DriveRunner(Runner):
                 raise error
             raise
 
-    def flash(self, image: Image, device: Device, board, *, verify: bool = True, skip_same: bool = True,
-              reboot: bool = True, progress: Progress = no_progress, timeout: float = 15.0,
-              app_seen=lambda: False) -> dict:
+    def flash(self, image: Image, device: Device, board, opts: WriteOptions = WriteOptions()) -> Written:
         self.accepts(image)
         data = image.uf2 if image.uf2 is not None else uf2.from_bin(image.data, image.base, board.uf2_family_id)
         check_uf2(data, board)
-        if not reboot:
+        if not opts.reboot:
             raise BadInput("--no-reboot is not possible with the drive method (the bootrom reboots after the copy)",
                            "use --method picoboot")
-        copy(device.drive, data, progress)
-        how = wait_gone(device.drive, timeout, app_seen)
-        return {"bytes_total": len(image.data), "bytes_written": len(image.data), "bytes_skipped": 0,
-                "sectors_written": None, "sectors_skipped": None, "verified": False, "rebooted": True,
-                "uf2_bytes": len(data), "confirmed_by": how}
+        copy(device.drive, data, opts.progress)
+        how = wait_gone(device.drive, opts.timeout, opts.app_seen)
+        return Written(bytes_total=len(image.data), bytes_written=len(image.data), bytes_skipped=0,
+                       sectors_written=None, sectors_skipped=None, verified=False, rebooted=True,
+                       details=DriveDetails(uf2_bytes=len(data), confirmed_by=how))

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from fwtool.core.errors import BadInput, FwtoolError, MissingTool
 from fwtool.devices.device import Device
-from fwtool.flash.base import Image, Progress, Runner, no_progress
+from fwtool.flash.base import Image, Runner
+from fwtool.flash.request import WriteOptions, Written
 from fwtool.flash.probe import counters, find_tool, probe_refusal, probe_usable, segments_of
 from fwtool.flash.runners.openocd import mtb_tools_dirs, run_programmer
 from fwtool.image.firmware import read
@@ -92,10 +93,9 @@ class MtbProgramRunner(Runner):
     def refuse_board(self, board, why: str) -> FwtoolError:
         return MissingTool(f"'make program' cannot flash {board.name}: {why}", INSTALL_FIX)
 
-    def flash(self, image: Image, device: Device, board, *, verify: bool = True, skip_same: bool = True,
-              reboot: bool = True, progress: Progress = no_progress, timeout: float = 15.0,
-              app_seen=lambda: False) -> dict:
+    def flash(self, image: Image, device: Device, board, opts: WriteOptions = WriteOptions()) -> Written:
         self.accepts(image)
+        reboot, progress, timeout = opts.reboot, opts.progress, opts.timeout
         tools = tools_dir()
         if tools is None:
             raise MissingTool("ModusToolbox is not installed", INSTALL_FIX)

@@ -17,11 +17,11 @@ import os
 import time
 from pathlib import Path
 
-from fwtool.core.errors import FwtoolError, MissingTool, NoDevice, ToolTimeout
+from fwtool.core.errors import FlashFailed, FwtoolError, MissingTool, NoDevice, ToolTimeout
 from fwtool.devices.device import Device
-from fwtool.devices.errors import FlashFailed
 from fwtool.devices.probes import not_found_fix
-from fwtool.flash.base import Image, Progress, Runner, no_progress
+from fwtool.flash.base import Image, Runner
+from fwtool.flash.request import WriteOptions, Written
 from fwtool.flash.probe import counters, find_tool, hex_file, last_error_line, probe_refusal, probe_usable
 
 INFINEON_MARK = "interface/kitprog3.cfg"  # only Infineon's OpenOCD ships it
@@ -117,10 +117,9 @@ class OpenocdRunner(Runner):
     def refuse_board(self, board, why: str) -> FwtoolError:
         return MissingTool(f"OpenOCD cannot flash {board.name}: {why}", INSTALL_FIX)
 
-    def flash(self, image: Image, device: Device, board, *, verify: bool = True, skip_same: bool = True,
-              reboot: bool = True, progress: Progress = no_progress, timeout: float = 15.0,
-              app_seen=lambda: False) -> dict:
+    def flash(self, image: Image, device: Device, board, opts: WriteOptions = WriteOptions()) -> Written:
         self.accepts(image)
+        verify, reboot, progress, timeout = opts.verify, opts.reboot, opts.progress, opts.timeout
         cmd, why = self.plan(board)
         if cmd is None:
             raise self.refuse_board(board, why)

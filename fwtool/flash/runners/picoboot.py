@@ -1,4 +1,5 @@
-"""The PICOBOOT runner: the RP2040 bootrom's vendor USB interface (protocol: fwtool/flash/picoboot.py).
+"""The PICOBOOT runner: the RP2040 bootrom's vendor USB interface (the protocol client: fwtool/devices/picoboot.py;
+the writing algorithm: fwtool/flash/picoboot.py).
 
 Writes only the 4 KiB sectors that differ, reads everything back, then reboots into the new firmware.
 """
@@ -6,13 +7,14 @@ from __future__ import annotations
 
 import time
 
-from fwtool.core.errors import FwtoolError, NoDevice
+from fwtool.core.errors import DeviceLost, FwtoolError, NoDevice, NoUsbBackend, UsbAccessDenied
 from fwtool.devices import usb as usbdevices
 from fwtool.devices.device import Device
-from fwtool.devices.errors import DeviceLost, NoUsbBackend, UsbAccessDenied
 from fwtool.devices.permissions import NO_BACKEND_MSG, no_backend_fix, udev_fix
-from fwtool.flash.base import Image, Progress, Runner, no_progress
-from fwtool.flash.picoboot import EXCLUSIVE, NOT_EXCLUSIVE, SRAM_END, PicobootClient, program
+from fwtool.flash.base import Image, Runner
+from fwtool.devices.picoboot import EXCLUSIVE, NOT_EXCLUSIVE, SRAM_END, PicobootClient
+from fwtool.flash.picoboot import program
+from fwtool.flash.request import WriteOptions, Written
 
 
 class PicobootRunner(Runner):
@@ -42,9 +44,7 @@ class PicobootRunner(Runner):
                                    udev_fix())
         return NoDevice(f"PICOBOOT is not available: {why}", "hold BOOTSEL while plugging the board in")
 
-    def flash(self, image: Image, device: Device, board, *, verify: bool = True, skip_same: bool = True,
-              reboot: bool = True, progress: Progress = no_progress, timeout: float = 15.0,
-              app_seen=lambda: False) -> dict:
+    def flash(self, image: Image, device: Device, board, opts: WriteOptions = WriteOptions()) -> Written:
         self.accepts(image)
         itf, out_ep, in_ep = device.picoboot
         transport = usbdevices.backend().open_picoboot(device.usb, itf)
@@ -54,14 +54,14 @@ class PicobootRunner(Runner):
         try:
             client.reset()
             client.exclusive(EXCLUSIVE)
-            result = program(client, image, flash, verify=verify, skip_same=skip_same, progress=progress)
-            result["write_seconds"] = round(time.monotonic() - t0, 3)
-            if reboot:
+            result = program(client, image, flash, verify=opts.verify, skip_same=opts.skip_same,
+                             progress=opts.progress)
+            result.write_seconds = round(time.monotonic() - t0, 3)
+            if opts.reboot:
                 client.reboot(0, SRAM_END, 500)
-                result["rebooted"] = True
             else:
                 client.exclusive(NOT_EXCLUSIVE)
-                result["rebooted"] = False
+            result.rebooted = opts.reboot
         except BaseException as e:
             if not isinstance(e, DeviceLost):
                 try:

@@ -23,11 +23,11 @@ import time
 from pathlib import Path
 
 from fwtool.core import runner as proc
-from fwtool.core.errors import FwtoolError, MissingTool, NoDevice, ToolTimeout
+from fwtool.core.errors import FlashFailed, FwtoolError, MissingTool, NoDevice, ToolTimeout
 from fwtool.devices.device import Device
-from fwtool.devices.errors import FlashFailed
 from fwtool.devices.probes import SWITCH_FIX, not_found_fix
-from fwtool.flash.base import Image, Progress, Runner, no_progress
+from fwtool.flash.base import Image, Progress, Runner
+from fwtool.flash.request import WriteOptions, Written
 from fwtool.flash.probe import counters, find_tool, hex_file, last_error_line, probe_refusal, probe_usable
 
 INSTALL_FIX = "pip install 'fwtool[psoc6]'   (or: pip install 'pyocd>=0.36')"
@@ -68,10 +68,9 @@ class PyocdRunner(Runner):
     def base_cmd(self, sub: str, board, device: Device) -> list[str]:
         return [self.tool() or "pyocd", sub, "-W", "-t", self.target(board), "-u", str(device.serial)]
 
-    def flash(self, image: Image, device: Device, board, *, verify: bool = True, skip_same: bool = True,
-              reboot: bool = True, progress: Progress = no_progress, timeout: float = 15.0,
-              app_seen=lambda: False) -> dict:
+    def flash(self, image: Image, device: Device, board, opts: WriteOptions = WriteOptions()) -> Written:
         self.accepts(image)
+        verify, reboot, progress, timeout = opts.verify, opts.reboot, opts.progress, opts.timeout
         if self.tool() is None:
             raise self.refuse(device, None, "")
         t0 = time.monotonic()

@@ -10,18 +10,25 @@ Reboot-to-bootloader strategies are classes (esptool's ResetStrategy), tried in 
 2. ``touch_1200``: open the CDC port at 1200 baud and close it.
 3. ``manual``: nothing the host can do: the user holds BOOTSEL while plugging the board in.
 Then poll (never a fixed sleep) until the board re-enumerates; it is recognised by its USB port path.
+
+``reboot_board`` is the API (``fwtool flash`` reboots into BOOTSEL before writing, the monitor's Ctrl-R/Ctrl-B):
+it lives with the devices, so the monitor reboots a board without importing the flash layer.
 """
 from __future__ import annotations
 
 import errno as errno_mod
+import time
 
 import usb.core
 
+from fwtool.core.boards import Board, get_board
+from fwtool.core.errors import DeviceLost, FlashFailed, NoDevice, NoUsbBackend, UsbAccessDenied, WaitTimeout
+from fwtool.devices import boards_for
 from fwtool.devices import usb as usbdevices
 from fwtool.devices.device import Device
-from fwtool.devices.errors import DeviceLost, FlashFailed, NoDevice, NoUsbBackend, UsbAccessDenied, WaitTimeout
 from fwtool.devices.permissions import udev_fix
-from fwtool.flash.picoboot import SRAM_END, PicobootClient
+from fwtool.devices.picoboot import SRAM_END, PicobootClient
+from fwtool.devices.usb import scan, select
 
 RESET_REQUEST_BOOTSEL = 0x01
 RESET_REQUEST_FLASH = 0x02
@@ -157,9 +164,11 @@ def same_board(target: Device, before_keys: set):
 
 
 def reboot_to_bootsel(target: Device, boards, timeout: float = 10.0, need=("bootsel", "drive"),
-                      strategies: list[ResetStrategy] | None = None) -> tuple[Device, str]:
-    """Running app -> BOOTSEL, tracked by USB location. Returns (the board in BOOTSEL mode, how it was asked)."""
-    before = {t.key() for t in usbdevices.scan(boards).targets if t.mode in ("bootsel", "drive")}
+                      strategies: list[ResetStrategy] | None = None, found=None) -> tuple[Device, str]:
+    """Running app -> BOOTSEL, tracked by USB location. Returns (the board in BOOTSEL mode, how it was asked).
+    ``found``: the scan the caller just made (else one is made here), to tell boards already in BOOTSEL apart."""
+    found = found if found is not None else usbdevices.scan(boards)
+    before = {t.key() for t in found.targets if t.mode in ("bootsel", "drive")}
     how = request_bootsel(target, strategies)
     base = same_board(target, before)
 
@@ -229,3 +238,32 @@ def reboot(target: Device, bootsel: bool = False, strategies: list[ResetStrategy
             be.close(transport)
         return "PICOBOOT REBOOT"
     raise NoDevice(f"cannot reboot {target.describe()} from the host", "press reset or replug the board")
+
+
+def reboot_board(serial: str | None = None, bootsel: bool = False, board=None, wait: bool = True,
+                 timeout: float = 10.0) -> dict:
+    """Reboot the (one, or ``serial``) board: normally, or into BOOTSEL. With ``wait``, return once it is back."""
+    b = (board if isinstance(board, Board) else get_board(board)) if board else None
+    boards = boards_for(b)
+    strategies = strategies_for(b)
+    target = select(scan(boards), serial)
+    t0 = time.monotonic()
+    if bootsel and target.mode == "app" and wait:
+        new, how = reboot_to_bootsel(target, boards, timeout, strategies=strategies)
+        return {"how": how, "mode": "bootsel", "location": new.location, "serial": target.serial,
+                "seconds": round(time.monotonic() - t0, 3)}
+    how = reboot(target, bootsel=bootsel, strategies=strategies)
+    out = {"how": how, "mode": "bootsel" if bootsel else "app", "location": target.location,
+           "serial": target.serial, "port": None}
+    if wait and not bootsel:
+        if target.mode == "app":  # the old instance must go away first
+            wait_for(boards, lambda f: None if any(t.mode == "app" and t.location == target.location
+                                                         for t in f.targets) else True,
+                           3.0, "the board did not reset", "press reset or replug it")
+        app = wait_for_app(boards, target.location, timeout)
+        if app is None:
+            raise WaitTimeout(f"the board did not come back as a USB app within {timeout:.0f} s",
+                              "its firmware may not use USB stdio; check with 'fwtool devices'")
+        out.update(serial=app.serial or target.serial, port=app.port)
+    out["seconds"] = round(time.monotonic() - t0, 3)
+    return out

@@ -1,5 +1,5 @@
-"""One labgrid place's board from fwtool's side: flash it through ``FwtoolFlashDriver`` and find its serial port
-again afterwards; read a validation run from it.
+"""A labgrid place as a target (fwtool/targets/base.py): flash its board through ``FwtoolFlashDriver``, find its
+serial port again afterwards, read its lines over the exported port (the physical target's reader).
 
 Exporters on this machine (127.0.0.1, localhost: the virtual lab) are driven without ssh, with this Python's
 fwtool; any other host goes through labgrid's ssh (``resource.wrap_command``) and the exporter's ``fwtool``.
@@ -11,12 +11,13 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable
 
 from fwtool.core.errors import Exit, FwtoolError
+from fwtool.emulator.targets import Rp2040js
 from fwtool.lab.driver import register
 from fwtool.lab.places import Lab, PlacePort
-from fwtool.validate import target
+from fwtool.targets.base import PHYSICAL, VIRTUAL, Target, TargetInfo
+from fwtool.targets.physical import open_port, read_lines
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 PORT_WAIT_S = 20.0
@@ -50,16 +51,24 @@ def driver_error(e: Exception) -> FwtoolError:
                        Exit(code) if code is not None else Exit.FAILED)
 
 
-class PlaceBoard:
-    """A board on an acquired place. ``lock`` serializes the coordinator session between fleet threads."""
+class PlaceTarget(Target):
+    """The board on an acquired place (virtual places: rp2040js behind a labgrid exporter). ``lock`` serializes
+    the coordinator session between fleet threads. ``flash``: load() flashes the image (else it runs already)."""
 
     def __init__(self, lab: Lab, place: str, lock: threading.Lock | None = None, *, ssh: bool | None = None,
-                 fwtool: str | None = None, port_wait_s: float = PORT_WAIT_S):
+                 fwtool: str | None = None, port_wait_s: float = PORT_WAIT_S, flash: bool = True):
+        super().__init__()
         self.lab, self.place = lab, place
         self.lock = lock or threading.Lock()
-        self.ssh, self.fwtool, self.port_wait_s = ssh, fwtool, port_wait_s
+        self.ssh, self.fwtool, self.port_wait_s, self.flash_first = ssh, fwtool, port_wait_s, flash
+        self.ser = None
         with self.lock:
             self.port = lab.serial_port(place) or lab.wait_port(place, port_wait_s)
+        virtual = self.port.virtual
+        self.info = TargetInfo(
+            "labgrid", f"virtual board {place} (rp2040js)" if virtual else f"labgrid place {place}",
+            VIRTUAL if virtual else PHYSICAL, cycle_accurate=not virtual, cores=Rp2040js.info.cores if virtual else 2,
+            clock_hz=Rp2040js.info.clock_hz if virtual else None, timing_note=None, feeds=frozenset({"bytes"}))
 
     @property
     def virtual(self) -> bool:
@@ -68,6 +77,10 @@ class PlaceBoard:
     @property
     def board(self) -> str:
         return self.port.board
+
+    @property
+    def url(self) -> str:
+        return self.port.url
 
     def flash(self, image: Path) -> dict:
         """Flash ``image`` through the driver; afterwards ``self.port`` is the port the board is on now."""
@@ -87,20 +100,36 @@ class PlaceBoard:
                                            settle_s=0.0 if self.virtual else 2.0)
         return {**result, "place": self.place, "port": self.port.url, "seconds": round(time.monotonic() - t0, 3)}
 
-    def validate_runner(self, timeout: float, flash: bool = True) -> Callable:
-        """validate's ``board_runner``: flash the validation image here, read the run from the exported port."""
-        def run(image: Path | None, on_line: Callable[[str], None], on_step: Callable[[str], None]):
-            info: dict = {"kind": "board", "labgrid_place": self.place, "virtual": self.virtual}
-            if flash and image is not None:
-                on_step(f"flashing {self.place} through labgrid")
-                res = self.flash(image)
-                info.update({"flash_method": res.get("method"), "flash_seconds": res.get("seconds")})
-            info["port"] = self.port.url
-            on_step(f"reading results from {self.place} ({self.port.url})")
-            t0 = time.monotonic()
-            lines = target.read_port_until_done(self.port.url, timeout, on_line)
-            info["wall_s"] = round(time.monotonic() - t0, 3)
-            if self.virtual:
-                info["name"] = f"virtual board {self.place} (rp2040js)"
-            return lines, info
-        return run
+    # -- the target lifecycle -----------------------------------------------------------------------------------
+    def load(self, image: Path | None) -> None:
+        super().load(image)
+        if self.flash_first and self.image is not None:
+            self.on_step(f"flashing {self.place} through labgrid")
+            res = self.flash(self.image)
+            self._details.update({"flash_method": res.get("method"), "flash_seconds": res.get("seconds")})
+
+    def start(self) -> None:
+        self._details["port"] = self.port.url
+        self.on_step(f"reading results from {self.place} ({self.port.url})")
+        self.ser = open_port(self.port.url)
+        self._t0 = time.monotonic()
+
+    def read(self, until, count=1, timeout=300.0, on_line=lambda s: None) -> list[str]:
+        lines = read_lines(self.ser, until, count, timeout, on_line)
+        self._details["wall_s"] = round(time.monotonic() - self._t0, 3)
+        return lines
+
+    def feed(self, data: bytes) -> None:
+        self.ser.write(data)
+
+    def stop(self) -> None:
+        if self.ser is not None:
+            self.ser.close()
+            self.ser = None
+
+    def details(self) -> dict:
+        """Reported as a board (kind "board"), virtual or not: validate compares it like one."""
+        d = {**super().details(), "kind": "board", "labgrid_place": self.place, "virtual": self.virtual}
+        if not self.virtual:
+            d.pop("name", None)
+        return d

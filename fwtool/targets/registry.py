@@ -1,0 +1,55 @@
+"""Which target runs an image: by registry name, or the one a command means for a board.
+
+``TARGETS`` maps a name to its class; a family names its virtual target as data (``Family.virtual_target``).
+A new target: its module (fwtool/emulator/ for a virtual one) and one line here.
+"""
+from __future__ import annotations
+
+from fwtool.core.boards import get_board
+from fwtool.core.errors import BadInput
+from fwtool.emulator.targets import QemuM4, Rp2040js
+from fwtool.firmware.families import get_family
+from fwtool.targets.base import Target
+from fwtool.targets.physical import BoardTarget
+
+TARGETS: dict[str, type[Target]] = {
+    Rp2040js.info.name: Rp2040js,  # the virtual RP2040 (rp2040js on Node.js)
+    QemuM4.info.name: QemuM4,  # the virtual Cortex-M4 (QEMU mps2-an386)
+    BoardTarget.info.name: BoardTarget,  # a real board behind its serial port
+}
+WHERE = ("emulator", "board")  # what commands call them (--emulator / --device, --port)
+
+
+def by_name(name: str) -> type[Target]:
+    try:
+        return TARGETS[name]
+    except KeyError:
+        raise BadInput(f"unknown target '{name}'", f"use one of: {', '.join(sorted(TARGETS))}") from None
+
+
+def virtual_for(board: str) -> type[Target]:
+    """The virtual target of ``board``'s family (refused when the family has none)."""
+    family = get_family(get_board(board).family)
+    if not family.virtual_target:
+        raise BadInput(f"the {family.name} family has no virtual target", "run on a board (--device/--port)")
+    return by_name(family.virtual_target)
+
+
+def target_class(board: str, where: str) -> type[Target]:
+    """``where`` = "emulator" (the family's virtual target) or "board" (the physical board)."""
+    if where not in WHERE:
+        raise BadInput(f"unknown target '{where}'", "use --emulator (default) or a board (--port/--device)")
+    return virtual_for(board) if where == "emulator" else BoardTarget
+
+
+def default_cores(board: str, where: str) -> int:
+    """TFLM cores when the user gave none: what the target runs (1 on the virtual RP2040: no core 1)."""
+    return target_class(board, where).info.cores
+
+
+def image_for(target: type[Target] | Target, board: str, image):
+    """The file ``target`` runs for a build whose image is ``image`` (a family's virtual target may run another
+    link of the same objects: the psoc6 family's mps2-an386 ELF)."""
+    if image is None or not target.info.virtual:
+        return image
+    return get_family(get_board(board).family).virtual_image(image)
