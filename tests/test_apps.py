@@ -8,6 +8,7 @@ import pytest
 
 from fwtool.firmware import apps, render
 from fwtool.core import protocol
+from fwtool.core.board_schema import PdmMic
 from fwtool.core.boards import get_board
 from fwtool.core.errors import BadInput
 from fwtool.core.paths import resource_dir
@@ -106,7 +107,7 @@ def test_app_sources_reach_the_rendered_cmakelists(app_tree):
 
 
 def without_mic(board):
-    return dataclasses.replace(board, raw={k: v for k, v in board.raw.items() if k != "pdm_mic"})
+    return dataclasses.replace(board, pdm_mic=None)
 
 
 def test_needs_a_board_feature(app_tree):
@@ -118,7 +119,7 @@ def test_needs_a_board_feature(app_tree):
         app.check_board(pico)
     assert e.value.cause == "app 'mic' needs a pdm_mic but board 'pico' has none (no [pdm_mic] table in its board file)"
     assert "\n" not in e.value.cause and "pico_w" in e.value.fix  # the boards whose files have one
-    with_mic = dataclasses.replace(pico, raw={**pico.raw, "pdm_mic": {"data_pin": 2, "clock_pin": 3}})
+    with_mic = dataclasses.replace(pico, pdm_mic=PdmMic(data_pin=2, clk_pin=3))
     assert apps.has_feature(with_mic, "pdm_mic")
     app.check_board(with_mic)  # accepted
     app_tree("plain", 'sources = ["main.cpp"]\n')
@@ -128,7 +129,7 @@ def test_needs_a_board_feature(app_tree):
 def test_needs_names_the_boards_that_have_it(app_tree, monkeypatch):
     app_tree("mic", 'sources = ["main.cpp"]\nneeds = ["pdm_mic"]\n')
     pico, pico_w = without_mic(get_board("pico")), get_board("pico_w")
-    pico_w = dataclasses.replace(pico_w, raw={**pico_w.raw, "pdm_mic": {}})
+    pico_w = dataclasses.replace(pico_w, pdm_mic=PdmMic(data_pin=2, clk_pin=3))
     monkeypatch.setattr(apps, "all_boards", lambda: {"pico": pico, "pico_w": pico_w})
     with pytest.raises(BadInput) as e:
         apps.get_app("mic").check_board(pico)

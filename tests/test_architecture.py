@@ -43,14 +43,24 @@ def resolve(node: ast.ImportFrom, current: str) -> str:
     return ".".join(base + ([node.module] if node.module else []))
 
 
+def is_type_checking(test: ast.expr) -> bool:
+    """``if TYPE_CHECKING:`` / ``if typing.TYPE_CHECKING:``"""
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
 def imports(name: str):
     """(target module, imported names, is function-level, line) for every fwtool-internal or lazy import."""
     tree = ast.parse(MODULES[name].read_text())
-    in_function = set()
+    in_function, typing_only = set(), set()
     for fn in ast.walk(tree):
         if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
             in_function |= {id(n) for n in ast.walk(fn) if n is not fn}
+        if isinstance(fn, ast.If) and is_type_checking(fn.test):  # never run: annotations only, no cycle
+            typing_only |= {id(n) for stmt in fn.body for n in ast.walk(stmt)}
     for stmt in ast.walk(tree):
+        if id(stmt) in typing_only:
+            continue
         nested = id(stmt) in in_function
         if isinstance(stmt, ast.Import):
             for a in stmt.names:
@@ -111,6 +121,13 @@ def cycles(g: dict[str, set[str]]) -> list[list[str]]:
 def test_the_cycle_finder_finds_cycles():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_type_checking_imports_are_no_edges():
+    """base.py names BuildPlan for annotations under ``if TYPE_CHECKING:`` (plan imports the family registry)."""
+    assert "    from fwtool.firmware.plan import BuildPlan" in MODULES["fwtool.firmware.families.base"].read_text()
+    assert "fwtool.firmware.plan" not in graph()["fwtool.firmware.families.base"]
+    assert "fwtool.firmware.families" in graph()["fwtool.firmware.plan"]  # the real import still counts
 
 
 def test_no_import_cycle_inside_fwtool():

@@ -172,3 +172,18 @@ def test_a_tight_arena_that_did_not_allocate_keeps_the_figure_that_did(fire_alar
     assert (a.source, a.measured, a.margin, a.total) == ("target", 664, 1688, 2352)
     assert not arena.record_target(key, 664, allocate=600)  # below what the target used: refused
     assert key["rule"] == arena.TARGET_RULE  # older records (unchecked figures) are keyed differently
+
+
+def test_a_build_plan_computes_the_arena_target_and_code_size_key_once(fire_alarm, monkeypatch):
+    """plan() derives fit.arena_target and the code-size cache key once; the build flow reads them off the plan."""
+    from fwtool.firmware import codesize, fit
+    from fwtool.firmware import plan as plan_mod
+
+    calls = []
+    real = fit.arena_target
+    monkeypatch.setattr(plan_mod.fit_mod, "arena_target", lambda *a: calls.append(a) or real(*a))
+    p = plan_mod.plan(plan_mod.BuildOptions(board="pico", model=fire_alarm))
+    assert len(calls) == 1 and p.arena_target == real(p.family, p.app, p.model) is not None
+    assert p.code_size_fields == codesize.plan_fields(p.board, p.family, p.app, p.kernel_files, p.stdio,
+                                                      p.options.tflm_cores)
+    assert not hasattr(codesize, "fields_for")  # one function builds the key

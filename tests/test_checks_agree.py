@@ -53,7 +53,7 @@ def test_other_link_failures_are_not_mistaken_for_overflow():
 
 def test_rp2040_compile_maps_a_linker_overflow_to_exit_5(tmp_path, monkeypatch):
     from fwtool.firmware.families import CompileRequest
-    from fwtool.firmware.families import rp2040
+    from fwtool.firmware.families import cmake
     fam = get_family("rp2040")
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "CMakeCache.txt").write_text("")
@@ -64,7 +64,7 @@ def test_rp2040_compile_maps_a_linker_overflow_to_exit_5(tmp_path, monkeypatch):
     (tmp_path / "b" / ".fwtool-configure").write_text(key)
     out = ["[100%] Linking CXX executable firmware.elf",
            "ld: region `FLASH' overflowed by 4242 bytes", "collect2: error: ld returned 1 exit status"]
-    monkeypatch.setattr(rp2040.runner, "stream", lambda *a, **k: (1, out))
+    monkeypatch.setattr(cmake.runner, "stream", lambda *a, **k: (1, out))
     with pytest.raises(DoesNotFit) as e:
         fam.compile(req)
     assert "4,242 bytes" in e.value.cause and e.value.code == 5

@@ -20,8 +20,8 @@ from fwtool.firmware import apps, render
 from fwtool.firmware.context import generic_context, template_context
 from fwtool.firmware.families import (CompiledFiles, CompileRequest, Family, SourcePatch, all_families,
                                    apply_patches)
-from fwtool.firmware.families.rp2040 import (MULTICORE_SOURCE, RESIZE_NN_SOURCE, RP2040Family, resize_half_pixel_patch,
-                                          single_core_patch)
+from fwtool.firmware.families.rp2040 import RP2040Family
+from fwtool.firmware.families.tflm import MULTICORE_SOURCE, RESIZE_NN_SOURCE, resize_half_pixel_patch, single_core_patch
 from fwtool.firmware.plan import BuildOptions, plan
 from fwtool.core import runner, vendor
 from fwtool.core.boards import all_boards
@@ -49,7 +49,7 @@ def fake_vendor(tmp_path: Path) -> dict[str, Path]:
     for dep in {d.name: d for fam in all_families() for d in vendor.deps_for(fam, "build")}.values():
         paths[dep.name] = tmp_path / dep.name
         paths[dep.name].mkdir(parents=True)
-    for bsp in [b.sdk["bsp"] for b in boards_of("psoc6")]:  # the files the psoc6 family looks up in its trees
+    for bsp in [b.sdk.bsp for b in boards_of("psoc6")]:  # the files the psoc6 family looks up in its trees
         (paths[bsp] / "COMPONENT_CM4/TOOLCHAIN_GCC_ARM").mkdir(parents=True, exist_ok=True)
         (paths[bsp] / "COMPONENT_CM4/TOOLCHAIN_GCC_ARM/startup_psoc6_02_cm4.S").write_text("")
     (paths["cat1cm0p"] / "COMPONENT_CAT1A/COMPONENT_CM0P_BLESS").mkdir(parents=True)
@@ -92,6 +92,13 @@ def test_family_declares_its_data(name):
     for method in ("vendor_paths", "template_context", "compile", "package"):
         assert getattr(type(fam), method) is not getattr(Family, method), f"{name} must implement {method}"
     assert boards_of(name), f"no board file names family {name}"
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_no_family_inherits_another(name):
+    """Families compose the shared parts (families/tflm.py, families/cmake.py); none subclasses a family."""
+    fam = type(all_families()[name])
+    assert fam.__bases__ == (Family,), f"{fam.__name__} derives from {fam.__bases__}"
 
 
 @pytest.mark.parametrize("name", FAMILIES)
@@ -140,7 +147,7 @@ def test_package_returns_bytes_for_each_boards_image_kind(name, tmp_path):
     compiled = CompiledFiles(elf=tmp_path / "firmware.elf", bin=tmp_path / "firmware.bin")
     for board in boards_of(name):
         if board.image_kind == "hex":  # a flash image with the CM0+ and CM4 vector tables the .hex check wants
-            app = int(board.raw["memory"]["app_flash_base"]) - board.flash_base
+            app = board.app_flash_base - board.flash_base
             flat = bytearray(bytes(range(256)) * (app // 256 + 1))
             flat[0:8] = (board.sram_base + 0x100).to_bytes(4, "little") + (board.flash_base + 0x101).to_bytes(4, "little")
             flat[app:app + 8] = (board.sram_base + 0x100).to_bytes(4, "little") + (board.flash_base + app + 0x201).to_bytes(4, "little")
@@ -177,7 +184,7 @@ def test_compile_logs_every_command_line(tmp_path, monkeypatch):
     out = RP2040Family().compile(req)
     assert out.elf == tmp_path / "cmake" / "firmware.elf"
     cmds = [ln for ln in log if ln.startswith("$ ")]
-    assert cmds[0].startswith("$ cmake -S ") and f"-DPICO_BOARD={board.sdk['pico_board']}" in cmds[0]
+    assert cmds[0].startswith("$ cmake -S ") and f"-DPICO_BOARD={board.sdk.pico_board}" in cmds[0]
     assert cmds[1] == f"$ ninja -C {tmp_path / 'cmake'} -j 3"
     assert log.index(cmds[1]) < log.index("[1/1] Linking CXX executable firmware.elf")
 

@@ -22,6 +22,7 @@ title = "A board without UF2 data"
 family = "rp2040"
 mcu = "TEST"
 cpu = "cortex-m4"
+clock_hz = 125_000_000
 
 [sdk]
 pico_board = "pico"
@@ -45,14 +46,14 @@ def board_dir(tmp_path, monkeypatch):
     for p in real("boards").glob("*.toml"):
         (root / "boards" / p.name).write_text(p.read_text())
     monkeypatch.setattr(boards, "resource_dir", lambda name: root / name if name == "boards" else real(name))
-    boards.all_boards.cache_clear()
+    boards.builtin_boards.cache_clear()
     yield root / "boards"
-    boards.all_boards.cache_clear()
+    boards.builtin_boards.cache_clear()
 
 
 def add_board(folder: Path, name: str, flash: int) -> boards.Board:
     (folder / f"{name}.toml").write_text(BOARD.format(name=name, flash=flash))
-    boards.all_boards.cache_clear()
+    boards.builtin_boards.cache_clear()
     return boards.get_board(name)
 
 

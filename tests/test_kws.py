@@ -12,7 +12,7 @@ import pytest
 
 from fwtool.firmware import preprocessor as pre_mod
 from fwtool.firmware.apps import get_app
-from fwtool.firmware.families import rp2040
+from fwtool.firmware.families import tflm
 from fwtool.core import vendor
 from fwtool.core.errors import BadInput, Exit, MissingTool
 from fwtool.model.tflite import Operator, check_for_tflm, load_model, resolver_calls, tflm_ops
@@ -98,8 +98,8 @@ PREPROCESSOR_SIGNAL_SOURCES = sorted(
 def test_exactly_the_preprocessors_signal_sources_are_compiled(tflm_root, models):
     m = load_model(models / "audio_preprocessor_int8.tflite")
     kernels = sorted({c["kernel"] for c in resolver_calls(m)})
-    srcs = rp2040.tflm_sources(tflm_root, kernels)
-    signal = sorted(s for s in srcs if s.startswith(rp2040.SIGNAL_DIRS))
+    srcs = tflm.tflm_sources(tflm_root, kernels)
+    signal = sorted(s for s in srcs if s.startswith(tflm.SIGNAL_DIRS))
     assert signal == PREPROCESSOR_SIGNAL_SOURCES
     # not: other signal ops (delay, framer, stacker, irfft, overlap_add), nor kiss_fft.c on its own (the
     # wrappers #include it inside their own namespaces)
@@ -107,13 +107,13 @@ def test_exactly_the_preprocessors_signal_sources_are_compiled(tflm_root, models
                                                       "circular_buffer", "kissfft/kiss_fft.c"))
     assert all((tflm_root / s).is_file() for s in srcs)
     assert "src/tensorflow/lite/micro/kernels/strided_slice.cpp" in srcs
-    assert rp2040.tflm_includes(kernels)[-1] == "src/third_party/kissfft"
+    assert tflm.tflm_includes(kernels)[-1] == "src/third_party/kissfft"
 
 
 def test_a_model_without_signal_ops_compiles_no_signal_source(tflm_root):
-    srcs = rp2040.tflm_sources(tflm_root, ["cmsis_nn/fully_connected.cpp", "reshape.cpp"])
-    assert not any(s.startswith(rp2040.SIGNAL_DIRS) for s in srcs)
-    assert "src/third_party/kissfft" not in rp2040.tflm_includes(["reshape.cpp"])
+    srcs = tflm.tflm_sources(tflm_root, ["cmsis_nn/fully_connected.cpp", "reshape.cpp"])
+    assert not any(s.startswith(tflm.SIGNAL_DIRS) for s in srcs)
+    assert "src/third_party/kissfft" not in tflm.tflm_includes(["reshape.cpp"])
 
 
 def _write(root: Path, rel: str, text: str = "") -> None:
@@ -139,7 +139,7 @@ def test_source_selection_follows_the_includes_of_any_tree(tmp_path):
         _write(tmp_path, rel, text)
     listed = "\n".join(f"  ${{CMAKE_CURRENT_LIST_DIR}}/{rel}" for rel in files if not rel.endswith(".h"))
     _write(tmp_path, "CMakeLists.txt", f"target_sources(pico-tflmicro\n  PRIVATE\n{listed}\n)\n")
-    got = rp2040.signal_sources(tmp_path, ["src/signal/micro/kernels/foo.cpp"])
+    got = tflm.signal_sources(tmp_path, ["src/signal/micro/kernels/foo.cpp"])
     assert got == ["src/signal/micro/kernels/foo.cpp", "src/signal/src/foo_int16.cpp", "src/signal/src/util_32.cpp",
                    "src/signal/src/wrap/fft_int16.cpp"]
 

@@ -74,17 +74,17 @@ def test_generated_project_is_what_the_model_and_board_imply(kit, fire_alarm, tm
     assert "system_setup.cpp" not in cml and "micro_time.cpp" not in cml  # pico-sdk only
     assert "-mfloat-abi=hard" in cml and "-mfpu=fpv4-sp-d16" in cml and "-mcpu=cortex-m4" in cml
     assert "MicroMutableOpResolver<6>" in files["ops_resolver.h"]
-    led, uart = board.raw["led"], board.raw["uart"]
-    assert f"FWT_LED_PORT=GPIO_PRT{led['port']}" in cml and f"FWT_LED_PIN={led['pin']}U" in cml
-    assert f"FWT_UART_TX_HSIOM=P{uart['tx_port']}_{uart['tx_pin']}_SCB{uart['scb']}_UART_TX" in cml
-    assert board.sdk["device"] in cml and board.sdk["cm0p_image"] in cml
+    led, uart = board.led, board.uart
+    assert f"FWT_LED_PORT=GPIO_PRT{led.port}" in cml and f"FWT_LED_PIN={led.pin}U" in cml
+    assert f"FWT_UART_TX_HSIOM=P{uart.tx_port}_{uart.tx_pin}_SCB{uart.scb}_UART_TX" in cml
+    assert board.sdk.device in cml and board.sdk.cm0p_image in cml
     assert "firmware_vm4.elf" in cml and "vm4.ld" in cml  # the virtual Cortex-M4 link of the same objects
     mk = files["Makefile"]
-    assert f"TARGET={board.sdk['bsp'][len('TARGET_'):]}" in mk and "include $(CY_TOOLS_DIR)/make/start.mk" in mk
+    assert f"TARGET={board.sdk.bsp[len('TARGET_'):]}" in mk and "include $(CY_TOOLS_DIR)/make/start.mk" in mk
     assert "VFP_SELECT=hardfp" in mk and "vm4_platform.cpp" in files[".cyignore"]
     mtb = mtb_files(board)
     man = vendor.manifest()
-    assert f"deps/{board.sdk['bsp']}.mtb" in mtb and len([n for n in mtb if "TARGET_" in n]) == 1
+    assert f"deps/{board.sdk.bsp}.mtb" in mtb and len([n for n in mtb if "TARGET_" in n]) == 1
     pdl = man["mtb-pdl-cat1"]
     assert mtb["deps/mtb-pdl-cat1.mtb"] == (f"https://github.com/Infineon/mtb-pdl-cat1#{pdl.version}"
                                             f"#$$ASSET_REPO$$/mtb-pdl-cat1/{pdl.version}\n")
@@ -97,7 +97,7 @@ def _vectors(sp: int, pc: int) -> bytes:
 @pytest.mark.parametrize("kit", KITS)
 def test_hex_check(kit, tmp_path):
     board = get_board(kit)
-    app = int(board.raw["memory"]["app_flash_base"])
+    app = board.app_flash_base
     base, ram = board.flash_base, board.sram_base
     good = [(base, _vectors(0x08002000, base + 0x101)), (app, _vectors(ram + 0x1000, app + 0x201))]
     assert validate_image(ihex.write(good).encode(), board).start == base

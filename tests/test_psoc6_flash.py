@@ -36,15 +36,15 @@ def run(capsys, *args):
 @pytest.mark.parametrize("name", PSOC6)
 def test_board_regions_lie_inside_the_part_and_the_cm4_app_follows_the_cm0p_reserve(name):
     b = get_board(name)
-    mem = b.raw["memory"]
+    mem = b.memory
     (fbase, fbytes), (sbase, sbytes) = PARTS[b.mcu]
     assert b.family == "psoc6" and b.cpu == "cortex-m4" and b.image_kind == "hex" and b.boot_check is None
     assert fbase <= b.flash_base and b.flash_base + b.flash_bytes <= fbase + fbytes
     assert sbase < b.sram_base and b.sram_base + b.sram_bytes <= sbase + sbytes - 2048  # 2 KiB system reserve
-    assert mem["app_flash_base"] == b.flash_base + mem["cm0p_flash_bytes"]
-    assert mem["app_flash_base"] + mem["app_flash_bytes"] == b.flash_base + b.flash_bytes
+    assert mem.app_flash_base == b.flash_base + mem.cm0p_flash_bytes
+    assert mem.app_flash_base + mem.app_flash_bytes == b.flash_base + b.flash_bytes
     assert b.stdio == "uart" and b.uart_baud == 115200 and b.has_led
-    assert b.sdk["bsp"].startswith("TARGET_") and b.sdk["bsp_version"].startswith("release-v")
+    assert b.sdk.bsp.startswith("TARGET_") and b.sdk.bsp_version.startswith("release-v")
 
 
 @pytest.mark.parametrize("name", PSOC6)
@@ -52,8 +52,8 @@ def test_board_runners_exist_and_name_their_settings(name):
     b = get_board(name)
     assert list(b.runners) == ["pyocd", "openocd", "mtb-program"]
     assert all(r in runners.RUNNERS for r in b.runners)
-    assert b.runner_settings["pyocd"]["target"] == {"PSoC6A2M": "cy8c6xxa", "PSoC6ABLE2": "cy8c6xx7"}[b.sdk["die"]]
-    assert b.raw["usb"]["probe"][0] == "04B4:F155"
+    assert b.runner_settings["pyocd"]["target"] == {"PSoC6A2M": "cy8c6xxa", "PSoC6ABLE2": "cy8c6xx7"}[b.sdk.die]
+    assert b.usb.probe[0] == "04B4:F155"
 
 
 def test_pyocd_knows_the_boards_targets():
@@ -65,18 +65,18 @@ def test_pyocd_knows_the_boards_targets():
 @pytest.mark.parametrize("name", PSOC6)
 def test_memory_table_equals_the_bsp_linker_script_when_the_bsp_is_synced(name):
     b = get_board(name)
-    dep = next((d for d in vendor.manifest().values() if b.sdk["bsp"] in (d.name, d.url.rstrip("/").split("/")[-1])
-                or b.sdk["bsp"].removeprefix("TARGET_") in d.name), None)
+    dep = next((d for d in vendor.manifest().values() if b.sdk.bsp in (d.name, d.url.rstrip("/").split("/")[-1])
+                or b.sdk.bsp.removeprefix("TARGET_") in d.name), None)
     path = vendor.locate(dep).path if dep else None
     if path is None:
-        pytest.skip(f"BSP {b.sdk['bsp']} not synced (no vendor/manifest.toml entry or 'fwtool vendor sync')")
+        pytest.skip(f"BSP {b.sdk.bsp} not synced (no vendor/manifest.toml entry or 'fwtool vendor sync')")
     text = (path / "COMPONENT_CM4" / "TOOLCHAIN_GCC_ARM" / "linker.ld").read_text()
     ram = re.search(r"\bram\s+\(rwx\)\s*:\s*ORIGIN = (0x[0-9A-Fa-f]+), LENGTH = (0x[0-9A-Fa-f]+)", text)
     flash = re.search(r"\bflash\s+\(rx\)\s*:\s*ORIGIN = (0x[0-9A-Fa-f]+), LENGTH = (0x[0-9A-Fa-f]+)", text)
     cm0p = re.search(r"FLASH_CM0P_SIZE\s*=\s*(0x[0-9A-Fa-f]+);", text)
     assert (b.sram_base, b.sram_bytes) == (int(ram[1], 16), int(ram[2], 16))
     assert (b.flash_base, b.flash_bytes) == (int(flash[1], 16), int(flash[2], 16))
-    assert b.raw["memory"]["cm0p_flash_bytes"] == int(cm0p[1], 16)
+    assert b.memory.cm0p_flash_bytes == int(cm0p[1], 16)
 
 
 def test_boards_listing_works_without_a_psoc6_family_module(capsys):

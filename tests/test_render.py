@@ -6,7 +6,7 @@ import pytest
 from fwtool.core import protocol, vendor
 from fwtool.firmware import render
 from fwtool.firmware.flow import BuildOptions, plan, template_context
-from fwtool.firmware.families.rp2040 import tflm_sources
+from fwtool.firmware.families.tflm import tflm_sources
 
 KERNELS = {  # a miniature pico-tflmicro: the op registrations the generator looks for
     "cmsis_nn/conv.cpp": "CONV_2D", "cmsis_nn/pooling.cpp": "MAX_POOL_2D", "cmsis_nn/softmax.cpp": "SOFTMAX",

@@ -12,7 +12,7 @@ import pytest
 
 import modelgen
 from fwtool.firmware import components, registrations, sources
-from fwtool.firmware.families.rp2040 import TFLM_INCLUDES, _tflm_library_sources, kernel_source, tflm_sources
+from fwtool.firmware.families.tflm import TFLM_INCLUDES, _tflm_library_sources, kernel_source, tflm_sources
 from fwtool.core import vendor
 from fwtool.model.tflite import load_model, parse_model, resolver_calls
 
@@ -152,7 +152,7 @@ def test_components_add_up_to_the_text_and_name_where_bytes_come_from(tmp_path, 
 
 
 def test_unity_groups_leave_kernel_files_c_and_signal_sources_separate():
-    from fwtool.firmware.families.rp2040 import unity_groups
+    from fwtool.firmware.families.tflm import unity_groups
     compiled = ["src/tensorflow/lite/micro/micro_allocator.cpp", "src/tensorflow/lite/micro/kernels/conv_common.cpp",
                 "src/tensorflow/lite/micro/kernels/cmsis_nn/conv.cpp", "src/signal/src/window.cpp",
                 "src/third_party/cmsis_nn/Source/ConvolutionFunctions/arm_convolve_s8.c"]

@@ -6,6 +6,7 @@ lines on the same link, so a reader separates frames from lines: ``SplitReader``
 """
 from __future__ import annotations
 
+import binascii
 import struct
 
 import numpy as np
@@ -18,19 +19,9 @@ REC_START = b"FWRS"  # host -> recorder app: start a recording session
 REC_STOP = b"FWRX"  # host -> recorder app: stop it
 MAX_SAMPLES = 1024  # per frame, both directions
 
-_TABLE = []
-for _i in range(256):
-    _c = _i << 8
-    for _ in range(8):
-        _c = ((_c << 1) ^ 0x1021) if _c & 0x8000 else (_c << 1)
-    _TABLE.append(_c & 0xFFFF)
-
-
 def crc16(data: bytes, crc: int = 0xFFFF) -> int:
-    """CRC-16/CCITT-FALSE (check value of b"123456789" is 0x29B1)."""
-    for b in data:
-        crc = ((crc << 8) & 0xFFFF) ^ _TABLE[((crc >> 8) ^ b) & 0xFF]
-    return crc
+    """CRC-16/CCITT-FALSE (check value of b"123456789" is 0x29B1): the standard library's ``binascii.crc_hqx``."""
+    return binascii.crc_hqx(data, crc)
 
 
 def _samples(pcm) -> bytes:

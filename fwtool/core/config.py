@@ -6,6 +6,8 @@
     path = "/home/me/pico/pico-sdk"       # use this checkout instead of the cache (like PICO_SDK_PATH)
     [vendor.pico-tflmicro]
     url = "/srv/mirrors/pico-tflmicro.git"   # clone from a mirror instead of the manifest URL
+    [boards]
+    dirs = ["~/pcbs/boards"]                 # folders of your own board files (docs/boards.md)
 
 A config file fwtool cannot use (unreadable, not UTF-8, not TOML, wrong types) is a bad environment: exit 4 with
 the file, the key and the fix.
@@ -24,6 +26,7 @@ from fwtool.core.tomlcompat import tomllib
 
 MAX_CONFIG_BYTES = 1024 * 1024
 VENDOR_KEYS = {"path": str, "url": str}
+BOARDS_KEYS = ("dirs",)
 
 
 def _bad(path: Path, what: str) -> MissingTool:
@@ -31,10 +34,23 @@ def _bad(path: Path, what: str) -> MissingTool:
                        "fix or delete that file, or point FWTOOL_CONFIG elsewhere (format: docs/sdk-trees.md)")
 
 
+def _validate_boards(path: Path, d: dict) -> None:
+    boards = d.get("boards", {})
+    if not isinstance(boards, dict):
+        raise _bad(path, f"'boards' must be a table ([boards] dirs = [...]), not {type(boards).__name__}")
+    for key in boards:
+        if key not in BOARDS_KEYS:
+            raise _bad(path, f"unknown key 'boards.{terminal(key)}' (known: {', '.join(BOARDS_KEYS)})")
+    dirs = boards.get("dirs", [])
+    if not isinstance(dirs, list) or not all(isinstance(x, str) and x and "\0" not in x for x in dirs):
+        raise _bad(path, f"'boards.dirs' must be a list of folder names, not {terminal(repr(dirs))[:60]}")
+
+
 def _validate(path: Path, d: dict) -> dict:
     if "offline" in d and not isinstance(d["offline"], bool):
         raise _bad(path, f"'offline' must be true or false, not {type(d['offline']).__name__} "
                          f"{terminal(repr(d['offline']))[:60]}")
+    _validate_boards(path, d)
     vendor = d.get("vendor", {})
     if not isinstance(vendor, dict):
         raise _bad(path, f"'vendor' must be a table ([vendor.NAME] sections), not {type(vendor).__name__}")
@@ -73,6 +89,12 @@ def load() -> dict:
 
 def vendor_override(name: str) -> dict:
     return dict(load().get("vendor", {}).get(name, {}))
+
+
+def board_dirs() -> list[Path]:
+    """``[boards] dirs``: folders of the user's own board files (relative ones: to the config file's folder)."""
+    base = config_file().parent
+    return [base / expand_path(x, "boards.dirs entry") for x in load().get("boards", {}).get("dirs", [])]
 
 
 def expand_path(value: str, what: str) -> Path:

@@ -42,8 +42,7 @@ def parse_id(text: str) -> tuple[int, int]:
 
 def board_ids(board, key: str = "probe") -> tuple[tuple[int, int], ...]:
     """A board file's ``[usb] <key>`` list ("probe" or "wrong_mode") as (vid, pid) pairs."""
-    raw = getattr(board, "raw", None) or {}
-    return tuple(parse_id(i) for i in raw.get("usb", {}).get(key, []))
+    return tuple(parse_id(i) for i in {"probe": board.usb.probe, "wrong_mode": board.usb.wrong_mode}[key])
 
 
 def probe_ids(boards: Iterable) -> set[tuple[int, int]]:

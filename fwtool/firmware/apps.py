@@ -71,8 +71,8 @@ class App:
 
 
 def has_feature(board: Board, feature: str) -> bool:
-    """A board has ``feature`` when its board file has a top-level ``[feature]`` table."""
-    return isinstance(board.raw.get(feature), dict)
+    """A board has ``feature`` when its board file has a top-level ``[feature]`` table (e.g. ``pdm_mic``)."""
+    return feature in board.features
 
 
 def _str_list(d: dict, key: str, meta: Path) -> tuple[str, ...]:

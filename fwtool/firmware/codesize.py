@@ -86,7 +86,7 @@ def record(fields: dict, measured: int, path: Path | None = None) -> bool:
 
 def plan_fields(board, family, app, kernel_files: list[str], stdio: str, tflm_cores: int) -> dict:
     """:func:`key_fields` for a build of ``app`` on ``board`` (the family's and the app's vendor trees)."""
-    names = [d.name for d in vendor.deps_for(family.name, "build")] + list(getattr(app, "vendor", []))
+    names = [d.name for d in vendor.deps_for(family.name, "build")] + list(app.vendor)
     return key_fields(family.name, board.name, app.name, kernel_files, stdio, tflm_cores, names)
 
 
@@ -101,12 +101,6 @@ def reserve_for(fields: dict, default: int, path: Path | None = None) -> tuple[i
 def non_model_flash(linked_flash: int, model_bytes: int, embedded_bytes: int) -> int:
     """What a build measured for the cache: linked flash minus the model and everything embedded with it."""
     return linked_flash - model_bytes - embedded_bytes
-
-
-def fields_for(board, family, app, model, preprocessor, opts) -> dict:
-    """:func:`plan_fields` before the BuildPlan exists (the same kernel set as ``BuildPlan.kernel_files``)."""
-    return plan_fields(board, family, app, kernel_files(model, preprocessor), opts.stdio or board.stdio,
-                       opts.tflm_cores)
 
 
 def kernel_files(model, preprocessor=None) -> list[str]:

@@ -114,7 +114,7 @@ def tflm_members(sources: list[str]) -> dict[str, str]:
                 "kernels" if "/lite/micro/kernels/" in s or "/lite/kernels/" in s or "tflm_patched" in s else
                 "tflm_runtime")
         table.setdefault(Path(s).name + ".o", comp)
-    # the unity compile units of the RP2040 build (CMake UNITY_BUILD_MODE GROUP, families/rp2040.py unity_groups)
+    # the unity compile units of the RP2040 build (CMake UNITY_BUILD_MODE GROUP, families/tflm.py unity_groups)
     table.update({"unity_tflm_runtime_cxx.cxx.o": "tflm_runtime", "unity_tflm_kernels_cxx.cxx.o": "kernels"})
     return table
 

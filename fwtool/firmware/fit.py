@@ -43,7 +43,7 @@ def arena_target(family, app, model: Model) -> dict | None:
     ``app`` prints no banner): the build, the fit check and the report then all use that figure + margin
     (model/arena.py). Every app runs the model through the same resolver and interpreter, so the figure is per
     family, not per app: a validate build uses what the default app measured."""
-    if not getattr(family, "arena_on_virtual_board", False) or not prints_banner(app):
+    if not family.arena_on_virtual_board or not prints_banner(app):
         return None
     kernels = sorted({op["kernel"] for op in resolver_calls(model)})
     return arena_mod.target_fields(model, family.name, kernels)

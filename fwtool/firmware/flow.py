@@ -11,12 +11,12 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from fwtool.firmware import codesize, elfsize, fit, outdir, render
+from fwtool.firmware import codesize, elfsize, outdir, render
 from fwtool.firmware.context import template_context
 from fwtool.firmware.families import CompileRequest
 from fwtool.firmware.plan import BuildOptions, BuildPlan, plan
 from fwtool.firmware.report import build_report
-from fwtool.firmware.result import REPORT_NAME, Artifacts, BuildResult
+from fwtool.firmware.result import Artifacts, BuildResult
 from fwtool.core.errors import DoesNotFit, FwtoolError
 from fwtool.core.files import atomic_write, copy_atomic
 from fwtool.core.toolchain import require_all
@@ -33,7 +33,7 @@ def remove_outputs(out_dir: Path) -> None:
 def start_attempt(opts: BuildOptions) -> None:
     """Every build attempt first checks its output folder and removes fwtool's previous outputs there, so that
     any failure, including a refusal before compiling, leaves no firmware.*/report.json of an earlier build."""
-    requested = outdir.requested(opts.out_dir, opts.board)
+    requested = outdir.requested(opts.out_dir, opts.board, opts.model)
     if requested is None:  # unknown board and no --out: refused by plan(), nothing of ours to clean
         return
     outdir.check(requested)
@@ -51,15 +51,14 @@ def check_linked_size(sizes: elfsize.Sizes, p: BuildPlan) -> None:
 def record_code_size(sizes: elfsize.Sizes, p: BuildPlan) -> bool:
     """Keep this build's non-model flash for the next fit check of the same family/board/app/op set/trees."""
     embedded = p.input_bytes + (p.preprocessor.model.size if p.preprocessor else 0)
-    fields = codesize.plan_fields(p.board, p.family, p.app, p.kernel_files, p.stdio, p.options.tflm_cores)
-    return codesize.record(fields, codesize.non_model_flash(sizes.flash, p.model.size, embedded))
+    return codesize.record(p.code_size_fields, codesize.non_model_flash(sizes.flash, p.model.size, embedded))
 
 
 def tighten_arena(p: BuildPlan, result: BuildResult, arena_probe: Callable[[Path], int | None] | None) -> bool:
     """After a build whose arena is the host measurement + margin: read the arena the firmware really uses on the
     family's virtual board (``arena_probe(image)``) and record it (model/arena.py). True when recorded: a rebuild
     then allocates that figure + the small target margin."""
-    target = fit.arena_target(p.family, p.app, p.model)
+    target = p.arena_target
     if arena_probe is None or target is None or p.arena.source != "measured" or p.options.arena is not None:
         return False
     used = arena_probe(result.artifacts.image)
@@ -75,7 +74,7 @@ def run(opts: BuildOptions, on_line: Callable[[str], None] = lambda s: None,
     virtual board's banner reader, emulator/arena_probe.py) a first build of a model measures its arena on the
     target and re-links with that figure (:func:`tighten_arena`)."""
     p, result = build_once(opts, on_line, on_step, on_progress)
-    target = fit.arena_target(p.family, p.app, p.model)
+    target = p.arena_target
     if arena_probe is not None and target and p.arena.source == "measured" and opts.arena is None:
         on_step("measuring the arena on the virtual board")
         if tighten_arena(p, result, arena_probe):
@@ -146,5 +145,5 @@ def build_once(opts: BuildOptions, on_line: Callable[[str], None], on_step: Call
              "changed_files": changed, "project_dir": str(project_dir), "build_dir": str(build_dir),
              "notes": notes}
     report = build_report(p, ctx, sizes, artifacts, build, {name: s.version for name, s in tool_status.items()})
-    atomic_write(out_dir / REPORT_NAME, json.dumps(report, indent=2))
+    atomic_write(out_dir / outdir.REPORT_NAME, json.dumps(report, indent=2))
     return p, BuildResult(board.name, p.app.name, artifacts, report)

@@ -1,4 +1,5 @@
-"""The build output folder: refused when it is not a safe place for a build, and cleared of fwtool's previous
+"""The build output folder: its default name (:func:`default_out_dir`, the one place that spells
+``build/<board>[-suffix]``), refused when it is not a safe place for a build, and cleared of fwtool's previous
 outputs at the start of every build attempt.
 
 The rule (docs/exit-codes.md "Failure rules"): any failed or refused build leaves no ``firmware.*`` and no ``report.json`` in
@@ -10,12 +11,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from fwtool.firmware.result import OUTPUT_NAMES, REPORT_NAME
 from fwtool.core.boards import get_board
 from fwtool.core.errors import BadInput, FwtoolError, MissingTool
 from fwtool.core import escape
 from fwtool.core.escape import terminal
 
+BUILD_ROOT = Path("build")  # default output folders live under it, relative to the working folder
+REPORT_NAME = "report.json"
+# Every file a build may leave in its output folder. All are removed before a build writes new ones, so a failed
+# or refused build never leaves an older image that looks current.
+OUTPUT_NAMES = ("firmware.uf2", "firmware.hex", "firmware.elf", "firmware.bin", "firmware.map", REPORT_NAME)
 # What a previous fwtool build leaves (any one of these marks the folder as fwtool's).
 BUILD_MARKERS = (REPORT_NAME, "project", "cmake", "build.log", *OUTPUT_NAMES)
 NAME_MAX, PATH_MAX = 255, 4095
@@ -25,13 +30,19 @@ NAME_MAX, PATH_MAX = 255, 4095
 CMAKE_UNSAFE = set(';"$#\\')
 
 
-def requested(out_dir: Path | str | None, board: str) -> Path | None:
+def default_out_dir(board_name: str, suffix: str | None = None) -> Path:
+    """``build/<board>`` or ``build/<board>-<suffix>`` (e.g. ``emulator``, ``inference-emu``), relative to the
+    working folder: where a command writes when the user names no ``--out``."""
+    return BUILD_ROOT / (f"{board_name}-{suffix}" if suffix else board_name)
+
+
+def requested(out_dir: Path | str | None, board: str, model: Path | str | None = None) -> Path | None:
     """The folder a build of ``board`` writes to (``--out`` or ``build/<board>``); None when the board is unknown
     and no ``--out`` was given (the build is refused and there is no folder to clean)."""
     if out_dir is not None:
         return Path(os.path.abspath(os.fspath(out_dir)))
     try:
-        return Path(os.path.abspath(Path("build") / get_board(board).name))
+        return Path(os.path.abspath(default_out_dir(get_board(board, model).name)))
     except FwtoolError:
         return None
 

@@ -19,6 +19,7 @@ from fwtool.firmware import fit as fit_mod
 from fwtool.firmware import codesize, userdata
 from fwtool.firmware.apps import App, get_app
 from fwtool.firmware.families import Family, get_family
+from fwtool.firmware.outdir import default_out_dir
 from fwtool.firmware.preprocessor import PreprocessorPlan, labels_for, plan_preprocessor
 from fwtool.core import vendor
 from fwtool.core.boards import Board, get_board
@@ -74,6 +75,8 @@ class BuildPlan:
     app_vendor: dict[str, Path] = field(default_factory=dict)  # the app's vendor trees (app.toml vendor)
     audio: FrontEnd | None = None  # an audio app's front end, derived from the model input
     preprocessor: PreprocessorPlan | None = None  # a second model the app runs first (kws), own arena
+    arena_target: dict | None = None  # fit.arena_target: the key of the arena measured on the virtual board
+    code_size_fields: dict = field(default_factory=dict)  # codesize.plan_fields: the code-size cache key
 
     @property
     def kernel_files(self) -> list[str]:
@@ -130,7 +133,7 @@ def embedded_inputs(opts: BuildOptions, model: Model) -> tuple[list[bytes], str]
 
 def plan(opts: BuildOptions) -> BuildPlan:
     """Check everything and decide the build; raises (FwtoolError) before anything is written."""
-    board = get_board(opts.board)
+    board = get_board(opts.board, opts.model)  # a user board beside the model too (core/boards.py)
     family = get_family(board.family)
     app = get_app(opts.app)
     app.check_board(board)
@@ -140,16 +143,19 @@ def plan(opts: BuildOptions) -> BuildPlan:
     app.check_model(model)
     audio = audio_device.front_end(app.name, audio_device.model_input_of(model.inputs[0]))
     inputs, inputs_source = embedded_inputs(opts, model)
-    arena = arena_mod.size_for(model, opts.arena, fit_mod.arena_target(family, app, model))
+    target = fit_mod.arena_target(family, app, model)  # once per build: the plan carries it
+    arena = arena_mod.size_for(model, opts.arena, target)
     pre = plan_preprocessor(app, opts.preprocessor)
     labels = labels_for(pre, opts.labels, read_labels(opts.labels, model.outputs[0].elements, notes))
     extra_arena, extra_flash = (pre.arena.total, pre.model.size) if pre else (0, 0)  # counted like inputs
-    code = codesize.reserve_for(codesize.fields_for(board, family, app, model, pre, opts), family.code_reserve_bytes)
+    code_fields = codesize.plan_fields(board, family, app, codesize.kernel_files(model, pre),
+                                       opts.stdio or board.stdio, opts.tflm_cores)
+    code = codesize.reserve_for(code_fields, family.code_reserve_bytes)
     fit = fit_mod.fit_check(board, family, model, arena.total + extra_arena,
                             sum(len(v) for v in inputs) + extra_flash, *code)
-    out_dir = Path(opts.out_dir or Path("build") / board.name).resolve()
+    out_dir = Path(opts.out_dir or default_out_dir(board.name)).resolve()
     return BuildPlan(opts, board, family, app, model, resolver_calls(model), arena, labels, inputs, inputs_source,
-                     fit, out_dir, notes, app_vendor_paths(app), audio, pre)
+                     fit, out_dir, notes, app_vendor_paths(app), audio, pre, target, code_fields)
 
 
 def app_vendor_paths(app: App) -> dict[str, Path]:

@@ -41,7 +41,7 @@ def build_report(p: BuildPlan, ctx: dict, sizes: Sizes, artifacts: Artifacts, bu
     report = {
         "fwtool": __version__, "board": p.board.to_dict(), "model": p.model.to_dict(),
         "ops": p.ops, "arena": p.arena.to_dict(), "labels": p.labels,
-        "preprocessor": p.preprocessor.to_dict() if getattr(p, "preprocessor", None) else None,
+        "preprocessor": p.preprocessor.to_dict() if p.preprocessor else None,
         "input": {"source": p.inputs_source, "bytes": p.input_bytes, "vectors": len(p.inputs)},
         "fit_check": p.fit,
         "sizes": sizes.to_dict(),

@@ -9,12 +9,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fwtool.core.errors import BadInput
+from fwtool.core import boards
+from fwtool.core.errors import BadInput, FwtoolError
+from fwtool.firmware.outdir import BUILD_ROOT, REPORT_NAME, default_out_dir
 
-REPORT_NAME = "report.json"
-# Every file a build may leave in its output folder. All are removed before a build writes new ones, so a failed
-# or refused build never leaves an older image that looks current.
-OUTPUT_NAMES = ("firmware.uf2", "firmware.hex", "firmware.elf", "firmware.bin", "firmware.map", REPORT_NAME)
 KINDS = ("elf", "bin", "hex", "uf2", "map")
 
 
@@ -67,6 +65,11 @@ class BuildResult:
     def from_report(cls, report: dict, out_dir: Path) -> "BuildResult":
         files = report.get("files", {})
         kind = report.get("image_kind") or ("uf2" if files.get("uf2") else "hex" if files.get("hex") else "elf")
+        if report["board"].get("file"):  # a user board: flash, run and monitor then know it by name
+            try:
+                boards.remember(Path(report["board"]["file"]))
+            except FwtoolError:
+                pass  # moved or broken since the build: a lookup by name says so
         return cls(report["board"]["name"], report.get("build", {}).get("app", "inference"),
                    Artifacts.from_files(out_dir, kind, files), report)
 
@@ -86,9 +89,9 @@ def last_build(out_dir: Path | None = None, board: str | None = None) -> BuildRe
     if out_dir:
         candidates = [Path(out_dir)]
     elif board:
-        candidates = [Path("build") / board]
+        candidates = [default_out_dir(board)]
     else:
-        candidates = [p.parent for p in Path("build").glob(f"*/{REPORT_NAME}")]
+        candidates = [p.parent for p in BUILD_ROOT.glob(f"*/{REPORT_NAME}")]
     found = [c for c in candidates if (c / REPORT_NAME).is_file()]
     if not found:
         return None

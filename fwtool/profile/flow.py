@@ -84,7 +84,7 @@ def profile_one(opts: ProfileOptions, on_line: Callable[[str], None] = lambda s:
     """Build, run and tabulate one model (the report ``fwtool profile --json`` prints)."""
     registry.target_class(opts.board, opts.target)  # an unknown target is refused before any work
     model = load_model(opts.model)
-    board = get_board(opts.board)
+    board = get_board(opts.board, opts.model)
     on_step(f"building the profile firmware for {model.name}")
     built = build_firmware(opts, on_line=on_build_line, on_step=on_step)
     lines, info = run_target(opts, built.artifacts.image, on_line, on_step)

@@ -134,7 +134,7 @@ def audio_target(opts: AudioValidateOptions) -> type[Target]:
 
 
 def build_app(opts: AudioValidateOptions, on_line: Callable[[str], None], on_step: Callable[[str], None]):
-    board = get_board(opts.board)
+    board = get_board(opts.board, opts.model)
     out_dir = Path(opts.out_dir) if opts.out_dir else Path("build") / f"{board.name}-{opts.app}-emu"
     bopts = build_flow.BuildOptions(board=opts.board, model=Path(opts.model), out_dir=out_dir, app=opts.app,
                                     jobs=opts.jobs, tflm_cores=audio_target(opts).info.cores, labels=opts.labels)

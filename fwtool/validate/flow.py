@@ -102,7 +102,7 @@ def build_firmware(opts: ValidateOptions, model: Model, vectors, source: str,
     """Build the validate app with ``vectors`` embedded; too many vectors for the flash: DoesNotFit saying how
     many fit (the build's own fit check counts the embedded bytes)."""
     cores = opts.tflm_cores or registry.default_cores(opts.board, opts.target)
-    board = get_board(opts.board)
+    board = get_board(opts.board, opts.model)
     suffix = "-validate-emu" if opts.target == "emulator" else "-validate"
     out_dir = Path(opts.out_dir) if opts.out_dir else Path("build") / f"{board.name}{suffix}"
     bopts = build_flow.BuildOptions(board=opts.board, model=Path(opts.model), out_dir=out_dir, arena=opts.arena,

@@ -1,7 +1,9 @@
 """Board families: one module each, behind the ``Family`` interface in base.py.
 
 A new family (e.g. Infineon PSoC 6 with ModusToolbox: make-based build, .hex output, pyOCD flashing) is a new
-module here, listed in ``FAMILIES``, a ``templates/<family>/`` folder and board files naming it.
+module here, listed in ``FAMILIES``, a ``templates/<family>/`` folder, its ``[sdk]`` table in
+``core/board_schema.py`` and board files naming it. No family subclasses another: each derives from ``Family``
+and composes the shared parts, ``tflm.py`` (TFLM from pico-tflmicro) and ``cmake.py`` (the CMake/Ninja driver).
 """
 from __future__ import annotations
 

@@ -19,13 +19,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from fwtool.core.boards import Board
 from fwtool.core.errors import DoesNotFit
 from fwtool.core.toolchain import Tool, ToolStatus, status
 
-BuildPlan = Any  # fwtool.firmware.plan.BuildPlan (not imported: the plan module imports the family registry)
+if TYPE_CHECKING:  # for annotations only: the plan module imports the family registry
+    from fwtool.firmware.plan import BuildPlan
 
 
 # GNU ld's overflow lines (RP2040: region `FLASH'/`RAM'; PSoC 6 BSP scripts: `flash'/`ram'), e.g.

@@ -10,27 +10,29 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fwtool.firmware import registrations, render
-from fwtool.core import escape, vendor
+from fwtool.core import vendor
 from fwtool.core.boards import Board
 from fwtool.core.errors import FwtoolError
 from fwtool.core.files import write_if_changed
 from fwtool.core.toolchain import ARM_BUILD_TOOLS, Tool
 from fwtool.image import ihex
 from fwtool.image import elf as elf_image
-from fwtool.firmware.families.base import CompiledFiles, CompileRequest, SourcePatch
+from fwtool.firmware.families import cmake, tflm
+from fwtool.firmware.families.base import CompiledFiles, CompileRequest, Family, SourcePatch
 from fwtool.firmware.families.psoc6_sources import (ARCH_FLAGS, PICO_ONLY_SOURCES, board_values, find_mtb_tools,
                                                  mtb_build, mtb_files, validate_image)
-from fwtool.firmware.families.rp2040 import (TFLM_DEFINES, RP2040Family, kernel_source, outside_tree,
-                                          resize_half_pixel_patch, single_core_patch, tflm_includes, tflm_sources)
+
+if TYPE_CHECKING:
+    from fwtool.firmware.plan import BuildPlan
 
 VIRTUAL_ELF = "firmware_vm4.elf"  # the QEMU mps2-an386 link of the same objects, in the build tree
 
 
-class PSoC6Family(RP2040Family):
-    """Reuses the RP2040 family's pico-tflmicro source selection and its CMake/Ninja compile driver (configure
-    once per argument set, ccache, every command logged); everything board-side is PSoC 6."""
+class PSoC6Family(Family):
+    """Composed of the shared parts: TFLM from pico-tflmicro (tflm.py, without the pico-only sources) and the
+    CMake/Ninja driver (cmake.py); everything board-side is PSoC 6 (psoc6_sources.py)."""
 
     name = "psoc6"
     template_dir = "psoc6"
@@ -52,43 +54,33 @@ class PSoC6Family(RP2040Family):
 
     def extra_checks(self) -> list[dict]:
         tools = find_mtb_tools()
-        return [{"name": "ModusToolbox", "ok": True,
+        return [cmake.doctor_row(), {"name": "ModusToolbox", "ok": True,
                  "detail": f"{tools} (fwtool builds with MTB's make)" if tools else
                  "not installed: fwtool builds with CMake+Ninja from the pinned Infineon trees"}]
 
     def vendor_paths(self) -> dict[str, Path]:
         return {d.name: vendor.require(d) for d in vendor.deps_for(self.name, "build")}
 
-    def template_context(self, plan, vendor_paths: dict[str, Path]) -> dict:
+    def template_context(self, plan: BuildPlan, vendor_paths: dict[str, Path]) -> dict:
         root = vendor_paths["pico-tflmicro"]
-        board = board_values(plan.board, vendor_paths)
-        sources, other = outside_tree([s for s in tflm_sources(root, plan.kernel_files,
-                                                               render.layers(self.template_dir, plan.app))
-                                       if s not in PICO_ONLY_SOURCES])
-        return {"tflm_root": escape.cmake_quoted(root.as_posix()),
-                "tflm_version": vendor.manifest()["pico-tflmicro"].version,
-                "tflm_sources": sources, "tflm_patched_sources": [escape.cmake_quoted(s) for s in other],
-                "tflm_includes": tflm_includes(plan.kernel_files), "tflm_defines": list(TFLM_DEFINES),
-                "arch_flags": list(ARCH_FLAGS), **board,
-                **registrations.template_values(plan.model, plan.ops, root, kernel_source),
-                "mtb": {"target": plan.board.sdk["bsp"][len("TARGET_"):], "app_name": f"fwtool-{plan.board.name}",
+        return {**tflm.template_values(plan, root, self.template_dir, tflm.TFLM_DEFINES, PICO_ONLY_SOURCES),
+                "arch_flags": list(ARCH_FLAGS), **board_values(plan.board, vendor_paths),
+                "mtb": {"target": plan.board.sdk.bsp[len("TARGET_"):], "app_name": f"fwtool-{plan.board.name}",
                         "libs": sorted(Path(n).stem for n in mtb_files(plan.board))}}
 
-    def patches(self, plan, vendor_paths: dict[str, Path], patch_dir: Path) -> list[SourcePatch]:
+    def patches(self, plan: BuildPlan, vendor_paths: dict[str, Path], patch_dir: Path) -> list[SourcePatch]:
         """The resize fix for a model with that kernel; always the copy without pico's dual-core define."""
         root = vendor_paths["pico-tflmicro"]
-        compiled = [kernel_source(k) for k in plan.kernel_files]
-        single = single_core_patch(root, patch_dir)
+        compiled = [tflm.kernel_source(k) for k in plan.kernel_files]
+        single = tflm.single_core_patch(root, patch_dir)
         if single.copy is not None:
             single = replace(single, note=f"Cortex-M4: compiled a copy of pico-tflmicro's {Path(single.upstream).name} "
                                           "without the RP2040 dual-core TF_LITE_PICO_MULTICORE define")
-        return [p for p in (resize_half_pixel_patch(compiled, root, patch_dir), single) if p is not None]
+        return [p for p in (tflm.resize_half_pixel_patch(compiled, root, patch_dir), single) if p is not None]
 
     def configure_args(self, request: CompileRequest) -> list[str]:
-        gen, _ = self._generator()
         toolchain = request.project_dir / "arm-none-eabi.cmake"
-        return ["cmake", "-S", str(request.project_dir), "-B", str(request.build_dir), "-G", gen,
-                f"-DCMAKE_TOOLCHAIN_FILE={toolchain}", "-DCMAKE_BUILD_TYPE=", *self._launcher()]
+        return cmake.configure_command(request, f"-DCMAKE_TOOLCHAIN_FILE={toolchain}", "-DCMAKE_BUILD_TYPE=")
 
     def compile(self, request: CompileRequest) -> CompiledFiles:
         for name, text in mtb_files(request.board).items():  # the ModusToolbox app's dependency files
@@ -98,11 +90,11 @@ class PSoC6Family(RP2040Family):
             request.log(f"-- fwtool: ModusToolbox found at {tools}: building with MTB's make")
             return mtb_build(request, tools)
         request.log("-- fwtool: no ModusToolbox tools package: CMake+Ninja build from the pinned Infineon trees")
-        built = super().compile(request)
+        elf = cmake.build(request, self.configure_args(request))
         hex_path = request.build_dir / "firmware.hex"
         if not hex_path.is_file():
             raise FwtoolError("the build finished but produced no firmware.hex", f"inspect {request.build_dir}")
-        return CompiledFiles(elf=built.elf, hex=hex_path, map=request.build_dir / "firmware.map")
+        return CompiledFiles(elf=elf, hex=hex_path, map=request.build_dir / "firmware.map")
 
     def package(self, compiled: CompiledFiles, board: Board) -> dict[str, bytes]:
         """firmware.hex from the ELF's loadable segments (or a raw .bin at the flash base), validated: inside the
@@ -116,6 +108,8 @@ class PSoC6Family(RP2040Family):
         text = ihex.write(segments).encode()
         validate_image(text, board)
         return {"hex": text}
+
+    progress = staticmethod(cmake.progress)
 
     def virtual_image(self, image: Path) -> Path:
         """The virtual-M4 ELF next to a build's ``image`` (firmware.hex): the same objects linked for mps2-an386,

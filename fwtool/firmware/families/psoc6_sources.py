@@ -41,11 +41,11 @@ def _one(pattern: Path, what: str) -> Path:
 def board_files(board: Board, paths: dict[str, Path]) -> dict[str, Path]:
     """startup, system, linker script and CM0+ image source of ``board``, found in its pinned BSP/cat1cm0p trees."""
     sdk = board.sdk
-    bsp = paths[sdk["bsp"]]
+    bsp = paths[sdk.bsp]
     startup = _one(bsp / "COMPONENT_CM4/TOOLCHAIN_GCC_ARM/startup_psoc6_*_cm4.S", "CM4 startup file")
     series = _SERIES.search(startup.name).group(1)
-    cm0p_dir = paths["cat1cm0p"] / "COMPONENT_CAT1A" / sdk["cm0p_image"]
-    cm0p = cm0p_dir / f"psoc6_{series}_cm0p_sleep.c" if sdk["cm0p_image"].endswith("SLEEP") else \
+    cm0p_dir = paths["cat1cm0p"] / "COMPONENT_CAT1A" / sdk.cm0p_image
+    cm0p = cm0p_dir / f"psoc6_{series}_cm0p_sleep.c" if sdk.cm0p_image.endswith("SLEEP") else \
         _one(cm0p_dir / "psoc6_cm0p_*.c", "CM0+ image")
     return {"startup": startup, "system": bsp / "COMPONENT_CM4/system_psoc6_cm4.c", "cm0p": cm0p,
             "linker": bsp / "COMPONENT_CM4/TOOLCHAIN_GCC_ARM/linker.ld", "series": Path(series)}
@@ -53,17 +53,20 @@ def board_files(board: Board, paths: dict[str, Path]) -> dict[str, Path]:
 
 def board_defines(board: Board) -> dict[str, str]:
     """The board layer's FWT_* defines (templates/psoc6/fwt_platform.cpp.j2) from the board file's tables."""
-    uart, led = board.raw["uart"], board.raw["led"]
-    scb = int(uart["scb"])
-    tx, rx = (int(uart["tx_port"]), int(uart["tx_pin"])), (int(uart["rx_port"]), int(uart["rx_pin"]))
+    uart, led = board.uart, board.led
+    if uart is None or led is None or led.port is None:
+        raise BadInput(f"board '{board.name}' ({board.source}): a PSoC 6 board needs a [uart] table and an [led] "
+                       "with port and pin", "add them to the board file (docs/boards.md)")
+    scb = uart.scb
+    tx, rx = (uart.tx_port, uart.tx_pin), (uart.rx_port, uart.rx_pin)
     return {"FWT_CLK_FLL_HZ": f"{board.clock_hz}UL", "FWT_UART_SCB": f"SCB{scb}",
             "FWT_UART_PCLK": f"PCLK_SCB{scb}_CLOCK", "FWT_UART_BAUD": f"{board.uart_baud}UL",
             "FWT_UART_TX_PORT": f"GPIO_PRT{tx[0]}", "FWT_UART_TX_PIN": f"{tx[1]}U",
             "FWT_UART_TX_HSIOM": f"P{tx[0]}_{tx[1]}_SCB{scb}_UART_TX",
             "FWT_UART_RX_PORT": f"GPIO_PRT{rx[0]}", "FWT_UART_RX_PIN": f"{rx[1]}U",
             "FWT_UART_RX_HSIOM": f"P{rx[0]}_{rx[1]}_SCB{scb}_UART_RX",
-            "FWT_LED_PORT": f"GPIO_PRT{int(led['port'])}", "FWT_LED_PIN": f"{int(led['pin'])}U",
-            "FWT_LED_ON": f"{int(led.get('on_level', 0))}U"}
+            "FWT_LED_PORT": f"GPIO_PRT{led.port}", "FWT_LED_PIN": f"{led.pin}U",
+            "FWT_LED_ON": f"{led.on_level}U"}
 
 
 def board_values(board: Board, paths: dict[str, Path]) -> dict:
@@ -73,22 +76,18 @@ def board_values(board: Board, paths: dict[str, Path]) -> dict:
     q = lambda p: escape.cmake_quoted(Path(p).as_posix())  # noqa: E731
     series = files["series"].name
     fwt = [f"{k}={v}" for k, v in board_defines(board).items()]
-    defines = [board.sdk["device"], "CORE_NAME_CM4_0=1", "COMPONENT_CAT1", "COMPONENT_CAT1A", "COMPONENT_CM4",
-               f"COMPONENT_PSOC6_{series}", board.sdk["cm0p_image"], "COMPONENT_HARDFP"]
+    defines = [board.sdk.device, "CORE_NAME_CM4_0=1", "COMPONENT_CAT1", "COMPONENT_CAT1A", "COMPONENT_CM4",
+               f"COMPONENT_PSOC6_{series}", board.sdk.cm0p_image, "COMPONENT_HARDFP"]
     return {
         "board_sources": [q(pdl / s) for s in PDL_SOURCES] + [q(files[k]) for k in ("startup", "system", "cm0p")],
         "board_includes": [q(pdl / i) for i in PDL_INCLUDES] + [
-            q(paths["core-lib"] / "include"), q(paths[board.sdk["bsp"]]), q(paths["cat1cm0p"] / "COMPONENT_CAT1A"),
+            q(paths["core-lib"] / "include"), q(paths[board.sdk.bsp]), q(paths["cat1cm0p"] / "COMPONENT_CAT1A"),
             q(paths["infineon-cmsis"] / "Core/Include")],
         "board_defines": defines + fwt,
         "linker_script": q(files["linker"]),
-        "psoc6": {"bsp": board.sdk["bsp"], "device": board.sdk["device"], "cm0p": files["cm0p"].name,
-                  "app_flash_base": f"0x{app_start(board):08X}", "virtual_clock_hz": 25_000_000, "fwt_defines": fwt},
+        "psoc6": {"bsp": board.sdk.bsp, "device": board.sdk.device, "cm0p": files["cm0p"].name,
+                  "app_flash_base": f"0x{board.app_flash_base:08X}", "virtual_clock_hz": 25_000_000, "fwt_defines": fwt},
     }
-
-
-def app_start(board: Board) -> int:
-    return int(board.raw["memory"].get("app_flash_base", board.flash_base))
 
 
 # ---- ModusToolbox ---------------------------------------------------------------------------------------------
@@ -105,7 +104,7 @@ def mtb_files(board: Board) -> dict[str, str]:
     """deps/*.mtb of the generated ModusToolbox app: ``<url>#<tag>#$$ASSET_REPO$$/<name>/<tag>`` per library."""
     out = {}
     for dep in vendor.deps_for("psoc6", "build"):  # Infineon's libraries and this kit's BSP (not pico-tflmicro)
-        if "Infineon" not in dep.url or (dep.name.startswith("TARGET_") and dep.name != board.sdk["bsp"]):
+        if "Infineon" not in dep.url or (dep.name.startswith("TARGET_") and dep.name != board.sdk.bsp):
             continue
         name = "cmsis" if dep.name == "infineon-cmsis" else dep.name
         url = dep.url[:-4] if dep.url.endswith(".git") else dep.url
@@ -143,7 +142,7 @@ def validate_image(text: bytes, board: Board):
     the application start (stack in the CM4 RAM, Thumb reset handler inside the application region)."""
     img = check_for_board(firmware.parse(text, "firmware.hex", kind="hex"), board)
     lo, hi = board.flash_base, board.flash_base + board.flash_bytes
-    app = app_start(board)
+    app = board.app_flash_base
     ram_lo, ram_hi = board.sram_base & 0xFFF00000, board.sram_base + board.sram_bytes
     for what, addr, pc_lo in (("CM0+ image", lo, lo), ("CM4 vector table", app, app)):
         sp, pc = _vectors(img, addr)

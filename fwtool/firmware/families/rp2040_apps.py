@@ -70,14 +70,10 @@ def vendor_libs(app_vendor: list[str] | tuple[str, ...], vendor_paths: dict[str,
 
 def mic_values(board: Board) -> dict:
     """``mic``: the board's PDM microphone wiring from its ``[pdm_mic]`` table (present = 0 without one)."""
-    t = board.raw.get("pdm_mic")
-    if not isinstance(t, dict):
+    t = board.pdm_mic  # types checked by the board schema; the RP2040's ranges here
+    if t is None:
         return {"mic": {"present": 0, "data_pin": -1, "clk_pin": -1, "pio": 0, "sm": 0}}
-    try:
-        data, clk, pio, sm = int(t["data_pin"]), int(t["clk_pin"]), int(t.get("pio", 0)), int(t.get("sm", 0))
-    except (KeyError, TypeError, ValueError) as e:
-        raise BadInput(f"board '{board.name}': [pdm_mic] needs integer data_pin and clk_pin (pio, sm optional)",
-                       "write e.g. [pdm_mic] data_pin = 2, clk_pin = 3, pio = 0, sm = 0") from e
+    data, clk, pio, sm = t.data_pin, t.clk_pin, t.pio, t.sm
     if not (0 <= data <= 29 and 0 <= clk <= 29 and data != clk and pio in (0, 1) and 0 <= sm <= 3):
         raise BadInput(f"board '{board.name}': [pdm_mic] data_pin={data} clk_pin={clk} pio={pio} sm={sm} is not "
                        "valid on an RP2040 (GPIO 0..29, distinct pins, pio 0|1, sm 0..3)", "fix the board file")
