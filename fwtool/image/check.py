@@ -8,7 +8,7 @@ the virtual board give the same verdict for the same file.
 from __future__ import annotations
 
 from fwtool.core.errors import BadInput
-from fwtool.image import boot2
+from fwtool.image import boot2, picobin
 from fwtool.image.firmware import FILL, FirmwareImage
 from fwtool.image.uf2 import family_name
 
@@ -20,8 +20,16 @@ def _rp2040_boot2(data: bytes) -> str | None:
             "start it and would stay in BOOTSEL mode")
 
 
+def _rp2350_image_def(data: bytes) -> str | None:
+    if picobin.ok(data):
+        return None
+    return ("has no RP2350 IMAGE_DEF block in its first 4 KB (pico-sdk embeds one): the RP2350 bootrom would not "
+            "start it and would stay in BOOTSEL mode")
+
+
 # board.boot_check -> (bytes at flash_base it needs, problem(bytes) -> None or why the boot ROM would not run it)
-BOOT_CHECKS = {boot2.NAME: (boot2.BOOT2_BYTES, _rp2040_boot2)}
+BOOT_CHECKS = {boot2.NAME: (boot2.BOOT2_BYTES, _rp2040_boot2),
+               picobin.NAME: (picobin.SEARCH_BYTES, _rp2350_image_def)}
 NO_BOOT = "no valid boot image"  # the note a skipped boot check leaves
 
 
@@ -57,7 +65,8 @@ def check_for_board(img: FirmwareImage, board, *, boot_check: bool = True, whole
     if why is None:
         return img
     if boot_check:
-        fix = "flash a pico-sdk build ('fwtool build')" if board.boot_check == boot2.NAME else "rebuild it"
+        fix = ("flash a pico-sdk build ('fwtool build')" if board.boot_check in (boot2.NAME, picobin.NAME)
+               else "rebuild it")
         raise BadInput(f"{img.source} {why}", fix + (f", or pass {skip_hint} to write it anyway" if skip_hint else ""))
     img.notes.append(NO_BOOT)
     return img
