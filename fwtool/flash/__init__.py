@@ -97,7 +97,7 @@ def _flash(req: FlashRequest) -> FlashResult:
     req.step(f"image     {img.source}  {len(img.data):,} B at 0x{img.base:08X} ({img.kind})")
 
     if req.drive is not None:
-        target = Device("drive", drive=require_rp2_drive(Path(req.drive)))
+        target = Device("drive", drive=require_rp2_drive(Path(req.drive), uf2.chip_of(board.uf2_family_id)))
         found = None
     else:
         found = devices.discover(boards)  # the one scan: every later wait compares against it

@@ -41,7 +41,8 @@ def virtual_links(plan: BuildPlan) -> list[dict]:
     """The virtual M33 link for a single-core build of an app without the microphone (pico-sdk PIO code)."""
     if plan.options.tflm_cores != 1 or "fwt_mic.cpp" in plan.app.sources:
         return []
-    return [{"elf": VIRTUAL_ELF, "note": "not cycle-accurate: QEMU -icount counts instructions"}]
+    # pico-sdk's toolchain appends .elf to executables: target firmware_vm33 -> firmware_vm33.elf
+    return [{"target": Path(VIRTUAL_ELF).stem, "note": "not cycle-accurate: QEMU -icount counts instructions"}]
 
 
 class RP2350Family(Family):
