@@ -19,8 +19,11 @@ def check_platform(sdk_root: Path, board: Board) -> None:
     """The board's PICO_PLATFORM is one the pinned pico-sdk tree has a platform file for (else exit 3)."""
     platform = board.sdk.pico_platform
     name = "rp2350-arm-s" if platform == "rp2350" else platform  # pico-sdk's alias
-    if not (Path(sdk_root) / "cmake" / "preload" / "platforms" / f"{name}.cmake").is_file():
-        known = sorted(p.stem for p in (Path(sdk_root) / "cmake" / "preload" / "platforms").glob("*.cmake"))
+    folder = Path(sdk_root) / "cmake" / "preload" / "platforms"
+    if not folder.is_dir():  # a tree without pico-sdk 2.x's platform files: pico-sdk's own configure judges
+        return
+    if not (folder / f"{name}.cmake").is_file():
+        known = sorted(p.stem for p in folder.glob("*.cmake"))
         raise BadInput(f"board {board.name}: pico-sdk at {sdk_root} does not know PICO_PLATFORM '{platform}' "
                        f"(it has {', '.join(known) or 'no platform files'})",
                        "fix [sdk] pico_platform in the board file, or 'fwtool vendor sync pico-sdk'")
