@@ -217,3 +217,24 @@ def test_validate_fire_alarm_on_the_virtual_m33(pico2_build, capsys, tmp_path):
                          "--out", str(tmp_path / "v"))
     assert code == 0, err
     assert "QEMU mps2-an505" in out and "PASS" in out and "not RP2350 timing" in out
+
+
+# ---- memories: 4 MB flash, 520 KB SRAM -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("extra,words", [
+    ((), ["does not fit pico2: flash short by", "> 4,194,304"]),
+])
+def test_model_too_large_for_4mb_is_one_refusal_with_the_shortfall(capsys, tmp_path, extra, words):
+    import modelgen
+    model = tmp_path / "big.tflite"
+    model.write_bytes(modelgen.padded_model(4_300_000))
+    code, _, err = run(capsys, "build", "--board", "pico2", "-m", str(model), "--out", str(tmp_path / "o"), *extra)
+    assert code == 5 and all(w in err for w in words), err
+    assert err.count("error:") == 1 and not (tmp_path / "o" / "firmware.uf2").exists()
+
+
+def test_arena_too_large_for_520kb_names_the_bytes(capsys, tmp_path, fire_alarm):
+    code, _, err = run(capsys, "build", "--board", "pico2", "-m", str(fire_alarm), "--arena", "600000",
+                       "--out", str(tmp_path / "o"))
+    assert code == 5 and "pico2" in err and "532,480" in err, err
+    assert not (tmp_path / "o" / "firmware.uf2").exists()
