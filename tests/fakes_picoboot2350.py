@@ -1,7 +1,7 @@
 """Protocol-level doubles for RP2350 boards (Pico 2) on USB (tests only; product code never imports this).
 
 What differs from the RP2040 doubles in fakes_picoboot.py, as pico-sdk 2.2.0's boot headers and the RP2350
-datasheet give it (shared/notes/new-families.md):
+datasheet give it (docs/pico2.md):
 
 * ``FakePicoboot2350``: BOOTSEL USB id 2E8A:000F; the same 32-byte commands, status and control requests; plus
   REBOOT2 (0x0a, bCmdSize 16: dFlags, dDelayMS, dParam0, dParam1; no data phase; boot/picoboot.h), recorded with

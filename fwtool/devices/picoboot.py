@@ -13,7 +13,7 @@ The client talks to a *transport* with pyusb's ``usb.core.Device`` shape: ``ctrl
 wValue, wIndex, data_or_wLength, timeout)``, ``write(ep, data, timeout)`` and ``read(ep, size, timeout)``, and
 optionally ``clear_halt(ep)`` (libusb's, which also resets the host's data toggle). Errors are pyusb's
 ``usb.core.USBError`` (``errno`` EPIPE: halted endpoint, ENODEV: unplugged, EACCES: no permission; a
-``USBTimeoutError``: no answer). Protocol facts: shared/notes/rp2040-flashing.md §2 (picoboot.h, usb_boot_device.c).
+``USBTimeoutError``: no answer). Protocol facts: docs/notes/rp2040-flashing.md §2 (picoboot.h, usb_boot_device.c).
 """
 from __future__ import annotations
 
