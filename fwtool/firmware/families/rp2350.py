@@ -59,7 +59,7 @@ class RP2350Family(Family):
                     "tflm_defines", "app_vendor_libs", "mic", "tflm_fast_sources", "op_registrations",
                     "op_registration_headers", "tflm_unity_groups", "tflm_pico_sources", "tflm_pico_libs",
                     "tflm_arch_flags", "tflm_arch_note", "pico_platform", "virtual_links", "vm33")
-    # As RP2040 (the same SDK, TFLM and apps; Thumb-2 code of the M33 is no larger than the M0+'s): an upper bound.
+    # An upper bound, as RP2040's. Measured (fire_alarm on pico2, USB stdio, inference app): 97,436 B (RP2040: 62,980).
     code_reserve_bytes = 224 * 1024
     ram_reserve_bytes = 24 * 1024  # 2 x 2 KiB stacks, heap, SDK/tinyusb state, TFLM objects
 
