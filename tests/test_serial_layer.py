@@ -115,8 +115,11 @@ def test_a_port_that_will_not_open_is_one_no_device_error(tmp_path):
         serial_layer.open_port("socket://localhost:99999")
     assert e.value.code == Exit.NO_DEVICE and "PORT 1-65535" in e.value.cause and "--port" in e.value.fix
     with pytest.raises(NoDevice) as e:
-        serial_layer.open_port(str(tmp_path / "no-such-tty"), fix="plug it in")
-    assert "no-such-tty" in e.value.cause and e.value.fix == "plug it in"
+        serial_layer.open_port(str(tmp_path / "no-such-tty"))
+    assert "no-such-tty" in e.value.cause and "fwtool devices" in e.value.fix
+    with pytest.raises(NoDevice) as e:
+        serial_layer.open_port("rfc2217://127.0.0.1:1", fix="plug it in")  # nothing listens on port 1
+    assert "127.0.0.1:1" in e.value.cause and e.value.fix == "plug it in"
 
 
 class _Chunks:

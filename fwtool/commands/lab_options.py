@@ -20,7 +20,7 @@ import click
 
 from fwtool.core import ui
 from fwtool.core.errors import Exit, FwtoolError
-from fwtool.lab.fleet import LabRequest, RESERVE_WAIT_S, all_virtual, one_place, run_fleet, validate_fleet
+from fwtool.lab.fleet import LabRequest, RESERVE_WAIT_S, one_place, run_fleet, validate_fleet
 from fwtool.lab.places import Lab, parse_tags
 from fwtool.monitor import MonitorOptions, run_monitor
 

@@ -35,9 +35,11 @@ from fwtool.commands import lab_options
 @click.option("--eol", type=click.Choice(["crlf", "lf", "cr"]), default="crlf", show_default=True,
               help="Line ending appended to what you type.")
 @click.option("--no-input", is_flag=True, help="Do not forward stdin to the board.")
+@click.option("--elf", type=click.Path(dir_okay=False, path_type=Path),
+              help="The build's firmware.elf: a FWT:FAULT line's pc/lr are shown as function (file:line).")
 @lab_options.labgrid_options()
 def monitor(port, serial_number, board, uart, baud, no_reconnect, wait, reconnect_timeout, raw, as_json, plain,
-            timestamps, log_path, count, timeout, expect, expect_label, min_score, eol, no_input, lab=None):
+            timestamps, log_path, count, timeout, expect, expect_label, min_score, eol, no_input, elf=None, lab=None):
     """Show what the board prints, live: score bars, top label, latency, rate.
 
     Finds the board (USB 2E8A:000A for pico-sdk USB stdio; the one flashed last if several), opens it as soon as
@@ -56,6 +58,7 @@ def monitor(port, serial_number, board, uart, baud, no_reconnect, wait, reconnec
       fwtool monitor --port socket://localhost:4000 --raw
       fwtool monitor --port rfc2217://exporter:7000 --count 3      # ser2net
       fwtool monitor --labgrid my-pico --count 3                  # a labgrid place's board
+      fwtool monitor --elf build/pico/firmware.elf                # FWT:FAULT: exit 10, pc/lr as functions
     """
     if sum(map(bool, (raw, as_json, plain))) > 1:
         raise FwtoolError("--raw, --json and --plain exclude each other", "pick one", code=Exit.USAGE)
@@ -64,7 +67,8 @@ def monitor(port, serial_number, board, uart, baud, no_reconnect, wait, reconnec
     opts = MonitorOptions(port=port, serial=serial_number, board=board, uart=uart, baud=baud,
                           reconnect=not no_reconnect, wait=wait, reconnect_timeout=reconnect_timeout, view=view,
                           timestamps=timestamps, log=log_path, count=count, timeout=timeout, expect=tuple(expect),
-                          expect_label=expect_label, min_score=min_score, send_input=not no_input, eol=eol)
+                          expect_label=expect_label, min_score=min_score, send_input=not no_input, eol=eol,
+                          elf=elf)
     code = lab_options.monitor_on_lab(lab, opts) if lab is not None else run_monitor(opts)
     if code:
         # Not click's Exit: with standalone_mode=False click *returns* its code and fwtool's main exits 0.

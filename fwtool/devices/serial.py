@@ -1,4 +1,4 @@
-"""The serial layer: the one place a board's serial port is found and opened.
+"""The serial layer: the one place a board's serial port is opened (found: fwtool.devices.ports.resolve_port).
 
 * :func:`open_serial` / :func:`open_port`: the one opener (a device path or a pyserial URL). Exclusive lock on a
   posix device, the first bytes kept (no input flush at open), DTR asserted, ``socket://`` and ``rfc2217://`` URLs
@@ -117,6 +117,8 @@ def open_fix(message: str, fix: str | None = None) -> str:
                 "a udev rule for the board")
     if "port URL" in message:
         return "pass a valid --port (a device path, or socket://HOST:PORT)"
+    if "No such file or directory" in message or "[Errno 2]" in message:
+        return "check the device name ('fwtool devices' lists the boards and their ports), or pass another --port"
     return fix or ("close other programs using the port (serial terminals, another fwtool monitor, ModemManager) "
                    "or pass another --port")
 
