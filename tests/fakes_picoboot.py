@@ -436,10 +436,12 @@ class FakeApp(_FakeUsbDevice):
 class FakeBoard:
     """One RP2040 board: a persistent flash, a mode, a USB location; mode changes happen on the fake clock."""
 
+    flash_bytes = 2 * 1024 * 1024
+
     def __init__(self, mode="bootsel", *, location=(1, (1, 3)), serial="E6614103E7452D2F", firmware=None,
                  usb_access=True, reset_interface=True, has_port=True, reset_vanishes=True, baud_reset=True,
                  drive_dir: Path | None = None, faults=None, bootsel_delay=0.3, boot_delay=0.4, msc=True):
-        self.flash = bytearray(b"\xff" * (2 * 1024 * 1024))
+        self.flash = bytearray(b"\xff" * self.flash_bytes)
         if firmware:
             self.flash[:len(firmware)] = firmware
         self.mode = mode
@@ -484,18 +486,27 @@ class FakeBoard:
         if self.history[-1] != mode:
             self.history.append(mode)
         if mode == "bootsel":
-            self._device = FakePicoboot(self, self.msc)
+            self._device = self.bootsel_device()
             self.picoboot_sessions.append(self._device)
             if self.drive_dir:
                 self.drive_dir.mkdir(parents=True, exist_ok=True)
-                (self.drive_dir / "INFO_UF2.TXT").write_text(INFO_TEXT)
+                (self.drive_dir / "INFO_UF2.TXT").write_text(self.info_text)
                 (self.drive_dir / "INDEX.HTM").write_text("<html></html>")
                 self.uf2_state = {"num": None, "seen": set()}
         else:
             if self.drive_dir and (self.drive_dir / "INFO_UF2.TXT").exists():
                 for f in self.drive_dir.iterdir():
                     f.unlink()  # unmounted: the folder is empty
-            self._device = FakeApp(self) if mode == "app" else None
+            self._device = self.app_device() if mode == "app" else None
+
+    # the chip's devices (tests/fakes_picoboot2350.py overrides these for RP2350)
+    info_text = INFO_TEXT
+
+    def bootsel_device(self):
+        return FakePicoboot(self, self.msc)
+
+    def app_device(self):
+        return FakeApp(self)
 
     def boots(self) -> bool:
         return crc32_mpeg2(bytes(self.flash[:252])) == struct.unpack_from("<I", self.flash, 252)[0]

@@ -57,6 +57,8 @@ def test_rp2040_compile_maps_a_linker_overflow_to_exit_5(tmp_path, monkeypatch):
     fam = get_family("rp2040")
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "CMakeCache.txt").write_text("")
+    (tmp_path / "cmake" / "preload" / "platforms").mkdir(parents=True)  # the platform check reads the SDK tree
+    (tmp_path / "cmake" / "preload" / "platforms" / "rp2040.cmake").write_text("")
     req = CompileRequest(tmp_path / "p", tmp_path / "b", get_board("pico"),
                          {"pico-sdk": tmp_path, "tinyusb": tmp_path})
     import hashlib

@@ -34,6 +34,8 @@ PROGRESS_LINES = {
     "rp2040": [("[12/340] Building CXX object CMakeFiles/firmware.dir/main.cpp.obj", (12, 340)),
                ("[ 42%] Building C object x.c.obj", (42, 100)),
                ("-- Configuring done", None), ("$ ninja -C build -j 4", None), ("", None)],
+    "rp2350": [("[208/209] Linking CXX executable firmware_vm33.elf", (208, 209)), ("-- Configuring done", None),
+               ("", None)],
     "psoc6": [("[7/228] Building C object CMakeFiles/psoc6_board.dir/cy_gpio.c.obj", (7, 228)),
               ("-- fwtool: no ModusToolbox tools package: CMake+Ninja build", None), ("", None)],
     "nrf52": [("[31/113] Building C object CMakeFiles/nrf52_board.dir/dcd_nrf5x.c.obj", (31, 113)),

@@ -192,8 +192,8 @@ def test_out_of_region_segments_and_bin_placement(tmp_path):
 
 def test_wrong_uf2_family_and_unflagged_blocks(tmp_path):
     (tmp_path / "rp2350.uf2").write_bytes(as_uf2(FW, family=0xE48BFF59))
-    with pytest.raises(BadInput, match=r"UF2 family 0xE48BFF59 \(RP2350 ARM-S\), not 0xE48BFF56 \(RP2040\) \(pico\)"
-                                       ".*silently ignore"):
+    with pytest.raises(BadInput, match=r"an RP2350 image \(UF2 family 0xE48BFF59 \(RP2350 ARM-S\)\), but pico is an "
+                                       r"RP2040 board \(0xE48BFF56 \(RP2040\)\).*silently ignore"):
         check_for_board(read(tmp_path / "rp2350.uf2"), PICO)
     raw = bytearray(as_uf2(FW))
     for off in range(0, len(raw), 512):

@@ -96,6 +96,23 @@ class QemuSetup:
         return self.image  # fire_alarm never prints the marker the failure test waits for
 
 
+class QemuM33Setup(QemuSetup):
+    """The virtual Cortex-M33: a real single-core fire_alarm build for the Pico 2, run as its mps2-an505 link."""
+
+    board = "pico2"
+
+    def __init__(self, request, tmp_path_factory, monkeypatch):
+        for tool in ("qemu-system-arm", "arm-none-eabi-gcc", "cmake", "ninja"):
+            if runner.which(tool) is None:
+                pytest.skip(f"{tool} not installed")
+        for dep in vendor.deps_for("rp2350", "build"):
+            if vendor.locate(dep).path is None:
+                pytest.skip(f"vendor tree {dep.name} not synced ('fwtool vendor sync {dep.name}')")
+        self.cls = registry.by_name("qemu-mps2-an505")
+        out = _build(tmp_path_factory, self.board, self.cls.info.cores)
+        self.image = registry.image_for(self.cls, self.board, out / "firmware.uf2")
+
+
 class BoardSetup:
     """A board behind a socket:// port that prints a banner and inferences once the host opens it; flashing is
     fwtool.flash.flash_image faked at its seam (it says where the board is now)."""
@@ -127,7 +144,8 @@ class BoardSetup:
         return self.cls(TargetConfig(board=self.board, **kw))
 
 
-SETUPS = {"rp2040js": Rp2040jsSetup, "qemu-mps2-an386": QemuSetup, "board": BoardSetup}
+SETUPS = {"rp2040js": Rp2040jsSetup, "qemu-mps2-an386": QemuSetup, "qemu-mps2-an505": QemuM33Setup,
+          "board": BoardSetup}
 
 
 @pytest.fixture(params=sorted(SETUPS))

@@ -40,11 +40,31 @@ def _usb_ids(values: tuple[str, ...]) -> tuple[str, ...]:
 
 # ---- the tables ---------------------------------------------------------------------------------------------------
 
+# The platforms pico-sdk 2.2.0 knows (its cmake/preload/platforms/*.cmake, "rp2350" being its alias for
+# rp2350-arm-s), and the one each fwtool family builds. A board file's pico_platform is checked against both.
+PICO_PLATFORMS = ("rp2040", "rp2350", "rp2350-arm-s", "rp2350-riscv", "host")
+FAMILY_PLATFORMS = {"rp2040": ("rp2040",), "rp2350": ("rp2350-arm-s", "rp2350")}
+# [sdk] keys only an RP2350 board takes: asked of an RP2040 board they are refused by name (not as a typo).
+RP2350_ONLY_KEYS = ("dsp",)
+
+
 @dataclass(frozen=True)
 class PicoSdk:
     """[sdk] of an ``rp2040`` board."""
 
     pico_board: str  # pico-sdk PICO_BOARD (src/boards/include/boards/<name>.h)
+    pico_platform: str = field(default="rp2040", metadata={"choices": PICO_PLATFORMS,
+                                                              "what": "a platform pico-sdk 2.2.0 knows"})
+
+
+@dataclass(frozen=True)
+class Rp2350Sdk:
+    """[sdk] of an ``rp2350`` board (Pico 2): the board header, the platform, CMSIS-NN's DSP paths on or off."""
+
+    pico_board: str
+    pico_platform: str = field(default="rp2350-arm-s", metadata={"choices": PICO_PLATFORMS,
+                                                                    "what": "a platform pico-sdk 2.2.0 knows"})
+    dsp: bool = True  # compile TFLM/CMSIS-NN with the M33's DSP extension (false: the plain C paths, to compare)
 
 
 @dataclass(frozen=True)
@@ -67,7 +87,7 @@ class Nrf52Sdk:
     device_define: str = "NRF52840_XXAA"  # the MDK's device define
 
 
-SDK_TABLES: dict[str, type] = {"rp2040": PicoSdk, "psoc6": PSoC6Sdk, "nrf52": Nrf52Sdk}  # family name -> its [sdk] table
+SDK_TABLES: dict[str, type] = {"rp2040": PicoSdk, "rp2350": Rp2350Sdk, "psoc6": PSoC6Sdk, "nrf52": Nrf52Sdk}  # family name -> its [sdk] table
 
 
 @dataclass(frozen=True)
@@ -104,7 +124,8 @@ class Usb:
 @dataclass(frozen=True)
 class Image:
     kind: str = field(default="uf2", metadata={"choices": ("uf2", "hex", "bin", "elf")})
-    boot_check: str | None = field(default=None, metadata={"choices": ("rp2040-boot2",)})
+    boot_check: str | None = field(default=None, metadata={"choices": ("rp2040-boot2",
+                                                                                   "rp2350-image-def")})
 
 
 @dataclass(frozen=True)
@@ -312,7 +333,8 @@ def _table(cls, data: dict, where: str):
         if "choices" in f.metadata and value is not None and value not in f.metadata["choices"]:
             close = difflib.get_close_matches(str(value), f.metadata["choices"], n=1)
             hint = f"did you mean '{close[0]}'? " if close else ""
-            raise _Refused(key, f"{_key_name(where, key)} = {terminal(repr(value))} is not one fwtool knows",
+            raise _Refused(key, f"{_key_name(where, key)} = {terminal(repr(value))} is not "
+                                f"{f.metadata.get('what', 'one fwtool knows')}",
                            f"{hint}use one of: {', '.join(f.metadata['choices'])}")
         if "check" in f.metadata and value is not None:
             try:
@@ -336,6 +358,20 @@ def build_board_file(data: dict, path: Path) -> BoardFile:
                            f"{hint}use one of: {', '.join(SDK_TABLES)}")
         if not isinstance(checked.sdk, dict):
             raise _Refused("sdk", f"sdk must be a table, not {_what(checked.sdk)}", "write it as an [sdk] table")
-        return dataclasses.replace(checked, sdk=_table(sdk_cls, checked.sdk, "sdk"))
+        if sdk_cls is PicoSdk:
+            for key in RP2350_ONLY_KEYS:
+                if key in checked.sdk:
+                    raise _Refused(key, f"[sdk] {key} is an RP2350 option, and {checked.name} is an "
+                                        f"{checked.mcu} ({checked.family}) board",
+                                   f"remove [sdk] {key}, or use an RP2350 board ('--board pico2', extends = \"pico2\")")
+        sdk = _table(sdk_cls, checked.sdk, "sdk")
+        platforms = FAMILY_PLATFORMS.get(checked.family)
+        if platforms is not None and sdk.pico_platform not in platforms:
+            raise _Refused("pico_platform", f"[sdk] pico_platform = {terminal(repr(sdk.pico_platform))} is not "
+                                            f"built by fwtool's {checked.family} family",
+                           f"use {' or '.join(repr(p) for p in platforms)}"
+                           + (" (the Hazard3 RISC-V cores are not supported: docs/pico2.md)"
+                              if sdk.pico_platform == "rp2350-riscv" else ""))
+        return dataclasses.replace(checked, sdk=sdk)
     except _Refused as e:
         raise BadInput(f"board file {terminal(path)}: {e.cause}", e.fix) from None

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Union
 
 from fwtool.core import config, userfile
-from fwtool.core.board_schema import (BoardFile, Clock, Led, Memory, Nrf52Sdk, PdmMic, PicoSdk, PSoC6Sdk, RgbLed, Uart,
-                                      Usb, build_board_file, usb_id)
+from fwtool.core.board_schema import (BoardFile, Clock, Led, Memory, Nrf52Sdk, PdmMic, PicoSdk, PSoC6Sdk, RgbLed,
+                                      Rp2350Sdk, Uart, Usb, build_board_file, usb_id)
 from fwtool.core.errors import BadInput
 from fwtool.core.escape import terminal
 from fwtool.core.paths import resource_dir
@@ -26,7 +26,7 @@ from fwtool.core.tomlcompat import tomllib
 
 MAX_BOARD_FILE_BYTES = 256 * 1024
 PROJECT_DIR = "boards"  # the folder beside a model that holds the user's board files
-Sdk = Union[PicoSdk, PSoC6Sdk, Nrf52Sdk]
+Sdk = Union[PicoSdk, Rp2350Sdk, PSoC6Sdk, Nrf52Sdk]
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,17 @@ from fwtool.devices.usb import Scan, scan, select
 __all__ = ["Device", "Scan", "discover", "select", "boards_for", "find_serial_port", "doctor_rows", "udev_rule"]
 
 
+RP2_FAMILIES = ("rp2040", "rp2350")
+
+
 def boards_for(board: Board | None) -> list[Board]:
-    """Boards whose USB ids discovery should look for: the same family as ``board`` (all boards for None)."""
+    """Boards whose USB ids discovery should look for: the same family as ``board`` (all boards for None). The two
+    RP2 families are looked for together, so a Pico found when a Pico 2 was named (or the reverse) is refused by
+    name (fwtool/flash: wrong chip) instead of "no board found"."""
     if board is None:
         return list(all_boards().values())
-    return [b for b in all_boards().values() if b.family == board.family] or [board]
+    group = RP2_FAMILIES if board.family in RP2_FAMILIES else (board.family,)
+    return [b for b in all_boards().values() if b.family in group] or [board]
 
 
 def discover(boards=None) -> Scan:

@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from fwtool.devices.chips import chip_of_usb
+from fwtool.devices.drives import drive_chip
+
 
 @dataclass
 class Device:
@@ -42,6 +45,11 @@ class Device:
     probe: Optional[str] = None  # probe: the CMSIS-DAP interface it offers ("KitProg3 CMSIS-DAP bulk")
 
     @property
+    def chip(self) -> str | None:
+        """"RP2040" / "RP2350" when the USB id or the drive's INFO_UF2.TXT tells (every mode), else None."""
+        return chip_of_usb(self.vid, self.pid) or (drive_chip(self.drive) if self.drive is not None else None)
+
+    @property
     def usb_id(self) -> str:
         return "" if self.vid is None else f"{self.vid:04X}:{self.pid:04X}"
 
@@ -68,6 +76,8 @@ class Device:
         labels = {"bootsel": "BOOTSEL", "app": "running app", "drive": "BOOTSEL drive"}
         serial_boot = self.mode == "bootsel" and self.picoboot is None and self.product == "SAM-BA bootloader"
         bits = [self.product if serial_boot else labels.get(self.mode) or self.product or self.mode]
+        if self.chip:
+            bits.append(self.chip)
         if self.serial:
             bits.append(f"serial {self.serial}")
         if self.port:
@@ -86,4 +96,4 @@ class Device:
         return {"mode": self.mode, "serial": self.serial, "location": self.location, "usb_id": self.usb_id or None,
                 "port": self.port, "drive": None if self.drive is None else str(self.drive),
                 "picoboot": self.picoboot is not None, "reset_interface": self.reset_interface,
-                "access": self.access, "product": self.product, "probe": self.probe, "ports": list(self.ports)}
+                "access": self.access, "product": self.product, "chip": self.chip, "probe": self.probe, "ports": list(self.ports)}

@@ -1,4 +1,10 @@
-"""PICOBOOT: the RP2040 bootrom's vendor USB interface, spoken from Python (a port of what picotool does).
+"""PICOBOOT: the RP2040 and RP2350 bootroms' vendor USB interface, spoken from Python (a port of what picotool does).
+
+RP2350 (pico-sdk 2.2.0 boot/picoboot.h, "RP2350 only below here"): the same 32-byte commands, status and control
+requests, plus REBOOT2 (0x0a: dFlags, dDelayMS, dParam0, dParam1; boot/picoboot_constants.h REBOOT2_FLAG_*),
+GET_INFO (0x8b), OTP_READ (0x8c) and OTP_WRITE (0x0d); its BOOTSEL USB id is 2E8A:000F (RP2040: 2E8A:0003) and
+its SRAM runs to 0x20082000. fwtool reboots an RP2350 with REBOOT2 (normal boot, to the Arm cores), as picotool
+does; flash erases are 4 KB sectors on both chips.
 
 The protocol client lives with the devices (reset reboots a board in BOOTSEL through it); the flashing
 algorithm that uses it to write an image is fwtool/flash/picoboot.py.
@@ -29,7 +35,13 @@ EXCLUSIVE_ACCESS, REBOOT, FLASH_ERASE, READ, WRITE, EXIT_XIP, ENTER_CMD_XIP, EXE
 CMD_NAMES = {EXCLUSIVE_ACCESS: "EXCLUSIVE_ACCESS", REBOOT: "REBOOT", FLASH_ERASE: "FLASH_ERASE", READ: "READ",
              WRITE: "WRITE", EXIT_XIP: "EXIT_XIP", ENTER_CMD_XIP: "ENTER_CMD_XIP", EXEC: "EXEC",
              VECTORIZE_FLASH: "VECTORIZE_FLASH"}
+REBOOT2, GET_INFO, OTP_READ, OTP_WRITE = 0x0A, 0x8B, 0x8C, 0x0D  # RP2350 only
+CMD_NAMES.update({REBOOT2: "REBOOT2", GET_INFO: "GET_INFO", OTP_READ: "OTP_READ", OTP_WRITE: "OTP_WRITE"})
+REBOOT2_FLAG_REBOOT_TYPE_NORMAL, REBOOT2_FLAG_REBOOT_TYPE_BOOTSEL = 0x0, 0x2
+REBOOT2_FLAG_REBOOT_TO_ARM = 0x10
 NOT_EXCLUSIVE, EXCLUSIVE, EXCLUSIVE_AND_EJECT = 0, 1, 2
+
+RP2350_SRAM_END = 0x20082000
 
 IF_RESET = (0x41, 0x41)  # bmRequestType OUT|vendor|interface, bRequest
 IF_CMD_STATUS = (0xC1, 0x42)  # IN|vendor|interface, wLength 16
@@ -244,6 +256,20 @@ class PicobootClient:
 
     def reboot(self, pc: int = 0, sp: int = SRAM_END, delay_ms: int = 500) -> None:
         self.command(REBOOT, struct.pack("<III", pc, sp, delay_ms))
+
+    def reboot2(self, flags: int, delay_ms: int = 500, param0: int = 0, param1: int = 0) -> None:
+        """RP2350's REBOOT2 (bCmdSize 16)."""
+        self.command(REBOOT2, struct.pack("<IIII", flags, delay_ms, param0, param1))
+
+    def reboot_normal(self, chip: str | None, delay_ms: int = 500) -> str:
+        """Leave BOOTSEL for a normal boot: REBOOT on RP2040 (picotool's reboot(0, 0x20042000, delay)), REBOOT2
+        NORMAL|TO_ARM on RP2350. Returns the command's name."""
+        if chip == "RP2350":
+            self.reboot2(REBOOT2_FLAG_REBOOT_TYPE_NORMAL | REBOOT2_FLAG_REBOOT_TO_ARM, delay_ms)
+            return "REBOOT2"
+        self.reboot(0, SRAM_END, delay_ms)
+        return "REBOOT"
+
 
 
 def check_flash_range(what: str, addr: int, size: int, flash: tuple[int, int], align: int) -> None:

@@ -27,7 +27,8 @@ from fwtool.devices import boards_for
 from fwtool.devices import usb as usbdevices
 from fwtool.devices.device import Device
 from fwtool.devices.permissions import udev_fix
-from fwtool.devices.picoboot import SRAM_END, PicobootClient
+from fwtool.devices.chips import chip_of_usb
+from fwtool.devices.picoboot import PicobootClient
 from fwtool.devices.usb import scan, select
 
 RESET_REQUEST_BOOTSEL = 0x01
@@ -243,10 +244,10 @@ def reboot(target: Device, bootsel: bool = False, strategies: list[ResetStrategy
         try:
             client = PicobootClient(transport, itf, out_ep, in_ep)
             client.reset()
-            client.reboot(0, SRAM_END, 100)
+            name = client.reboot_normal(chip_of_usb(target.vid, target.pid), 100)
         finally:
             be.close(transport)
-        return "PICOBOOT REBOOT"
+        return f"PICOBOOT {name}"
     raise NoDevice(f"cannot reboot {target.describe()} from the host", "press reset or replug the board")
 
 

@@ -21,7 +21,8 @@ import usb.util
 from serial.tools import list_ports
 
 from fwtool.devices.device import Device
-from fwtool.devices.drives import is_rp2_drive
+from fwtool.devices.chips import chip_of_usb
+from fwtool.devices.drives import drive_chip, is_rp2_drive
 from fwtool.core.errors import DeviceLost, FlashFailed, NoDevice, NoUsbBackend, UsbAccessDenied
 from fwtool.devices.permissions import NO_BACKEND_MSG, no_backend_fix, udev_fix
 from fwtool.devices.probes import is_probe_board, not_found_fix, scan_probes, wrong_mode_error
@@ -258,7 +259,8 @@ def scan(boards) -> Scan:
                 result.problems.append(f"{vid:04X}:{pid:04X} at {loc} has no PICOBOOT interface (disabled?)")
             _serial, access = _read_serial(dev)
             result.targets.append(Device("bootsel", location=loc, vid=vid, pid=pid, usb=dev, picoboot=pb,
-                                         access=access, product="RP2040 bootrom", boards=names(vid, pid)))
+                                         access=access, product=f"{chip_of_usb(vid, pid) or 'RP2'} bootrom",
+                                         boards=names(vid, pid)))
             continue
         reset = [num for num, cls, sub, proto, _ in ifaces if (cls, sub, proto) == RESET_ITF]
         if (vid, pid) in app_ids or reset:
@@ -301,7 +303,7 @@ def scan(boards) -> Scan:
         if match:
             match[0].drive = path
         else:
-            loose.append(Device("drive", location=loc, drive=path, product="RPI-RP2 drive"))
+            loose.append(Device("drive", location=loc, drive=path, product=f"{drive_chip(path)} BOOTSEL drive"))
     unmatched = [t for t in result.targets if t.mode == "bootsel" and t.drive is None]
     if len(loose) == 1 and len(unmatched) == 1 and loose[0].location is None:
         unmatched[0].drive = loose[0].drive  # one of each and no way to tell: the same board

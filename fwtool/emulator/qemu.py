@@ -1,4 +1,5 @@
-"""The virtual Cortex-M4: a firmware ELF linked for QEMU's ``mps2-an386`` machine (Debian ``qemu-system-arm``).
+"""The virtual Cortex-M4 and Cortex-M33: a firmware ELF linked for QEMU's ``mps2-an386`` (M4F, for psoc6) or
+``mps2-an505`` (M33 with DSP and FPU, for rp2350: the Pico 2's cores) machine (Debian ``qemu-system-arm``).
 
 No public PSoC 6 emulator exists; what can be wrong in silence — TFLM with the Cortex-M4/DSP CMSIS-NN kernels,
 compiled exactly as for the kit — runs on QEMU's Cortex-M4F board instead (the psoc6 family links the kit's
@@ -25,10 +26,14 @@ NS_PER_INSTRUCTION = 1  # -icount shift=0
 TITLE = "virtual Cortex-M4 (QEMU mps2-an386)"
 TIMING_NOTE = ("virtual Cortex-M4 (QEMU mps2-an386, -icount shift=0): 1 instruction = 1 ns of virtual time, so "
                "'us' counts instructions / 1000; not cycle-accurate and not the board's own timing (PSoC 6, nRF52840)")
+MACHINE_M33 = "mps2-an505"
+TITLE_M33 = "virtual Cortex-M33 (QEMU mps2-an505)"
+TIMING_NOTE_M33 = ("virtual Cortex-M33 (QEMU mps2-an505, -icount shift=0): 1 instruction = 1 ns of virtual time, so "
+                   "'us' counts instructions / 1000; not cycle-accurate and not RP2350 timing")
 
 
-def command(elf: Path) -> list[str]:
-    return ["qemu-system-arm", "-M", MACHINE, "-nographic", "-semihosting", "-icount", "shift=0",
+def command(elf: Path, machine: str = MACHINE) -> list[str]:
+    return ["qemu-system-arm", "-M", machine, "-nographic", "-semihosting", "-icount", "shift=0",
             "-monitor", "none", "-kernel", str(elf)]
 
 
@@ -40,9 +45,9 @@ def check() -> str:
     return path
 
 
-def hint(elf: Path) -> str:
+def hint(elf: Path, machine: str = MACHINE) -> str:
     """The fix for a run that ran out of time or ended early: the QEMU command line to run it by hand."""
-    return "raise --timeout, or run the image by hand: " + runner.command_line(command(Path(elf)))
+    return "raise --timeout, or run the image by hand: " + runner.command_line(command(Path(elf), machine))
 
 
 def instructions(invoke_us: list[int]) -> list[int]:
@@ -52,12 +57,12 @@ def instructions(invoke_us: list[int]) -> list[int]:
 
 def run(elf: Path, count: int | None = None, until: str | None = None, timeout: float = 300.0,
         on_line: Callable[[str], None] = lambda s: None,
-        on_command: Callable[[str], None] = lambda s: None) -> RunResult:
+        on_command: Callable[[str], None] = lambda s: None, machine: str = MACHINE) -> RunResult:
     """Run ``elf`` until ``count`` lines starting with ``until`` (default FWT:INFER; ``until`` alone: its first
     line), a FWT:ERROR line, the firmware's own exit, or ``timeout`` wall-clock seconds (then QEMU is killed).
     Reasons as fwtool/emulator/result.py: count, done, firmware-error, wall-limit, exited, ended-early."""
     check()
-    cmd = command(Path(elf))
+    cmd = command(Path(elf), machine)
     on_command("$ " + runner.command_line(cmd))
     proc = runner.spawn(cmd)
     proc.stdin.close()

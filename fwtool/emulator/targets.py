@@ -150,14 +150,15 @@ class QemuM4(VirtualTarget):
 
     info = TargetInfo("qemu-mps2-an386", qemu.TITLE, VIRTUAL, cycle_accurate=False, cores=1,
                       clock_hz=1e9 / qemu.NS_PER_INSTRUCTION, cycle="instruction", timing_note=qemu.TIMING_NOTE)
+    machine = qemu.MACHINE
 
     def load(self, image: Path | None) -> None:
         super().load(image)
-        self.hint = qemu.hint(self.image) if self.image else None
+        self.hint = qemu.hint(self.image, self.machine) if self.image else None
 
     def capture(self, until, count, timeout, on_line=None, on_event=None) -> RunResult:
         result = qemu.run(self.image, count=count or None, until=until, timeout=timeout,
-                          on_line=on_line or (lambda s: None))
+                          on_line=on_line or (lambda s: None), machine=self.machine)
         us = result.invoke_us
         self._details.update({"elf": str(self.image), "invoke_us": us[:1] and us[0],
                               "invoke_instructions": us[:1] and qemu.instructions(us)[0]})
@@ -170,7 +171,16 @@ class QemuM4(VirtualTarget):
         return head + [f"note      {self.info.timing_note}"]
 
 
-VIRTUAL_TARGETS: dict[str, type[VirtualTarget]] = {t.info.name: t for t in (Rp2040js, QemuM4)}
+class QemuM33(QemuM4):
+    """The virtual Cortex-M33 (with DSP and FPU): QEMU mps2-an505 running the rp2350 family's ELF linked for it.
+    The same runner and instruction counting as the M4 machine; only the machine and the labels differ."""
+
+    info = TargetInfo("qemu-mps2-an505", qemu.TITLE_M33, VIRTUAL, cycle_accurate=False, cores=1,
+                      clock_hz=1e9 / qemu.NS_PER_INSTRUCTION, cycle="instruction", timing_note=qemu.TIMING_NOTE_M33)
+    machine = qemu.MACHINE_M33
+
+
+VIRTUAL_TARGETS: dict[str, type[VirtualTarget]] = {t.info.name: t for t in (Rp2040js, QemuM4, QemuM33)}
 
 
 def run_capture(image: Path, count: int = 3, until: str = protocol.PREFIX_INFER, timeout: float = 120.0,

@@ -20,9 +20,13 @@ def usage(sizes: Sizes, board) -> dict:
 
 
 def uf2_summary(path: Path) -> dict:
-    blocks = uf2.parse(path.read_bytes())
-    return {"blocks": len(blocks), "family_id": f"0x{blocks[0].family_id:08X}",
-            "start": f"0x{blocks[0].address:08X}", "bytes": len(blocks) * uf2.BLOCK_SIZE}
+    every = uf2.parse(path.read_bytes())
+    blocks = [b for b in every if not b.ignored]
+    out = {"blocks": len(blocks), "family_id": f"0x{blocks[0].family_id:08X}",
+           "start": f"0x{blocks[0].address:08X}", "bytes": len(every) * uf2.BLOCK_SIZE}
+    if len(blocks) < len(every):  # RP2350: the E10 work-around block, as pico-sdk's tools emit it
+        out["workaround_blocks"] = [f"0x{b.address:08X}" for b in every if b.ignored]
+    return out
 
 
 def text_components(sizes: Sizes, artifacts: Artifacts, ctx: dict) -> dict:

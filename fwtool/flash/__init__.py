@@ -23,6 +23,7 @@ from fwtool.core.errors import BadInput, DeviceLost, FlashFailed, NoUsbBackend, 
 from fwtool.devices import last_flash
 from fwtool.devices import usb as usbdevices
 from fwtool.devices.device import Device
+from fwtool.devices.chips import EXAMPLE_BOARD
 from fwtool.devices.drives import require_rp2_drive
 from fwtool.devices.permissions import NO_BACKEND_MSG, no_backend_fix
 from fwtool.devices import reset
@@ -97,13 +98,19 @@ def _flash(req: FlashRequest) -> FlashResult:
     req.step(f"image     {img.source}  {len(img.data):,} B at 0x{img.base:08X} ({img.kind})")
 
     if req.drive is not None:
-        target = Device("drive", drive=require_rp2_drive(Path(req.drive)))
+        target = Device("drive", drive=require_rp2_drive(Path(req.drive), uf2.chip_of(board.uf2_family_id)))
         found = None
     else:
         found = devices.discover(boards)  # the one scan: every later wait compares against it
         target = devices.select(found, req.device)
         if req.method != "auto" and tried[0].needs_usb and not found.usb_ok:
             raise NoUsbBackend(NO_BACKEND_MSG, no_backend_fix())
+    want_chip = uf2.chip_of(board.uf2_family_id)
+    if want_chip and target.chip and target.chip != want_chip:  # a Pico for --board pico2, or the reverse
+        raise BadInput(f"the attached board is an {target.chip} ({target.describe()}), but --board {board.name} is "
+                       f"an {want_chip} board; nothing was written",
+                       f"flash an image built for it (--board {EXAMPLE_BOARD[target.chip]}), or plug in the "
+                       f"{want_chip} board")
     app_serial = target.serial if target.mode in ("app", "probe") else None  # a KitProg3's UID = its UART's serial
     req.step(f"board     {board.name}: {target.describe()}")
     # apps on USB before the flash other than this board (a new one afterwards, at no known location, is ours)

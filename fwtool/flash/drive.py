@@ -25,9 +25,11 @@ def check_uf2(data: bytes, board) -> None:
     check_for_board(firmware.parse(data, "the UF2 to copy", "uf2"), board, boot_check=False)
 
 
-def copy(drive: Path, data: bytes, progress: Progress = no_progress, chunk: int = 64 * 1024) -> Path:
-    """Write the UF2 to the drive and force it out to the device (fsync). Re-checks the drive first."""
-    require_rp2_drive(drive)
+def copy(drive: Path, data: bytes, progress: Progress = no_progress, chunk: int = 64 * 1024,
+         chip: str | None = None) -> Path:
+    """Write the UF2 to the drive and force it out to the device (fsync). Re-checks the drive (and that it is
+    ``chip``'s: "RP2040" / "RP2350") first."""
+    require_rp2_drive(drive, chip)
     dest = Path(drive) / DEST_NAME
     done = 0
     try:

@@ -7,10 +7,11 @@ the virtual board give the same verdict for the same file.
 """
 from __future__ import annotations
 
+from fwtool.core.boards import all_boards
 from fwtool.core.errors import BadInput
-from fwtool.image import boot2
+from fwtool.image import boot2, picobin
 from fwtool.image.firmware import FILL, FirmwareImage
-from fwtool.image.uf2 import family_name
+from fwtool.image.uf2 import chip_of, family_name
 
 
 def _rp2040_boot2(data: bytes) -> str | None:
@@ -20,9 +21,22 @@ def _rp2040_boot2(data: bytes) -> str | None:
             "start it and would stay in BOOTSEL mode")
 
 
+def _rp2350_image_def(data: bytes) -> str | None:
+    if picobin.ok(data):
+        return None
+    return ("has no RP2350 IMAGE_DEF block in its first 4 KB (pico-sdk embeds one): the RP2350 bootrom would not "
+            "start it and would stay in BOOTSEL mode")
+
+
 # board.boot_check -> (bytes at flash_base it needs, problem(bytes) -> None or why the boot ROM would not run it)
-BOOT_CHECKS = {boot2.NAME: (boot2.BOOT2_BYTES, _rp2040_boot2)}
+BOOT_CHECKS = {boot2.NAME: (boot2.BOOT2_BYTES, _rp2040_boot2),
+               picobin.NAME: (picobin.SEARCH_BYTES, _rp2350_image_def)}
 NO_BOOT = "no valid boot image"  # the note a skipped boot check leaves
+
+
+def boards_for_family(family_id: int) -> list[str]:
+    """Names of the built-in boards whose UF2 family is ``family_id`` (the --board a refusal suggests)."""
+    return sorted(b.name for b in all_boards().values() if b.uf2_family_id == family_id)
 
 
 def check_for_board(img: FirmwareImage, board, *, boot_check: bool = True, whole_flash: bool = False,
@@ -41,6 +55,14 @@ def check_for_board(img: FirmwareImage, board, *, boot_check: bool = True, whole
             got = ", ".join(family_name(f) for f in img.uf2_families) or "no family id"
             if img.uf2_families and img.uf2_unflagged:
                 got += f" and {img.uf2_unflagged} block(s) with no family id"
+            theirs, ours = chip_of(img.uf2_families[0] if img.uf2_families else None), chip_of(board.uf2_family_id)
+            if theirs and ours and theirs != ours:  # a Pico image for a Pico 2, or the reverse: name both chips
+                others = boards_for_family(img.uf2_families[0])
+                raise BadInput(f"{img.source} is an {theirs} image (UF2 family {got}), but {board.name} is an "
+                               f"{ours} board ({family_name(board.uf2_family_id)}): its bootrom would silently "
+                               "ignore it; nothing was written",
+                               (f"flash it with --board {others[0]} ({theirs}), or " if others else "")
+                               + f"rebuild it for {board.name} ('fwtool build --board {board.name}')")
             raise BadInput(f"{img.source} is for UF2 family {got}, not {family_name(board.uf2_family_id)} "
                            f"({board.name}): the bootrom would silently ignore it",
                            f"build it for {board.name} ('fwtool build --board {board.name}')")
@@ -57,7 +79,8 @@ def check_for_board(img: FirmwareImage, board, *, boot_check: bool = True, whole
     if why is None:
         return img
     if boot_check:
-        fix = "flash a pico-sdk build ('fwtool build')" if board.boot_check == boot2.NAME else "rebuild it"
+        fix = ("flash a pico-sdk build ('fwtool build')" if board.boot_check in (boot2.NAME, picobin.NAME)
+               else "rebuild it")
         raise BadInput(f"{img.source} {why}", fix + (f", or pass {skip_hint} to write it anyway" if skip_hint else ""))
     img.notes.append(NO_BOOT)
     return img

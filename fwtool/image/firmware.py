@@ -195,6 +195,10 @@ def from_uf2(raw: bytes, source: str) -> FirmwareImage:
         blocks = uf2.parse(raw)
     except uf2.UF2Error as e:
         raise BadInput(f"{source} is not a valid UF2 file: {e}", _REBUILD) from e
+    ignored = [b for b in blocks if b.ignored]  # the RP2350-E10 work-around block: the bootrom skips it
+    blocks = [b for b in blocks if not b.ignored]
+    if not blocks:
+        raise BadInput(f"{source} has no main-flash blocks", _REBUILD)
     groups: dict = {}  # concatenated UF2s (one per family) number their blocks per family (UF2 spec)
     for i, b in enumerate(blocks):
         if b.payload_size != uf2.PAYLOAD or b.address % uf2.PAYLOAD:
@@ -223,4 +227,6 @@ def from_uf2(raw: bytes, source: str) -> FirmwareImage:
                         uf2_families=fams, uf2_unflagged=unflagged, uf2=bytes(raw))
     if len(main) < len(blocks):
         img.notes.append(f"{len(blocks) - len(main)} block(s) not for main flash ignored")
+    if ignored:
+        img.notes.append(f"{len(ignored)} RP2350-E10 work-around block(s) (RP2_IGNORE_BLOCK) skipped")
     return img

@@ -12,7 +12,17 @@ MAGIC_START1 = 0x9E5D5157
 MAGIC_END = 0x0AB16F30
 FLAG_NOT_MAIN_FLASH = 0x00000001
 FLAG_FAMILY_ID_PRESENT = 0x00002000
+FLAG_EXTENSION_FLAGS_PRESENT = 0x00008000
 RP2040_FAMILY_ID = 0xE48BFF56
+ABSOLUTE_FAMILY_ID = 0xE48BFF57
+RP2350_ARM_S_FAMILY_ID = 0xE48BFF59
+# pico-sdk 2.2.0 boot/uf2.h: a block carrying this extension tag is not written by the RP2350 bootrom. picotool
+# (elf2uf2.cpp gen_abs_block, called with --abs-block by pico-sdk's tools/CMakeLists.txt when
+# PICO_RP2350_A2_SUPPORTED, which boards/pico2.h sets) puts one such block, family "absolute", payload 0xEF,
+# numbered 0 of 2, first in every RP2350 flash UF2: the work-around for erratum RP2350-E10 (drag-and-drop of a UF2
+# whose first block is not "absolute" can fail on A2 chips). Its default address is the last page of 16 MB flash.
+EXTENSION_RP2_IGNORE_BLOCK = 0x9957E304
+ABS_BLOCK_ADDRESS = 0x10FFFF00
 BLOCK_SIZE = 512
 PAYLOAD = 256
 _HEADER = struct.Struct("<8I")
@@ -21,6 +31,14 @@ FAMILY_NAMES = {0xE48BFF56: "RP2040", 0xE48BFF59: "RP2350 ARM-S", 0xE48BFF5A: "R
                 0xE48BFF5B: "RP2350 ARM-NS", 0xE48BFF57: "absolute", 0xE48BFF58: "data",
                 0xE48BFF55: "CYW43 firmware", 0x68ED2B88: "SAMD21", 0x55114460: "SAMD51",
                 0xADA52840: "nRF52840", 0x1C5F21B0: "ESP32", 0xBFDD4EEE: "ESP32-S2", 0xC47E5767: "ESP32-S3"}
+
+
+# The chip a UF2 family id is for (the refusals name both chips).
+CHIPS = {0xE48BFF56: "RP2040", 0xE48BFF59: "RP2350", 0xE48BFF5A: "RP2350", 0xE48BFF5B: "RP2350"}
+
+
+def chip_of(fid: int | None) -> str | None:
+    return CHIPS.get(fid) if fid is not None else None
 
 
 def family_name(fid: int) -> str:
@@ -41,12 +59,28 @@ class Block:
     num_blocks: int
     family_id: int
     data: bytes  # payload only
+    extension: int | None = None  # the first extension tag word after the payload (FLAG_EXTENSION_FLAGS_PRESENT)
+
+    @property
+    def ignored(self) -> bool:
+        """A block the RP2 bootroms skip: the RP2350-E10 work-around block (RP2_IGNORE_BLOCK extension)."""
+        return bool(self.flags & FLAG_EXTENSION_FLAGS_PRESENT) and self.extension == EXTENSION_RP2_IGNORE_BLOCK
 
 
-def from_bin(data: bytes, base: int, family_id: int = RP2040_FAMILY_ID) -> bytes:
-    """One 512-byte block per 256 bytes of ``data`` (last page zero-padded), as picotool writes them."""
+def abs_block(address: int = ABS_BLOCK_ADDRESS) -> bytes:
+    """The RP2350-E10 work-around block as picotool's gen_abs_block writes it (flags FAMILY_ID | EXTENSION_FLAGS,
+    family "absolute", 256 bytes of 0xEF, block 0 of 2, the RP2_IGNORE_BLOCK tag right after the payload)."""
+    head = _HEADER.pack(MAGIC_START0, MAGIC_START1, FLAG_FAMILY_ID_PRESENT | FLAG_EXTENSION_FLAGS_PRESENT, address,
+                        PAYLOAD, 0, 2, ABSOLUTE_FAMILY_ID)
+    body = (b"\xef" * PAYLOAD + struct.pack("<I", EXTENSION_RP2_IGNORE_BLOCK)).ljust(476, b"\0")
+    return head + body + struct.pack("<I", MAGIC_END)
+
+
+def from_bin(data: bytes, base: int, family_id: int = RP2040_FAMILY_ID, abs_block_at: int | None = None) -> bytes:
+    """One 512-byte block per 256 bytes of ``data`` (last page zero-padded), as picotool writes them;
+    ``abs_block_at``: the RP2350-E10 work-around block first (:func:`abs_block`)."""
     pages = [data[i:i + PAYLOAD] for i in range(0, len(data), PAYLOAD)] or [b""]
-    out = bytearray()
+    out = bytearray(abs_block(abs_block_at) if abs_block_at is not None else b"")
     for n, page in enumerate(pages):
         page = page.ljust(PAYLOAD, b"\0")
         out += _HEADER.pack(MAGIC_START0, MAGIC_START1, FLAG_FAMILY_ID_PRESENT, base + n * PAYLOAD, PAYLOAD,
@@ -67,7 +101,9 @@ def parse(data: bytes) -> list[Block]:
             raise UF2Error(f"block at offset {off} has bad magic numbers")
         if size > 476:
             raise UF2Error(f"block {no} has payload size {size} > 476")
-        blocks.append(Block(flags, addr, size, no, num, fam, bytes(data[off + 32:off + 32 + size])))
+        ext = struct.unpack_from("<I", data, off + 32 + size)[0] if flags & FLAG_EXTENSION_FLAGS_PRESENT and \
+            size <= 472 else None
+        blocks.append(Block(flags, addr, size, no, num, fam, bytes(data[off + 32:off + 32 + size]), ext))
     return blocks
 
 
@@ -86,8 +122,9 @@ def to_image(blocks: list[Block]) -> tuple[int, bytes]:
 
 
 def validate(data: bytes, family_id: int, base: int, expect: bytes | None = None) -> list[Block]:
-    """Check everything the RP2040 bootrom checks, plus contiguity from ``base`` and (optionally) exact content."""
-    blocks = parse(data)
+    """Check everything the RP2040 bootrom checks, plus contiguity from ``base`` and (optionally) exact content.
+    The RP2350-E10 work-around block (ignored by the bootrom) is skipped."""
+    blocks = [b for b in parse(data) if not b.ignored]
     n = len(blocks)
     for i, b in enumerate(blocks):
         if not b.flags & FLAG_FAMILY_ID_PRESENT:
@@ -110,4 +147,5 @@ def validate(data: bytes, family_id: int, base: int, expect: bytes | None = None
 
 def family_of(path: Path) -> set[int]:
     """Family ids present in a UF2 file (for refusing a wrong-family image before flashing)."""
-    return {b.family_id for b in parse(Path(path).read_bytes()) if b.flags & FLAG_FAMILY_ID_PRESENT}
+    return {b.family_id for b in parse(Path(path).read_bytes())
+            if b.flags & FLAG_FAMILY_ID_PRESENT and not b.ignored}

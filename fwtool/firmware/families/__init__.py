@@ -14,8 +14,9 @@ from fwtool.firmware.families.base import CompiledFiles, CompileRequest, Family,
 from fwtool.firmware.families.nrf52 import NRF52Family
 from fwtool.firmware.families.psoc6 import PSoC6Family
 from fwtool.firmware.families.rp2040 import RP2040Family
+from fwtool.firmware.families.rp2350 import RP2350Family
 
-FAMILIES: tuple[type[Family], ...] = (RP2040Family, PSoC6Family, NRF52Family)
+FAMILIES: tuple[type[Family], ...] = (RP2040Family, RP2350Family, PSoC6Family, NRF52Family)
 
 __all__ = ["CompiledFiles", "CompileRequest", "Family", "SourcePatch", "all_families", "apply_patches",
            "get_family"]

@@ -1,8 +1,8 @@
 """Raspberry Pi RP2040 boards: pico-sdk CMake project, pico-tflmicro with CMSIS-NN, UF2 output.
 
-Composed of the shared parts: TFLM from pico-tflmicro (tflm.py) and the CMake/Ninja driver (cmake.py); the
-pico-sdk side (configure arguments, the tinyusb check, apps' vendor libraries and the microphone) is here and in
-rp2040_apps.py.
+Composed of the shared parts: TFLM from pico-tflmicro (tflm.py), the CMake/Ninja driver (cmake.py) and the
+pico-sdk build (picosdk.py: configure arguments, the tinyusb check, UF2), shared with RP2350; apps' vendor
+libraries and the microphone are in rp2040_apps.py.
 """
 from __future__ import annotations
 
@@ -11,10 +11,8 @@ from typing import TYPE_CHECKING
 
 from fwtool.core import vendor
 from fwtool.core.boards import Board
-from fwtool.core.errors import FwtoolError
 from fwtool.core.toolchain import ARM_BUILD_TOOLS, Tool
-from fwtool.image import uf2
-from fwtool.firmware.families import cmake, tflm
+from fwtool.firmware.families import cmake, picosdk, tflm
 from fwtool.firmware.families.base import CompiledFiles, CompileRequest, Family, SourcePatch
 from fwtool.firmware.families.rp2040_apps import fast_sources, mic_values, vendor_libs
 
@@ -70,29 +68,12 @@ class RP2040Family(Family):
         return [p for p in found if p is not None]
 
     def configure_args(self, request: CompileRequest) -> list[str]:
-        """pico-sdk's configure: its path, tinyusb's, the board header (``PICO_BOARD``)."""
-        paths = request.vendor_paths
-        return cmake.configure_command(request, "-DCMAKE_BUILD_TYPE=Release", "-DPICO_NO_PICOTOOL=1",
-                                       f"-DPICO_SDK_PATH={paths['pico-sdk']}",
-                                       f"-DPICO_TINYUSB_PATH={paths['tinyusb']}",
-                                       f"-DPICO_BOARD={request.board.sdk.pico_board}")
+        return picosdk.configure_args(request)
 
     def compile(self, request: CompileRequest) -> CompiledFiles:
-        def tinyusb_found(lines: list[str]) -> None:
-            if any("USB support will be unavailable" in ln for ln in lines):
-                raise FwtoolError(f"pico-sdk found no usable tinyusb at {request.vendor_paths['tinyusb']} "
-                                  "(USB stdio would be missing)",
-                                  "run 'fwtool vendor sync tinyusb' or point PICO_TINYUSB_PATH at a full checkout")
-
-        elf = cmake.build(request, self.configure_args(request), check_configure=tinyusb_found)
-        return CompiledFiles(elf=elf, bin=elf.parent / "firmware.bin", map=elf.parent / "firmware.elf.map")
+        return picosdk.compile_project(request)
 
     def package(self, compiled: CompiledFiles, board: Board) -> dict[str, bytes]:
-        if compiled.bin is None:
-            raise FwtoolError("the build produced no firmware.bin to make a UF2 from", "re-run 'fwtool build'")
-        data = compiled.bin.read_bytes()
-        image = uf2.from_bin(data, board.flash_base, board.uf2_family_id)
-        uf2.validate(image, board.uf2_family_id, board.flash_base, expect=data)
-        return {"uf2": image}
+        return picosdk.package_uf2(compiled, board)
 
     progress = staticmethod(cmake.progress)

@@ -68,7 +68,7 @@ class DriveRunner(Runner):
         if not opts.reboot:
             raise BadInput("--no-reboot is not possible with the drive method (the bootrom reboots after the copy)",
                            "use --method picoboot")
-        copy(device.drive, data, opts.progress)
+        copy(device.drive, data, opts.progress, chip=uf2.chip_of(board.uf2_family_id))
         how = wait_gone(device.drive, opts.timeout, opts.app_seen)
         return Written(bytes_total=len(image.data), bytes_written=len(image.data), bytes_skipped=0,
                        sectors_written=None, sectors_skipped=None, verified=False, rebooted=True,

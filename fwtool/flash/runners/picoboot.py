@@ -12,7 +12,8 @@ from fwtool.devices import usb as usbdevices
 from fwtool.devices.device import Device
 from fwtool.devices.permissions import NO_BACKEND_MSG, no_backend_fix, udev_fix
 from fwtool.flash.base import Image, Runner
-from fwtool.devices.picoboot import EXCLUSIVE, NOT_EXCLUSIVE, SRAM_END, PicobootClient
+from fwtool.devices.chips import chip_of_usb
+from fwtool.devices.picoboot import EXCLUSIVE, NOT_EXCLUSIVE, PicobootClient
 from fwtool.flash.picoboot import program
 from fwtool.flash.request import WriteOptions, Written
 
@@ -58,7 +59,7 @@ class PicobootRunner(Runner):
                              progress=opts.progress)
             result.write_seconds = round(time.monotonic() - t0, 3)
             if opts.reboot:
-                client.reboot(0, SRAM_END, 500)
+                client.reboot_normal(chip_of_usb(device.vid, device.pid), 500)
             else:
                 client.exclusive(NOT_EXCLUSIVE)
             result.rebooted = opts.reboot
