@@ -29,10 +29,12 @@ def by_name(name: str) -> type[Target]:
 
 def virtual_for(board: str) -> type[Target]:
     """The virtual target of ``board``'s family (refused when the family has none)."""
-    family = get_family(get_board(board).family)
-    if not family.virtual_target:
+    spec = get_board(board)
+    family = get_family(spec.family)
+    name = family.virtual_target_for(spec)
+    if not name:
         raise BadInput(f"the {family.name} family has no virtual target", "run on a board (--device/--port)")
-    return by_name(family.virtual_target)
+    return by_name(name)
 
 
 def target_class(board: str, where: str) -> type[Target]:
