@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from fwtool.core.boards import get_board
 from fwtool.core.errors import BadInput
+from fwtool.emulator.linux_targets import LinuxNative, QemuAarch64
 from fwtool.emulator.targets import QemuM4, Rp2040js
 from fwtool.firmware.families import get_family
 from fwtool.targets.base import Target
@@ -16,6 +17,8 @@ TARGETS: dict[str, type[Target]] = {
     Rp2040js.info.name: Rp2040js,  # the virtual RP2040 (rp2040js on Node.js)
     QemuM4.info.name: QemuM4,  # the virtual Cortex-M4 (QEMU mps2-an386)
     BoardTarget.info.name: BoardTarget,  # a real board behind its serial port
+    LinuxNative.info.name: LinuxNative,  # a linux-family program on this machine (fwtool/emulator/linux_targets.py)
+    QemuAarch64.info.name: QemuAarch64,  # a static aarch64 program under qemu-aarch64-static
 }
 WHERE = ("emulator", "board")  # what commands call them (--emulator / --device, --port)
 
