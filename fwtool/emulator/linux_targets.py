@@ -9,6 +9,7 @@ import platform
 from pathlib import Path
 from typing import Callable
 
+from fwtool.core import protocol
 from fwtool.emulator import linux_user
 from fwtool.emulator.latency import latency_stats
 from fwtool.emulator.result import RunResult
@@ -44,8 +45,6 @@ class LinuxUserTarget(VirtualTarget):
         return result
 
     def summary(self, lines: list[str]) -> list[str]:
-        from fwtool.core import protocol
-
         us = [r.us for r in (protocol.parse_line(ln) for ln in lines) if isinstance(r, protocol.Inference)]
         stats = latency_stats(us, None, "real" if self.arch is None else "qemu-user wall time")
         return ([stats.summary()] if stats else []) + [f"note      {self.info.timing_note}"]

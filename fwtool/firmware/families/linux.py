@@ -13,11 +13,15 @@ another machine, ``linux-native`` when the program's architecture is this machin
 from __future__ import annotations
 
 import dataclasses
+import io
 import platform
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fwtool.core import vendor
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+
+from fwtool.core import runner, vendor
 from fwtool.core.boards import Board
 from fwtool.core.errors import BadInput, FwtoolError
 from fwtool.core.toolchain import Tool
@@ -130,8 +134,6 @@ class LinuxFamily(Family):
         return cmake.configure_command(request, *args)
 
     def compile(self, request: CompileRequest) -> CompiledFiles:
-        from fwtool.core import runner
-
         if runner.which(compiler(request.board)) is None:
             pkg = "g++-aarch64-linux-gnu" if request.board.sdk.compiler_prefix else "g++"
             raise FwtoolError(f"{compiler(request.board)} was not found (it builds {request.board.name}'s program)",
@@ -150,11 +152,6 @@ class LinuxFamily(Family):
 
 def elf_facts(data: bytes) -> dict:
     """{machine, static, class} of an ELF's bytes (pyelftools), or BadInput for anything else."""
-    import io
-
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.elffile import ELFFile
-
     try:
         elf = ELFFile(io.BytesIO(data))
         interp = any(seg["p_type"] == "PT_INTERP" for seg in elf.iter_segments())
