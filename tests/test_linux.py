@@ -231,3 +231,11 @@ def test_bad_unit_name_and_paths_refused_before_connecting(builds, tmp_path):
             remote_path("fwtool", bad)
     with pytest.raises(BadInput):
         remote_path("../outside", "x")
+
+
+def test_run_builds_deploys_and_monitors(builds, sshd, tmp_path):
+    _need(builds, "linux-host")
+    p = _cli("run", "--board", "linux-host", "-m", "example:fire_alarm", "--out", str(tmp_path / "run"),
+             *_ssh_args(sshd), "--count", "2", "--plain", timeout=600)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "deployed" in p.stderr and len([ln for ln in p.stdout.splitlines() if "class_0" in ln]) >= 2, p.stdout
