@@ -222,6 +222,10 @@ def test_bad_unit_name_and_paths_refused_before_connecting(builds, tmp_path):
     p = _cli("flash", "--board", "linux-host", "--elf", str(elf), "--host", "nosuchhost.invalid",
              "--service", "bad name;rm")
     assert p.returncode == 3 and "systemd" in _one_error(p)
+    p = _cli("flash", "--board", "linux-host", "--elf", str(elf))  # no --host: refused, not looked for on USB
+    assert p.returncode == 3 and "over SSH" in _one_error(p)
+    p = _cli("flash", "--board", "linux-host", "--elf", str(elf), "--host", "bad host!")
+    assert p.returncode == 3 and "[user@]host[:port]" in _one_error(p)
     from fwtool.core.errors import BadInput
     from fwtool.flash.ssh import check_unit_name, remote_path
 

@@ -5,6 +5,7 @@ import click
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
 from fwtool.core import ui
+from fwtool.core.boards import get_board
 from fwtool.firmware.result import last_build
 from fwtool.core.errors import BadInput
 from fwtool.core.escape import terminal
@@ -156,6 +157,9 @@ def flash(uf2_path, elf_path, bin_path, hex_path, board, serial, method, drive_p
         return
     if (service or ssh_config) and host is None:
         raise BadInput("--service and --ssh-config need --host", "add --host [user@]host[:port]")
+    if board is not None and get_board(board).family == "linux":
+        raise BadInput(f"{board} is a Linux board: its program is deployed over SSH, not USB",
+                       f"add --host [user@]host[:port] (fwtool flash --board {board} --host pi@raspberrypi.local)")
     if lab is not None:  # the exporter's fwtool flashes it (its board file's runners, verified there)
         lab_options.flash_on_lab(lab, path, as_json)
         return
