@@ -4,7 +4,8 @@ For fire_alarm and micro_speech (inference app): builds the linux-host (host g++
 static programs, runs each for N inferences — natively, and under qemu-aarch64-static — and prints the median
 and p95 invoke time, the ratio qemu/native, and the program sizes (loaded bytes = the PT_LOAD file sizes; the
 file itself carries debug info). qemu-user has no -icount: its times are wall time of translated code on this
-machine, not a Raspberry Pi's.
+machine, not a Raspberry Pi's. Also counts the aarch64 instructions of a whole one-vector validate run under
+qemu-aarch64 -singlestep (an upper bound of one invoke's).
 """
 from __future__ import annotations
 
@@ -24,9 +25,9 @@ MODELS = {"fire_alarm": "example:fire_alarm", "micro_speech": "example:micro_spe
 BOARDS = {"linux-host": None, "rpi4": "aarch64"}
 
 
-def build(board: str, model: str, out: Path) -> Path:
+def build(board: str, model: str, out: Path, app: str = "inference") -> Path:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    p = subprocess.run([sys.executable, "-m", "fwtool", "build", "--board", board, "--app", "inference", "-m", model,
+    p = subprocess.run([sys.executable, "-m", "fwtool", "build", "--board", board, "--app", app, "-m", model,
                         "--out", str(out)], capture_output=True, text=True, env=env)
     if p.returncode:
         raise SystemExit(f"build {board} {model} failed:\n{p.stderr}")
@@ -58,6 +59,11 @@ def main() -> None:
             where = "native" if arch is None else "qemu-aarch64-static"
             print(f"{name:14s} {board:11s} {where:18s} {p50[board]:8.3f} {p95:8.3f} {loaded_bytes(elf):10,d}")
         print(f"{name:14s} qemu-aarch64 / native p50 = {p50['rpi4'] / p50['linux-host']:.1f}x")
+        # aarch64 instructions of a whole validate run (start-up, one invoke on the zero input, exit): an upper
+        # bound of one invoke's count (qemu-user has no -icount; -singlestep -d exec,nochain counts them)
+        val = build("rpi4", model, out / f"{name}-rpi4-validate", app="validate")
+        print(f"{name:14s} rpi4 validate run (1 invoke + start-up): "
+              f"{linux_user.instruction_count(val, 'aarch64'):,} aarch64 instructions")
 
 
 if __name__ == "__main__":
