@@ -24,6 +24,8 @@ from fwtool.commands import run as run_cmd
 from fwtool.commands import emulate as emulate_cmd
 from fwtool.commands import features as features_cmd
 from fwtool.commands import record as record_cmd
+from fwtool.commands import dataset as dataset_cmd
+from fwtool.commands import train as train_cmd
 from fwtool.commands import validate as validate_cmd
 from fwtool.commands import profile as profile_cmd
 from fwtool.core.errors import Exit, FwtoolError, exit_code_summary
@@ -55,7 +57,8 @@ def cli(offline):
 for _cmd in (build_cmd.build, boards_cmd.boards, examples_cmd.examples, doctor_cmd.doctor, vendor_cmd.vendor, quantize_cmd.quantize,
              inspect_cmd.inspect_cmd,
              flash_cmd.flash, flash_cmd.devices, monitor_cmd.monitor, emulate_cmd.emulate, validate_cmd.validate,
-             run_cmd.run, features_cmd.features_cmd, record_cmd.record, profile_cmd.profile, lab_cmd.lab):
+             run_cmd.run, features_cmd.features_cmd, record_cmd.record, train_cmd.train, dataset_cmd.dataset, profile_cmd.profile,
+             lab_cmd.lab):
     cli.add_command(_cmd)
 
 

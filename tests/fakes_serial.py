@@ -278,6 +278,8 @@ class SocketBoard:
 
     def read_input(self, timeout: float = 1.0, until: bytes = b"\n") -> bytes:
         deadline = time.monotonic() + timeout
+        while self.conn is None and time.monotonic() < deadline:  # the accepting thread may not have run yet
+            time.sleep(0.005)
         while self.conn is not None and time.monotonic() < deadline and until not in self.received:
             r, _, _ = select.select([self.conn], [], [], 0.01)
             if r:

@@ -11,13 +11,13 @@ import pytest
 PKG = Path(__file__).resolve().parent.parent / "fwtool"
 # Imports that may stay inside functions: optional or heavy third-party packages, loaded only by the commands
 # that need them.
-LAZY_OK = {"tensorflow", "tflite_micro", "cmsisdsp", "pyocd", "labgrid", "attr",  # attr: labgrid's attrs (fwtool.lab)
+LAZY_OK = {"tensorflow", "tflite_micro", "cmsisdsp", "pyocd", "labgrid", "attr", "matplotlib",  # attr: labgrid's attrs (fwtool.lab)
            # standard-library modules that exist on some operating systems only
            "termios", "tty", "grp", "pwd", "msvcrt", "winreg", "fcntl"}
 # Lower number = lower layer. A module may import its own layer or lower ones only.
 LAYERS = {
     "core": 0, "image": 1, "model": 1, "audio": 1, "devices": 2, "firmware": 2, "flash": 3, "emulator": 3,
-    "monitor": 4, "validate": 5, "profile": 5, "commands": 6, "cli": 7, "__main__": 8,
+    "monitor": 4, "validate": 5, "profile": 5, "train": 5, "commands": 6, "cli": 7, "__main__": 8,
     "lab": 5.5,  # labgrid board farms: drives flash (through exporters), monitor and validate; used by commands
     "targets": 4.5,  # where an image runs: the registry and the physical board (flash, monitor's opener)
     "targets.base": 0.5,  # the target interface itself (core only), so emulator/ and lab/ can implement it

@@ -161,7 +161,7 @@ def test_fleet_validation_on_both_places_in_parallel(vlab, fleet):
 def test_the_driver_flashes_over_ssh_and_the_board_runs_it(vlab, fleet, tmp_path, monkeypatch):
     from labgrid.util.ssh import sshmanager
 
-    from fwtool.lab.boards import make_driver
+    from fwtool.lab.target import make_driver
     from fwtool.targets.physical import read_port_until_done
 
     p, out = fleet
@@ -196,7 +196,7 @@ def test_the_driver_flashes_over_ssh_and_the_board_runs_it(vlab, fleet, tmp_path
 def test_driver_errors_are_labgrid_errors_with_fwtool_exit_codes(vlab, tmp_path):
     from labgrid.exceptions import InvalidConfigError
 
-    from fwtool.lab.boards import make_driver
+    from fwtool.lab.target import make_driver
 
     bad = tmp_path / "bad.uf2"
     bad.write_bytes(b"not a uf2")

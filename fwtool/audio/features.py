@@ -53,9 +53,23 @@ def device_windows(frames: np.ndarray, fe: params.FrontEnd) -> np.ndarray:
     return np.stack(wins) if wins else np.zeros((0, fe.frames, fe.bins), frames.dtype)
 
 
+def check_warm_up(app: str, all_windows: bool) -> None:
+    """Refuse a warm-up where it means nothing (the spectrogram keeps no state; a long recording warms itself)."""
+    if app != "kws":
+        raise BadInput("the audio_classifier spectrogram keeps no state between frames, so a warm-up changes nothing",
+                       "drop --warm-up (it is for --app kws, whose noise reduction and PCAN adapt over time)")
+    if all_windows:
+        raise BadInput("--warm-up and --all-windows exclude each other: a recording streamed from boot warms the "
+                       "front end itself", "use --all-windows alone, or --warm-up with 1 s clips")
+
+
 def compute_pcm(app: str, clips: Iterable[np.ndarray], fe: params.FrontEnd, names: list[str] | None = None,
-                all_windows: bool = False, preprocessor=None) -> np.ndarray:
-    """Like compute() on int16 arrays already in memory."""
+                all_windows: bool = False, preprocessor=None, warm_up: np.ndarray | None = None,
+                warm_up_seconds: float = kws_mod.WARM_UP_SECONDS) -> np.ndarray:
+    """Like compute() on int16 arrays already in memory. ``warm_up`` (kws only): a background recording streamed
+    for ``warm_up_seconds`` before every clip, its frames dropped (kws.warm_features: the device's state)."""
+    if warm_up is not None:
+        check_warm_up(app, all_windows)
     out = []
     pp = None
     if app == "kws":
@@ -89,6 +103,8 @@ def compute_pcm(app: str, clips: Iterable[np.ndarray], fe: params.FrontEnd, name
             out.append(spectrogram.spectrogram_q15(pcm[: fe.clip_samples], fe)[None])
         elif app == "audio_classifier":
             out.append(spectrogram.features(pcm, fe, quant)[None])
+        elif warm_up is not None:
+            out.append(kws_mod.warm_features(pcm, warm_up, fe, pp, warm_up_seconds)[None])
         else:
             out.append(kws_mod.features(pcm, fe, pp)[None])
     if not out:

@@ -134,6 +134,51 @@ def stream_features(pcm_int16: np.ndarray, fe: FrontEnd, preprocessor: Preproces
     return pp.run(np.concatenate([np.zeros(fe.window - fe.hop, np.int16), pcm]))
 
 
+WARM_UP_SECONDS = 1.0  # Silicon Labs' MLTK pads 1 s of audio before every training clip for the same reason
+
+
+def warm_up_frames(fe: FrontEnd, seconds: float = WARM_UP_SECONDS) -> int:
+    """Frames of pre-roll: at least ``seconds`` of them, rounded up so that the clip's last frame completes a
+    device inference (frames before + fe.frames is a multiple of fe.columns_per_inference): 51 for 1 s."""
+    w = max(0, int(round(seconds * fe.sample_rate / fe.hop)))
+    while (w + fe.frames) % fe.columns_per_inference:
+        w += 1
+    return w
+
+
+def pre_roll(background: np.ndarray, fe: FrontEnd, seconds: float = WARM_UP_SECONDS, offset: int = 0) -> np.ndarray:
+    """The background samples that go before a clip so the clip starts on a frame boundary of the device's stream:
+    ``warm_up_frames * hop - (window - hop)`` samples (16160 for 1 s) from ``offset``, the recording repeated if it
+    is shorter. Streamed from boot (history zeroed), pre-roll + clip puts the clip's 49 frames exactly where the
+    device computes them, after the preprocessor has adapted to the background."""
+    bg = _as_pcm(background)
+    need = warm_up_frames(fe, seconds) * fe.hop - (fe.window - fe.hop)
+    if need <= 0:
+        return np.zeros(0, np.int16)
+    if len(bg) == 0:
+        raise BadInput("the warm-up background recording holds no samples",
+                       "record the board's background: fwtool record --label background --seconds 10")
+    start = offset % len(bg)
+    return np.resize(np.roll(bg, -start), need).astype(np.int16)
+
+
+def warm_features(pcm_int16: np.ndarray, background: np.ndarray, fe: FrontEnd,
+                  preprocessor: Preprocessor | None = None, seconds: float = WARM_UP_SECONDS,
+                  offset: int = 0) -> np.ndarray:
+    """One model input in the device's listening state: int8 [fe.frames, 40] of the clip after ``seconds`` of
+    ``background`` streamed from boot, the pre-roll's frames dropped. Equal, row for row, to what the kws firmware
+    computes for the clip when it has heard that background first (``stream_features(pre_roll + clip)``)."""
+    pcm = _as_pcm(pcm_int16)
+    if len(pcm) < fe.clip_samples:
+        raise BadInput(f"the clip has {len(pcm)} samples ({len(pcm) / fe.sample_rate:.3f} s); {fe.frames} kws "
+                       f"frames need {fe.clip_samples} ({fe.clip_samples / fe.sample_rate:.3f} s)",
+                       "pad the clip with silence: sox in.wav out.wav pad 0 1 trim 0 1")
+    w = warm_up_frames(fe, seconds)
+    frames = stream_features(np.concatenate([pre_roll(background, fe, seconds, offset), pcm[: fe.clip_samples]]),
+                             fe, preprocessor)
+    return frames[w: w + fe.frames]
+
+
 class Classifier:
     """micro_speech_quantized.tflite on the TFLM interpreter: int8 features [49, 40] -> scores per label."""
 

@@ -52,6 +52,9 @@ BUILD_OPTIONS = [  # shared with 'fwtool run'
     click.option("--labels", type=click.Path(path_type=Path), help="Text file, one label per output value."),
     click.option("--preprocessor", type=click.Path(path_type=Path),
                  help="kws: your own audio preprocessor .tflite instead of micro_speech's (int16[1,480] -> int8[40])."),
+    click.option("--detection", type=click.Path(path_type=Path),
+                 help="kws: detection.json from 'fwtool train' (score threshold, inferences averaged) "
+                      "[micro_speech's 0.8 over 10]."),
     click.option("--app", default="inference", show_default=True,
                  help="Firmware app (templates/apps/<app>): 'inference' runs the model in a loop."),
     click.option("--stdio", type=click.Choice(["usb", "uart"]), help="Console (default: the board's, usually usb)."),
@@ -69,7 +72,7 @@ def options_from(kw: dict, **extra) -> BuildOptions:
     return BuildOptions(board=kw["board"], model=kw["model"], out_dir=kw["out_dir"], arena=kw["arena"],
                         input=list(kw["input_path"] or ()) or None, labels=kw["labels"], stdio=kw["stdio"], jobs=kw["jobs"],
                         app=kw["app"], representative=kw["representative"],
-                        preprocessor=kw.get("preprocessor"), **extra)
+                        preprocessor=kw.get("preprocessor"), detection=kw.get("detection"), **extra)
 
 
 def run_build(opts: BuildOptions, verbose: bool = False) -> BuildResult:
@@ -112,6 +115,8 @@ def build(tflm_cores, as_json, verbose, **kw):
       fwtool build -b pico -m model.tflite --arena 40000 --json > report.json
       fwtool build -b pico -m model.keras --representative train_x.npy   # int8-quantized on the fly
       fwtool build -b pico -m model.tflite --tflm-cores 1 --out build/pico-emu   # for 'fwtool emulate'
+      fwtool build -b pico --app kws -m train/kws_int8.tflite --labels train/labels.txt \\
+          --detection train/detection.json                                       # from 'fwtool train'
     """
     ui.set_json(as_json)
     result = run_build(options_from(kw, tflm_cores=int(tflm_cores)), verbose)

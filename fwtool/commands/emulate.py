@@ -111,10 +111,7 @@ def emulate(firmware, board, count, until_text, timeout, max_emulated_s, budget_
             sys.exit(code)
         return
 
-    printed = []
-
     def on_line(line: str) -> None:
-        printed.append(line)
         if not as_json:
             click.echo(line)
 
@@ -127,12 +124,17 @@ def emulate(firmware, board, count, until_text, timeout, max_emulated_s, budget_
     except KeyboardInterrupt:
         interrupted = True
         result = target.process.result()  # what it printed before Ctrl-C (the process is stopped)
-    board_run = target.process
+    _finish(target, result, count, budget_ms, interrupted, as_json)
+
+
+def _finish(target: Rp2040js, result, count, budget_ms, interrupted: bool, as_json: bool) -> None:
+    """The run's report (JSON, or the summary lines) and its exit code."""
     stats = _summary(result.lines, budget_ms)
     limit_end = result.reason in ("wall-limit", "emulated-limit") and not count
+    process = target.process
     out = {**result.to_dict(), "records": [r.to_dict() for r in result.records],
-           "latency": stats.to_dict() if stats else None, "timing_note": emulator.TIMING_NOTE,
-           "image_kind": board_run.image.kind if board_run.image else None}
+           "latency": stats.to_dict() if stats else None, "timing_note": target.info.timing_note,
+           "image_kind": process.image.kind if process.image else None}
     out.pop("lines", None)
     out["lines"] = result.lines
     code = Exit.OK
@@ -152,7 +154,7 @@ def emulate(firmware, board, count, until_text, timeout, max_emulated_s, budget_
                 f" ({result.reason}{': ' + result.detail if result.detail and not result.ok else ''})")
         if stats is not None:
             ui.info(stats.summary())
-            ui.info(f"note: {emulator.TIMING_NOTE}")
+            ui.info(f"note: {target.info.timing_note}")
     if error is not None:
         raise error
     if code != Exit.OK:

@@ -32,7 +32,7 @@ def _default_image(board: str | None) -> tuple[Path, str, dict]:
 
 def _print_devices(listing: dict) -> None:
     if not listing["boards"]:
-        click.echo("no board found (no RP2040 board, no PSoC 6 kit's KitProg3)")
+        click.echo("no board found (no RP2040 board, no PSoC 6 kit's KitProg3, no Arduino Nano 33 BLE in app or bootloader mode)")
     for t in listing["targets"]:
         click.echo(f"{t.mode:8} {t.describe()}")
     for p in listing["problems"]:

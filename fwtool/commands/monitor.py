@@ -37,13 +37,15 @@ from fwtool.commands import lab_options
 @click.option("--eol", type=click.Choice(["crlf", "lf", "cr"]), default="crlf", show_default=True,
               help="Line ending appended to what you type.")
 @click.option("--no-input", is_flag=True, help="Do not forward stdin to the board.")
+@click.option("--elf", type=click.Path(dir_okay=False, path_type=Path),
+              help="The build's firmware.elf: a FWT:FAULT line's pc/lr are shown as function (file:line).")
 @click.option("--host", help="A Linux board over SSH: run its deployed program ([user@]host[:port] or an "
               "~/.ssh/config alias) and follow its output; reconnects.")
 @click.option("--ssh-config", type=click.Path(dir_okay=False, path_type=Path), help="With --host: ssh -F FILE.")
 @click.option("--service", metavar="NAME", help="With --host: follow the systemd user unit NAME's journal instead.")
 @lab_options.labgrid_options()
 def monitor(port, serial_number, board, uart, baud, no_reconnect, wait, reconnect_timeout, raw, as_json, plain,
-            timestamps, log_path, count, timeout, expect, expect_label, min_score, eol, no_input, host=None,
+            timestamps, log_path, count, timeout, expect, expect_label, min_score, eol, no_input, elf=None, host=None,
             ssh_config=None, service=None, lab=None):
     """Show what the board prints, live: score bars, top label, latency, rate.
 
@@ -63,6 +65,7 @@ def monitor(port, serial_number, board, uart, baud, no_reconnect, wait, reconnec
       fwtool monitor --port socket://localhost:4000 --raw
       fwtool monitor --port rfc2217://exporter:7000 --count 3      # ser2net
       fwtool monitor --labgrid my-pico --count 3                  # a labgrid place's board
+      fwtool monitor --elf build/pico/firmware.elf                # FWT:FAULT: exit 10, pc/lr as functions
       fwtool monitor --board rpi4 --host pi@raspberrypi.local --count 3   # a Pi's deployed program over SSH
     """
     if sum(map(bool, (raw, as_json, plain))) > 1:
@@ -72,7 +75,8 @@ def monitor(port, serial_number, board, uart, baud, no_reconnect, wait, reconnec
     opts = MonitorOptions(port=port, serial=serial_number, board=board, uart=uart, baud=baud,
                           reconnect=not no_reconnect, wait=wait, reconnect_timeout=reconnect_timeout, view=view,
                           timestamps=timestamps, log=log_path, count=count, timeout=timeout, expect=tuple(expect),
-                          expect_label=expect_label, min_score=min_score, send_input=not no_input, eol=eol)
+                          expect_label=expect_label, min_score=min_score, send_input=not no_input, eol=eol,
+                          elf=elf)
     if host is not None:  # fwtool/flash/ssh.py: the program's stdout over SSH, opened like a port
         ssh_host, program = SshHost(host, ssh_config), program_path(board or "linux-host")
         ssh_host.parts  # a malformed --host is refused before anything starts

@@ -7,6 +7,7 @@ from fwtool.core import protocol, ui
 from fwtool.core.errors import Exit, FwtoolError
 from fwtool.audio.wav import read_wav
 from fwtool.emulator import latency_stats
+from fwtool.firmware import outdir
 from fwtool.flash import runners
 from fwtool.flash.ssh import SshHost, SshStream, flash_over_ssh, program_path
 from fwtool.lab.fleet import all_virtual
@@ -75,10 +76,10 @@ def run(emulator, direct_load, serial_number, method, no_verify, count, timeout,
         raise FwtoolError("--budget-ms needs --emulator (a real board's latency is in the monitor view)",
                           "drop --budget-ms, or add --emulator", Exit.USAGE)
     where = "emulator" if emulator else "board"
-    cores = 1 if all_virtual(lab) else registry.default_cores(kw["board"], where)  # the target's cores
+    cores = 1 if all_virtual(lab) else registry.default_cores(kw["board"], where, kw.get("model"))  # the target's cores
     opts = options_from(kw, tflm_cores=cores)
     if emulator and not kw["out_dir"]:
-        opts.out_dir = Path("build") / f"{kw['board']}-emulator"
+        opts.out_dir = outdir.default_out_dir(kw["board"], "emulator")
     result = run_build(opts, verbose)
     report = result.report
     if as_json:
@@ -92,10 +93,10 @@ def run(emulator, direct_load, serial_number, method, no_verify, count, timeout,
     elif lab is not None:  # labgrid place(s): flashed through their exporters, monitored over exported ports
         code = lab_options.run_on_lab(lab, result.artifacts.image, mon, as_json)
     else:
-        tgt = registry.target_class(kw["board"], where)(TargetConfig(
+        tgt = registry.target_class(kw["board"], where, kw.get("model"))(TargetConfig(
             board=kw["board"], serial=serial_number, method=method, verify=not no_verify,
             through_bootloader=not direct_load))
-        image = registry.image_for(tgt, kw["board"], result.artifacts.image)
+        image = registry.image_for(tgt, kw["board"], result.artifacts.image, kw.get("model"))
         code = _on_target(tgt, image, report, mon, audio, budget_ms, as_json)
     if code:
         sys.exit(code)

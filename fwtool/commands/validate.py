@@ -80,11 +80,18 @@ def print_report(r: dict) -> None:
 @click.option("--audio", "audio", multiple=True, type=click.Path(path_type=Path), metavar="WAV",
               help="With --app: a 16 kHz mono 16-bit WAV clip (repeat, or list several after one --audio).")
 @click.argument("more_audio", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--warm-up", "warm_up", type=click.Path(path_type=Path), metavar="BACKGROUND.wav",
+              help="kws warm mode: stream ~1 s of this background before every clip, so device and host twin are "
+                   "compared in the listening state (noise reduction and PCAN adapted).")
+@click.option("--labels", "labels_file", type=click.Path(path_type=Path),
+              help="With --app: labels.txt (one per output, e.g. from 'fwtool train') for the firmware's reports.")
+@click.option("--detection", type=click.Path(path_type=Path),
+              help="kws: detection.json from 'fwtool train' (threshold, smoothing) for the firmware and host rule.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @lab_options.labgrid_options(fleet=True)
 def validate(model, board, inputs, count, seed, reference, reference_model, device, port, serial_number, no_flash,
              max_diff, min_agreement, budget_ms, tflm_cores, out_dir, arena, jobs, timeout, verbose, app, audio,
-             more_audio, as_json, lab=None):
+             more_audio, as_json, warm_up=None, labels_file=None, detection=None, lab=None):
     """Check that MODEL's firmware computes what the TFLite reference computes, on the same inputs.
 
     Builds a validation firmware with the input vectors embedded, runs it on the virtual board (default) or a
@@ -102,12 +109,14 @@ def validate(model, board, inputs, count, seed, reference, reference_model, devi
       fwtool validate -m kws.tflite --inputs samples.npy --device  # flash + run on the attached board
       fwtool validate -m model.tflite --reference tflite --budget-ms 32
       fwtool validate -m fire_alarm.tflite --app audio_classifier --audio a.wav b.wav --json
+      fwtool validate -m out/kws_int8.tflite --app kws --labels out/labels.txt --detection out/detection.json \\
+          --warm-up noise.wav --audio yes.wav                       # kws in its listening state
       fwtool validate -m fire_alarm.tflite --labgrid-tags board=pico --boards 4   # 4 lab boards, one report
     """
     ui.set_json(as_json)
     if app or audio or more_audio:
         _validate_audio(model, board, app, [*audio, *more_audio], device or port, max_diff, budget_ms, out_dir, jobs,
-                        verbose, as_json)
+                        warm_up, detection, labels_file, verbose, as_json)
         return
     target = "board" if (device or port) else "emulator"
     opts = ValidateOptions(model=model, board=board, inputs=list(inputs) or None, count=count, seed=seed,
@@ -159,12 +168,14 @@ def print_audio_report(r: dict) -> None:
     click.echo("result    PASS" if r["ok"] else "result    FAIL: " + "; ".join(r["problems"]))
 
 
-def _validate_audio(model, board, app, clips, on_device, max_diff, budget_ms, out_dir, jobs, verbose, as_json) -> None:
+def _validate_audio(model, board, app, clips, on_device, max_diff, budget_ms, out_dir, jobs, warm_up, detection,
+                    labels_file, verbose, as_json) -> None:
     if app is None:
         raise click.UsageError("--audio needs --app audio_classifier or --app kws")
     opts = AudioValidateOptions(model=model, app=app, audio=list(clips), board=board,
                                 target="board" if on_device else "emulator", max_diff=max_diff, budget_ms=budget_ms,
-                                out_dir=out_dir, jobs=jobs)
+                                out_dir=out_dir, jobs=jobs, warm_up=warm_up, detection=detection,
+                                labels=labels_file)
     with ui.err.status("fwtool validate: starting") as status:
         def on_line(line: str) -> None:
             if verbose:

@@ -32,6 +32,7 @@ from fwtool.core.protocol_outputs import (  # noqa: F401 - a model's further out
 PREFIX_BANNER = "FWT:BOOT"
 PREFIX_INFER = "FWT:INFER"
 PREFIX_ERROR = "FWT:ERROR"  # "FWT:ERROR <free text>": the firmware cannot run (repeated every second)
+PREFIX_FAULT = "FWT:FAULT"  # "FWT:FAULT kind=hardfault cfsr=0x.. hfsr=0x.. pc=0x.. lr=0x.. xpsr=0x.. [bfar=0x..]"
 PREFIX_OUT = "FWT:OUT"  # validation app: one output tensor of one input vector
 PREFIX_DONE = "FWT:DONE"  # validation app: all vectors ran
 
@@ -147,9 +148,30 @@ class Done:
         return {"type": "done", "n": self.n, "inputs": self.inputs}
 
 
+@dataclass
+class FirmwareFault(FirmwareError):
+    """``FWT:FAULT key=value ...``: the CPU faulted (or an assert failed) and the firmware halted. A
+    FirmwareError, so every consumer that stops on FWT:ERROR (exit 10) stops on it too."""
+
+    fields: dict = field(default_factory=dict)
+
+    def address(self, key: str) -> int | None:
+        try:
+            return int(str(self.fields[key]), 16)
+        except (KeyError, ValueError):
+            return None
+
+    def to_dict(self) -> dict:
+        return {"type": "fault", **self.fields}
+
+
 def parse_line(line: str) -> "Banner | Inference | FirmwareError | Output | Done | AudioRecord | None":
     """Parse one line (without its newline). Returns None for free text or a malformed record."""
     line = line.strip()
+    i = line.find(PREFIX_FAULT + " ")
+    if i >= 0:
+        rest = line[i + len(PREFIX_FAULT):].strip()
+        return FirmwareFault(f"the CPU faulted: {rest}", raw=line, fields=_pairs(rest))
     i = line.find(PREFIX_ERROR)
     if i >= 0 and line[i + len(PREFIX_ERROR):i + len(PREFIX_ERROR) + 1] in ("", " "):
         return FirmwareError(line[i + len(PREFIX_ERROR):].strip(), raw=line)

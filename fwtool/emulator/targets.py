@@ -5,6 +5,7 @@ mps2-an386. Both return the one :class:`~fwtool.emulator.result.RunResult` and r
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -15,7 +16,10 @@ from fwtool.emulator import node, qemu, virtual_flash
 from fwtool.emulator.latency import latency_stats
 from fwtool.emulator.result import RunResult, failure
 from fwtool.emulator.session import CLOCK_MHZ, TIMING_NOTE, Rp2040jsProcess
-from fwtool.targets.base import VIRTUAL, Target, TargetConfig, TargetInfo
+from fwtool.targets.base import VIRTUAL, Target, TargetConfig, TargetInfo, read_lines
+
+
+START_WAIT_S = 10.0
 
 
 class VirtualTarget(Target):
@@ -88,13 +92,26 @@ class Rp2040js(VirtualTarget):
                                        max_emulated_s=self.max_emulated_s, max_wall_s=self.config.max_wall_s).start()
         return {"port": self.served.url, "reconnect": False, "wait": 10.0, "send_input": False}
 
-    def feed(self, data: bytes) -> None:
-        """Bytes into the served board's serial stream (its USB CDC)."""
+    def _port(self):
+        """The target's own connection to the served serial stream (instead of a monitor's)."""
         if self.served is None:
             raise FwtoolError("the virtual board is not served: call serve() before feed()", None)
         if self.port is None:
             self.port = open_serial(self.served.url, timeout=0.05)
-        self.port.write(data)
+            deadline = time.monotonic() + START_WAIT_S  # it starts when a client attaches: bytes sent before are lost
+            while time.monotonic() < deadline and not any(e.get("event") == "started" for e in self.served.events):
+                time.sleep(0.02)
+        return self.port
+
+    def feed(self, data: bytes) -> None:
+        """Bytes into the served board's serial stream (UART0 RX / its USB CDC)."""
+        self._port().write(data)
+
+    def read(self, until, count=1, timeout=300.0, on_line=lambda s: None) -> list[str]:
+        """Served: lines from its socket (what it echoes to what was fed); else a run of its own (capture)."""
+        if self.served is None:
+            return super().read(until, count, timeout, on_line)
+        return read_lines(self._port(), until, count, timeout, on_line)
 
     def stop(self) -> None:
         if self.port is not None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fwtool.audio import detection as audio_detection
 from fwtool.audio import device as audio_device
 from fwtool.audio.params import FrontEnd
 from fwtool.firmware import fit as fit_mod
@@ -53,6 +54,7 @@ class BuildOptions:
     inputs: list[bytes] | None = None
     inputs_source: str = ""  # how they were made, for the banner and the report
     preprocessor: Path | None = None  # an app's own front-end model (kws) instead of its default
+    detection: Path | None = None  # kws: detection.json (threshold, smoothing) from fwtool train
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,8 @@ def plan(opts: BuildOptions) -> BuildPlan:
     model = load_model(tflite_for_build(opts.model, opts.representative, notes))
     check_for_tflm(model)
     app.check_model(model)
-    audio = audio_device.front_end(app.name, audio_device.model_input_of(model.inputs[0]))
+    audio = audio_detection.apply(audio_device.front_end(app.name, audio_device.model_input_of(model.inputs[0])),
+                                  opts.detection)
     inputs, inputs_source = embedded_inputs(opts, model)
     target = fit_mod.arena_target(family, app, model)  # once per build: the plan carries it
     arena = arena_mod.size_for(model, opts.arena, target)

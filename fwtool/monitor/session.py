@@ -37,7 +37,8 @@ from rich.console import Console
 from rich.text import Text
 
 from fwtool.core.errors import Exit, FwtoolError
-from fwtool.core.protocol import Banner, FirmwareError, Inference
+from fwtool.core.protocol import Banner, FirmwareError, FirmwareFault, Inference
+from fwtool.image.symbols import decode_fault
 import fwtool.monitor.keys as keys_mod
 from fwtool.devices.last_flash import LAST_FLASH_FILE
 from fwtool.devices.ports import Discovery, PortInfo, resolve_port, target_for
@@ -73,6 +74,7 @@ class MonitorOptions:
     eol: str = "crlf"  # crlf | lf | cr, appended to each line sent
     poll_s: float = 0.05  # how often a missing board is looked for
     last_flash_file: Path = field(default_factory=lambda: LAST_FLASH_FILE)
+    elf: Path | None = None  # the build's ELF: FWT:FAULT pc/lr shown as function (file:line)
 
 
 @dataclass
@@ -96,8 +98,13 @@ class Verdict:
     fix: str | None = None
 
 
-def firmware_error(parsed: FirmwareError) -> Verdict:
-    """The firmware cannot run and said why (``FWT:ERROR <cause>``): that cause, exit 10."""
+def firmware_error(parsed: FirmwareError, elf: Path | None = None) -> Verdict:
+    """The firmware cannot run and said why (``FWT:ERROR <cause>``): that cause, exit 10. A ``FWT:FAULT`` shows
+    its pc and lr as function (file:line) from ``elf`` (the build's ELF)."""
+    if isinstance(parsed, FirmwareFault):
+        return Verdict(Exit.FIRMWARE_ERROR, "the firmware faulted: " + decode_fault(parsed.raw, elf),
+                       "look at the faulting function (pc) and its caller (lr), fix it, rebuild and flash"
+                       + ("" if elf else "; pass --elf <out>/firmware.elf to see the functions"))
     return Verdict(Exit.FIRMWARE_ERROR, f"the firmware stopped: {parsed.text or 'FWT:ERROR without a cause'}",
                    "fix what the firmware says (e.g. rebuild with a larger --arena), flash, and retry")
 
@@ -122,6 +129,7 @@ class Conditions:
         self.seen = 0
         self.last_inf: Inference | None = None
         self.fw_error: FirmwareError | None = None  # the first FWT:ERROR line seen
+        self.elf: Path | None = None  # the build's ELF (FWT:FAULT decoding)
 
     def all_met(self) -> bool:
         return len(self.matched) == len(self.patterns) and (self.label is None or self.label_met is not None)
@@ -165,7 +173,7 @@ class Conditions:
             if p not in self.matched and rx.search(rec.text):
                 self.matched.add(p)
         if isinstance(parsed, FirmwareError) and not (self.has_expectations and self.all_met()):
-            return firmware_error(parsed)
+            return firmware_error(parsed, self.elf)
         if isinstance(parsed, Banner) and self.label and parsed.labels and self.label not in parsed.labels:
             return Verdict(Exit.MISMATCH, f"--expect-label '{self.label}' is not one of the model's labels "
                                           f"({', '.join(parsed.labels)})", "use one of the labels in the banner")
@@ -227,6 +235,7 @@ class Session:
         if o.eol not in keys_mod.EOLS:
             raise FwtoolError(f"--eol must be one of {', '.join(keys_mod.EOLS)}", "pick one", code=Exit.USAGE)
         self.cond = Conditions(o.count, tuple(o.expect), o.expect_label, o.min_score)
+        self.cond.elf = o.elf
         port, baud = self._resolve()
         self.reader = PortReader(target_for(port), self.discovery, baud, opener=self.opener,
                                  reconnect=o.reconnect, poll_s=o.poll_s, clock=self.clock)
@@ -294,7 +303,7 @@ class Session:
             except Exception:  # noqa: BLE001 - never hide the result behind a display problem
                 pass
         if self.verdict.code == Exit.OK and self.cond.fw_error is not None and not self.cond.active:
-            self.verdict = firmware_error(self.cond.fw_error)
+            self.verdict = firmware_error(self.cond.fw_error, self.opts.elf)
         result = MonitorResult(int(self.verdict.code), self.verdict.reason, self.verdict.fix,
                                seconds=self.clock() - t0, stats=self.stats.summary(),
                                port=self.reader.port.device if self.reader.port else port.device)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from fwtool.firmware import flow as build_flow
+from fwtool.firmware import outdir
 from fwtool.firmware.result import BuildResult
 from fwtool.core import protocol
 from fwtool.core.boards import get_board
@@ -42,13 +43,13 @@ class ProfileOptions:
 
 
 def default_out_dir(opts: ProfileOptions) -> Path:
-    suffix = "-profile-emu" if opts.target == "emulator" else "-profile"
-    return Path(opts.out_dir) if opts.out_dir else Path("build") / f"{opts.board}{suffix}"
+    suffix = "profile-emu" if opts.target == "emulator" else "profile"
+    return Path(opts.out_dir) if opts.out_dir else outdir.default_out_dir(opts.board, suffix)
 
 
 def build_firmware(opts: ProfileOptions, on_line: Callable[[str], None] = lambda s: None,
                    on_step: Callable[[str], None] = lambda s: None) -> BuildResult:
-    cores = opts.tflm_cores or registry.default_cores(opts.board, opts.target)
+    cores = opts.tflm_cores or registry.default_cores(opts.board, opts.target, opts.model)
     bopts = build_flow.BuildOptions(board=opts.board, model=Path(opts.model), out_dir=default_out_dir(opts),
                                     arena=opts.arena, input=opts.input, app=APP, jobs=opts.jobs, tflm_cores=cores)
     return build_flow.run(bopts, on_line=on_line, on_step=on_step)
@@ -57,15 +58,15 @@ def build_firmware(opts: ProfileOptions, on_line: Callable[[str], None] = lambda
 def run_target(opts: ProfileOptions, image: Path, on_line: Callable[[str], None],
                on_step: Callable[[str], None]) -> tuple[list[str], dict]:
     """The profile session's serial lines and the target description, with its clock (``clock_hz``, ``cycle``)."""
-    board = get_board(opts.board)
-    tgt = registry.target_class(opts.board, opts.target)(TargetConfig(board=opts.board, port=opts.port,
+    board = get_board(opts.board, opts.model)
+    tgt = registry.target_class(opts.board, opts.target, opts.model)(TargetConfig(board=opts.board, port=opts.port,
                                                                        serial=opts.serial, flash=True))
     clock_hz = tgt.info.clock_hz or board.clock_hz  # a virtual target's own clock, else the board file's
     if not clock_hz:
         raise BadInput(f"board '{board.name}' has no clock_hz in its board file, so cycles cannot be computed",
                        "add clock_hz (the CPU clock in Hz) to the board file")
     on_step(f"running on {tgt.info.title}")
-    lines, info = tgt.run(registry.image_for(tgt, opts.board, image), protocol.PREFIX_DONE, 1, opts.timeout,
+    lines, info = tgt.run(registry.image_for(tgt, opts.board, image, opts.model), protocol.PREFIX_DONE, 1, opts.timeout,
                           on_line, on_step)
     return lines, {**info, "clock_hz": float(clock_hz), "cycle": tgt.info.cycle}
 
@@ -82,7 +83,7 @@ def profile_one(opts: ProfileOptions, on_line: Callable[[str], None] = lambda s:
                 on_step: Callable[[str], None] = lambda s: None,
                 on_build_line: Callable[[str], None] = lambda s: None) -> dict:
     """Build, run and tabulate one model (the report ``fwtool profile --json`` prints)."""
-    registry.target_class(opts.board, opts.target)  # an unknown target is refused before any work
+    registry.target_class(opts.board, opts.target, opts.model)  # an unknown target is refused before any work
     model = load_model(opts.model)
     board = get_board(opts.board, opts.model)
     on_step(f"building the profile firmware for {model.name}")

@@ -18,11 +18,13 @@ Lifecycle (``Target.run`` does all of it, ``stop`` always)::
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from fwtool.core.errors import FwtoolError
+from fwtool.core.errors import Exit, FwtoolError
+from fwtool.core.lines import PortLines
 
 PHYSICAL, VIRTUAL = "physical", "virtual"
 
@@ -72,6 +74,28 @@ class Unsupported(FwtoolError):
     """A target was asked for something its TargetInfo does not declare."""
 
 
+def read_lines(ser, until: str | None, count: int, timeout: float, on_line: Callable[[str], None]) -> list[str]:
+    """Lines from an open port until the ``count``-th starting with ``until`` or ``timeout`` seconds."""
+    lines: list[str] = []
+    reader, seen = PortLines(ser), 0
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            pieces = reader.poll()
+        except (OSError, ValueError, TypeError, AttributeError) as e:  # pyserial's SerialException is an OSError
+            raise FwtoolError(f"the board went away while it ran: {e}", "reconnect it and re-run",
+                              Exit.LOST_DEVICE) from e
+        for piece in pieces:
+            lines.append(piece.text)
+            on_line(piece.text)
+            if until and piece.text.startswith(until):
+                seen += 1
+                if seen >= count:
+                    return lines
+    return lines
+
+
+
 class Target(ABC):
     """One target instance = one run. Implementations set ``info`` and the four abstract calls."""
 
@@ -95,8 +119,8 @@ class Target(ABC):
     def read(self, until: str | None, count: int = 1, timeout: float = 300.0,
              on_line: Callable[[str], None] = lambda s: None) -> list[str]:
         """Lines until the ``count``-th starting with ``until`` (None: until ``timeout``/the firmware's end).
-        A run that ends any other way (firmware error, crash, timeout with ``until``) raises the target's
-        FwtoolError."""
+        A virtual target whose run ends any other way (firmware error, crash, timeout with ``until``) raises its
+        FwtoolError; a port (a board) gives the lines it read by the timeout, for the caller to judge."""
 
     def feed(self, data: bytes) -> None:
         """Send bytes to the running firmware (an audio stream, input vectors) — if ``"bytes"`` in info.feeds."""

@@ -7,12 +7,10 @@ import time
 from typing import Callable
 
 from fwtool.core import protocol
-from fwtool.core.errors import Exit, FwtoolError
-from fwtool.core.lines import PortLines
 from fwtool.devices import find_serial_port
 from fwtool import flash
 from fwtool.devices import serial as serial_layer
-from fwtool.targets.base import PHYSICAL, Target, TargetInfo
+from fwtool.targets.base import PHYSICAL, Target, TargetInfo, read_lines
 
 BAUD = 115200
 PORT_WAIT_S = 5.0
@@ -21,27 +19,6 @@ PORT_WAIT_S = 5.0
 def open_port(port: str, baud: int = BAUD):
     """Open ``port`` (a device or pyserial URL; opening raises DTR, which starts a run over USB)."""
     return serial_layer.open_port(port, baud, 0.2, fix="check the port ('fwtool flash --list'), or pass --port")
-
-
-def read_lines(ser, until: str | None, count: int, timeout: float, on_line: Callable[[str], None]) -> list[str]:
-    """Lines from an open port until the ``count``-th starting with ``until`` or ``timeout`` seconds."""
-    lines: list[str] = []
-    reader, seen = PortLines(ser), 0
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            pieces = reader.poll()
-        except serial_layer.PORT_ERRORS as e:
-            raise FwtoolError(f"the board went away while it ran: {e}", "reconnect it and re-run",
-                              Exit.LOST_DEVICE) from e
-        for piece in pieces:
-            lines.append(piece.text)
-            on_line(piece.text)
-            if until and piece.text.startswith(until):
-                seen += 1
-                if seen >= count:
-                    return lines
-    return lines
 
 
 def read_port_until_done(port: str, timeout: float, on_line: Callable[[str], None], baud: int = BAUD) -> list[str]:
@@ -53,7 +30,28 @@ def read_port_until_done(port: str, timeout: float, on_line: Callable[[str], Non
         ser.close()
 
 
-class BoardTarget(Target):
+class PortTarget(Target):
+    """A target read through a serial port it opened in ``start()`` (``self.ser``): a board on USB or a labgrid
+    place's exported port. Reading, feeding and closing are the same for both."""
+
+    ser = None
+    _t0 = 0.0
+
+    def read(self, until, count=1, timeout=300.0, on_line=lambda s: None) -> list[str]:
+        lines = read_lines(self.ser, until, count, timeout, on_line)
+        self._details["wall_s"] = round(time.monotonic() - self._t0, 3)
+        return lines
+
+    def feed(self, data: bytes) -> None:
+        self.ser.write(data)
+
+    def stop(self) -> None:
+        if self.ser is not None:
+            self.ser.close()
+            self.ser = None
+
+
+class BoardTarget(PortTarget):
     """A real board: ``load`` flashes (unless config.flash is False), ``start`` opens its port."""
 
     info = TargetInfo("board", "the board", PHYSICAL, cycle_accurate=True, cores=2, clock_hz=None,
@@ -93,15 +91,3 @@ class BoardTarget(Target):
         self.ser = open_port(self.port)
         self._t0 = time.monotonic()
 
-    def read(self, until, count=1, timeout=300.0, on_line=lambda s: None) -> list[str]:
-        lines = read_lines(self.ser, until, count, timeout, on_line)
-        self._details["wall_s"] = round(time.monotonic() - self._t0, 3)
-        return lines
-
-    def feed(self, data: bytes) -> None:
-        self.ser.write(data)
-
-    def stop(self) -> None:
-        if self.ser is not None:
-            self.ser.close()
-            self.ser = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 from fwtool.core.boards import get_board
 from fwtool.core.errors import BadInput
 from fwtool.emulator.linux_targets import LinuxNative, QemuAarch64
+from fwtool.emulator.psoc6.target import Psoc6Unicorn
 from fwtool.emulator.targets import QemuM4, Rp2040js
 from fwtool.firmware.families import get_family
 from fwtool.targets.base import Target
@@ -16,6 +17,7 @@ from fwtool.targets.physical import BoardTarget
 TARGETS: dict[str, type[Target]] = {
     Rp2040js.info.name: Rp2040js,  # the virtual RP2040 (rp2040js on Node.js)
     QemuM4.info.name: QemuM4,  # the virtual Cortex-M4 (QEMU mps2-an386)
+    Psoc6Unicorn.info.name: Psoc6Unicorn,  # the virtual PSoC 6 (Unicorn): a kit's real firmware.hex
     BoardTarget.info.name: BoardTarget,  # a real board behind its serial port
     LinuxNative.info.name: LinuxNative,  # a linux-family program on this machine (fwtool/emulator/linux_targets.py)
     QemuAarch64.info.name: QemuAarch64,  # a static aarch64 program under qemu-aarch64-static
@@ -30,9 +32,10 @@ def by_name(name: str) -> type[Target]:
         raise BadInput(f"unknown target '{name}'", f"use one of: {', '.join(sorted(TARGETS))}") from None
 
 
-def virtual_for(board: str) -> type[Target]:
-    """The virtual target of ``board``'s family (refused when the family has none)."""
-    spec = get_board(board)
+def virtual_for(board: str, model=None) -> type[Target]:
+    """The virtual target of ``board``'s family (refused when the family has none). ``model``: where user board
+    files beside the model are looked for (core.boards.get_board)."""
+    spec = get_board(board, model)
     family = get_family(spec.family)
     name = family.virtual_target_for(spec)
     if not name:
@@ -40,21 +43,21 @@ def virtual_for(board: str) -> type[Target]:
     return by_name(name)
 
 
-def target_class(board: str, where: str) -> type[Target]:
+def target_class(board: str, where: str, model=None) -> type[Target]:
     """``where`` = "emulator" (the family's virtual target) or "board" (the physical board)."""
     if where not in WHERE:
         raise BadInput(f"unknown target '{where}'", "use --emulator (default) or a board (--port/--device)")
-    return virtual_for(board) if where == "emulator" else BoardTarget
+    return virtual_for(board, model) if where == "emulator" else BoardTarget
 
 
-def default_cores(board: str, where: str) -> int:
+def default_cores(board: str, where: str, model=None) -> int:
     """TFLM cores when the user gave none: what the target runs (1 on the virtual RP2040: no core 1)."""
-    return target_class(board, where).info.cores
+    return target_class(board, where, model).info.cores
 
 
-def image_for(target: type[Target] | Target, board: str, image):
+def image_for(target: type[Target] | Target, board: str, image, model=None):
     """The file ``target`` runs for a build whose image is ``image`` (a family's virtual target may run another
     link of the same objects: the psoc6 family's mps2-an386 ELF)."""
     if image is None or not target.info.virtual:
         return image
-    return get_family(get_board(board).family).virtual_image(image)
+    return get_family(get_board(board, model).family).virtual_image(image)

@@ -21,12 +21,14 @@ from typing import Callable
 import numpy as np
 
 from fwtool.audio import capture as capture_mod
+from fwtool.audio import detection as audio_detection
 from fwtool.audio import device as audio_device
 from fwtool.audio import features as features_mod
 from fwtool.audio import kws as kws_mod
 from fwtool.audio import spectrogram, wav
 from fwtool.audio.params import FrontEnd
 from fwtool.firmware import flow as build_flow
+from fwtool.firmware import outdir
 from fwtool.core.boards import get_board
 from fwtool.core.errors import BadInput, Exit
 from fwtool.emulator import latency_stats
@@ -51,6 +53,9 @@ class AudioValidateOptions:
     jobs: int | None = None
     labels: Path | None = None
     preprocessor: Path | None = None
+    detection: Path | None = None  # kws: detection.json (threshold, smoothing) compiled in and applied on the host
+    warm_up: Path | None = None  # kws warm mode: this background streamed before every clip (the device's state)
+    warm_up_seconds: float = 1.0
 
 
 def host_frames(fe: FrontEnd, pcm: np.ndarray, preprocessor=None) -> np.ndarray:
@@ -126,7 +131,7 @@ def audio_target(opts: AudioValidateOptions) -> type[Target]:
     if opts.target != "emulator":
         raise BadInput("audio validation runs on the virtual board only in this version",
                        "drop --device/--port (fwtool run --audio clip.wav streams to a real board)")
-    tgt = registry.target_class(opts.board, opts.target)
+    tgt = registry.target_class(opts.board, opts.target, opts.model)
     if "bytes" not in tgt.info.feeds:
         raise BadInput(f"{tgt.info.title} cannot be fed an audio stream", "validate audio apps on an RP2040 board's "
                        "virtual target (--board pico)")
@@ -135,11 +140,12 @@ def audio_target(opts: AudioValidateOptions) -> type[Target]:
 
 def build_app(opts: AudioValidateOptions, on_line: Callable[[str], None], on_step: Callable[[str], None]):
     board = get_board(opts.board, opts.model)
-    out_dir = Path(opts.out_dir) if opts.out_dir else Path("build") / f"{board.name}-{opts.app}-emu"
+    out_dir = Path(opts.out_dir) if opts.out_dir else outdir.default_out_dir(board.name, f"{opts.app}-emu")
     bopts = build_flow.BuildOptions(board=opts.board, model=Path(opts.model), out_dir=out_dir, app=opts.app,
                                     jobs=opts.jobs, tflm_cores=audio_target(opts).info.cores, labels=opts.labels)
     if opts.preprocessor is not None and hasattr(bopts, "preprocessor"):
         bopts.preprocessor = opts.preprocessor
+    bopts.detection = opts.detection
     return build_flow.run(bopts, on_line=on_line, on_step=on_step)
 
 
@@ -155,6 +161,12 @@ def run_audio(opts: AudioValidateOptions, on_line: Callable[[str], None] = lambd
     fe = audio_device.front_end(opts.app, audio_device.model_input_of(model.inputs[0]))
     if fe is None:
         raise BadInput(f"app '{opts.app}' is not an audio app", "use --app audio_classifier or --app kws")
+    fe = audio_detection.apply(fe, opts.detection)
+    if opts.warm_up is not None:  # warm mode: device and host twin both hear the background first, from boot
+        features_mod.check_warm_up(opts.app, False)
+        bg = wav.read_wav(opts.warm_up)
+        clips = [(f"{n} (after {opts.warm_up_seconds:g} s of {Path(opts.warm_up).name})",
+                  np.concatenate([kws_mod.pre_roll(bg, fe, opts.warm_up_seconds), p])) for n, p in clips]
     short = [(n, len(p)) for n, p in clips if capture_mod.expected_counts(len(p), fe)[1] == 0]
     if short:
         raise BadInput(f"{short[0][0]} is {short[0][1] / fe.sample_rate:.3f} s; the {opts.app} app runs its first "
@@ -187,6 +199,8 @@ def run_audio(opts: AudioValidateOptions, on_line: Callable[[str], None] = lambd
                       "frames": fe.frames, "bins": fe.bins, "shift": fe.columns_per_inference,
                       "threshold": fe.threshold, "smoothing": fe.smoothing, "input_scale": fe.input_scale,
                       "input_zero_point": fe.input_zero_point},
+        "warm_up": ({"background": str(opts.warm_up), "seconds": opts.warm_up_seconds,
+                     "frames": kws_mod.warm_up_frames(fe, opts.warm_up_seconds)} if opts.warm_up else None),
         "target": {"kind": "emulator", "name": tgt.info.title},
         "firmware": {"image": str(built.artifacts.image), "tflm_cores": tgt.info.cores},
         "thresholds": {"max_diff": opts.max_diff, "budget_ms": budget},

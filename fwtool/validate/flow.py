@@ -25,7 +25,7 @@ from fwtool.core import protocol
 
 import numpy as np
 
-from fwtool.firmware import fit
+from fwtool.firmware import fit, outdir
 from fwtool.firmware import flow as build_flow
 from fwtool.firmware.families import get_family
 from fwtool.firmware.result import BuildResult
@@ -101,10 +101,10 @@ def build_firmware(opts: ValidateOptions, model: Model, vectors, source: str,
                    on_step: Callable[[str], None] = lambda s: None) -> BuildResult:
     """Build the validate app with ``vectors`` embedded; too many vectors for the flash: DoesNotFit saying how
     many fit (the build's own fit check counts the embedded bytes)."""
-    cores = opts.tflm_cores or registry.default_cores(opts.board, opts.target)
+    cores = opts.tflm_cores or registry.default_cores(opts.board, opts.target, opts.model)
     board = get_board(opts.board, opts.model)
-    suffix = "-validate-emu" if opts.target == "emulator" else "-validate"
-    out_dir = Path(opts.out_dir) if opts.out_dir else Path("build") / f"{board.name}{suffix}"
+    suffix = "validate-emu" if opts.target == "emulator" else "validate"
+    out_dir = Path(opts.out_dir) if opts.out_dir else outdir.default_out_dir(board.name, suffix)
     bopts = build_flow.BuildOptions(board=opts.board, model=Path(opts.model), out_dir=out_dir, arena=opts.arena,
                                     app="validate", jobs=opts.jobs, tflm_cores=cores,
                                     inputs=vectors_mod.as_bytes(vectors), inputs_source=source)
@@ -134,7 +134,7 @@ def make_target(opts: ValidateOptions) -> Target:
     """The target the options name: the caller's own (``on_target``), else the board's virtual or physical one."""
     if opts.on_target is not None:
         return opts.on_target
-    cls = registry.target_class(opts.board, opts.target)
+    cls = registry.target_class(opts.board, opts.target, opts.model)
     return cls(TargetConfig(board=opts.board, port=opts.port, serial=opts.serial, flash=opts.flash))
 
 
@@ -151,19 +151,23 @@ def _check_device(dev: compare.DeviceRun, model: Model, vectors, flashed: bool) 
                           "board (drop --no-flash), with the same --inputs/--count/--seed", Exit.MISMATCH)
 
 
+def _load_models(opts: ValidateOptions) -> tuple[Model, Model, list[str]]:
+    """The firmware's model, the reference model (the same unless --reference-model) and their mismatches."""
+    model = load_model(opts.model)
+    _check_model(model, model.path.name)
+    if opts.reference_model is None:
+        return model, model, []
+    ref_model = load_model(opts.reference_model)
+    _check_model(ref_model, ref_model.path.name)
+    return model, ref_model, _check_reference_signature(model, ref_model)
+
+
 def run(opts: ValidateOptions, on_line: Callable[[str], None] = lambda s: None,
         on_step: Callable[[str], None] = lambda s: None, on_build_line: Callable[[str], None] = lambda s: None) -> dict:
     """Validate; returns the report (``report["ok"]``, ``report["exit_code"]``). Raises for anything that stops
     the comparison from happening (bad input, build failure, target failure)."""
     tgt = make_target(opts)
-    model = load_model(opts.model)
-    _check_model(model, model.path.name)
-    ref_model = model
-    problems: list[str] = []
-    if opts.reference_model is not None:
-        ref_model = load_model(opts.reference_model)
-        _check_model(ref_model, ref_model.path.name)
-        problems += _check_reference_signature(model, ref_model)
+    model, ref_model, problems = _load_models(opts)
     on_step("preparing input vectors")
     vectors, source = make_vectors(opts, model)
 
@@ -179,7 +183,7 @@ def run(opts: ValidateOptions, on_line: Callable[[str], None] = lambda s: None,
     image = built.artifacts.image if built else None
 
     on_step(f"running on {tgt.info.title}")
-    lines, target_info = tgt.run(registry.image_for(tgt, opts.board, image), protocol.PREFIX_DONE, 1, opts.timeout,
+    lines, target_info = tgt.run(registry.image_for(tgt, opts.board, image, opts.model), protocol.PREFIX_DONE, 1, opts.timeout,
                                  on_line, on_step)
     emulated = target_info["kind"] == "emulator"  # a labgrid place reports as a board, virtual or not
     n_vectors = len(_per_input(vectors)[0])
