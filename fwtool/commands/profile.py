@@ -40,8 +40,7 @@ def print_profile(r: dict) -> None:
                                                       if t["macs_per_cycle"] else "") for t in r["ops"])
     click.echo(f"by op     {by_op}")
     verdict = "agrees" if r["agrees"] else "DOES NOT AGREE"
-    clock = f"at {mhz:g} MHz" if cycle == "cycle" else "(virtual time: 1 instruction = 1 ns)" \
-        if cycle == "instruction" else "(a Linux program's CLOCK_MONOTONIC)"
+    clock = f"at {mhz:g} MHz" if cycle == "cycle" else "(virtual time: 1 instruction = 1 ns)"
     click.echo(f"invoke    {r['invoke_us']:,.0f} µs = {r['invoke_cycles']:,} {cycle}s {clock}; "
                f"{r['macs']:,} MACs, {_num(r['macs_per_cycle'], '{:.3f}')} MACs/{cycle}")
     click.echo(f"sum       layers {r['layers_us']:,.0f} µs, gap {r['gap_us']:,.0f} µs; tolerance "

@@ -1,7 +1,8 @@
 """The linux family's virtual targets (fwtool/targets/base.py): its static program run on this machine, natively
 (``linux-native``, when built for this machine's architecture: real times) or under user-mode QEMU
-(``qemu-aarch64``: a Raspberry Pi's program anywhere). Both are fed on stdin (``feeds = {"bytes"}``: what was fed
-before ``read`` goes to the program's stdin, e.g. raw S16LE PCM for the audio apps).
+(``qemu-aarch64``: a Raspberry Pi's program anywhere). Both read stdin (what is given to
+``set_stdin`` before ``read`` goes to the program's stdin, e.g. raw S16LE PCM for the audio apps; not a live feed,
+so ``info.feeds`` is empty). Their clock is declared as 1 MHz "cycles": the program's timer counts microseconds.
 """
 from __future__ import annotations
 
@@ -24,8 +25,9 @@ class LinuxUserTarget(VirtualTarget):
         super().__init__(config)
         self.stdin = bytearray()
 
-    def feed(self, data: bytes) -> None:
-        """Bytes for the program's stdin (written when the run starts, then stdin is closed)."""
+    def set_stdin(self, data: bytes) -> None:
+        """Bytes for the program's stdin (written when the run starts, then stdin is closed): not a live feed,
+        so ``info.feeds`` stays empty."""
         self.stdin += data
 
     def load(self, image: Path | None) -> None:
@@ -51,16 +53,17 @@ class LinuxUserTarget(VirtualTarget):
 
 
 class LinuxNative(LinuxUserTarget):
+    # not cycle-accurate for the board: this machine's real times (the timer ticks in microseconds: clock 1 MHz)
     info = TargetInfo("linux-native", f"this machine ({platform.machine()}, native)", VIRTUAL,
-                      cycle_accurate=True, cores=1, clock_hz=1e6, cycle="microsecond",
-                      timing_note=linux_user.NATIVE_NOTE, feeds=frozenset({"bytes"}))
+                      cycle_accurate=False, cores=1, clock_hz=1e6, cycle="cycle",
+                      timing_note=linux_user.NATIVE_NOTE)
 
 
 class QemuAarch64(LinuxUserTarget):
     arch = "aarch64"
     info = TargetInfo("qemu-aarch64", "the virtual aarch64 Linux (qemu-aarch64-static)", VIRTUAL,
-                      cycle_accurate=False, cores=1, clock_hz=1e6, cycle="microsecond",
-                      timing_note=linux_user.QEMU_NOTE, feeds=frozenset({"bytes"}))
+                      cycle_accurate=False, cores=1, clock_hz=1e6, cycle="cycle",
+                      timing_note=linux_user.QEMU_NOTE)
 
 
 LINUX_TARGETS = (LinuxNative, QemuAarch64)
