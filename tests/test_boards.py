@@ -71,7 +71,7 @@ def test_every_builtin_board_loads_typed(name):
     assert b.name == name and b.source == resource_dir("boards") / f"{name}.toml" and not b.is_user_board
     assert isinstance(b.sdk, board_schema.SDK_TABLES[b.family])
     assert b.memory is not None and b.memory.flash_bytes == b.flash_bytes and b.clock_hz > 0
-    assert b.stdio in ("usb", "uart") and b.image_kind in ("uf2", "hex")
+    assert b.stdio in ("usb", "uart") and b.image_kind in ("uf2", "hex", "elf")
     assert json.dumps(b.to_dict())  # the report's board entry stays plain JSON
     assert not hasattr(b, "raw")
 

@@ -31,6 +31,8 @@ from fwtool.core.paths import resource_dir
 FAMILIES = sorted(all_families())
 # (a line of the family's build tool, the progress it shows); every family must have examples here
 PROGRESS_LINES = {
+    "linux": [("[3/41] Building CXX object CMakeFiles/tflm.dir/x.cpp.o", (3, 41)), ("-- Configuring done", None),
+              ("", None)],
     "rp2040": [("[12/340] Building CXX object CMakeFiles/firmware.dir/main.cpp.obj", (12, 340)),
                ("[ 42%] Building C object x.c.obj", (42, 100)),
                ("-- Configuring done", None), ("$ ninja -C build -j 4", None), ("", None)],
@@ -156,6 +158,18 @@ def test_package_returns_bytes_for_each_boards_image_kind(name, tmp_path):
             flat[0:8] = (board.sram_base + 0x100).to_bytes(4, "little") + (board.flash_base + 0x101).to_bytes(4, "little")
             flat[app:app + 8] = (board.sram_base + 0x100).to_bytes(4, "little") + (board.flash_base + app + 0x201).to_bytes(4, "little")
             (tmp_path / "firmware.bin").write_bytes(bytes(flat))
+        if board.image_kind == "elf":  # a Linux program: a real static ELF of the board's architecture
+            import shutil
+            import subprocess
+
+            from fwtool.firmware.families.linux import board_arch, compiler
+            cc = compiler(board).replace("g++", "gcc")
+            if not shutil.which(cc):
+                continue
+            (tmp_path / "m.c").write_text("int main(void){return 0;}\n")
+            subprocess.run([cc, "-static", "-o", str(tmp_path / "firmware.elf"), str(tmp_path / "m.c")], check=True)
+            assert fam.package(compiled, board)["elf"][:4] == b"\x7fELF", board_arch(board)
+            continue
         images = fam.package(compiled, board)
         assert board.image_kind in images or getattr(compiled, board.image_kind, None) is not None
         assert all(isinstance(k, str) and isinstance(v, bytes) and v for k, v in images.items())

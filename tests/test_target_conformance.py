@@ -144,8 +144,36 @@ class BoardSetup:
         return self.cls(TargetConfig(board=self.board, **kw))
 
 
-SETUPS = {"rp2040js": Rp2040jsSetup, "qemu-mps2-an386": QemuSetup, "qemu-mps2-an505": QemuM33Setup,
-          "board": BoardSetup}
+class LinuxSetup:
+    """A linux-family program: a real fire_alarm build for linux-host run natively, or for rpi4 under
+    qemu-aarch64-static."""
+
+    board, name, tools = "linux-host", "linux-native", ("g++", "cmake", "ninja")
+
+    def __init__(self, request, tmp_path_factory, monkeypatch):
+        for tool in self.tools:
+            if runner.which(tool) is None:
+                pytest.skip(f"{tool} not installed")
+        for dep in vendor.deps_for("linux", "build"):
+            if vendor.locate(dep).path is None:
+                pytest.skip(f"vendor tree {dep.name} not synced ('fwtool vendor sync {dep.name}')")
+        self.cls = registry.by_name(self.name)
+        self.image = _build(tmp_path_factory, self.board, self.cls.info.cores) / "firmware.elf"
+
+    def target(self, **kw):
+        return self.cls(TargetConfig(board=self.board, **kw))
+
+    def hang_image(self, tmp_path):
+        return self.image  # fire_alarm never prints the marker the failure test waits for
+
+
+class QemuAarch64Setup(LinuxSetup):
+    board, name = "rpi4", "qemu-aarch64"
+    tools = ("aarch64-linux-gnu-g++", "qemu-aarch64-static", "cmake", "ninja")
+
+
+SETUPS = {"rp2040js": Rp2040jsSetup, "qemu-mps2-an386": QemuSetup, "qemu-mps2-an505": QemuM33Setup, "board": BoardSetup,
+          "linux-native": LinuxSetup, "qemu-aarch64": QemuAarch64Setup}
 
 
 @pytest.fixture(params=sorted(SETUPS))

@@ -5,12 +5,14 @@ import click
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
 from fwtool.core import hints, ui
+from fwtool.core.boards import get_board
 from fwtool.firmware.result import last_build
 from fwtool.core.errors import BadInput
 from fwtool.core.escape import terminal
 from fwtool import flash as flash_api
 from fwtool import devices as device_layer
 from fwtool.flash import runners
+from fwtool.flash.ssh import flash_over_ssh
 from fwtool.flash.request import DriveDetails, FlashRequest, PicobootDetails, ProbeDetails
 from fwtool.commands import lab_options
 from fwtool.emulator import virtual_flash
@@ -91,9 +93,14 @@ class _Bar:
 @click.option("--virtual", is_flag=True, help="Flash the virtual board instead (rp2040js running the real RP2040 "
               "bootrom: PICOBOOT, verify, reboot into the app; its flash is kept between runs).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@click.option("--host", help="A Linux board (rpi4, linux-host): copy its program over SSH to [user@]host[:port] or "
+              "an ~/.ssh/config alias (keys/agent only, host key verified).")
+@click.option("--ssh-config", type=click.Path(dir_okay=False, path_type=Path),
+              help="With --host: the ssh_config file to use (ssh -F) [~/.ssh/config].")
+@click.option("--service", metavar="NAME", help="With --host: install and start a systemd user unit NAME running it.")
 @lab_options.labgrid_options()
 def flash(uf2_path, elf_path, bin_path, hex_path, board, serial, method, drive_path, verify, skip_same, reboot, timeout,
-          wait_app, no_boot2_check, list_only, virtual, as_json, lab=None):
+          wait_app, no_boot2_check, list_only, virtual, as_json, host=None, ssh_config=None, service=None, lab=None):
     """Put firmware on a board (any family fwtool builds for) and start it, verified.
 
     Takes the last build's image (firmware.uf2 for RP2040, firmware.hex for PSoC 6) unless --uf2/--elf/--bin/--hex
@@ -114,6 +121,7 @@ def flash(uf2_path, elf_path, bin_path, hex_path, board, serial, method, drive_p
       fwtool flash --json > flash.json
       fwtool flash --labgrid my-pico            # through the labgrid exporter the place's board hangs off
       fwtool flash --virtual --json             # the virtual board (or the one 'fwtool emulate --bootsel' serves)
+      fwtool flash --board rpi4 --host pi@raspberrypi.local --service fwtool-kws   # a Pi over SSH
     """
     ui.set_json(as_json)
     if list_only:
@@ -139,6 +147,20 @@ def flash(uf2_path, elf_path, bin_path, hex_path, board, serial, method, drive_p
         stdio = report.get("build", {}).get("stdio") or report.get("board", {}).get("stdio")
         if wait_app is None and stdio == "uart":
             wait_app = 0.0  # no USB port will appear: do not wait for one
+    if host is not None:  # a Linux board's program over SSH (fwtool/flash/ssh.py)
+        out = flash_over_ssh(path, board or "linux-host", host, ssh_config, service)
+        if as_json:
+            ui.emit_json(out)
+        else:
+            ui.info(f"deployed {out['bytes']:,} B to {out['host']}:{out['remote_path']} ({out['remote_arch']}, "
+                    f"sha256 {out['sha256'][:12]} verified)" + (f", service {out['service']} started"
+                                                                  if out.get("service") else ""))
+        return
+    if (service or ssh_config) and host is None:
+        raise BadInput("--service and --ssh-config need --host", "add --host [user@]host[:port]")
+    if board is not None and get_board(board).family == "linux":
+        raise BadInput(f"{board} is a Linux board: its program is deployed over SSH, not USB",
+                       f"add --host [user@]host[:port] (fwtool flash --board {board} --host pi@raspberrypi.local)")
     if lab is not None:  # the exporter's fwtool flashes it (its board file's runners, verified there)
         lab_options.flash_on_lab(lab, path, as_json)
         return

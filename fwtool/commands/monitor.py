@@ -1,10 +1,12 @@
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
 from fwtool.core import ui
 from fwtool.core.errors import Exit, FwtoolError
+from fwtool.flash.ssh import SshHost, SshStream, program_path
 from fwtool.monitor import MonitorOptions, run_monitor
 from fwtool.commands import lab_options
 
@@ -37,9 +39,14 @@ from fwtool.commands import lab_options
 @click.option("--no-input", is_flag=True, help="Do not forward stdin to the board.")
 @click.option("--elf", type=click.Path(dir_okay=False, path_type=Path),
               help="The build's firmware.elf: a FWT:FAULT line's pc/lr are shown as function (file:line).")
+@click.option("--host", help="A Linux board over SSH: run its deployed program ([user@]host[:port] or an "
+              "~/.ssh/config alias) and follow its output; reconnects.")
+@click.option("--ssh-config", type=click.Path(dir_okay=False, path_type=Path), help="With --host: ssh -F FILE.")
+@click.option("--service", metavar="NAME", help="With --host: follow the systemd user unit NAME's journal instead.")
 @lab_options.labgrid_options()
 def monitor(port, serial_number, board, uart, baud, no_reconnect, wait, reconnect_timeout, raw, as_json, plain,
-            timestamps, log_path, count, timeout, expect, expect_label, min_score, eol, no_input, elf=None, lab=None):
+            timestamps, log_path, count, timeout, expect, expect_label, min_score, eol, no_input, elf=None, host=None,
+            ssh_config=None, service=None, lab=None):
     """Show what the board prints, live: score bars, top label, latency, rate.
 
     Finds the board by the USB ids in its board file (--board, else the board flashed or built last, else any
@@ -59,6 +66,7 @@ def monitor(port, serial_number, board, uart, baud, no_reconnect, wait, reconnec
       fwtool monitor --port rfc2217://exporter:7000 --count 3      # ser2net
       fwtool monitor --labgrid my-pico --count 3                  # a labgrid place's board
       fwtool monitor --elf build/pico/firmware.elf                # FWT:FAULT: exit 10, pc/lr as functions
+      fwtool monitor --board rpi4 --host pi@raspberrypi.local --count 3   # a Pi's deployed program over SSH
     """
     if sum(map(bool, (raw, as_json, plain))) > 1:
         raise FwtoolError("--raw, --json and --plain exclude each other", "pick one", code=Exit.USAGE)
@@ -69,7 +77,13 @@ def monitor(port, serial_number, board, uart, baud, no_reconnect, wait, reconnec
                           timestamps=timestamps, log=log_path, count=count, timeout=timeout, expect=tuple(expect),
                           expect_label=expect_label, min_score=min_score, send_input=not no_input, eol=eol,
                           elf=elf)
-    code = lab_options.monitor_on_lab(lab, opts) if lab is not None else run_monitor(opts)
+    if host is not None:  # fwtool/flash/ssh.py: the program's stdout over SSH, opened like a port
+        ssh_host, program = SshHost(host, ssh_config), program_path(board or "linux-host")
+        ssh_host.parts  # a malformed --host is refused before anything starts
+        opts = replace(opts, port=f"ssh://{host}", send_input=False)
+        code = run_monitor(opts, opener=lambda dev, baud, t: SshStream(ssh_host, program, service, t))
+    else:
+        code = lab_options.monitor_on_lab(lab, opts) if lab is not None else run_monitor(opts)
     if code:
         # Not click's Exit: with standalone_mode=False click *returns* its code and fwtool's main exits 0.
         sys.exit(code)

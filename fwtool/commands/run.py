@@ -8,6 +8,7 @@ from fwtool.core.errors import Exit, FwtoolError
 from fwtool.audio.wav import read_wav
 from fwtool.emulator import latency_stats
 from fwtool.flash import runners
+from fwtool.flash.ssh import SshHost, SshStream, flash_over_ssh, program_path
 from fwtool.monitor import session
 from fwtool.monitor.session import MonitorOptions
 from fwtool.targets import registry
@@ -41,12 +42,15 @@ def _monitor(options, **kw) -> int:
 @click.option("--audio", "audio", type=click.Path(path_type=Path), metavar="WAV",
               help="Audio apps: stream this WAV into the app in place of its microphone (board: at the sample "
                    "rate over its serial port; --emulator: as fast as it goes) and print its lines.")
+@click.option("--host", help="A Linux board (rpi4, linux-host): deploy the program over SSH to [user@]host[:port] "
+              "(or an ~/.ssh/config alias) and follow its output there.")
+@click.option("--ssh-config", type=click.Path(dir_okay=False, path_type=Path), help="With --host: ssh -F FILE.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines: build and flash summaries, then one per line.")
 @click.option("--plain", is_flag=True, help="Plain lines even on a terminal (no live panel).")
 @click.option("--verbose", "-v", is_flag=True, help="Show every compiler line.")
 @lab_options.labgrid_options(fleet=True)
 def run(emulator, direct_load, serial_number, method, no_verify, count, timeout, expect, expect_label, min_score,
-        budget_ms, audio, as_json, plain, verbose, lab=None, **kw):
+        budget_ms, audio, host, ssh_config, as_json, plain, verbose, lab=None, **kw):
     """Build, flash and monitor in one go: MODEL running on BOARD, its output live.
 
     The monitor is opened as soon as the flashed board's USB port appears, so the boot banner is caught. With
@@ -61,6 +65,7 @@ def run(emulator, direct_load, serial_number, method, no_verify, count, timeout,
       fwtool run -b pico -m fire_alarm.tflite --emulator --count 3
       fwtool run -b pico -m model.tflite --expect-label fire_alarm --min-score 0.9 --timeout 60   # HIL gate
       fwtool run -b pico -m model.tflite --labgrid-tags board=pico --boards 4 --count 5   # 4 lab boards at once
+      fwtool run -b rpi4 -m fire_alarm.tflite --host pi@raspberrypi.local --count 3      # build, deploy, monitor
     """
     ui.set_json(as_json)
     if audio is not None:
@@ -78,7 +83,9 @@ def run(emulator, direct_load, serial_number, method, no_verify, count, timeout,
         print_report(report)
     mon = dict(view="json" if as_json else "plain" if plain else "auto", count=count, timeout=timeout,
                expect=tuple(expect), expect_label=expect_label, min_score=min_score)
-    if lab is not None:  # labgrid place(s): flashed through their exporters, monitored over exported ports
+    if host is not None:  # a Linux board over SSH: deploy the program, then follow it (fwtool/flash/ssh.py)
+        code = _over_ssh(result.artifacts.image, kw["board"], host, ssh_config, mon, as_json)
+    elif lab is not None:  # labgrid place(s): flashed through their exporters, monitored over exported ports
         code = lab_options.run_on_lab(lab, result.artifacts.image, mon, as_json)
     else:
         tgt = registry.target_class(kw["board"], where, kw.get("model"))(TargetConfig(
@@ -120,6 +127,18 @@ def _on_target(tgt: Target, image: Path, report: dict, mon: dict, audio: Path | 
     if code == Exit.LOST_DEVICE and error is not None:
         raise error
     return _latency(tgt, records, budget_ms, as_json, code) if tgt.info.virtual else code
+
+
+def _over_ssh(image: Path, board: str, host: str, config: Path | None, mon: dict, as_json: bool) -> int:
+    out = flash_over_ssh(image, board, host, config)
+    if as_json:
+        ui.emit_json_line({"type": "flash", **out})
+    else:
+        ui.info(f"deployed  {out['bytes']:,} B to {out['host']}:{out['remote_path']} ({out['remote_arch']}, "
+                f"sha256 verified) in {out['seconds']:.1f} s")
+    ssh_host, program = SshHost(host, config), program_path(board)
+    return _monitor(MonitorOptions(port=f"ssh://{host}", send_input=False, **mon),
+                    opener=lambda dev, baud, t: SshStream(ssh_host, program, None, t))
 
 
 def _build_summary(r: dict) -> dict:

@@ -87,7 +87,19 @@ class Nrf52Sdk:
     device_define: str = "NRF52840_XXAA"  # the MDK's device define
 
 
-SDK_TABLES: dict[str, type] = {"rp2040": PicoSdk, "rp2350": Rp2350Sdk, "psoc6": PSoC6Sdk, "nrf52": Nrf52Sdk}  # family name -> its [sdk] table
+@dataclass(frozen=True)
+class LinuxSdk:
+    """[sdk] of a ``linux`` board: the static program's CPU, its compiler and what the board's Linux names."""
+
+    arch: str = field(metadata={"choices": ("aarch64", "x86_64", "host")})  # `uname -m` ("host": this machine's)
+    compiler_prefix: str = ""  # "aarch64-linux-gnu-" (Debian's cross g++); "" = the host's g++
+    cpu_flags: tuple[str, ...] = ()  # e.g. ["-mcpu=cortex-a72"]
+    led: str | None = None  # a sysfs LED (/sys/class/leds/ACT/brightness) or GPIO value file; None: no LED
+    deploy_dir: str = "fwtool"  # the remote folder (under the login's home) every deploy writes into
+
+
+SDK_TABLES: dict[str, type] = {"rp2040": PicoSdk, "rp2350": Rp2350Sdk, "psoc6": PSoC6Sdk, "nrf52": Nrf52Sdk,
+                              "linux": LinuxSdk}  # family name -> its [sdk] table
 
 
 @dataclass(frozen=True)

@@ -148,6 +148,8 @@ def build_once(opts: BuildOptions, on_line: Callable[[str], None], on_step: Call
     for kind, data in images.items():
         paths[kind] = out_dir / f"firmware.{kind}"
         atomic_write(paths[kind], data)
+        if kind in family.executable_kinds:  # a program this machine may run (linux: the static executable)
+            paths[kind].chmod(0o755)
     for kind in ("elf", "bin", "hex", "map"):
         src = getattr(compiled, kind)
         if kind not in paths and src is not None and src.is_file():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from fwtool.core.boards import get_board
 from fwtool.core.errors import BadInput
+from fwtool.emulator.linux_targets import LinuxNative, QemuAarch64
 from fwtool.emulator.psoc6.target import Psoc6Unicorn
 from fwtool.emulator.targets import QemuM4, QemuM33, Rp2040js
 from fwtool.firmware.families import get_family
@@ -19,6 +20,8 @@ TARGETS: dict[str, type[Target]] = {
     QemuM33.info.name: QemuM33,  # the virtual Cortex-M33 (QEMU mps2-an505), for RP2350
     Psoc6Unicorn.info.name: Psoc6Unicorn,  # the virtual PSoC 6 (Unicorn): a kit's real firmware.hex
     BoardTarget.info.name: BoardTarget,  # a real board behind its serial port
+    LinuxNative.info.name: LinuxNative,  # a linux-family program on this machine (fwtool/emulator/linux_targets.py)
+    QemuAarch64.info.name: QemuAarch64,  # a static aarch64 program under qemu-aarch64-static
 }
 WHERE = ("emulator", "board")  # what commands call them (--emulator / --device, --port)
 
@@ -33,10 +36,12 @@ def by_name(name: str) -> type[Target]:
 def virtual_for(board: str, model=None) -> type[Target]:
     """The virtual target of ``board``'s family (refused when the family has none). ``model``: where user board
     files beside the model are looked for (core.boards.get_board)."""
-    family = get_family(get_board(board, model).family)
-    if not family.virtual_target:
+    spec = get_board(board, model)
+    family = get_family(spec.family)
+    name = family.virtual_target_for(spec)
+    if not name:
         raise BadInput(f"the {family.name} family has no virtual target", "run on a board (--device/--port)")
-    return by_name(family.virtual_target)
+    return by_name(name)
 
 
 def target_class(board: str, where: str, model=None) -> type[Target]:

@@ -11,12 +11,13 @@ from functools import lru_cache
 
 from fwtool.core.errors import BadInput
 from fwtool.firmware.families.base import CompiledFiles, CompileRequest, Family, SourcePatch, apply_patches
+from fwtool.firmware.families.linux import LinuxFamily
 from fwtool.firmware.families.nrf52 import NRF52Family
 from fwtool.firmware.families.psoc6 import PSoC6Family
 from fwtool.firmware.families.rp2040 import RP2040Family
 from fwtool.firmware.families.rp2350 import RP2350Family
 
-FAMILIES: tuple[type[Family], ...] = (RP2040Family, RP2350Family, PSoC6Family, NRF52Family)
+FAMILIES: tuple[type[Family], ...] = (RP2040Family, RP2350Family, PSoC6Family, NRF52Family, LinuxFamily)
 
 __all__ = ["CompiledFiles", "CompileRequest", "Family", "SourcePatch", "all_families", "apply_patches",
            "get_family"]

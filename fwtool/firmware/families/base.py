@@ -112,6 +112,13 @@ class Family:
     arena_on_virtual_board: bool = False
     # The fwtool.targets registry name of the virtual target its images run on (None: none; data, not a type test).
     virtual_target: str | None = None
+    # Image kinds written executable (mode 0755): a Linux family's static program ("elf").
+    executable_kinds: tuple[str, ...] = ()
+
+    def virtual_target_for(self, board: Board) -> str | None:
+        """The virtual target of ``board`` (default: the family's ``virtual_target``; a family whose boards run on
+        different ones, e.g. linux: native or qemu-aarch64, overrides it)."""
+        return self.virtual_target
 
     def virtual_image(self, image: Path) -> Path:
         """The file the virtual target runs for a build whose flashable image is ``image`` (default: the same)."""

@@ -14,6 +14,7 @@ from fwtool.flash.runners.openocd import OpenocdRunner
 from fwtool.flash.runners.picoboot import PicobootRunner
 from fwtool.flash.runners.pyocd import PyocdRunner
 from fwtool.flash.runners.samba import SambaRunner
+from fwtool.flash.runners.ssh import SshRunner
 
 RUNNERS: dict[str, Runner] = {}
 
@@ -26,6 +27,7 @@ register(PicobootRunner())  # verified, skips identical sectors, no drive needed
 register(DriveRunner())
 register(PyocdRunner())  # PSoC 6 kits through the KitProg3: program, read back, reset
 register(OpenocdRunner())  # Infineon's OpenOCD (any PSoC 6), upstream's for PSoC 6-BLE2 only
+register(SshRunner())  # a Linux board's program over OpenSSH (fwtool flash --host)
 register(MtbProgramRunner())  # ModusToolbox's own 'make qprogram' of the project that built the image
 register(SambaRunner())  # Arduino Nano 33 BLE: the SAM-BA extended bootloader over its CDC port, CRC-verified
 
