@@ -54,6 +54,7 @@ def context(**kw) -> dict:
         "app_vendor_libs": [], "tflm_fast_sources": [], "audio": None,
         "mic": {"present": 0, "data_pin": -1, "clk_pin": -1, "pio": 0, "sm": 0},
         "op_registrations": {}, "op_registration_headers": [], "tflm_unity_groups": {},
+        "tflm_cores": 2, "clock_mhz": 125, "opt": "size", "clock_cmake": [],
     }
     ctx.update(kw)
     return ctx
