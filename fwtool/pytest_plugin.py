@@ -107,6 +107,8 @@ def board(request, fwtool_build):
                             boot_timeout=config.getoption("--fwtool-boot-timeout"))
     except FwtoolError as e:
         _fail(e)
+    except api.IdentityMismatch as e:
+        pytest.fail(str(e), pytrace=False)
     try:
         yield b
     finally:

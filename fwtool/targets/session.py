@@ -100,6 +100,7 @@ class Board:
         return _tail(self._lines, n)
 
     def _scan(self, match: Callable[[str], object], timeout: float, what: str):
+        __tracebackhide__ = True  # pytest: a failed expectation points at the test's line, not at this loop
         deadline = time.monotonic() + timeout
         while True:
             while self._pos < len(self._lines):
@@ -120,6 +121,7 @@ class Board:
         """Wait for the next line matching ``pattern`` (a regex, searched) — returns the ``re.Match`` — or the next
         inference whose top label is ``label`` (with a score of at least ``min_score``) — returns the
         ``protocol.Inference``. Raises :class:`ExpectationFailed` with the tail after ``timeout`` seconds."""
+        __tracebackhide__ = True
         if (pattern is None) == (label is None):
             raise ValueError("expect() takes a regex or label=..., not both")
         if pattern is not None:
@@ -137,6 +139,7 @@ class Board:
 
     def inferences(self, n: int, timeout: float = 60.0) -> list[protocol.Inference]:
         """The next ``n`` inferences (``FWT:INFER`` lines), parsed."""
+        __tracebackhide__ = True
         def infer(line: str):
             rec = protocol.parse_line(line)
             return rec if isinstance(rec, protocol.Inference) else None
