@@ -29,10 +29,13 @@ from fwtool.core.errors import BadInput
 from fwtool.firmware import flow
 from fwtool.firmware.plan import BuildOptions
 from fwtool.firmware.result import BuildResult
+from fwtool.lab.places import Lab  # labgrid itself is imported by Lab() (fwtool[labgrid]: optional)
+from fwtool.lab.target import PlaceTarget
 from fwtool.model import sources
 from fwtool.targets import registry
 from fwtool.targets.base import TargetConfig
 from fwtool.targets.session import Board, ExpectationFailed, IdentityMismatch
+from fwtool.validate.flow import ValidateOptions, run as run_validate
 
 __all__ = ["Build", "build", "open_target", "validate", "Board", "ExpectationFailed", "IdentityMismatch",
            "parse_target"]
@@ -118,9 +121,6 @@ def open_target(build: Build, target: str | None = None, *, port: str | None = N
         tgt = registry.by_name("board")(TargetConfig(board=build.board, port=port, serial=serial))
         b = Board.port_target(tgt, build.image)
     else:
-        from fwtool.lab.places import Lab  # labgrid is optional (fwtool[labgrid])
-        from fwtool.lab.target import PlaceTarget
-
         lab = Lab(coordinator)
         try:
             lab.acquire(place)
@@ -147,22 +147,17 @@ def validate(model: str | Path, board: str = "pico", target: str = "virtual", *,
     """Validate ``model`` on ``target``: the report dict ``fwtool validate --json`` prints (``report["ok"]``).
 
     Raises FwtoolError when the comparison cannot happen (bad input, build or target failure)."""
-    from fwtool.validate.flow import ValidateOptions, run
-
     kind, place = parse_target(target)
     opts = ValidateOptions(model=sources.resolve(str(model)), board=board, inputs=inputs, count=count, seed=seed,
                            target="emulator" if kind == "virtual" else "board", port=port, max_diff=max_diff,
                            min_agreement=min_agreement, budget_ms=budget_ms, out_dir=out_dir, timeout=timeout)
     if kind != "labgrid":
-        return run(opts, on_step=on_step)
-    from fwtool.lab.places import Lab
-    from fwtool.lab.target import PlaceTarget
-
+        return run_validate(opts, on_step=on_step)
     with Lab(coordinator) as lab:
         lab.acquire(place)
         try:
             tgt = PlaceTarget(lab, place)
             opts.on_target, opts.tflm_cores = tgt, tgt.info.cores
-            return run(opts, on_step=on_step)
+            return run_validate(opts, on_step=on_step)
         finally:
             lab.release(place)
