@@ -65,14 +65,14 @@ def _fail(e: FwtoolError):
 
 
 def build_for(config, target: str) -> api.Build:
-    """The session's build for ``target`` (one per target kind: a virtual board runs single-core TFLM)."""
+    """The session's build for ``target`` (one per kind: virtual boards and places run single-core TFLM, a device its cores)."""
     board = config.getoption("--fwtool-board")
     if not board:
         pytest.skip("fwtool plugin: no --fwtool-board given")
     model = config.getoption("--fwtool-model")
     if not model:
         pytest.fail("fwtool plugin: --fwtool-board needs --fwtool-model FILE (or example:NAME)", pytrace=False)
-    kind, _ = api.parse_target(target)
+    kind = "device" if api.parse_target(target)[0] == "device" else "single-core"  # virtual boards and places: 1
     cache = config.stash[BUILDS]
     if kind not in cache:
         out = config.getoption("--fwtool-out")
@@ -100,8 +100,7 @@ def board(request, fwtool_build):
     The latency summary of its inferences is added to the test's report (``-rA`` shows it)."""
     config = request.config
     target = getattr(request, "param", None) or _targets(config)[0]
-    build = fwtool_build if api.parse_target(target)[0] == api.parse_target(fwtool_build.target)[0] \
-        else build_for(config, target)
+    build = build_for(config, target)  # the session's (cached) build for this target's kind
     try:
         b = api.open_target(build, target, port=config.getoption("--fwtool-port"),
                             boot_timeout=config.getoption("--fwtool-boot-timeout"))

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import json
+import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -102,8 +106,45 @@ def test_plugin_on_the_virtual_board(pytester, tmp_path_factory, real_build_reas
     assert len(list(out.rglob("report.json"))) == 1
 
 
-def test_plugin_on_a_labgrid_place():
+LG_INNER = """
+def test_same_file_on_each(board):
+    board.expect(r"^FWT:INFER n=", timeout=60)
+    assert len(board.inferences(2)) == 2
+
+
+def test_label_never_printed(board):
+    board.expect(label="never_printed_label", timeout=3)
+"""
+
+
+def test_plugin_on_a_labgrid_place(pytester, tmp_path_factory, real_build_reason, emulator_ready):
+    """The same test file on the virtual board and on a `fwtool lab --virtual 1` place (--fwtool-target twice)."""
     if importlib.util.find_spec("labgrid") is None:
         pytest.skip("labgrid is not installed here (fwtool[labgrid] lives in its own venv): the labgrid:PLACE "
                     "target is not exercised")
-    pytest.skip("labgrid:PLACE needs a running virtual lab ('fwtool lab --virtual 1'); not started by this test")
+    if real_build_reason:
+        pytest.skip(real_build_reason)
+    work = tmp_path_factory.mktemp("plugin-lab")
+    proc = subprocess.Popen([sys.executable, "-m", "fwtool", "lab", "--virtual", "1", "--json", "--name", "fwt-plug",
+                             "--duration", "600"], cwd=work, stdout=subprocess.PIPE,
+                            stderr=open(work / "lab.err", "wb"), text=True)
+    try:
+        line = proc.stdout.readline()
+        if not line:
+            pytest.fail(f"fwtool lab exited: {(work / 'lab.err').read_text()[-2000:]}")
+        info = json.loads(line)
+        pytester.makepyfile(test_lg=LG_INNER)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("LG_COORDINATOR", info["coordinator"])
+            result = pytester.runpytest_subprocess(
+                *plugin_args(), "-p", "no:cacheprovider", "-p", "no:labgrid", "--fwtool-board", "pico",
+                "--fwtool-model", str(FIRE_ALARM), "--fwtool-out", str(work / "out"), "--fwtool-target", "virtual",
+                "--fwtool-target", f"labgrid:{info['places'][0]}", "-rA", timeout=900)
+        result.assert_outcomes(passed=2, failed=2)
+        result.stdout.fnmatch_lines([f"PASSED test_lg.py::test_same_file_on_each[labgrid:{info['places'][0]}]"])
+        result.stdout.fnmatch_lines(["*top label 'never_printed_label': not seen within 3 s*",
+                                     "*lines the board printed:*"])
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(30)
