@@ -20,6 +20,7 @@ import pytest
 
 from fwtool import api
 from fwtool.core.errors import FwtoolError
+from fwtool.firmware import outdir
 
 BUILDS = pytest.StashKey[dict]()
 
@@ -64,27 +65,32 @@ def _fail(e: FwtoolError):
     pytest.fail(f"error: {e.cause}" + (f"\nfix: {e.fix}" if e.fix else ""), pytrace=False)
 
 
+def build_kind(target: str) -> str:
+    """Targets that run the same build: virtual boards and (virtual) places run single-core TFLM."""
+    return "device" if api.parse_target(target)[0] == "device" else "single-core"
+
+
 def build_for(config, target: str) -> api.Build:
-    """The session's build for ``target`` (one per kind: virtual boards and places run single-core TFLM, a device its cores)."""
+    """The session's build for ``target`` (one per :func:`build_kind`)."""
     board = config.getoption("--fwtool-board")
     if not board:
         pytest.skip("fwtool plugin: no --fwtool-board given")
     model = config.getoption("--fwtool-model")
     if not model:
         pytest.fail("fwtool plugin: --fwtool-board needs --fwtool-model FILE (or example:NAME)", pytrace=False)
-    kind = "device" if api.parse_target(target)[0] == "device" else "single-core"  # virtual boards and places: 1
+    kind = build_kind(target)
     cache = config.stash[BUILDS]
     if kind not in cache:
         out = config.getoption("--fwtool-out")
         try:
             cache[kind] = api.build(model, board=board, app=config.getoption("--fwtool-app"), target=target,
-                                    out_dir=Path(out) / kind if out else None)
+                                    out_dir=Path(out) / kind if out else
+                                    outdir.default_out_dir(board, "emulator" if kind == "single-core" else None))
         except FwtoolError as e:
             cache[kind] = e
     got = cache[kind]
     if isinstance(got, FwtoolError):
         _fail(got)
-    got.target = target
     return got
 
 
@@ -100,7 +106,8 @@ def board(request, fwtool_build):
     The latency summary of its inferences is added to the test's report (``-rA`` shows it)."""
     config = request.config
     target = getattr(request, "param", None) or _targets(config)[0]
-    build = build_for(config, target)  # the session's (cached) build for this target's kind
+    # fwtool_build (which a test module may override) when it is this target's kind, else the session's other build
+    build = fwtool_build if build_kind(target) == build_kind(fwtool_build.target) else build_for(config, target)
     try:
         b = api.open_target(build, target, port=config.getoption("--fwtool-port"),
                             boot_timeout=config.getoption("--fwtool-boot-timeout"))
