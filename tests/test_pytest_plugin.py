@@ -34,6 +34,12 @@ def test_expect_passes(board):
     assert any(ln.startswith("FWT:BOOT") for ln in board.lines())
 
 
+def test_reset_restarts_the_run(board):
+    assert board.inferences(3)[-1].n >= 3
+    assert board.reset().fields["model"] == "fire_alarm"
+    assert board.inferences(1)[0].n == 1  # a fresh run counts from 1 again
+
+
 def test_label_never_printed(board):
     board.expect(label="never_printed_label", min_score=0.5, timeout=4)
 
@@ -87,7 +93,7 @@ def test_plugin_on_the_virtual_board(pytester, tmp_path_factory, real_build_reas
     result = pytester.runpytest_subprocess(
         *plugin_args(), "-p", "no:cacheprovider", "--fwtool-board", "pico", "--fwtool-model", str(FIRE_ALARM),
         "--fwtool-out", str(out), "-rA", timeout=900)
-    result.assert_outcomes(passed=2, failed=2, errors=1)
+    result.assert_outcomes(passed=3, failed=2, errors=1)
     text = result.stdout.str()
     # the failing expectations: what was expected, for how long, then the board's last lines
     result.stdout.fnmatch_lines([
