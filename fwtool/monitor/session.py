@@ -44,6 +44,7 @@ from fwtool.devices.ports import Discovery, PortInfo, resolve_port, target_for
 from fwtool.devices.serial import is_url, open_serial
 from fwtool.core.lines import LineSplitter
 from fwtool.monitor.reader import Connected, Data, Disconnected, OpenFailed, PortReader
+from fwtool.monitor.handoff import Handoff, HandoffOptions, describe as describe_handoff
 from fwtool.monitor.reboot import default_reboot
 from fwtool.monitor.stats import Record, Stats, classify
 from fwtool.monitor.view import JsonView, LiveView, LogTee, PanelState, make_view
@@ -73,6 +74,7 @@ class MonitorOptions:
     eol: str = "crlf"  # crlf | lf | cr, appended to each line sent
     poll_s: float = 0.05  # how often a missing board is looked for
     last_flash_file: Path = field(default_factory=lambda: LAST_FLASH_FILE)
+    handoff: HandoffOptions | None = None  # --on-detect: capture after a detection and hand it off (handoff.py)
 
 
 @dataclass
@@ -105,7 +107,8 @@ def firmware_error(parsed: FirmwareError) -> Verdict:
 class Conditions:
     """--count / --expect / --expect-label / --min-score. See the module docstring for the rules."""
 
-    def __init__(self, count: int | None, expect: tuple[str, ...], label: str | None, min_score: float | None):
+    def __init__(self, count: int | None, expect: tuple[str, ...], label: str | None, min_score: float | None,
+                 transcript: str | None = None):
         try:
             self.patterns = [(p, re.compile(p)) for p in expect]
         except re.error as e:
@@ -117,14 +120,17 @@ class Conditions:
         self.label, self.min_score = label, min_score
         self.label_met: Inference | None = None
         self.limit = count if count is not None else (1 if label else None)
-        self.active = bool(count is not None or expect or label)
-        self.has_expectations = bool(expect or label)
+        self.transcript = transcript  # --expect-transcript (matched by the handoff worker's events)
+        self.transcript_met: str | None = None
+        self.active = bool(count is not None or expect or label or transcript is not None)
+        self.has_expectations = bool(expect or label or transcript is not None)
         self.seen = 0
         self.last_inf: Inference | None = None
         self.fw_error: FirmwareError | None = None  # the first FWT:ERROR line seen
 
     def all_met(self) -> bool:
-        return len(self.matched) == len(self.patterns) and (self.label is None or self.label_met is not None)
+        return (len(self.matched) == len(self.patterns) and (self.label is None or self.label_met is not None)
+                and (self.transcript is None or self.transcript_met is not None))
 
     def satisfied(self) -> bool:
         """The stop conditions are met (so ending now is a success)."""
@@ -140,6 +146,8 @@ class Conditions:
         bits = [f"--expect '{p}'" for p, _ in self.patterns if p not in self.matched]
         if self.label and self.label_met is None:
             bits.append(self._want_label())
+        if self.transcript is not None and self.transcript_met is None:
+            bits.append(f"a transcript matching --expect-transcript '{self.transcript}'")
         if not self.has_expectations and self.limit:
             bits.append(f"{self.limit} inferences (got {self.seen})")
         return ", ".join(bits) or "nothing"
@@ -154,6 +162,15 @@ class Conditions:
             if self.label in scores:
                 got += f" ({self.label} {scores[self.label]:.4f})"
         return got
+
+    def check_transcript(self, text: str) -> Verdict | None:
+        """A handoff's transcript matched --expect-transcript."""
+        self.transcript_met = text
+        if self.all_met():
+            what = [f"transcript {text!r}"] + ([f"{len(self.patterns)} --expect pattern(s) matched"]
+                                              if self.patterns else [])
+            return Verdict(Exit.OK, "expectations met: " + "; ".join(what))
+        return None
 
     def check(self, rec: Record, stats: Stats) -> Verdict | None:
         parsed = rec.parsed
@@ -181,6 +198,8 @@ class Conditions:
                 what.append(f"{len(self.patterns)} --expect pattern(s) matched")
             if self.label_met is not None:
                 what.append(f"{self.label_met.top} {self.label_met.score:.4f} at inference n={self.label_met.n}")
+            if self.transcript_met is not None:
+                what.append(f"transcript {self.transcript_met!r}")
             return Verdict(Exit.OK, "expectations met: " + "; ".join(what))
         if isinstance(parsed, Inference) and self.limit is not None and self.seen >= self.limit:
             if not self.has_expectations:
@@ -226,7 +245,11 @@ class Session:
         o = self.opts
         if o.eol not in keys_mod.EOLS:
             raise FwtoolError(f"--eol must be one of {', '.join(keys_mod.EOLS)}", "pick one", code=Exit.USAGE)
-        self.cond = Conditions(o.count, tuple(o.expect), o.expect_label, o.min_score)
+        self.handoff: Handoff | None = None
+        self.cond = Conditions(o.count, tuple(o.expect), o.expect_label, o.min_score,
+                               o.handoff.expect_transcript if o.handoff else None)
+        if o.handoff is not None:
+            o.handoff.check()
         port, baud = self._resolve()
         self.reader = PortReader(target_for(port), self.discovery, baud, opener=self.opener,
                                  reconnect=o.reconnect, poll_s=o.poll_s, clock=self.clock)
@@ -248,6 +271,8 @@ class Session:
         t0 = self.clock()
         deadline = t0 + o.timeout if o.timeout else None
         self.view.start(self.stats, self.panel)
+        if o.handoff is not None:
+            self.handoff = Handoff(o.handoff, clock=self.clock, log=lambda s: self._emit_event("handoff_log", s))
         try:
             if self.input is not None:
                 self.input.start()
@@ -263,6 +288,10 @@ class Session:
                 if self.verdict is None and self.input is not None:
                     for kind, value in self.input.poll():
                         self._input(kind, value)
+                if self.verdict is None and self.handoff is not None:
+                    self.handoff.tick()
+                    for hev in self.handoff.poll():
+                        self._handoff_event(hev)
                 self.view.tick()
                 if self.verdict is not None:
                     break
@@ -289,6 +318,12 @@ class Session:
             if self.input is not None:
                 self.input.stop()
             self.reader.close()
+            if self.handoff is not None:
+                for hev in self.handoff.close():
+                    self._handoff_event(hev, final=True)
+                if self.handoff.in_flight:
+                    self._emit_event("handoff_pending", f"{self.handoff.in_flight} handoff(s) still in flight at "
+                                     f"the end; their captures stay in {o.handoff.spool}")
             try:
                 self.view.stop()
             except Exception:  # noqa: BLE001 - never hide the result behind a display problem
@@ -337,7 +372,8 @@ class Session:
         if isinstance(ev, Data):
             if self.view.wants_bytes:
                 self.view.data(ev.data)
-            for line in self.splitter.feed(ev.data, ev.t):
+            text = self.handoff.feed(ev.data) if self.handoff is not None else ev.data
+            for line in self.splitter.feed(text, ev.t):
                 self._line(line)
                 if self.verdict is not None:
                     return
@@ -365,6 +401,14 @@ class Session:
         v = self.cond.check(rec, self.stats)
         if v is not None:
             self.verdict = v
+
+    def _handoff_event(self, ev: dict, final: bool = False) -> None:
+        """One finished handoff: one event in the view, one JSON line with --json; may meet --expect-transcript."""
+        self._emit_event("handoff", describe_handoff(ev), ev)
+        if self.handoff is not None and self.handoff.transcript_matches(ev) and self.cond.transcript_met is None:
+            v = self.cond.check_transcript(ev["transcript"])
+            if v is not None and (self.verdict is None or (final and self.verdict.code == Exit.TIMEOUT)):
+                self.verdict = v
 
     def _ended(self, how: str) -> Verdict:
         """The user ended the session: fine, unless a stop condition was still pending (exit 130)."""
