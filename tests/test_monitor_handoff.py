@@ -88,6 +88,7 @@ class Endpoint:
                 parts = {p.get_param("name", header="content-disposition"): p.get_payload(decode=True)
                          for p in msg.get_payload()} if msg.is_multipart() else {}
                 outer.requests.append({"path": self.path, "auth": self.headers.get("Authorization"),
+                                       "headers": {k.lower(): v for k, v in self.headers.items()},
                                        "parts": parts})
                 if mode == "hang":
                     time.sleep(hang_s)
@@ -354,3 +355,39 @@ def test_handler_options_need_on_detect(capsys):
     assert e.value.code == 2
     assert "--on-detect" in capsys.readouterr().err
 
+
+
+def test_headers_from_the_config_file_plain_view_one_line(tmp_path, capsys, monkeypatch):
+    from fwtool.core import config
+    monkeypatch.chdir(tmp_path)
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[handoff]\nheaders = {{ "api-key" = "{SECRET}" }}\n')
+    monkeypatch.setenv("FWTOOL_CONFIG", str(cfg))
+    config.load.cache_clear()
+    board = SocketBoard()
+    fake_firmware(board, clip(0.5, seed=7), ticks_after=60, tick_s=0.05)
+    ep = Endpoint()
+    try:
+        with pytest.raises(SystemExit) as e:
+            main(["monitor", "--no-input", "--plain", "--port", board.url, "--on-detect", "yes", "--record", "0.5s",
+                  "--post", ep.url, "--post-format", "wav", "--expect", "tick 64", "--timeout", "20", "-v"])
+    finally:
+        config.load.cache_clear()
+        board.close()
+        ep.close()
+    out, err = capsys.readouterr()
+    assert e.value.code == 0, err
+    [req] = ep.requests
+    assert req["headers"].get("api-key") == SECRET and req["headers"]["content-type"] == "audio/wav"
+    lines = [ln for ln in out.splitlines() if "handoff yes" in ln]
+    assert len(lines) == 1 and "transcript: 'turn on the kitchen lights'" in lines[0]
+    assert "api-key: ***" in out
+    assert SECRET not in out + err
+
+
+@pytest.mark.parametrize("bad", ["0s", "abc", "61s"])
+def test_bad_record_duration_is_one_error_and_fix(capsys, bad):
+    with pytest.raises(SystemExit) as e:
+        main(["monitor", "--no-input", "--on-detect", "yes", "--exec", "true", "--record", bad])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "error:" in err and "fix:" in err and "Traceback" not in err
