@@ -6,7 +6,7 @@ import click
 from fwtool.core import ui
 from fwtool.core.errors import Exit, FwtoolError
 from fwtool.monitor import MonitorOptions, run_monitor
-from fwtool.monitor.handoff import HandoffOptions, parse_duration
+from fwtool.commands import handoff_options as handoff_click
 from fwtool.commands import lab_options
 
 
@@ -36,34 +36,12 @@ from fwtool.commands import lab_options
 @click.option("--eol", type=click.Choice(["crlf", "lf", "cr"]), default="crlf", show_default=True,
               help="Line ending appended to what you type.")
 @click.option("--no-input", is_flag=True, help="Do not forward stdin to the board.")
-@click.option("--on-detect", metavar="LABEL[,LABEL…]",
-              help="After FWT:DETECT of LABEL, capture the audio that follows and hand it to the handlers below.")
-@click.option("--record", "record", default="3s", show_default=True, metavar="DURATION",
-              help="With --on-detect: seconds of audio per capture (pre-roll included), e.g. 3s, 1500ms.")
-@click.option("--exec", "exec_cmd", metavar="CMD",
-              help="Run CMD per capture (env: FWTOOL_WAV, FWTOOL_CAPTURE JSON, FWTOOL_LABEL).")
-@click.option("--post", "post_url", metavar="URL",
-              help="POST each capture (OpenAI-compatible /v1/audio/transcriptions multipart). Key: FWTOOL_POST_KEY "
-                   "or FWTOOL_POST_HEADERS in the environment, or [handoff] headers in the config file.")
-@click.option("--post-format", type=click.Choice(["openai", "wav", "azure"]), default="openai", show_default=True,
-              help="Body of --post: multipart file+model, raw audio/wav, or Azure-ML-style JSON {\"data\": [...]}.")
-@click.option("--post-model", default="whisper-1", show_default=True, help="The 'model' field of an openai --post.")
-@click.option("--wyoming", metavar="tcp://HOST:PORT", help="Send each capture to a Wyoming speech-to-text server.")
-@click.option("--spool", type=click.Path(file_okay=False, path_type=Path), default="fwtool-captures",
-              show_default=True, help="Folder captures are written to first (kept when a handler fails).")
-@click.option("--keep-captures", is_flag=True, help="Keep captures whose handlers all succeeded too.")
-@click.option("--retries", type=click.IntRange(min=0), default=3, show_default=True,
-              help="Retries (with back-off 0.5 s, 1 s, 2 s…) for --post / --wyoming.")
-@click.option("--handler-timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
-              help="Seconds per request or command.")
-@click.option("--expect-transcript", metavar="REGEX", help="Succeed once a handoff's transcript matches REGEX.")
+@handoff_click.handoff_options()
 @click.option("--verbose", "-v", is_flag=True, help="Log each handoff request (keys masked).")
 @lab_options.labgrid_options()
 def monitor(port, serial_number, board, uart, baud, no_reconnect, wait, reconnect_timeout, raw, as_json, plain,
-            timestamps, log_path, count, timeout, expect, expect_label, min_score, eol, no_input, on_detect=None,
-            record="3s", exec_cmd=None, post_url=None, post_format="openai", post_model="whisper-1", wyoming=None,
-            spool=Path("fwtool-captures"), keep_captures=False, retries=3, handler_timeout=30.0,
-            expect_transcript=None, verbose=False, lab=None):
+            timestamps, log_path, count, timeout, expect, expect_label, min_score, eol, no_input, verbose=False,
+            lab=None, **handoff_kw):
     """Show what the board prints, live: score bars, top label, latency, rate.
 
     Finds the board (USB 2E8A:000A for pico-sdk USB stdio; the one flashed last if several), opens it as soon as
@@ -90,8 +68,7 @@ def monitor(port, serial_number, board, uart, baud, no_reconnect, wait, reconnec
         raise FwtoolError("--raw, --json and --plain exclude each other", "pick one", code=Exit.USAGE)
     ui.set_json(as_json)
     view = "raw" if raw else "json" if as_json else "plain" if plain else "auto"
-    handoff = handoff_options(on_detect, record, exec_cmd, post_url, post_format, post_model, wyoming, spool,
-                              keep_captures, retries, handler_timeout, expect_transcript, verbose)
+    handoff = handoff_click.handoff_from(handoff_kw, verbose)
     opts = MonitorOptions(port=port, serial=serial_number, board=board, uart=uart, baud=baud,
                           reconnect=not no_reconnect, wait=wait, reconnect_timeout=reconnect_timeout, view=view,
                           timestamps=timestamps, log=log_path, count=count, timeout=timeout, expect=tuple(expect),
@@ -102,16 +79,3 @@ def monitor(port, serial_number, board, uart, baud, no_reconnect, wait, reconnec
         # Not click's Exit: with standalone_mode=False click *returns* its code and fwtool's main exits 0.
         sys.exit(code)
 
-
-def handoff_options(on_detect, record, exec_cmd, post_url, post_format, post_model, wyoming, spool, keep, retries,
-                    handler_timeout, expect_transcript, verbose) -> HandoffOptions | None:
-    if not on_detect:
-        if exec_cmd or post_url or wyoming or expect_transcript:
-            raise FwtoolError("--exec / --post / --wyoming / --expect-transcript need --on-detect LABEL",
-                              "add e.g. --on-detect yes", code=Exit.USAGE)
-        return None
-    labels = tuple(x.strip() for x in on_detect.split(",") if x.strip())
-    return HandoffOptions(labels=labels, record_s=parse_duration(record), exec_cmd=exec_cmd, post_url=post_url,
-                          post_format=post_format, post_model=post_model, wyoming=wyoming, spool=spool, keep=keep,
-                          retries=retries, handler_timeout=handler_timeout, expect_transcript=expect_transcript,
-                          verbose=verbose)
