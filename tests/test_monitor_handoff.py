@@ -391,3 +391,36 @@ def test_bad_record_duration_is_one_error_and_fix(capsys, bad):
         main(["monitor", "--no-input", "--on-detect", "yes", "--exec", "true", "--record", bad])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "error:" in err and "fix:" in err and "Traceback" not in err
+
+
+def test_run_passes_on_detect_to_the_monitor_and_refuses_it_with_audio(monkeypatch, fire_alarm, tmp_path):
+    from click.testing import CliRunner
+
+    import fwtool.commands.run as run_cmd
+    import fwtool.flash
+    import fwtool.monitor.session as session
+    from fwtool.cli import cli
+    from fwtool.firmware.result import BuildResult
+
+    report = {"files": {"uf2": str(tmp_path / "firmware.uf2")}, "board": {"name": "pico", "title": "Pico"},
+              "model": {"name": "m", "sha256": "ab" * 32}, "arena": {"arena_bytes": 1}, "sizes": {}, "usage": {},
+              "build": {"seconds": 1.0}}
+    calls = {}
+    monkeypatch.setattr(run_cmd, "run_build", lambda opts, verbose=False: calls.setdefault("build", opts)
+                        and BuildResult.from_report(report, tmp_path))
+    monkeypatch.setattr(fwtool.flash, "flash_image", lambda uf2, **kw: {
+        "serial": "E6614C311B4A", "port": "/dev/ttyACM7", "bytes_written": 4096, "bytes_skipped": 0,
+        "verified": True, "method": "picoboot", "seconds": 1.5})
+    monkeypatch.setattr(session, "run_monitor", lambda opts, **kw: calls.setdefault("monitor", opts) and 0)
+    r = CliRunner().invoke(cli, ["run", "-b", "pico", "-m", str(fire_alarm), "--serial", "E6614C311B4A",
+                                 "--on-detect", "yes,no", "--record", "2s", "--post", "http://127.0.0.1:9/v1/x",
+                                 "--expect-transcript", "lights", "--json"])
+    assert r.exit_code == 0, r.output
+    h = calls["monitor"].handoff
+    assert (h.labels, h.record_s, h.post_url, h.expect_transcript) == (("yes", "no"), 2.0, "http://127.0.0.1:9/v1/x",
+                                                                      "lights")
+    wav = tmp_path / "a.wav"
+    wav.write_bytes(b"RIFF")
+    r = CliRunner().invoke(cli, ["run", "-b", "pico", "-m", str(fire_alarm), "--on-detect", "yes", "--exec", "true",
+                                 "--audio", str(wav)])
+    assert "not supported yet" in str(r.exception) and int(r.exception.code) == 2  # main() turns it into exit 2
