@@ -424,3 +424,64 @@ def test_run_passes_on_detect_to_the_monitor_and_refuses_it_with_audio(monkeypat
     r = CliRunner().invoke(cli, ["run", "-b", "pico", "-m", str(fire_alarm), "--on-detect", "yes", "--exec", "true",
                                  "--audio", str(wav)])
     assert "not supported yet" in str(r.exception) and int(r.exception.code) == 2  # main() turns it into exit 2
+
+
+def speech(tmp_path, text):
+    import shutil
+    import subprocess
+    for tool in ("espeak-ng", "sox"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (speech is generated at test time)")
+    raw, out = tmp_path / "raw.wav", tmp_path / "s16.wav"
+    subprocess.run(["espeak-ng", "-w", str(raw), text], check=True, capture_output=True)
+    subprocess.run(["sox", str(raw), "-r", "16000", "-c", "1", "-b", "16", str(out)], check=True, capture_output=True)
+    return wav_samples(out.read_bytes())
+
+
+def test_stt_serve_endpoint_meets_expect_transcript(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("pocketsphinx", reason="pip install pocketsphinx for the local speech-to-text endpoint")
+    from fwtool.audio.stt import PocketSphinx, make_server
+    monkeypatch.chdir(tmp_path)
+    pcm = speech(tmp_path, "what is the weather tomorrow")
+    pcm = np.concatenate([np.zeros(4800, np.int16), pcm, np.zeros(4800, np.int16)])
+    srv = make_server("127.0.0.1", 0, PocketSphinx())
+    start(srv.serve_forever)
+    url = f"http://127.0.0.1:{srv.server_address[1]}/v1/audio/transcriptions"
+    board = SocketBoard()
+    fake_firmware(board, pcm, ticks_after=400)
+    try:
+        code, recs, err = invoke(capsys, ["--port", board.url, "--on-detect", "yes",
+                                          "--record", f"{len(pcm) / RATE:.3f}s", "--post", url,
+                                          "--expect-transcript", "weather", "--timeout", "30"])
+    finally:
+        board.close()
+        srv.shutdown()
+        srv.server_close()
+    assert code == 0, err
+    [ev] = handoffs(recs)
+    assert "weather" in ev["transcript"]
+    print("transcript:", ev["transcript"])
+
+
+def test_stt_serve_refuses_other_formats(tmp_path):
+    pytest.importorskip("pocketsphinx", reason="pip install pocketsphinx for the local speech-to-text endpoint")
+    import urllib.error
+    import urllib.request
+    from fwtool.audio.stt import PocketSphinx, make_server
+    srv = make_server("127.0.0.1", 0, PocketSphinx())
+    start(srv.serve_forever)
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\0\0" * 800)
+    req = urllib.request.Request(f"http://127.0.0.1:{srv.server_address[1]}/v1/audio/transcriptions",
+                                 data=buf.getvalue(), headers={"Content-Type": "audio/wav"}, method="POST")
+    try:
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req, timeout=10)
+        assert e.value.code == 400 and b"16 kHz" in e.value.read()
+    finally:
+        srv.shutdown()
+        srv.server_close()
