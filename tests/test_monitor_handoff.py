@@ -30,7 +30,7 @@ def start(fn):
     return t
 
 
-def fake_firmware(board, pcm, ticks_after=30, tick_s=0.02, label="yes"):
+def fake_firmware(board, pcm, ticks_after=30, tick_s=0.02, label="yes", corrupt=()):
     """Lines, a detection, the capture as FWR frames (text lines between them), then more lines."""
     def fw():
         if not board.wait_host(15):
@@ -39,7 +39,10 @@ def fake_firmware(board, pcm, ticks_after=30, tick_s=0.02, label="yes"):
             board.write_line(f"tick {k}")
         board.write_line(f"FWT:DETECT n=7 label={label} score=0.9100")
         for i, seq in enumerate(range(0, len(pcm), 512)):
-            board.write(rec_frame(seq, pcm[seq:seq + 512]))
+            f = bytearray(rec_frame(seq, pcm[seq:seq + 512]))
+            if i in corrupt:
+                f[20] ^= 0xFF  # a sample flipped on the link: the CRC fails, the frame is dropped
+            board.write(bytes(f))
             if i % 8 == 3:
                 board.write_line(f"between frames {i}")
         for k in range(5, 5 + ticks_after):
@@ -485,3 +488,22 @@ def test_stt_serve_refuses_other_formats(tmp_path):
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def test_a_frame_failing_its_crc_is_a_counted_zero_filled_gap(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    pcm = clip(1.0, seed=8)
+    board = SocketBoard()
+    fake_firmware(board, pcm, corrupt=(5,))
+    code, recs, err = invoke(capsys, ["--port", board.url, "--on-detect", "yes", "--record", "1s", "--exec", "false",
+                                      "--expect", "tick 34", "--timeout", "20"])
+    board.close()
+    assert code == 0, err
+    [ev] = handoffs(recs)
+    assert ev["dropped"] == 512 and "512 samples dropped" in ev["message"]
+    assert ev["handlers"][0]["exit_code"] == 1 and ev["kept"]
+    [wav] = (tmp_path / "fwtool-captures").glob("*.wav")
+    got = wav_samples(wav.read_bytes())
+    want = pcm.copy()
+    want[5 * 512:6 * 512] = 0
+    assert np.array_equal(got, want)

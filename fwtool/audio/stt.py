@@ -24,7 +24,7 @@ class PocketSphinx:
 
     def __init__(self):
         try:
-            from pocketsphinx import Decoder  # noqa: PLC0415 - an optional extra
+            from pocketsphinx import Decoder  # optional extra (fwtool[stt]), 29 MB with its model
         except ImportError as e:
             raise MissingTool("fwtool stt-serve needs pocketsphinx (its English model is inside the wheel)",
                               "pip install pocketsphinx") from e
