@@ -9,7 +9,7 @@ import traceback
 import click
 
 from fwtool import __version__
-from fwtool.core import ui, vendor
+from fwtool.core import locks, ui, vendor
 from fwtool.commands import boards as boards_cmd
 from fwtool.commands import build as build_cmd
 from fwtool.commands import doctor as doctor_cmd
@@ -50,9 +50,13 @@ Exit codes: """ + "\n".join(textwrap.wrap(exit_code_summary(), 100)) + "\n"
 @click.option("--offline", is_flag=True,
               help="Never fetch a missing pinned SDK tree on first use (also FWTOOL_OFFLINE=1, or offline = true "
                    "in the config file); the error then names the command that fetches it.")
-def cli(offline):
+@click.option("--no-wait", is_flag=True,
+              help="When another fwtool process holds the build folder, cache entry or board, fail at once (exit "
+                   "11) instead of waiting for it (also FWTOOL_NO_WAIT=1; docs/concurrency.md).")
+def cli(offline, no_wait):
     """Turn a trained TensorFlow Lite model into running, verified microcontroller firmware."""
     vendor.set_offline(offline)
+    locks.set_no_wait(no_wait)
 
 
 for _cmd in (build_cmd.build, boards_cmd.boards, examples_cmd.examples, doctor_cmd.doctor, vendor_cmd.vendor, quantize_cmd.quantize,

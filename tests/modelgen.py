@@ -1,13 +1,15 @@
 """Make .tflite variants for tests with the schema's object API (ModelT → flatbuffers), no TensorFlow needed."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import flatbuffers
 import numpy as np
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "models"
+# the shared models beside the checkout (FWTOOL_TEST_MODELS names another folder, e.g. from a git worktree)
+SHARED = Path(os.environ.get("FWTOOL_TEST_MODELS") or Path(__file__).resolve().parents[2] / "shared" / "models")
 
 
 def _fire_alarm() -> Path:

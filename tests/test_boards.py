@@ -86,7 +86,7 @@ def test_a_psoc6_led_keeps_its_port():
 def test_flash_tables_are_typed_and_read_as_written():
     b = boards.get_board("cy8ckit_062_ble")
     assert b.runners == ("pyocd", "openocd", "mtb-program")
-    assert b.runner_settings["openocd"]["targets"] == ["target/infineon/cy8c6xx7.cfg", "target/psoc6.cfg"]
+    assert b.runner_settings["openocd"]["targets"] == ["target/infineon/cy8c6xx.cfg", "target/psoc6.cfg"]
     assert boards.get_board("cy8ckit_062s2_43012").runner_settings["openocd"].keys() == {"interface", "targets"}
     assert boards.get_board("pico").runner_settings == {}
 

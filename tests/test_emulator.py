@@ -251,7 +251,6 @@ def test_latency_percentiles_are_nearest_rank_and_budget_uses_p95():
 
 
 @pytest.mark.parametrize("reason, code, words", [
-    ("core1", Exit.FAILED, "--tflm-cores 1"),
     ("emulated-limit", Exit.TIMEOUT, "--timeout"),
     ("wall-limit", Exit.TIMEOUT, "--timeout"),
     ("watchdog", Exit.FAILED, "watchdog"),

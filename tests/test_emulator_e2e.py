@@ -1,4 +1,4 @@
-"""End to end on the virtual board: build fire_alarm for the emulator (--tflm-cores 1), run it, read its banner
+"""End to end on the virtual board: build fire_alarm single-core (--tflm-cores 1, a user choice), run it, read its banner
 and inference lines (directly and through fwtool monitor on socket://), validate it against the TFLM reference.
 
 Runs where Node >= 18, the rp2040js package and tree, the ARM toolchain and the SDK trees are present; skips with
@@ -92,7 +92,7 @@ def test_validate_on_the_virtual_board(emu_build, tmp_path):
     r = json.loads(p.stdout)
     o = r["outputs"][0]
     assert r["ok"] and o["top1_agreement"] == 100.0 and o["max_abs_diff"] <= 1 and r["inputs"]["count"] == 20
-    assert r["latency"]["count"] == 20 and r["firmware"]["tflm_cores"] == 1
+    assert r["latency"]["count"] == 20 and r["firmware"]["tflm_cores"] == 2  # validate: the default dual-core image
     wrong = test_validate._wrong_model(tmp_path)
     p = _fwtool("validate", "--model", modelgen.FIRE_ALARM, "--count", "20", "--out", tmp_path / "val",
                 "--reference-model", wrong)

@@ -36,6 +36,8 @@ PROGRESS_LINES = {
                ("-- Configuring done", None), ("$ ninja -C build -j 4", None), ("", None)],
     "psoc6": [("[7/228] Building C object CMakeFiles/psoc6_board.dir/cy_gpio.c.obj", (7, 228)),
               ("-- fwtool: no ModusToolbox tools package: CMake+Ninja build", None), ("", None)],
+    "nrf52": [("[31/113] Building C object CMakeFiles/nrf52_board.dir/dcd_nrf5x.c.obj", (31, 113)),
+              ("-- fwtool: configuring (cmake)", None), ("", None)],
 }
 
 

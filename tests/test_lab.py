@@ -151,7 +151,7 @@ def test_fleet_validation_on_both_places_in_parallel(vlab, fleet):
         assert b["virtual"] and b["port"] == f"socket://127.0.0.1:{vlab['ports'][vlab['places'].index(b['place'])]}"
     for place, rep in r["reports"].items():
         assert rep["target"]["labgrid_place"] == place and rep["target"]["flash_method"] == "virtual"
-        assert rep["inputs"]["count"] == 20 and rep["firmware"]["tflm_cores"] == 1
+        assert rep["inputs"]["count"] == 20 and rep["firmware"]["tflm_cores"] == 2
     with Lab(vlab["coordinator"]) as lab:  # released and cancelled on the way out
         lab.sync()
         assert all(not lab.session.places[n].acquired for n in vlab["places"])

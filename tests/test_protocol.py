@@ -11,9 +11,10 @@ def _printf(fmt: str, *args) -> str:
 def test_banner_round_trip_with_c_format():
     f = protocol.c_formats()
     line = _printf(f["banner"], "fire_alarm", "4d5f2cd1842e", "pico", 20736, 18001, 6, "int8:1x124x129x1",
-                   "int8:1x1", "fire_alarm", "0.1.0")
+                   "int8:1x1", "fire_alarm", "0.1.0", 2, 200, "speed")
     rec = protocol.parse_line(line)
     assert isinstance(rec, protocol.Banner)
+    assert (rec.fields["cores"], rec.fields["clock_mhz"], rec.fields["opt"]) == (2, 200, "speed")
     assert rec.fields["arena"] == 20736 and rec.fields["arena_used"] == 18001 and rec.fields["board"] == "pico"
     assert rec.labels == ["fire_alarm"]
     assert len(protocol.BANNER_FIELDS) == f["banner"].count("%")

@@ -2,10 +2,13 @@
 the fakes at fwtool's boundary (tests/fakes_picoboot.py for RP2040: the PICOBOOT protocol and the BOOTSEL drive;
 tests/fakes_probe.py for PSoC 6: a KitProg3 on USB and fake pyocd/openocd/make executables that write a flash
 file). A new runner needs an entry in SETUPS, else this fails."""
+import time
+
 import pytest
 
 import fakes_picoboot as pico_fakes
 import fakes_probe as probe_fakes
+import fakes_samba as samba_fakes
 from fwtool import devices
 from fwtool.core.boards import get_board
 from fwtool.core.errors import BadInput, FlashFailed
@@ -15,6 +18,7 @@ from fwtool.flash.base import Image, Runner
 
 PICO = get_board("pico")
 KIT = get_board("cy8ckit_062s2_43012")
+NANO = get_board("nano33ble_sense")
 FW = pico_fakes.make_firmware(20_480, seed=4)  # 5 sectors
 ALL_KINDS = ("uf2", "bin", "elf", "hex", "srec")
 
@@ -102,8 +106,49 @@ class KitSetup:
         return devices.select(devices.discover(KIT))
 
 
+class NanoSetup:
+    """An Arduino Nano 33 BLE in its SAM-BA bootloader: a pty that speaks the protocol (tests/fakes_samba.py)."""
+
+    board = NANO
+
+    def __init__(self, monkeypatch, tmp_path, runner, faults=None):
+        self.nano = samba_fakes.FakeNano("bootloader", faults=faults)
+        samba_fakes.install(monkeypatch, self.nano)
+        self.runner = runner
+
+    def image(self, kind):
+        return Image(NANO.flash_base, FW, f"t.{kind}", kind, uf2=pico_fakes.make_uf2(FW) if kind == "uf2" else None)
+
+    def device(self):
+        if "N#" in self.nano.commands:  # a second flash in one test: back into the bootloader by hand
+            for _ in range(200):
+                if "K#" in self.nano.commands:
+                    break
+                time.sleep(0.01)
+            self.nano.double_tap()
+        return next(d for d in devices.discover(NANO).targets if d.mode == "bootsel")
+
+    def flash(self):
+        return self.nano.app_bytes(len(FW))
+
+    def started(self):
+        for _ in range(300):
+            if self.nano.mode == "app":
+                return True
+            devices.usb.backend().sleep(0.01)
+        return False
+
+    def untouched(self):
+        return self.nano.commands == [] and self.nano.app_bytes(16) == b"\xff" * 16
+
+    @staticmethod
+    def running(monkeypatch, tmp_path):
+        samba_fakes.install(monkeypatch, samba_fakes.FakeNano("app"))
+        return devices.select(devices.discover(NANO))
+
+
 SETUPS = {"picoboot": PicoSetup, "drive": PicoSetup, "pyocd": KitSetup, "openocd": KitSetup,
-          "mtb-program": KitSetup}  # runner -> a fake board in the state the runner writes to
+          "mtb-program": KitSetup, "samba": NanoSetup}  # runner -> a fake board in the state the runner writes to
 
 
 def flash_once(setup, kind="bin", **kw):

@@ -179,7 +179,7 @@ def fake_target(monkeypatch, tmp_path):
     def build_firmware(opts, model, vecs, source, on_line=None, on_step=None):
         state["vectors"], state["model"] = vecs, model
         return BuildResult.from_report({"board": {"name": "pico"}, "files": {"uf2": str(tmp_path / "firmware.uf2")},
-                                        "build": {"tflm_cores": opts.tflm_cores or 1,
+                                        "build": {"tflm_cores": opts.tflm_cores or 2,
                                                   "notes": ["--tflm-cores 1: patched"]}}, tmp_path)
 
     def run_on_emulator(self, image, until, count, timeout, on_line, on_step):  # the virtual target's run
@@ -267,7 +267,7 @@ def test_validate_build_counts_the_embedded_vectors_in_the_fit(fire_alarm, monke
     monkeypatch.setattr(build_flow, "run", planned_only)
     with pytest.raises(FwtoolError, match="planned"):
         validate.build_firmware(validate.ValidateOptions(model=fire_alarm), model, vecs, "random")
-    assert seen["opts"].app == "validate" and len(seen["opts"].inputs) == 5 and seen["opts"].tflm_cores == 1
+    assert seen["opts"].app == "validate" and len(seen["opts"].inputs) == 5 and seen["opts"].tflm_cores == 2  # one image: dual-core on the virtual board too
     assert seen["fit"]["flash"]["input"] == vecs.nbytes == 5 * 15_996
     flash = seen["fit"]["flash"]  # the measured reserve of an earlier validate build, else the family default
     assert flash["required"] == model.size + vecs.nbytes + flash["code_reserve"]

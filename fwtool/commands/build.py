@@ -2,11 +2,12 @@ from pathlib import Path
 
 import click
 
-from fwtool.core import ui
+from fwtool.core import locks, ui
 from fwtool.firmware.flow import BuildOptions, run
 from fwtool.firmware.result import BuildResult
 from fwtool.emulator.arena_probe import banner_arena_used
 from fwtool.core.escape import terminal
+from fwtool.model import arena as arena_mod
 from fwtool.commands.model_arg import HELP as MODEL_HELP, MODEL
 
 
@@ -18,10 +19,7 @@ def print_report(r: dict) -> None:
                f"in {' '.join(t['dtype'] + str(t['shape']) for t in m['inputs'])}  "
                f"out {' '.join(t['dtype'] + str(t['shape']) for t in m['outputs'])}")
     click.echo("ops       " + ", ".join(f"{o['op']}{' (CMSIS-NN)' if o['cmsis_nn'] else ''}" for o in r["ops"]))
-    how = (f"measured {a['measured_bytes']:,} + margin {a['margin_bytes']:,}" if a["source"] == "measured"
-           else f"used on the virtual board {a['measured_bytes']:,} + margin {a['margin_bytes']:,}"
-           if a["source"] == "target" else "--arena override")
-    click.echo(f"arena     {a['arena_bytes']:,} B ({how})")
+    click.echo(f"arena     {a['arena_bytes']:,} B ({arena_mod.provenance(a)})")
     click.echo(f"sections  text {s['text']:,}  data {s['data']:,}  bss {s['bss']:,}")
     rows = r.get("text_by_component", {}).get("rows", [])
     if rows:
@@ -30,6 +28,11 @@ def print_report(r: dict) -> None:
                f"{u['flash_bytes']:,} / {u['flash_total']:,} B")
     click.echo(f"RAM       {ui.bar(u['ram_bytes'], u['ram_total'])} {u['ram_pct']:5.1f}%  "
                f"{u['ram_bytes']:,} / {u['ram_total']:,} B")
+    b = r["build"]
+    if "clock_mhz" in b:
+        cores = b.get("tflm_cores") or 1
+        click.echo(f"speed     TFLM on {cores} core{'s' if cores != 1 else ''}, clk_sys {b['clock_mhz']} MHz "
+                   f"(--clock {b.get('clock', 'default')}), --opt {b.get('opt', 'size')}")
     click.echo(f"build     {r['build']['seconds']:.1f} s ({len(r['build']['changed_files'])} generated files changed)")
     for note in r["build"].get("notes", []):
         click.echo(f"note      {terminal(note)}")
@@ -59,7 +62,17 @@ BUILD_OPTIONS = [  # shared with 'fwtool run'
                  help="Firmware app (templates/apps/<app>): 'inference' runs the model in a loop."),
     click.option("--stdio", type=click.Choice(["usb", "uart"]), help="Console (default: the board's, usually usb)."),
     click.option("--jobs", "-j", type=click.IntRange(min=1), help="Parallel compile jobs [CPU count]."),
+    click.option("--tflm-cores", type=click.Choice(["1", "2"]), default="2", show_default=True,
+                 help="RP2040 cores TFLM's convolutions use (the virtual board has both; 1 is a user choice)."),
 ]
+SPEED_OPTIONS = [  # also on validate/profile (commands/target_options.py)
+    click.option("--clock", default="default", show_default=True,
+                 help="clk_sys: 'default' (the board's), 'fastest' (RP2040: pico-sdk's fastest supported, 200 MHz) "
+                      "or MHz from the board file's allowed list."),
+    click.option("--opt", type=click.Choice(["size", "speed"]), default="size", show_default=True,
+                 help="The model's kernels and CMSIS-NN hot paths: size (-Os) or speed (-O3, more flash)."),
+]
+BUILD_OPTIONS += SPEED_OPTIONS
 
 
 def build_options(f):
@@ -72,7 +85,8 @@ def options_from(kw: dict, **extra) -> BuildOptions:
     return BuildOptions(board=kw["board"], model=kw["model"], out_dir=kw["out_dir"], arena=kw["arena"],
                         input=list(kw["input_path"] or ()) or None, labels=kw["labels"], stdio=kw["stdio"], jobs=kw["jobs"],
                         app=kw["app"], representative=kw["representative"],
-                        preprocessor=kw.get("preprocessor"), detection=kw.get("detection"), **extra)
+                        preprocessor=kw.get("preprocessor"), detection=kw.get("detection"), clock=kw.get("clock"),
+                        opt=kw.get("opt") or "size", **{"tflm_cores": int(kw.get("tflm_cores") or 2), **extra})
 
 
 def run_build(opts: BuildOptions, verbose: bool = False) -> BuildResult:
@@ -96,16 +110,17 @@ def run_build(opts: BuildOptions, verbose: bool = False) -> BuildResult:
 
 @click.command()
 @build_options
-@click.option("--tflm-cores", type=click.Choice(["1", "2"]), default="2", show_default=True,
-                 help="RP2040 cores TFLM's convolutions use; 1 for the emulator ('fwtool emulate'), which has no core 1.")
 @click.option("--json", "as_json", is_flag=True, help="Print the build report as JSON on stdout.")
 @click.option("--verbose", "-v", is_flag=True, help="Show every compiler line.")
-def build(tflm_cores, as_json, verbose, **kw):
+@click.option("--no-wait", is_flag=True, help="Fail at once (exit 11) when another fwtool process is building into "
+              "the same folder, instead of waiting for it.")
+def build(as_json, verbose, no_wait, **kw):
     """Generate, compile and package firmware that runs MODEL on BOARD.
 
     The model is checked (int8, ops with TFLM kernels, one subgraph), the arena measured, and flash/RAM fit
     checked before compiling; only the model's kernels are compiled and linked. Writes
-    <out>/firmware.uf2 (+ .elf/.bin/.map), <out>/report.json and <out>/build.log.
+    <out>/firmware.uf2 (+ .elf/.bin/.map), <out>/report.json and <out>/build.log. A second build into the same
+    folder waits for the first (one 'Blocking: waiting for the lock' line), or fails with --no-wait.
 
     \b
     Examples:
@@ -114,12 +129,14 @@ def build(tflm_cores, as_json, verbose, **kw):
       fwtool build -b pico -m two_inputs.tflite --input a.npy --input b.npy   # one per input, in order
       fwtool build -b pico -m model.tflite --arena 40000 --json > report.json
       fwtool build -b pico -m model.keras --representative train_x.npy   # int8-quantized on the fly
-      fwtool build -b pico -m model.tflite --tflm-cores 1 --out build/pico-emu   # for 'fwtool emulate'
+      fwtool build -b pico -m fire_alarm.tflite --clock fastest --opt speed   # 200 MHz, hot kernels at -O2
+      fwtool build -b pico -m model.tflite --tflm-cores 1    # TFLM on core 0 only
       fwtool build -b pico --app kws -m train/kws_int8.tflite --labels train/labels.txt \\
           --detection train/detection.json                                       # from 'fwtool train'
     """
     ui.set_json(as_json)
-    result = run_build(options_from(kw, tflm_cores=int(tflm_cores)), verbose)
+    locks.set_no_wait(no_wait)
+    result = run_build(options_from(kw), verbose)
     if as_json:
         ui.emit_json(result.report)
     else:

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from fwtool import emulator
-from fwtool.core import protocol, ui
+from fwtool.core import hints, protocol, ui
 from fwtool.firmware.result import last_build
 from fwtool.commands.audio_stream import emulate_audio
 from fwtool.core.errors import BadInput, Exit, FwtoolError
@@ -18,9 +18,10 @@ from fwtool.targets.base import TargetConfig
 def _default_image(board: str | None) -> tuple[Path, dict | None]:
     last = last_build(board=board)
     if not last or getattr(last.artifacts, last.artifacts.image_kind) is None:
+        b = hints.board_or_none(board)
         raise BadInput("no firmware given and no previous build found in ./build",
-                       "pass the firmware (.uf2/.elf/.bin), or build first: fwtool build --board pico --model "
-                       "model.tflite --tflm-cores 1")
+                       f"pass the firmware ({hints.image_options(b).replace('--', '.')}), or build first: fwtool "
+                       f"build {hints.board_arg(b)} --model model.tflite")
     return last.artifacts.image, last.report
 
 
@@ -66,20 +67,20 @@ def _summary(lines: list[str], budget_ms: float | None):
 @click.option("--json", "as_json", is_flag=True, help="Print the result (records, latency) as JSON on stdout.")
 def emulate(firmware, board, count, until_text, timeout, max_emulated_s, budget_ms, serve, tcp_port, audio, power_on,
             bootsel, flash_timing, as_json):
-    """Run FIRMWARE on a virtual RP2040 (rp2040js) and show its serial output - no board needed.
+    """Run FIRMWARE on its board's virtual target and show its serial output - no board needed.
 
     FIRMWARE is a .uf2, .elf, .hex or .bin (default: the last build). The virtual board starts at boot2 with the
     RP2040 B1 bootrom, shows UART and USB-CDC output, and reports the invoke latency the firmware measured on its
-    emulated 125 MHz clock (p50/p95). Build images for it with --tflm-cores 1: rp2040js has no core 1.
+    emulated clock (p50/p95): both cores in lock-step, at the clk_sys the firmware set (125 MHz by default).
     Needs Node.js >= 18; the pinned rp2040js npm package is installed into fwtool's cache on first use.
 
-    Exit codes: 0 ok, 1 firmware fault (panic, reboot, core 1), 3 bad image, 4 node/npm missing,
+    Exit codes: 0 ok, 1 firmware fault (panic, reboot), 3 bad image, 4 node/npm missing,
     7 --count not reached in time, 8 p95 over --budget-ms, 10 the firmware printed FWT:ERROR (its cause is
     shown; the run stops at that line), 130 Ctrl-C.
 
     \b
     Examples:
-      fwtool build -b pico -m fire_alarm.tflite --tflm-cores 1 && fwtool emulate --count 3
+      fwtool build -b pico -m fire_alarm.tflite && fwtool emulate --count 3
       fwtool emulate build/pico/firmware.uf2 --count 20 --budget-ms 32 --json
       fwtool emulate --serve --port 4000 &  fwtool monitor --port socket://127.0.0.1:4000 --count 3
       fwtool emulate --audio clip.wav                               # an audio app's last build, fed a WAV
@@ -97,9 +98,6 @@ def emulate(firmware, board, count, until_text, timeout, max_emulated_s, budget_
         firmware, report = _default_image(board)
     else:
         report = _sibling_report(Path(firmware))
-    if report and report.get("build", {}).get("tflm_cores", 1) != 1:
-        ui.info(f"note: {firmware} was built with --tflm-cores {report['build']['tflm_cores']}; if the model reaches "
-                "the dual-core kernel the run stops ('core 1'): rebuild with --tflm-cores 1")
     target = Rp2040js(TargetConfig(port=str(tcp_port), max_emulated_s=max_emulated_s, max_wall_s=timeout,
                                    through_bootloader=power_on))
     if serve:

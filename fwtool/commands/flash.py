@@ -4,7 +4,7 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-from fwtool.core import ui
+from fwtool.core import hints, ui
 from fwtool.firmware.result import last_build
 from fwtool.core.errors import BadInput
 from fwtool.core.escape import terminal
@@ -20,17 +20,17 @@ def _default_image(board: str | None) -> tuple[Path, str, dict]:
     last = last_build(board=board)
     if last is None:
         where = f"build/{board}" if board else "build/*"
-        raise BadInput(f"no build found ({where}/report.json in {Path.cwd()})",
-                       "run 'fwtool build --board pico --model MODEL.tflite' first, or pass --uf2/--elf PATH")
+        raise BadInput(f"no build found ({where}/report.json in {Path.cwd()})", hints.build_first(hints.board_or_none(board)))
     path = last.artifacts.image
     if not path.is_file():
-        raise BadInput(f"the last build's UF2 ({path}) is missing", "run 'fwtool build' again, or pass --uf2 PATH")
+        raise BadInput(f"the last build's {last.artifacts.image_kind.upper()} ({path}) is missing",
+                       hints.rebuild(hints.board_or_none(last.board)))
     return path, last.board, last.report
 
 
 def _print_devices(listing: dict) -> None:
     if not listing["boards"]:
-        click.echo("no board found (no RP2040 board, no PSoC 6 kit's KitProg3)")
+        click.echo("no board found (none of fwtool's boards is attached, in any mode)")
     for t in listing["targets"]:
         click.echo(f"{t.mode:8} {t.describe()}")
     for p in listing["problems"]:
@@ -94,9 +94,10 @@ class _Bar:
 @lab_options.labgrid_options()
 def flash(uf2_path, elf_path, bin_path, hex_path, board, serial, method, drive_path, verify, skip_same, reboot, timeout,
           wait_app, no_boot2_check, list_only, virtual, as_json, lab=None):
-    """Put firmware on an RP2040 board over USB and start it, verified.
+    """Put firmware on a board (any family fwtool builds for) and start it, verified.
 
-    Takes the last build's UF2 unless --uf2/--elf/--bin is given. A board running a pico-sdk app with USB stdio
+    Takes the last build's image (firmware.uf2 for RP2040, firmware.hex for PSoC 6) unless --uf2/--elf/--bin/--hex
+    is given. A board running a pico-sdk app with USB stdio
     is rebooted into BOOTSEL without the button (USB reset interface, else the 1200-baud touch). Writing uses
     PICOBOOT: only sectors that differ are erased and written, then everything is read back and compared. Without
     libusb or USB permission it copies the UF2 to the RPI-RP2 drive instead (not verifiable). A PSoC 6 kit is
@@ -193,8 +194,10 @@ def flash(uf2_path, elf_path, bin_path, hex_path, board, serial, method, drive_p
 @click.option("--udev-rule", is_flag=True, help="Print a Linux udev rule granting USB access, and exit.")
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
 def devices(board, udev_rule, as_json):
-    """List attached boards: RP2040s and their mode (BOOTSEL, running app, BOOTSEL drive), PSoC 6 kits by their
-    KitProg3 (probe serial = UID, and the kit's USB-UART port).
+    """List attached boards of every family and the mode each is in.
+
+    RP2040 boards: BOOTSEL, running app, BOOTSEL drive; PSoC 6 kits by their KitProg3 (probe serial = UID, and the
+    kit's USB-UART port).
 
     \b
     Examples:

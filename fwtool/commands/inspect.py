@@ -12,6 +12,7 @@ from fwtool.core import ui
 from fwtool.core.errors import BadInput
 from fwtool.core.escape import terminal
 from fwtool.firmware.verdict import inspect_model, verdict_error
+from fwtool.model import arena as arena_mod
 from fwtool.model.tflite import load_model
 from fwtool.model.quantize import is_source_model, model_stem, quantize_command, tflite_for_build
 from fwtool.commands.model_arg import MODEL
@@ -70,9 +71,8 @@ def print_report(r: dict) -> None:
               f"inference, model {tot['model_bytes']:,} B", markup=False)
     a = r["arena"]
     if "arena_bytes" in a:
-        how = (f"measured {a['measured_bytes']:,} + margin {a['margin_bytes']:,}" if a["source"] == "measured"
-               else "--arena override")
-        con.print(f"arena   {a['arena_bytes']:,} B ({how}); fwtool build uses this figure", markup=False)
+        con.print(f"arena   {a['arena_bytes']:,} B ({arena_mod.provenance(a)}); fwtool build uses this figure",
+                  markup=False)
     else:
         con.print(f"arena   not measured: {a['error']}", markup=False)
     fast = [o["op"] for o in r["ops"] if o["cmsis_nn"]]

@@ -36,16 +36,18 @@ from fwtool.commands import lab_options
 @click.option("--eol", type=click.Choice(["crlf", "lf", "cr"]), default="crlf", show_default=True,
               help="Line ending appended to what you type.")
 @click.option("--no-input", is_flag=True, help="Do not forward stdin to the board.")
+@click.option("--elf", type=click.Path(dir_okay=False, path_type=Path),
+              help="The build's firmware.elf: a FWT:FAULT line's pc/lr are shown as function (file:line).")
 @handoff_click.handoff_options()
 @click.option("--verbose", "-v", is_flag=True, help="Log each handoff request (keys masked).")
 @lab_options.labgrid_options()
 def monitor(port, serial_number, board, uart, baud, no_reconnect, wait, reconnect_timeout, raw, as_json, plain,
-            timestamps, log_path, count, timeout, expect, expect_label, min_score, eol, no_input, verbose=False,
-            lab=None, **handoff_kw):
+            timestamps, log_path, count, timeout, expect, expect_label, min_score, eol, no_input, elf=None,
+            verbose=False, lab=None, **handoff_kw):
     """Show what the board prints, live: score bars, top label, latency, rate.
 
-    Finds the board (USB 2E8A:000A for pico-sdk USB stdio; the one flashed last if several), opens it as soon as
-    it appears so the FWT:BOOT banner is caught, and follows it across resets and re-flashing. Type a line and
+    Finds the board by the USB ids in its board file (--board, else the board flashed or built last, else any
+    board; the one flashed last if several match), opens it as soon as it appears so the FWT:BOOT banner is caught, and follows it across resets and re-flashing. Type a line and
     Enter to send it; Ctrl-R reboots the board, Ctrl-B reboots it into BOOTSEL, Ctrl-C quits.
 
     Stop conditions for CI / hardware-in-the-loop: exit 0 when met, 7 timeout, 8 expectation not met (or
@@ -60,6 +62,7 @@ def monitor(port, serial_number, board, uart, baud, no_reconnect, wait, reconnec
       fwtool monitor --port socket://localhost:4000 --raw
       fwtool monitor --port rfc2217://exporter:7000 --count 3      # ser2net
       fwtool monitor --labgrid my-pico --count 3                  # a labgrid place's board
+      fwtool monitor --elf build/pico/firmware.elf                # FWT:FAULT: exit 10, pc/lr as functions
       fwtool monitor --on-detect yes --record 3s --post http://127.0.0.1:8000/v1/audio/transcriptions
       fwtool monitor --on-detect yes --exec 'aplay "$FWTOOL_WAV"' --json
       fwtool monitor --on-detect yes --wyoming tcp://127.0.0.1:10300 --expect-transcript 'lights' --timeout 60
@@ -73,7 +76,7 @@ def monitor(port, serial_number, board, uart, baud, no_reconnect, wait, reconnec
                           reconnect=not no_reconnect, wait=wait, reconnect_timeout=reconnect_timeout, view=view,
                           timestamps=timestamps, log=log_path, count=count, timeout=timeout, expect=tuple(expect),
                           expect_label=expect_label, min_score=min_score, send_input=not no_input, eol=eol,
-                          handoff=handoff)
+                          elf=elf, handoff=handoff)
     code = lab_options.monitor_on_lab(lab, opts) if lab is not None else run_monitor(opts)
     if code:
         # Not click's Exit: with standalone_mode=False click *returns* its code and fwtool's main exits 0.

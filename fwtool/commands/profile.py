@@ -43,6 +43,13 @@ def print_profile(r: dict) -> None:
     clock = f"at {mhz:g} MHz" if cycle == "cycle" else "(virtual time: 1 instruction = 1 ns)"
     click.echo(f"invoke    {r['invoke_us']:,.0f} µs = {r['invoke_cycles']:,} {cycle}s {clock}; "
                f"{r['macs']:,} MACs, {_num(r['macs_per_cycle'], '{:.3f}')} MACs/{cycle}")
+    c = r.get("cores")
+    if c:
+        busy = c["core_busy_us_per_invoke"]
+        share = f" = {c['core1_share_of_invoke']:.0%} of the invoke" if c.get("core1_share_of_invoke") else ""
+        b = r["firmware"].get("banner") or {}
+        click.echo(f"cores     busy per invoke: core 0 {busy[0]:,.0f} µs, core 1 {busy[1]:,.0f} µs{share} "
+                   f"({c.get('core1_launches') or 0} core-1 launches; clk_sys {mhz:g} MHz, --opt {b.get('opt', '?')})")
     click.echo(f"sum       layers {r['layers_us']:,.0f} µs, gap {r['gap_us']:,.0f} µs; tolerance "
                f"{r['tolerance_us']:,.0f} µs ({r['tolerance']}): {verdict}")
     click.echo(f"arena     {r['arena']['used']:,} B used of {r['arena']['size']:,} B (arena_used_bytes after Invoke)")
@@ -82,14 +89,14 @@ def print_compare(c: dict) -> None:
 @target_run_options("profile", "profiling firmware")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 def profile(model, board, on_emulator, port, serial_number, input_file, compare_model, tflm_cores, out_dir, arena,
-            jobs, timeout, verbose, as_json):
+            jobs, timeout, verbose, clock, opt, as_json):
     """Show where MODEL's inference time goes on the target, layer by layer.
 
     Builds the profile firmware (the model with a TFLM profiler attached), runs it 3 times and shows per layer:
     op, kernel (CMSIS-NN or reference), time in µs (median), share of the whole invoke, cycles on the board's
     clock, MACs and MACs per cycle; then the whole-invoke time, the check that the layers add up to it (within
     1 % + 4 µs per layer) and the arena high-water mark. The virtual board is the default (rp2040js: its timer
-    counts emulated cycles at 125 MHz, an estimate: docs/profile.md's fidelity table compares it with a real Pico); --device
+    counts emulated cycles at the clk_sys the firmware set, both cores in lock-step, an estimate: docs/profile.md's fidelity table compares it with a real Pico); --device
     flashes and profiles the attached board.
 
     Exit codes: 0 ok, 3 bad model/input, 4 missing tool, 5 does not fit, 6 no board, 7 the target did not
@@ -107,7 +114,7 @@ def profile(model, board, on_emulator, port, serial_number, input_file, compare_
     target = "board" if (port or not on_emulator) else "emulator"
     opts = ProfileOptions(model=model, board=board, target=target, input=input_file, port=port, serial=serial_number,
                           out_dir=out_dir, arena=arena, jobs=jobs, timeout=timeout,
-                          tflm_cores=int(tflm_cores) if tflm_cores else None)
+                          tflm_cores=int(tflm_cores) if tflm_cores else None, clock=clock, opt=opt)
     with ui.err.status("fwtool profile: starting") as status:
         def on_line(line: str) -> None:
             if verbose:

@@ -7,9 +7,7 @@ from fwtool.core import protocol, ui
 from fwtool.core.errors import Exit, FwtoolError
 from fwtool.audio.wav import read_wav
 from fwtool.emulator import latency_stats
-from fwtool.firmware import outdir
 from fwtool.flash import runners
-from fwtool.lab.fleet import all_virtual
 from fwtool.monitor import session
 from fwtool.monitor.session import MonitorOptions
 from fwtool.targets import registry
@@ -78,10 +76,7 @@ def run(emulator, direct_load, serial_number, method, no_verify, count, timeout,
         raise FwtoolError("--budget-ms needs --emulator (a real board's latency is in the monitor view)",
                           "drop --budget-ms, or add --emulator", Exit.USAGE)
     where = "emulator" if emulator else "board"
-    cores = 1 if all_virtual(lab) else registry.default_cores(kw["board"], where, kw.get("model"))  # the target's cores
-    opts = options_from(kw, tflm_cores=cores)
-    if emulator and not kw["out_dir"]:
-        opts.out_dir = outdir.default_out_dir(kw["board"], "emulator")
+    opts = options_from(kw)  # --emulator runs the image 'fwtool build' makes (the virtual RP2040 has core 1)
     result = run_build(opts, verbose)
     report = result.report
     if as_json:

@@ -5,22 +5,25 @@ from pathlib import Path
 
 import click
 
+from fwtool.commands.build import SPEED_OPTIONS
+
 
 def target_run_options(kind: str, what: str):
     """--tflm-cores/--out/--arena/--jobs/--timeout/--verbose, as one decorator.
 
-    ``kind`` names the default build folder (build/<board>-<kind>-emu, or build/<board>-<kind>); ``what`` says which
+    ``kind`` names the default build folder (build/<board>-<kind>); ``what`` says which
     firmware --tflm-cores applies to (e.g. "validation firmware")."""
     options = [
         click.option("--tflm-cores", type=click.Choice(["1", "2"]),
-                     help=f"TFLM cores in the {what} [1 on the virtual board (it has no core 1), 2 on a real one]."),
+                     help=f"TFLM cores in the {what} [2, as 'fwtool build'; the virtual board has both cores]."),
         click.option("--out", "out_dir", type=click.Path(path_type=Path),
-                     help=f"Build folder [build/<board>-{kind}-emu, or build/<board>-{kind}]."),
+                     help=f"Build folder [build/<board>-{kind}]: one image for the virtual and the real board."),
         click.option("--arena", type=click.IntRange(min=1024), help="Tensor arena bytes (default: measured + margin)."),
         click.option("--jobs", "-j", type=click.IntRange(min=1), help="Parallel compile jobs [CPU count]."),
         click.option("--timeout", type=click.FloatRange(min=1), default=300.0, show_default=True,
                      help="Seconds (wall clock) the run on the target may take."),
         click.option("--verbose", "-v", is_flag=True, help="Show the firmware's serial lines."),
+        *SPEED_OPTIONS,
     ]
 
     def apply(f):

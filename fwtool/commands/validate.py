@@ -20,6 +20,8 @@ def print_report(r: dict) -> None:
     cores = (f", TFLM on {fw['tflm_cores']} core{'s' if fw['tflm_cores'] != 1 else ''}" if fw["tflm_cores"]
              else " (not flashed: already running)")
     click.echo(f"validate  {r['model']['name']} (sha256 {r['model']['sha256'][:12]}) on {where}{cores}")
+    if fw.get("image") and fw.get("sha256"):
+        click.echo(f"image     {fw['image']} (sha256 {fw['sha256'][:16]})")
     click.echo(f"inputs    {r['inputs']['source']}, sha256 {r['inputs']['sha256']}")
     ref = r["reference"]
     backend = "TFLM interpreter (tflite-micro)" if ref["backend"] == "tflm" else "TensorFlow Lite interpreter"
@@ -90,14 +92,16 @@ def print_report(r: dict) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @lab_options.labgrid_options(fleet=True)
 def validate(model, board, inputs, count, seed, reference, reference_model, device, port, serial_number, no_flash,
-             max_diff, min_agreement, budget_ms, tflm_cores, out_dir, arena, jobs, timeout, verbose, app, audio,
-             more_audio, as_json, warm_up=None, labels_file=None, detection=None, lab=None):
+             max_diff, min_agreement, budget_ms, tflm_cores, out_dir, arena, jobs, timeout, verbose, clock, opt, app,
+             audio, more_audio, as_json, warm_up=None, labels_file=None, detection=None, lab=None):
     """Check that MODEL's firmware computes what the TFLite reference computes, on the same inputs.
 
-    Builds a validation firmware with the input vectors embedded, runs it on the virtual board (default) or a
-    real board, runs the same vectors through the host reference interpreter and compares every output tensor:
-    max |Δ| and mean |Δ| in quantized steps, top-1 agreement, cosine similarity. Emulated latency is an estimate
-    (zero-wait flash, 125 MHz).
+    Builds a validation firmware with the input vectors embedded (the same image for the virtual board and a real
+    one: dual-core TFLM unless --tflm-cores 1, the --clock/--opt asked for), runs it on the virtual board (default)
+    or a real board, runs the same vectors through the host reference interpreter and compares every output
+    tensor: max |Δ| and mean |Δ| in quantized steps, top-1 agreement, cosine similarity. The report names the image
+    (path, sha256). Emulated latency is an estimate (both cores in lock-step at the firmware's clk_sys, zero-wait
+    flash, no bus contention).
 
     Exit codes: 0 pass, 8 a threshold not met, 3 bad model/inputs, 4 missing tool, 5 does not fit,
     6 no board, 7 the target did not finish in time, 1 build or firmware failure.
@@ -124,7 +128,7 @@ def validate(model, board, inputs, count, seed, reference, reference_model, devi
                            reference_model=reference_model, target=target, port=port, serial=serial_number,
                            flash=not no_flash, max_diff=max_diff, min_agreement=min_agreement, budget_ms=budget_ms,
                            out_dir=out_dir, arena=arena, jobs=jobs, timeout=timeout,
-                           tflm_cores=int(tflm_cores) if tflm_cores else None)
+                           tflm_cores=int(tflm_cores) if tflm_cores else None, clock=clock, opt=opt)
     if lab is not None:  # labgrid place(s): flashed through their exporters, read over the exported ports
         lab_options.validate_on_lab(lab, opts, as_json, verbose, print_report)
         return

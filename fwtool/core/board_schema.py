@@ -58,7 +58,16 @@ class PSoC6Sdk:
     cm0p_image: str  # the cat1cm0p component ("COMPONENT_CM0P_BLESS", "COMPONENT_CM0P_SLEEP")
 
 
-SDK_TABLES: dict[str, type] = {"rp2040": PicoSdk, "psoc6": PSoC6Sdk}  # family name -> its [sdk] table
+@dataclass(frozen=True)
+class Nrf52Sdk:
+    """[sdk] of an ``nrf52`` board: its TinyUSB board folder (linker script) and the nrfx MDK variant."""
+
+    tinyusb_board: str  # TinyUSB hw/bsp/nrf/boards/<name> ("arduino_nano33_ble")
+    mcu_variant: str = "nrf52840"  # nrfx mdk/system_<variant>.c, gcc_startup_<variant>.S
+    device_define: str = "NRF52840_XXAA"  # the MDK's device define
+
+
+SDK_TABLES: dict[str, type] = {"rp2040": PicoSdk, "psoc6": PSoC6Sdk, "nrf52": Nrf52Sdk}  # family name -> its [sdk] table
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,9 @@ class Memory:
     app_flash_base: int | None = None  # PSoC 6: the CM4 application's start (after the CM0+ image)
     app_flash_bytes: int | None = None
     cm0p_flash_bytes: int | None = None  # PSoC 6: flash reserved for the CM0+ image
+    chip_flash_bytes: int | None = None  # nRF52: the whole chip's flash (the app region is flash_base/_bytes)
+    bootloader_base: int | None = None  # nRF52: the bootloader kept below the application (never written)
+    bootloader_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +97,8 @@ class Usb:
     bootsel: str | None = field(default=None, metadata={"check": usb_id})  # the boot ROM's mass storage/PICOBOOT
     probe: tuple[str, ...] = field(default=(), metadata={"check": _usb_ids})  # the onboard debug probe's ids
     wrong_mode: tuple[str, ...] = field(default=(), metadata={"check": _usb_ids})  # a probe mode runners cannot use
+    # what the ``bootsel`` id speaks when it is not a boot ROM with PICOBOOT: "samba" (a CDC port, Arduino)
+    bootloader: str | None = field(default=None, metadata={"choices": ("samba",)})
 
 
 @dataclass(frozen=True)
@@ -113,7 +127,13 @@ class OpenocdSettings:
 
 @dataclass(frozen=True)
 class ResetSettings:
-    strategies: tuple[str, ...] = ()  # reset strategies in order (fwtool/flash/reset.py)
+    strategies: tuple[str, ...] = ()  # reset strategies in order (fwtool/devices/reset.py)
+    manual: str | None = None  # how a user enters the bootloader by hand (messages after a failed reboot)
+
+
+@dataclass(frozen=True)
+class SambaSettings:
+    chip: str = "nRF52840-QIAA"  # what the bootloader's I# answers (fwtool/flash/samba/chips.py)
 
 
 @dataclass(frozen=True)
@@ -122,6 +142,7 @@ class Flash:
     pyocd: PyocdSettings | None = None
     openocd: OpenocdSettings | None = None
     reset: ResetSettings | None = None
+    samba: SambaSettings | None = None
 
     def settings(self) -> dict[str, dict]:
         """The [flash.<runner>] tables as plain dicts, as written in the file (what a runner reads)."""
@@ -160,6 +181,18 @@ class PdmMic:
     clk_pin: int
     pio: int = 0
     sm: int = 0
+    power_pin: int | None = None  # nRF52 boards: the GPIO that powers the microphone (driven high)
+    mic: str | None = None  # the part ("MP34DT05"), for listings
+
+
+@dataclass(frozen=True)
+class RgbLed:
+    """An RGB LED (three GPIOs); the kws app shows the keyword's colour on it."""
+
+    red: int
+    green: int
+    blue: int
+    on_level: int = 0  # common anode: active low
 
 
 @dataclass(frozen=True)
@@ -183,6 +216,7 @@ class BoardFile:
     stdio: Stdio = Stdio()
     uart: Uart | None = None
     pdm_mic: PdmMic | None = None
+    rgb_led: RgbLed | None = None
 
 
 # ---- the checks ---------------------------------------------------------------------------------------------------

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Union
 
 from fwtool.core import config, userfile
-from fwtool.core.board_schema import (BoardFile, Led, Memory, PdmMic, PicoSdk, PSoC6Sdk, Uart, Usb,
-                                      build_board_file, usb_id)
+from fwtool.core.board_schema import (BoardFile, Led, Memory, Nrf52Sdk, PdmMic, PicoSdk, PSoC6Sdk, RgbLed, Uart,
+                                      Usb, build_board_file, usb_id)
 from fwtool.core.errors import BadInput
 from fwtool.core.escape import terminal
 from fwtool.core.paths import resource_dir
@@ -26,7 +26,7 @@ from fwtool.core.tomlcompat import tomllib
 
 MAX_BOARD_FILE_BYTES = 256 * 1024
 PROJECT_DIR = "boards"  # the folder beside a model that holds the user's board files
-Sdk = Union[PicoSdk, PSoC6Sdk]
+Sdk = Union[PicoSdk, PSoC6Sdk, Nrf52Sdk]
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ class Board:
     usb: Usb = Usb()  # the [usb] table (probe / wrong_mode ids too)
     uart: Uart | None = None
     pdm_mic: PdmMic | None = None
+    rgb_led: RgbLed | None = None
     source: Path | None = None  # the board file (the extending one for a user board)
     extends: str | None = None  # the board it extends
 
@@ -108,7 +109,7 @@ def from_file(f: BoardFile, source: Path | None = None) -> Board:
         sram_base=f.memory.sram_base, stdio=f.stdio.default, uart_baud=f.stdio.uart_baud,
         image_kind=f.image.kind, boot_check=f.image.boot_check, runners=f.flash.runners,
         runner_settings=f.flash.settings(), sdk=f.sdk, memory=f.memory, led=f.led, usb=f.usb, uart=f.uart,
-        pdm_mic=f.pdm_mic, source=source, extends=f.extends)
+        pdm_mic=f.pdm_mic, rgb_led=f.rgb_led, source=source, extends=f.extends)
 
 
 def _read(path: Path) -> dict:

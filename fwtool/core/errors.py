@@ -23,6 +23,7 @@ class Exit(enum.IntEnum):
     MISMATCH = 8  # an expectation was not met (monitor --expect*, validate thresholds)
     LOST_DEVICE = 9  # the board disappeared and did not come back
     FIRMWARE_ERROR = 10  # the firmware printed FWT:ERROR <cause> and stopped (monitor, emulate, run)
+    BUSY = 11  # another fwtool process holds the build folder, cache entry or board (--no-wait)
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -41,6 +42,8 @@ MEANING: dict[Exit, tuple[str, str]] = {
     Exit.LOST_DEVICE: ("device lost", "the board disappeared and did not come back"),
     Exit.FIRMWARE_ERROR: ("firmware error", "the firmware printed FWT:ERROR <cause> and stopped (monitor, emulate, "
                           "run)"),
+    Exit.BUSY: ("busy", "another fwtool process holds the build folder, cache entry or board and --no-wait was "
+                "given (docs/concurrency.md)"),
     Exit.INTERRUPTED: ("interrupted", "Ctrl-C"),
 }
 
@@ -84,6 +87,12 @@ class DoesNotFit(FwtoolError):
 
 class NoDevice(FwtoolError):
     code = Exit.NO_DEVICE
+
+
+class Busy(FwtoolError):
+    """Another fwtool process holds the lock (core/locks.py) and waiting is off."""
+
+    code = Exit.BUSY
 
 
 # ---- talking to a board (discovery, reset, flashing, the monitor) ----------------------------------------------

@@ -2,6 +2,7 @@
 fwtool keeps for itself (caches, records), read and written the one tolerant way."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -59,3 +60,12 @@ def write_json(path: Path, data, indent: int | None = None) -> bool:
     except OSError:
         return False
     return True
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 (hex) of a file's bytes, read in 1 MiB blocks (e.g. the firmware image a check ran)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

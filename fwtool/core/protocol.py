@@ -4,7 +4,7 @@ The firmware template gets its printf formats from here (``c_formats()``); ``fwt
 ``fwtool validate`` parse with ``parse_line()``. Format (one line each, ``key=value`` pairs separated by one space,
 values never contain spaces; vectors are comma-separated)::
 
-    FWT:BOOT model=fire_alarm sha256=4d5f2cd1842e board=pico arena=12345 arena_used=11872 ops=6 in=int8:1x124x129x1 out=int8:1x1 labels=fire_alarm fwtool=0.1.0
+    FWT:BOOT model=fire_alarm sha256=4d5f2cd1842e board=pico arena=12345 arena_used=11872 ops=6 in=int8:1x124x129x1 out=int8:1x1 labels=fire_alarm fwtool=0.1.0 cores=2 clock_mhz=125 opt=size
     FWT:INFER n=7 us=24113 top=fire_alarm score=0.9961 scores=0.9961 q=127
     FWT:ERROR AllocateTensors failed: arena too small (rebuild with a larger --arena)
     FWT:OUT v=3 t=0 us=22101 q=-128
@@ -32,6 +32,7 @@ from fwtool.core.protocol_outputs import (  # noqa: F401 - a model's further out
 PREFIX_BANNER = "FWT:BOOT"
 PREFIX_INFER = "FWT:INFER"
 PREFIX_ERROR = "FWT:ERROR"  # "FWT:ERROR <free text>": the firmware cannot run (repeated every second)
+PREFIX_FAULT = "FWT:FAULT"  # "FWT:FAULT kind=hardfault cfsr=0x.. hfsr=0x.. pc=0x.. lr=0x.. xpsr=0x.. [bfar=0x..]"
 PREFIX_OUT = "FWT:OUT"  # validation app: one output tensor of one input vector
 PREFIX_DONE = "FWT:DONE"  # validation app: all vectors ran
 
@@ -39,6 +40,7 @@ PREFIX_DONE = "FWT:DONE"  # validation app: all vectors ran
 BANNER_FIELDS = [
     ("model", "%s"), ("sha256", "%s"), ("board", "%s"), ("arena", "%lu"), ("arena_used", "%lu"),
     ("ops", "%lu"), ("in", "%s"), ("out", "%s"), ("labels", "%s"), ("fwtool", "%s"),
+    ("cores", "%d"), ("clock_mhz", "%lu"), ("opt", "%s"),  # TFLM's cores, clk_sys asked for, --opt
 ]
 INFER_FIELDS = [("n", "%lu"), ("us", "%lu"), ("top", "%s"), ("score", "%.4f")]
 INFER_VECTORS = [("scores", "%.4f"), ("q", "%d")]  # printed after the fixed fields, comma-separated
@@ -46,7 +48,7 @@ OUT_FIELDS = [("v", "%lu"), ("t", "%lu"), ("us", "%lu")]
 OUT_VECTOR = ("q", "%ld")  # after the fixed fields, comma-separated (printed as long: int8..int32 tensors)
 DONE_FIELDS = [("n", "%lu"), ("inputs", "%s")]  # inputs: sha256[:12] of the vectors
 
-_INT_FIELDS = {"arena", "arena_used", "ops", "n", "us", "v", "t"}
+_INT_FIELDS = {"arena", "arena_used", "ops", "n", "us", "v", "t", "cores", "clock_mhz"}
 _PAIR = re.compile(r"(\w+)=(\S*)")
 
 
@@ -147,9 +149,30 @@ class Done:
         return {"type": "done", "n": self.n, "inputs": self.inputs}
 
 
+@dataclass
+class FirmwareFault(FirmwareError):
+    """``FWT:FAULT key=value ...``: the CPU faulted (or an assert failed) and the firmware halted. A
+    FirmwareError, so every consumer that stops on FWT:ERROR (exit 10) stops on it too."""
+
+    fields: dict = field(default_factory=dict)
+
+    def address(self, key: str) -> int | None:
+        try:
+            return int(str(self.fields[key]), 16)
+        except (KeyError, ValueError):
+            return None
+
+    def to_dict(self) -> dict:
+        return {"type": "fault", **self.fields}
+
+
 def parse_line(line: str) -> "Banner | Inference | FirmwareError | Output | Done | AudioRecord | None":
     """Parse one line (without its newline). Returns None for free text or a malformed record."""
     line = line.strip()
+    i = line.find(PREFIX_FAULT + " ")
+    if i >= 0:
+        rest = line[i + len(PREFIX_FAULT):].strip()
+        return FirmwareFault(f"the CPU faulted: {rest}", raw=line, fields=_pairs(rest))
     i = line.find(PREFIX_ERROR)
     if i >= 0 and line[i + len(PREFIX_ERROR):i + len(PREFIX_ERROR) + 1] in ("", " "):
         return FirmwareError(line[i + len(PREFIX_ERROR):].strip(), raw=line)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from fwtool.core import config, runner, ui
+from fwtool.core import config, locks, runner, ui
 from fwtool.core.errors import FwtoolError, MissingTool
 from fwtool.core.paths import cache_dir, resource_dir
 from fwtool.core.tomlcompat import tomllib
@@ -153,19 +153,46 @@ def sync_with_progress(dep: Dep, force: bool = False) -> Path:
 
 
 def _git(args: list[str], cwd: Path, on_line=None) -> None:
-    rc, lines = runner.stream(["git", "-c", "advice.detachedHead=false", *args], cwd=cwd, on_line=on_line)
+    try:
+        rc, lines = runner.stream(["git", "-c", "advice.detachedHead=false", *args], cwd=cwd, on_line=on_line)
+    except OSError as e:  # the partial checkout vanished under git (removed by hand, a full disk)
+        raise FwtoolError(f"git {args[0]} could not run in {cwd.name}: {e.strerror}",
+                          "the partial checkout was damaged; run the same command again (it starts it afresh)") from e
     if rc != 0:
         tail = next((ln for ln in reversed(lines) if ln.strip()), "")
-        raise FwtoolError(f"git {args[0]} failed in {cwd.name}: {tail.strip()}",
-                          "check the network or the mirror URL, then run the same command again (the fetch resumes)")
+        if args[0] in ("fetch",) or "unable to access" in tail or "Could not read from remote" in tail:
+            fix = "check the network or the mirror URL, then run the same command again"
+        else:  # init/remote/config/sparse-checkout/checkout fail locally: the partial tree, not the network
+            fix = ("the partial checkout was damaged (removed or changed while git worked, or the disk is full); "
+                   "run the same command again: it starts from a fresh partial checkout")
+        raise FwtoolError(f"git {args[0]} failed in {cwd.name}: {tail.strip()}", fix)
+
+
+def _current(dep: Dep) -> bool:
+    marker = dep.cache_path / MARKER
+    try:
+        return marker.is_file() and marker.read_text().strip() == dep.stamp
+    except OSError:
+        return False
 
 
 def sync(dep: Dep, on_line: Callable[[str], None] | None = None, force: bool = False) -> Path:
-    """Fetch exactly ``dep.rev`` into the cache. Interrupt-safe: work happens in ``<dir>.partial``, then a rename."""
+    """Fetch exactly ``dep.rev`` into the cache. Interrupt-safe: work happens in ``<dir>.partial``, then a rename.
+    One process per tree (core/locks.py): a second sync of it waits, then finds it done (even with ``force``,
+    when the first one fetched it while it waited)."""
     runner.require("git", "install git (Debian: apt-get install git)")
     final = dep.cache_path
-    if not force and (final / MARKER).is_file() and (final / MARKER).read_text().strip() == dep.stamp:
+    if not force and _current(dep):
         return final
+    waited = []
+    with locks.hold(locks.sibling_lock(final), f"the {dep.name} tree in the cache",
+                    on_event=lambda e: waited.append(e) if e == "waiting" else None):
+        if _current(dep) and (not force or waited):  # the process we waited for fetched and verified it
+            return final
+        return _sync_locked(dep, final, on_line)
+
+
+def _sync_locked(dep: Dep, final: Path, on_line) -> Path:
     url = config.vendor_override(dep.name).get("url", dep.url)
     work = final.with_name(final.name + ".partial")
     shutil.rmtree(work, ignore_errors=True)

@@ -66,7 +66,8 @@ class Device:
 
     def describe(self) -> str:
         labels = {"bootsel": "BOOTSEL", "app": "running app", "drive": "BOOTSEL drive"}
-        bits = [labels.get(self.mode) or self.product or self.mode]
+        serial_boot = self.mode == "bootsel" and self.picoboot is None and self.product == "SAM-BA bootloader"
+        bits = [self.product if serial_boot else labels.get(self.mode) or self.product or self.mode]
         if self.serial:
             bits.append(f"serial {self.serial}")
         if self.port:

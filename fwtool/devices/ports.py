@@ -185,7 +185,7 @@ def choose_port(wanted: Wanted, discovery: Discovery, wait_s: float = 0.0, poll_
             announced = True
         sleep(poll_s)
     want = (f"USB serial {wanted.serial}" if wanted.serial
-            else "USB " + ", ".join(sorted({usb_id(*k) for k in wanted.usb_ids})[:6])
+            else ("any fwtool board: " if wanted.what == "board" else "") + "USB " + ", ".join(sorted({usb_id(*k) for k in wanted.usb_ids})[:6])
             + ("…" if len(wanted.usb_ids) > 6 else ""))
     others = [p.describe() for p in ports if p.vid is not None]
     seen = f"; other USB serial ports: {'; '.join(others)}" if others else "; no USB serial ports at all"

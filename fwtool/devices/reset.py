@@ -163,8 +163,14 @@ def same_board(target: Device, before_keys: set):
     return pred
 
 
+def manual_hint(board=None) -> str | None:
+    """The board file's words for entering the bootloader by hand (``[flash.reset] manual``), or None."""
+    return (getattr(board, "runner_settings", {}) or {}).get("reset", {}).get("manual")
+
+
 def reboot_to_bootsel(target: Device, boards, timeout: float = 10.0, need=("bootsel", "drive"),
-                      strategies: list[ResetStrategy] | None = None, found=None) -> tuple[Device, str]:
+                      strategies: list[ResetStrategy] | None = None, found=None,
+                      manual: str | None = None) -> tuple[Device, str]:
     """Running app -> BOOTSEL, tracked by USB location. Returns (the board in BOOTSEL mode, how it was asked).
     ``found``: the scan the caller just made (else one is made here), to tell boards already in BOOTSEL apart."""
     found = found if found is not None else usbdevices.scan(boards)
@@ -182,8 +188,12 @@ def reboot_to_bootsel(target: Device, boards, timeout: float = 10.0, need=("boot
             return t
         return None
 
-    new = wait_for(boards, pred, timeout, f"the board did not come back in BOOTSEL mode after the {how}",
-                   "its firmware may lack pico-sdk USB stdio reset support: hold BOOTSEL while plugging it in")
+    if manual:  # a board whose bootloader is entered another way by hand (the board file says how)
+        new = wait_for(boards, pred, timeout, f"no board in bootloader mode after the {how} ({target.describe()})",
+                       f"its firmware may not act on the {how}: {manual}")
+    else:
+        new = wait_for(boards, pred, timeout, f"the board did not come back in BOOTSEL mode after the {how}",
+                       "its firmware may lack pico-sdk USB stdio reset support: hold BOOTSEL while plugging it in")
     new.serial = new.serial or target.serial
     return new, how
 

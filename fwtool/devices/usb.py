@@ -177,6 +177,7 @@ class Scan:
     problems: list[str] = field(default_factory=list)  # e.g. "no libusb backend": why the list may be incomplete
     usb_ok: bool = True
     probes_only: bool = False  # every board looked for is a probe board (PSoC 6 kits): how messages name them
+    noun: str = "RP2040 board"  # how messages name the boards looked for
 
 
 def usb_location(dev) -> str | None:
@@ -228,7 +229,8 @@ def scan(boards) -> Scan:
     be = backend()
     bootsel_ids = {b.usb_bootsel for b in boards if b.usb_bootsel}
     app_ids = {b.usb_app for b in boards if b.usb_app}
-    result = Scan(probes_only=bool(boards) and all(is_probe_board(b) for b in boards))
+    serial_boot_ids = serial_bootloader_ids(boards)  # bootloaders that are a CDC port (Arduino SAM-BA)
+    result = Scan(probes_only=bool(boards) and all(is_probe_board(b) for b in boards), noun=_noun(boards))
 
     def names(vid, pid) -> tuple:
         return tuple(b.name for b in boards if (vid, pid) in (b.usb_bootsel, b.usb_app))
@@ -246,6 +248,10 @@ def scan(boards) -> Scan:
             continue
         ifaces = _interfaces(dev)
         loc = usb_location(dev)
+        if is_bootsel and (vid, pid) in serial_boot_ids:  # its port is attached below
+            result.targets.append(Device("bootsel", location=loc, vid=vid, pid=pid, usb=dev,
+                                         product=serial_boot_ids[(vid, pid)], boards=names(vid, pid)))
+            continue
         if is_bootsel:
             pb = _picoboot_interface(ifaces)
             if pb is None:
@@ -267,6 +273,9 @@ def scan(boards) -> Scan:
         result.problems.append(f"could not list serial ports: {e}")
     scan_probes(devices, ports, boards, result.targets, _read_serial, usb_location)
     for p in ports:
+        if (p.vid, p.pid) in serial_boot_ids:
+            _add_bootloader_port(result, p, serial_boot_ids[(p.vid, p.pid)], names(p.vid, p.pid))
+            continue
         if (p.vid, p.pid) not in app_ids:
             continue
         loc = (p.location or "").split(":")[0] or None
@@ -301,12 +310,38 @@ def scan(boards) -> Scan:
     return result
 
 
+def serial_bootloader_ids(boards) -> dict[tuple[int, int], str]:
+    """{bootloader USB id: product label} of boards whose bootloader is a serial port (``[usb] bootloader =
+    "samba"``: Arduino's SAM-BA extended on the Nano 33 BLE boards)."""
+    return {b.usb_bootsel: "SAM-BA bootloader" for b in boards
+            if b.usb_bootsel and b.usb.bootloader == "samba"}
+
+
+def _add_bootloader_port(result: Scan, p, product: str, boards: tuple) -> None:
+    """A serial bootloader's CDC port: joined to its USB device (same location), else a Device of its own."""
+    loc = (p.location or "").split(":")[0] or None
+    match = [t for t in result.targets if t.mode == "bootsel" and loc and t.location == loc]
+    if match:
+        match[0].add_port(p.device)
+        return
+    result.targets.append(Device("bootsel", location=loc, vid=p.vid, pid=p.pid, port=p.device, ports=[p.device],
+                                 product=product, boards=boards))
+
+
+def _noun(boards) -> str:
+    """How messages name the boards looked for."""
+    fams = {b.family for b in boards}
+    if fams == {"nrf52"}:
+        return "Arduino Nano 33 BLE board"
+    return "RP2040 board"
+
+
 def select(found: Scan, wanted: str | None = None,
            modes: tuple[str, ...] = ("bootsel", "app", "drive", "probe")) -> Device:
     """The one board to use; several without --serial, or none, is an error that lists what is there."""
     cands = [t for t in found.targets if t.mode in modes]
     kits = found.probes_only or (bool(cands) and all(t.mode == "probe" for t in cands))
-    noun = "PSoC 6 kit" if kits else "RP2040 board"
+    noun = "PSoC 6 kit" if kits else found.noun
     if wanted:
         chosen = [t for t in cands if t.matches(wanted)]
         if not chosen:
@@ -321,6 +356,10 @@ def select(found: Scan, wanted: str | None = None,
         if found.probes_only:
             raise NoDevice("no PSoC 6 kit found (no KitProg3 probe on USB)" + (f" ({hint})" if hint else ""),
                            not_found_fix())
+        if noun != "RP2040 board":
+            raise NoDevice(f"no {noun} found on USB" + (f" ({hint})" if hint else ""),
+                           "plug the board in; if it runs no fwtool or Arduino app, double-tap its reset button to "
+                           "enter the bootloader (the LED pulses)")
         raise NoDevice("no RP2040 board found" + (f" ({hint})" if hint else ""),
                        "plug the board in; if it runs no fwtool/pico-sdk USB app, hold BOOTSEL while plugging it in")
     if len(cands) > 1:

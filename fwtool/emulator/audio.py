@@ -56,6 +56,6 @@ def front_end_of_build(report: dict | None) -> FrontEnd:
     if not app or not is_audio_app(app) or not model_path:
         raise BadInput(f"this firmware is {'app ' + repr(app) if app else 'not a build fwtool knows'}, not an "
                        "audio app, so it takes no --audio stream",
-                       "build one: fwtool build -b pico --app audio_classifier -m model.tflite --tflm-cores 1")
+                       "build one: fwtool build -b pico --app audio_classifier -m model.tflite")
     model = load_model(Path(model_path))
     return device_front_end(app, model_input_of(model.inputs[0]))

@@ -17,6 +17,7 @@
 import { existsSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import net from 'node:net';
 import { SpiNorFlash } from './flashchip.mjs';
+import { installCore1 } from './core1.mjs';
 import { applyPatches } from './patches.mjs';
 import { UsbHost, findCdc } from './usbhost.mjs';
 
@@ -36,7 +37,6 @@ export async function runBridge(opts, rp, emit, bootromWords) {
   let yieldNow = false;
   let paced = false; // the chip sleeps ahead of real time: wait
   const pace = { emu: 0, wall: Date.now() }; // an answer went out: end the slice so the next request is read at once
-  const cycleNanos = 1000 / opts.mhz;
   const wallStart = Date.now();
 
   function save() {
@@ -61,6 +61,8 @@ export async function runBridge(opts, rp, emit, bootromWords) {
     const mcu = sim.rp2040;
     const clock = sim.clock;
     mcu.logger = { debug() {}, info() {}, warn() {}, error(c, m) { emit({ event: 'log', level: 'error', text: `${c}: ${m}` }); } };
+    const dual = installCore1(mcu); // core 1 (before loadBootrom: both cores reset from the bootrom)
+    mcu.clkSys = opts.mhz * 1e6;
     mcu.loadBootrom(bootromWords); // resets the core (PC = bootrom reset vector) and fills flash with 0xFF
     mcu.flash.set(flashState, 0);
     const flash = new SpiNorFlash(mcu.flash, { size: FLASH_SIZE, timing: opts.flashTiming, now: () => clock.nanos });
@@ -70,7 +72,7 @@ export async function runBridge(opts, rp, emit, bootromWords) {
     const wd = mcu.peripherals[0x40058];
     if (scratch) wd.scratchData.set(scratch);
     wd.reason = reason;
-    const me = { sim, mcu, clock, host, flash, gen: ++gen, dead: false, bootsel, cdc: null };
+    const me = { sim, mcu, clock, host, flash, dual, gen: ++gen, dead: false, bootsel, cdc: null };
     host.onLog = (text) => emit({ event: 'log', level: 'warn', text });
     host.onEnumerated = (dev) => {
       const vid = dev.device[8] | (dev.device[9] << 8);
@@ -172,14 +174,15 @@ export async function runBridge(opts, rp, emit, bootromWords) {
     sliceTimer = null;
     const me = chip;
     if (!me || me.dead || finished) return;
-    const { mcu, clock, host } = me;
+    const { mcu, clock, host, dual } = me;
+    const asleep = () => dual.cores[0].waiting && !(dual.core1Running && !dual.cores[1].waiting);
     const t0 = Date.now();
     try {
       yieldNow = false;
       paced = false;
       while (!paced && Date.now() - t0 < 10 && chip === me && !me.dead && !yieldNow) {
         for (let i = 0; i < 2000 && chip === me && !me.dead && !yieldNow; i++) {
-          if (mcu.core.waiting) {
+          if (asleep()) {
             const nanos = clock.nanosToNextAlarm;
             if (nanos <= 0) break;
             // A sleeping chip keeps real time: without this a REBOOT's 500 ms delay (or any sleep) passes in an
@@ -194,10 +197,10 @@ export async function runBridge(opts, rp, emit, bootromWords) {
             }
             clock.tick(nanos);
           } else {
-            clock.tick(mcu.core.executeInstruction() * cycleNanos);
+            dual.step(); // one instruction of the core furthest behind (core1.mjs lock-step)
           }
         }
-        if (mcu.core.waiting && clock.nanosToNextAlarm <= 0) break;
+        if (dual.idle) break;
       }
     } catch (e) {
       emit({ event: 'log', level: 'error', text: `emulator error at pc 0x${(mcu.core.PC >>> 0).toString(16)}: ${e.message}` });
@@ -206,7 +209,7 @@ export async function runBridge(opts, rp, emit, bootromWords) {
     host.checkTimeouts();
     if (opts.maxWallS > 0 && (Date.now() - wallStart) / 1000 >= opts.maxWallS) return finish('wall-limit');
     if (chip !== me || me.dead) return;
-    wake(paced ? 1 : mcu.core.waiting && clock.nanosToNextAlarm <= 0 ? 2 : 0);
+    wake(paced ? 1 : dual.idle ? 2 : 0);
   }
 
   function finish(reason, detail) {

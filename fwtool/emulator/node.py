@@ -16,6 +16,7 @@ from pathlib import Path
 
 from fwtool.core import runner
 from fwtool.core.errors import FwtoolError, MissingTool
+from fwtool.core import locks
 from fwtool.core.paths import cache_dir
 
 NODE_MIN = (18, 0)
@@ -109,6 +110,12 @@ def ensure_rp2040js(version: str = RP2040JS_VERSION, integrity: str = RP2040JS_I
     if not npm:
         raise MissingTool("npm was not found: it installs the rp2040js emulator package once", NODE_FIX)
     prefix = install_dir(version)
+    # one installer at a time (core/locks.py): a second process waits, then finds the package installed
+    with locks.hold(locks.sibling_lock(prefix), f"the rp2040js@{version} install in the cache"):
+        return installed(version, integrity) or _install(npm, prefix, version, integrity, on_line)
+
+
+def _install(npm: str, prefix: Path, version: str, integrity: str, on_line) -> Rp2040js:
     work = prefix.with_name(f"{prefix.name}.partial-{os.getpid()}")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)

@@ -13,6 +13,9 @@
 //  5. USB device controller: DPRAMUpdated completes buffers at once, always in buffer 0, with
 //     BUFF_CPU_SHOULD_HANDLE stuck at 0 and no STALL -> the buffer engine in usbhost.mjs takes over DPRAMUpdated;
 //     BUFF_CPU_SHOULD_HANDLE reads the engine's value; BUFF_STATUS clears wake the engine.
+//  6. No core 1 -> core1.mjs: a second rp2040js CortexM0Core with its own NVIC/SysTick/SIO view, the inter-core
+//     FIFOs and IRQs, per-core divider/interpolators, shared spinlocks, PSM reset of core 1, SEV between the cores,
+//     lock-step by cycles (installCore1; runner.mjs installs it on every virtual board).
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -235,9 +238,10 @@ export function applyPatches(rp, mcu, chip, { bootsel = false, engine = null } =
   return { ssi };
 }
 
-// ---- self test: `node patches.mjs --self-test <rp2040js dist/esm/index.js>` --------------------------------
+// ---- self test: `node patches.mjs --self-test <rp2040js dist/esm/index.js> [bootrom.bin]` ---------------------
+// With the B1 bootrom (16 KiB, little-endian words) it also runs the bootrom's core-1 launch handshake.
 // Checks the pinned version and the upstream behaviour each patch relies on or replaces; prints one JSON line.
-async function selfTest(entry) {
+async function selfTest(entry, bootromFile) {
   const { pathToFileURL } = await import('node:url');
   const rp = await import(pathToFileURL(entry).href);
   const problems = [];
@@ -292,8 +296,17 @@ async function selfTest(entry) {
   mcu.writeUint32(0x4001800c, 3 << 8);
   if (id[1] !== 0xef || id[2] !== 0x40 || id[3] !== 0x15) problems.push(`patched SSI JEDEC read gave ${id}`);
   if (s !== mcu.findPeripheral(0x18000000)) problems.push('findPeripheral does not route 0x18000000 to the SSI slot');
-  process.stdout.write(JSON.stringify({ version, pinned: PINNED_VERSION, ok: problems.length === 0, problems }) + '\n');
+  // 6: core 1 (core1.mjs): upstream facts and every behaviour, with the real bootrom's handshake when given
+  const { selfTestCore1 } = await import('./core1.mjs');
+  let rom = null;
+  if (bootromFile) {
+    const b = readFileSync(bootromFile);
+    rom = new Uint32Array(b.buffer, b.byteOffset, 4096);
+  }
+  problems.push(...selfTestCore1(rp, rom));
+  process.stdout.write(JSON.stringify({ version, pinned: PINNED_VERSION, ok: problems.length === 0, problems,
+    core1_handshake: !!bootromFile }) + '\n');
   process.exit(problems.length ? 1 : 0);
 }
 
-if (process.argv[2] === '--self-test') await selfTest(process.argv[3]);
+if (process.argv[2] === '--self-test') await selfTest(process.argv[3], process.argv[4]);

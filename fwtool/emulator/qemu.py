@@ -24,7 +24,7 @@ MACHINE = "mps2-an386"
 NS_PER_INSTRUCTION = 1  # -icount shift=0
 TITLE = "virtual Cortex-M4 (QEMU mps2-an386)"
 TIMING_NOTE = ("virtual Cortex-M4 (QEMU mps2-an386, -icount shift=0): 1 instruction = 1 ns of virtual time, so "
-               "'us' counts instructions / 1000; not cycle-accurate and not PSoC 6 timing")
+               "'us' counts instructions / 1000; not cycle-accurate and not the board's own timing (PSoC 6, nRF52840)")
 
 
 def command(elf: Path) -> list[str]:

@@ -8,7 +8,7 @@ from fwtool.core.errors import Exit, FwtoolError
 
 # Why a run ended. Wanted: "count" (the count-th line with the marker was seen), "done" (nothing was asked and the
 # firmware ended by itself). Anything else is a failure (see failure()): emulated-limit, wall-limit,
-# firmware-error, core1, watchdog, bootsel, breakpoint, stopped, parent-gone, exited, killed, ended-early.
+# firmware-error, watchdog, bootsel, breakpoint, stopped, parent-gone, exited, killed, ended-early.
 OK_REASONS = ("count", "done")
 
 
@@ -55,13 +55,9 @@ def failure(reason: str, detail: str | None, what: str = "the virtual board", hi
         return FwtoolError(f"{what}'s firmware stopped: {detail or 'FWT:ERROR without a cause'}",
                            "fix what the firmware says (e.g. rebuild with a larger --arena, or a model the host "
                            "check accepts) and retry", Exit.FIRMWARE_ERROR)
-    if reason == "core1":
-        return FwtoolError(f"{what} stopped: the firmware uses core 1, which rp2040js does not emulate{d}",
-                           "rebuild for the emulator with 'fwtool build ... --tflm-cores 1' (single-core TFLM)")
     if reason in ("emulated-limit", "wall-limit"):
         return FwtoolError(f"{what} did not print the expected output in time{d}",
-                           hint or "raise --timeout / --max-emulated-s, or check the firmware with 'fwtool emulate' "
-                           "(a hang at the first inference usually means a dual-core build: --tflm-cores 1)",
+                           hint or "raise --timeout / --max-emulated-s, or check the firmware with 'fwtool emulate'",
                            Exit.TIMEOUT)
     if reason in ("watchdog", "bootsel"):
         return FwtoolError(f"{what} rebooted{d}; the emulator cannot follow a reboot",

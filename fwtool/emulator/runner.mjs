@@ -13,7 +13,8 @@
 // The process exits when stdin closes (its parent is gone), on SIGTERM/SIGINT, or at a limit.
 //
 // rp2040js 1.4.1 quirks handled here (see docs/emulator.md):
-//  - no core 1: any access to the SIO inter-core FIFO stops the run with reason "core1";
+//  - no core 1 upstream: core1.mjs adds it (a second rp2040js CortexM0Core, SIO FIFOs, per-core SIO/NVIC/SysTick,
+//    PSM reset), both cores stepped in lock-step by cycles; the cycle time follows clk_sys as the firmware sets it;
 //  - a watchdog reset/reboot spins the simulator at one instant: the watchdog is disarmed and the run stops
 //    ("watchdog", or "bootsel" when the firmware asked for the USB bootloader);
 //  - USBCDC answers every armed CDC OUT buffer with a 0-byte packet 10 us later (an interrupt storm that slows
@@ -31,7 +32,8 @@ const HELP = `usage: node runner.mjs --rp2040js DIR/dist/esm/index.js --bootrom 
   --max-emulated-s S        stop after S seconds of emulated time (0: no limit)
   --max-wall-s S            stop after S wall-clock seconds (0: no limit)
   --until TEXT --count N    stop after the N-th serial line containing TEXT
-  --mhz F                   emulated clock in MHz (default 125, the pico-sdk default clk_sys)
+  --mhz F                   clk_sys in MHz until the firmware programs the PLL (default 125; after that the
+                            cycle time follows the clk_sys the firmware set, e.g. 200 MHz)
   --no-out-hold             answer CDC OUT buffers at once, as rp2040js does (for A/B measurements only)
   --boot direct|bootrom     start at boot2 with the image loaded into flash (default), or power on through the
                             bootrom and boot2 reading the emulated SPI NOR flash (flashchip.mjs)
@@ -92,6 +94,9 @@ const { Simulator, USBCDC, LogLevel } = rp;
 const simulator = new Simulator();
 const mcu = simulator.rp2040;
 const clock = simulator.clock;
+const { installCore1 } = await import('./core1.mjs');
+const dual = installCore1(mcu); // before loadBootrom: both cores reset from the bootrom's vector table
+mcu.clkSys = opts.mhz * 1e6;
 let warnings = 0;
 mcu.logger = {
   debug() {},
@@ -219,26 +224,7 @@ function serialIn(bytes) {
   }
 }
 
-// ---- quirks: core 1, watchdog, breakpoints ----
-const SIO_FIFO_ST = 0x050, SIO_FIFO_WR = 0x054, SIO_FIFO_RD = 0x058;
-const sioRead = mcu.sio.readUint32.bind(mcu.sio);
-const sioWrite = mcu.sio.writeUint32.bind(mcu.sio);
-const core1 = () => finish('core1', 'the firmware tried to use core 1 (SIO inter-core FIFO), which rp2040js does not emulate');
-mcu.sio.readUint32 = (offset) => {
-  if (offset === SIO_FIFO_ST || offset === SIO_FIFO_RD) {
-    core1();
-    return 0;
-  }
-  return sioRead(offset);
-};
-mcu.sio.writeUint32 = (offset, value) => {
-  if (offset === SIO_FIFO_WR) {
-    core1();
-    return;
-  }
-  sioWrite(offset, value);
-};
-
+// ---- quirks: watchdog, breakpoints ----
 const watchdog = mcu.peripherals[0x40058];
 watchdog.onWatchdogTrigger = () => {
   watchdog.alarm.enable = false;
@@ -250,16 +236,14 @@ watchdog.onWatchdogTrigger = () => {
       : `watchdog reset (reason ${watchdog.reason === 2 ? 'forced: the firmware rebooted itself' : 'timer expired'})`);
 };
 mcu.onBreak = (code) => finish('breakpoint', `the firmware hit a breakpoint (bkpt #${code}: panic or assert) at ` +
-  `pc 0x${(mcu.core.PC >>> 0).toString(16)}`);
+  `pc 0x${(mcu.core.PC >>> 0).toString(16)}` + (dual.core1Running ? ` (core 1 pc 0x${(dual.cores[1].PC >>> 0).toString(16)})` : ''));
 
 // ---- execution ----
-const cycleNanos = 1000 / opts.mhz;
 const maxEmulatedNanos = opts.maxEmulatedS > 0 ? opts.maxEmulatedS * 1e9 : Infinity;
 const wallStart = Date.now();
 let runStartWall = null;
 let running = false;
 let finished = false;
-let instructions = 0;
 
 function finish(reason, detail) {
   if (finished) return;
@@ -268,7 +252,8 @@ function finish(reason, detail) {
   const wall = (Date.now() - (runStartWall ?? wallStart)) / 1000;
   const emulatedUs = Math.round(clock.nanos / 1000);
   emit({ event: 'exit', reason, detail: detail ?? null, emulated_us: emulatedUs,
-    cycles: Math.round(clock.nanos / cycleNanos), instructions, wall_s: Number(wall.toFixed(3)),
+    cycles: dual.cycles[0], core_cycles: dual.cycles.slice(), core1_resets: dual.resets, clk_sys_hz: mcu.clkSys,
+    instructions: dual.instructions, wall_s: Number(wall.toFixed(3)),
     speed: wall > 0 ? Number((clock.nanos / 1e9 / wall).toFixed(3)) : null,
     pc: `0x${(mcu.core.PC >>> 0).toString(16)}` });
   const done = () => process.exit(0);
@@ -289,16 +274,9 @@ function slice() {
     // ~10 ms of wall time per slice, then yield to the event loop (sockets, signals, stdin).
     while (running && Date.now() - t0 < 10) {
       for (let i = 0; i < 20000 && running; i++) {
-        if (mcu.core.waiting) {
-          const nanos = clock.nanosToNextAlarm;
-          if (nanos <= 0) break; // sleeping with nothing scheduled: only host input can wake it
-          clock.tick(nanos);
-        } else {
-          clock.tick(mcu.core.executeInstruction() * cycleNanos);
-          instructions++;
-        }
+        if (!dual.step()) break; // both cores asleep with nothing scheduled: only host input can wake them
       }
-      if (mcu.core.waiting && clock.nanosToNextAlarm <= 0) break;
+      if (dual.idle) break;
       if (clock.nanos >= maxEmulatedNanos) {
         finish('emulated-limit', `emulated time limit of ${opts.maxEmulatedS} s reached`);
         return;
@@ -312,7 +290,7 @@ function slice() {
     finish('wall-limit', `wall-clock limit of ${opts.maxWallS} s reached`);
     return;
   }
-  if (mcu.core.waiting && clock.nanosToNextAlarm <= 0) setTimeout(slice, 5);
+  if (dual.idle) setTimeout(slice, 5);
   else setImmediate(slice);
 }
 

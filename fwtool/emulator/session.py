@@ -29,9 +29,10 @@ from fwtool.emulator import node as node_mod
 from fwtool.emulator.result import RunResult, failure  # noqa: F401 - failure: re-exported (tests, commands)
 
 RUNNER_JS = Path(__file__).resolve().parent / "runner.mjs"
-CLOCK_MHZ = 125  # pico-sdk's default clk_sys on the RP2040; rp2040js counts cycles at this rate
-TIMING_NOTE = ("emulated timing: rp2040js cycle counts at 125 MHz with zero-wait flash (no XIP cache misses, no bus "
-               "contention) - an estimate, typically optimistic; confirm on a real board")
+CLOCK_MHZ = 125  # pico-sdk's default clk_sys on the RP2040: the runner's cycle time until the firmware sets the PLL
+TIMING_NOTE = ("emulated timing: rp2040js cycle counts at the clk_sys the firmware set, both cores in lock-step, "
+               "zero-wait flash (no XIP cache misses, no bus contention between the cores) - an estimate, typically "
+               "optimistic; confirm on a real board")
 GUARD_S = 15.0  # the external kill comes this long after the runner's own wall limit
 
 _live: "weakref.WeakSet[Rp2040jsProcess]" = weakref.WeakSet()

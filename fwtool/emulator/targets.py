@@ -68,7 +68,7 @@ class Rp2040js(VirtualTarget):
     monitor, flashed through the real bootrom over PICOBOOT when ``config.through_bootloader``
     (fwtool/emulator/virtual_flash.py, the chip with a USB port: virtual_usb.py)."""
 
-    info = TargetInfo("rp2040js", "the virtual board (rp2040js)", VIRTUAL, cycle_accurate=False, cores=1,
+    info = TargetInfo("rp2040js", "the virtual board (rp2040js)", VIRTUAL, cycle_accurate=False, cores=2,
                       clock_hz=CLOCK_MHZ * 1e6, cycle="cycle", timing_note=TIMING_NOTE, feeds=frozenset({"bytes"}),
                       serves=True)
 
@@ -109,9 +109,14 @@ class Rp2040js(VirtualTarget):
 
     def read(self, until, count=1, timeout=300.0, on_line=lambda s: None) -> list[str]:
         """Served: lines from its socket (what it echoes to what was fed); else a run of its own (capture)."""
-        if self.served is None:
-            return super().read(until, count, timeout, on_line)
-        return read_lines(self._port(), until, count, timeout, on_line)
+        if self.served is not None:
+            return read_lines(self._port(), until, count, timeout, on_line)
+        lines = super().read(until, count, timeout, on_line)
+        ev = next((e for e in reversed(self.result.events) if e.get("event") == "exit"), {})
+        hz = ev.get("clk_sys_hz") or CLOCK_MHZ * 1e6  # the clk_sys the firmware programmed (core1.mjs)
+        self._details.update({"clock_mhz": hz / 1e6, "core_cycles": ev.get("core_cycles"),
+                              "core1_launches": ev.get("core1_resets")})
+        return lines
 
     def stop(self) -> None:
         if self.port is not None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from fwtool import flash as flash_api
 from fwtool.flash.request import FlashResult, VirtualFlash
+from fwtool.core.files import atomic_write
 from fwtool.core.paths import cache_dir
 from fwtool.emulator.usb_backend import VirtualBackend
 from fwtool.emulator.virtual_usb import Rp2040jsUsbProcess, default_flash_state
@@ -31,9 +32,8 @@ def registry_file() -> Path:
 
 def publish(board: Rp2040jsUsbProcess) -> Path:
     p = registry_file()
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps({"pid": os.getpid(), "usb_port": board.usb_port, "serial_url": board.url,
-                             "flash_state": str(board.flash_state)}))
+    atomic_write(p, json.dumps({"pid": os.getpid(), "usb_port": board.usb_port, "serial_url": board.url,
+                                "flash_state": str(board.flash_state)}))  # a reader never sees half of it
     return p
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from fwtool import __version__
 from fwtool.core import vendor
+from fwtool.core import locks
+from fwtool.core.errors import FwtoolError
 from fwtool.core.files import read_json, write_json
 from fwtool.core.paths import cache_dir
 from fwtool.model.tflite import resolver_calls
@@ -78,10 +80,14 @@ def record(fields: dict, measured: int, path: Path | None = None) -> bool:
     if not _plausible(measured):
         return False
     path = path or cache_file()
-    entries = _load(path)
-    entries[key_of(fields)] = {"bytes": int(measured), "fields": fields}
-    keep = dict(list(entries.items())[-MAX_ENTRIES:])
-    return write_json(path, {"version": VERSION, "entries": keep}, indent=1)
+    try:  # read-modify-write of one shared file: locked, so two builds never drop each other's entry
+        with locks.hold(locks.sibling_lock(path), "the code-size cache", wait=True):
+            entries = _load(path)
+            entries[key_of(fields)] = {"bytes": int(measured), "fields": fields}
+            keep = dict(list(entries.items())[-MAX_ENTRIES:])
+            return write_json(path, {"version": VERSION, "entries": keep}, indent=1)
+    except FwtoolError:  # the cache folder is not writable: a cache only costs time
+        return False
 
 
 def plan_fields(board, family, app, kernel_files: list[str], stdio: str, tflm_cores: int) -> dict:

@@ -9,6 +9,7 @@ from fwtool.audio import device as audio_device
 from fwtool.firmware.apps import template_values
 from fwtool.firmware.families import SourcePatch, apply_patches
 from fwtool.firmware.preprocessor import template_values as preprocessor_values
+from fwtool.firmware import speed
 from fwtool.firmware.plan import BuildPlan, sanitize
 from fwtool.core import escape, protocol
 
@@ -48,6 +49,7 @@ def generic_context(p: BuildPlan) -> dict:
         "labels": [escape.c_string(label) for label in p.labels], "led_pin": p.board.led_pin,
         "stdio_usb": int(stdio == "usb"), "stdio_uart": int(stdio == "uart"),
         "usb_wait_ms": opts.usb_wait_ms, "loop_delay_ms": opts.loop_delay_ms, "fmt": protocol.c_formats(),
+        **speed.template_values(p),  # tflm_cores, clock_mhz, opt (banner) and the clock's CMake lines
     }
 
 
@@ -65,4 +67,8 @@ def template_context(p: BuildPlan, vendor_paths: dict[str, Path], patches: list[
         sources, copies = apply_patches(ctx["tflm_sources"], list(patches))
         ctx["tflm_sources"] = sources
         ctx["tflm_patched_sources"] = [*ctx["tflm_patched_sources"], *(escape.cmake_quoted(c) for c in copies)]
+        if ctx.get("tflm_fast_sources"):  # a patched copy of a hot source is just as hot (e.g. the resize fix)
+            fast = {Path(s).name for s in ctx["tflm_fast_sources"]}
+            ctx["tflm_fast_sources"] = [*ctx["tflm_fast_sources"],
+                                        *(Path(c).as_posix() for c in copies if Path(c).name in fast)]
     return ctx

@@ -17,7 +17,9 @@ from fwtool.firmware.families import CompileRequest
 from fwtool.firmware.plan import BuildOptions, BuildPlan, plan
 from fwtool.firmware.report import build_report
 from fwtool.firmware.result import Artifacts, BuildResult
+from fwtool.core import locks
 from fwtool.core.errors import DoesNotFit, FwtoolError
+from fwtool.core.escape import terminal
 from fwtool.core.files import atomic_write, copy_atomic
 from fwtool.core.toolchain import require_all
 from fwtool.model import arena as arena_mod
@@ -72,7 +74,18 @@ def run(opts: BuildOptions, on_line: Callable[[str], None] = lambda s: None,
     """Build ``opts``; ``on_line`` gets every build-tool line (and command line), ``on_step`` each step,
     ``on_progress`` (done, total) whenever the family's build tool shows progress. With ``arena_probe`` (the
     virtual board's banner reader, emulator/arena_probe.py) a first build of a model measures its arena on the
-    target and re-links with that figure (:func:`tighten_arena`)."""
+    target and re-links with that figure (:func:`tighten_arena`). The output folder is locked for the whole run
+    (core/locks.py): a second build into it waits for this one, or fails with --no-wait."""
+    folder = outdir.requested(opts.out_dir, opts.board, opts.model)
+    if folder is None:  # unknown board and no --out: plan() refuses it, there is no folder to lock
+        return _run(opts, on_line, on_step, on_progress, arena_probe)
+    outdir.check(folder)
+    # a new folder holding only the lock after a refused build is removed again (a refusal writes nothing)
+    with locks.hold(locks.folder_lock(folder), f"build folder {terminal(folder)}", remove_if_alone=not folder.exists()):
+        return _run(opts, on_line, on_step, on_progress, arena_probe)
+
+
+def _run(opts: BuildOptions, on_line, on_step, on_progress, arena_probe) -> BuildResult:
     p, result = build_once(opts, on_line, on_step, on_progress)
     target = p.arena_target
     if arena_probe is not None and target and p.arena.source == "measured" and opts.arena is None:

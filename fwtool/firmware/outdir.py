@@ -8,12 +8,14 @@ fwtool itself writes are removed; nothing else in the folder is touched.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
 from fwtool.core.boards import get_board
 from fwtool.core.errors import BadInput, FwtoolError, MissingTool
 from fwtool.core import escape
+from fwtool.core.locks import LOCK_NAME
 from fwtool.core.escape import terminal
 
 BUILD_ROOT = Path("build")  # default output folders live under it, relative to the working folder
@@ -22,7 +24,7 @@ REPORT_NAME = "report.json"
 # or refused build never leaves an older image that looks current.
 OUTPUT_NAMES = ("firmware.uf2", "firmware.hex", "firmware.elf", "firmware.bin", "firmware.map", REPORT_NAME)
 # What a previous fwtool build leaves (any one of these marks the folder as fwtool's).
-BUILD_MARKERS = (REPORT_NAME, "project", "cmake", "build.log", *OUTPUT_NAMES)
+BUILD_MARKERS = (REPORT_NAME, "project", "cmake", "build.log", LOCK_NAME, *OUTPUT_NAMES)
 NAME_MAX, PATH_MAX = 255, 4095
 # Characters CMake or the pico-sdk's own CMake code cannot have in a build folder path (each was tried: try_compile
 # breaks on '"', ';' splits lists, '$' is expanded by legacy source-file expansion, '#' is refused in BYPRODUCTS).
@@ -30,10 +32,33 @@ NAME_MAX, PATH_MAX = 255, 4095
 CMAKE_UNSAFE = set(';"$#\\')
 
 
-def default_out_dir(board_name: str, suffix: str | None = None) -> Path:
+def default_out_dir(board_name: str, suffix: str | None = None, *, model: Path | str | None = None,
+                    **distinct) -> Path:
     """``build/<board>`` or ``build/<board>-<suffix>`` (e.g. ``emulator``, ``inference-emu``), relative to the
-    working folder: where a command writes when the user names no ``--out``."""
-    return BUILD_ROOT / (f"{board_name}-{suffix}" if suffix else board_name)
+    working folder: where a command writes when the user names no ``--out``. The folders validate/profile/run
+    choose for their own builds also pass ``model`` and whatever else makes the build different (app, options,
+    embedded vectors): the name then ends in a short hash of them (``build/pico-validate-emu-3f2a9c01d4``), so two
+    such jobs of different models in one checkout (a CI matrix) never share a folder (docs/concurrency.md)."""
+    name = f"{board_name}-{suffix}" if suffix else board_name
+    if model is not None or distinct:
+        name += "-" + build_key(model, distinct)
+    return BUILD_ROOT / name
+
+
+def build_key(model: Path | str | None, distinct: dict) -> str:
+    """10 hex digits of sha256 over the model's bytes (its name when it is not a file, e.g. ``example:NAME``) and
+    the other values that make a build different."""
+    h = hashlib.sha256()
+    if model is not None:
+        try:
+            h.update(Path(model).read_bytes())
+        except OSError:
+            h.update(os.fspath(model).encode("utf-8", "surrogateescape"))
+    for key in sorted(distinct):
+        value = distinct[key]
+        h.update(f"\0{key}=".encode())
+        h.update(value if isinstance(value, (bytes, bytearray)) else repr(value).encode())
+    return h.hexdigest()[:10]
 
 
 def requested(out_dir: Path | str | None, board: str, model: Path | str | None = None) -> Path | None:

@@ -17,7 +17,7 @@ from fwtool.audio import detection as audio_detection
 from fwtool.audio import device as audio_device
 from fwtool.audio.params import FrontEnd
 from fwtool.firmware import fit as fit_mod
-from fwtool.firmware import codesize, userdata
+from fwtool.firmware import codesize, speed, userdata
 from fwtool.firmware.apps import App, get_app
 from fwtool.firmware.families import Family, get_family
 from fwtool.firmware.outdir import default_out_dir
@@ -47,6 +47,8 @@ class BuildOptions:
     representative: Path | None = None  # with a .keras/.h5/SavedModel --model: quantize it (cached)
     jobs: int | None = None
     tflm_cores: int = 2
+    clock: str | None = None  # --clock: default | fastest | MHz from the board file (firmware/speed.py)
+    opt: str = "size"  # --opt: size (-Os) | speed (the model's kernels and CMSIS-NN hot paths faster)
     usb_wait_ms: int = 2500
     loop_delay_ms: int = 500
     # Input vectors embedded in the image (validate's), each the raw bytes of every input tensor back to back in
@@ -139,6 +141,8 @@ def plan(opts: BuildOptions) -> BuildPlan:
     family = get_family(board.family)
     app = get_app(opts.app)
     app.check_board(board)
+    speed.resolve_clock(board, opts.clock)  # a clock or --opt the board cannot do is refused before anything else
+    speed.check_opt(opts.opt)
     notes: list[str] = []
     model = load_model(tflite_for_build(opts.model, opts.representative, notes))
     check_for_tflm(model)

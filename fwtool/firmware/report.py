@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fwtool import __version__
-from fwtool.firmware import components
+from fwtool.firmware import components, speed
 from fwtool.firmware.elfsize import Sizes
 from fwtool.firmware.plan import BuildPlan
 from fwtool.firmware.result import Artifacts
@@ -50,7 +50,7 @@ def build_report(p: BuildPlan, ctx: dict, sizes: Sizes, artifacts: Artifacts, bu
         "image_kind": artifacts.image_kind,
         "files": artifacts.files(),
         "build": {**build, "tflm_sources": len(ctx["tflm_sources"]), "kernel_files": p.kernel_files,
-                  "tflm_cores": p.options.tflm_cores, "app": p.app.name, "stdio": p.stdio},
+                  "tflm_cores": p.options.tflm_cores, **speed.report_values(p), "app": p.app.name, "stdio": p.stdio},
         "toolchain": toolchain,
         "vendor": {d.name: vendor.locate(d).to_dict() for d in vendor.deps_for(p.board.family, "build")},
     }

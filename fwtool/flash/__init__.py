@@ -113,7 +113,8 @@ def _flash(req: FlashRequest) -> FlashResult:
     if target.mode == "app" and any(r.needs_bootloader for r in tried):
         t_r = time.monotonic()
         target, how_reset = reset.reboot_to_bootsel(target, boards, req.timeout, choose.ready_modes(tried),
-                                                    reset.strategies_for(board), found=found)
+                                                    reset.strategies_for(board), found=found,
+                                                    manual=reset.manual_hint(board))
         req.step(f"reboot    into BOOTSEL via the {how_reset} ({time.monotonic() - t_r:.1f} s): {target.describe()}")
 
     chosen = choose.choose(tried, target, found, boards, how_reset is not None, req.timeout, notes, req.step)

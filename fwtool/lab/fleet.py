@@ -119,8 +119,6 @@ def validate_fleet(req: LabRequest, opts: flow.ValidateOptions, *, on_step: Call
             raise FwtoolError(f"the places hold different boards ({', '.join(sorted(kinds))}); one build cannot "
                               "serve them", "pick places of one board (--labgrid-tags board=pico)", Exit.USAGE)
         opts = replace(opts, target="board", board=kinds.pop(), flash=True)
-        if opts.tflm_cores is None:
-            opts.tflm_cores = min(b.info.cores for b in boards)  # virtual boards (rp2040js) have no core 1
         model = load_model(opts.model)
         vectors, source = flow.make_vectors(opts, model)
         on_step("building the validation firmware (once for all boards)")

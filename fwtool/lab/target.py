@@ -16,8 +16,8 @@ from fwtool.core.errors import Exit, FwtoolError
 from fwtool.emulator.targets import Rp2040js
 from fwtool.lab.driver import register
 from fwtool.lab.places import Lab, PlacePort
-from fwtool.targets.base import PHYSICAL, VIRTUAL, Target, TargetInfo
-from fwtool.targets.physical import open_port, read_lines
+from fwtool.targets.base import PHYSICAL, VIRTUAL, TargetInfo
+from fwtool.targets.physical import PortTarget, open_port
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 PORT_WAIT_S = 20.0
@@ -51,7 +51,7 @@ def driver_error(e: Exception) -> FwtoolError:
                        Exit(code) if code is not None else Exit.FAILED)
 
 
-class PlaceTarget(Target):
+class PlaceTarget(PortTarget):
     """The board on an acquired place (virtual places: rp2040js behind a labgrid exporter). ``lock`` serializes
     the coordinator session between fleet threads. ``flash``: load() flashes the image (else it runs already)."""
 
@@ -113,19 +113,6 @@ class PlaceTarget(Target):
         self.on_step(f"reading results from {self.place} ({self.port.url})")
         self.ser = open_port(self.port.url)
         self._t0 = time.monotonic()
-
-    def read(self, until, count=1, timeout=300.0, on_line=lambda s: None) -> list[str]:
-        lines = read_lines(self.ser, until, count, timeout, on_line)
-        self._details["wall_s"] = round(time.monotonic() - self._t0, 3)
-        return lines
-
-    def feed(self, data: bytes) -> None:
-        self.ser.write(data)
-
-    def stop(self) -> None:
-        if self.ser is not None:
-            self.ser.close()
-            self.ser = None
 
     def details(self) -> dict:
         """Reported as a board (kind "board"), virtual or not: validate compares it like one."""

@@ -51,11 +51,21 @@ class ArenaSize:
     measured: int  # smallest arena the host interpreter ran with
     margin: int
     total: int  # what goes into the firmware
-    source: str  # "measured" or "override"
+    source: str  # "measured" (host interpreter), "target" (recorded on the virtual board) or "override" (--arena)
 
     def to_dict(self) -> dict:
         return {"measured_bytes": self.measured, "margin_bytes": self.margin, "arena_bytes": self.total,
                 "source": self.source}
+
+
+def provenance(arena: dict) -> str:
+    """Where an arena figure (:meth:`ArenaSize.to_dict`) came from, for one line of console text."""
+    used, margin = arena.get("measured_bytes", 0), arena.get("margin_bytes", 0)
+    if arena.get("source") == "target":
+        return f"measured on the virtual board {used:,} + margin {margin:,}"
+    if arena.get("source") == "override":
+        return "--arena" + (f", checked against the host measurement {used:,}" if used else ", not checked")
+    return f"measured on the host {used:,} + margin {margin:,}"
 
 
 def runs(model: Model, size: int) -> bool:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from fwtool.core.errors import Exit, FwtoolError
-from fwtool.core.protocol import Banner, FirmwareError, Inference
+from fwtool.core.protocol import Banner, FirmwareError, FirmwareFault, Inference
+from fwtool.image.symbols import decode_fault
 from fwtool.monitor.stats import Record, Stats
 
 
@@ -17,8 +19,13 @@ class Verdict:
     fix: str | None = None
 
 
-def firmware_error(parsed: FirmwareError) -> Verdict:
-    """The firmware cannot run and said why (``FWT:ERROR <cause>``): that cause, exit 10."""
+def firmware_error(parsed: FirmwareError, elf: Path | None = None) -> Verdict:
+    """The firmware cannot run and said why (``FWT:ERROR <cause>``): that cause, exit 10. A ``FWT:FAULT`` shows
+    its pc and lr as function (file:line) from ``elf`` (the build's ELF)."""
+    if isinstance(parsed, FirmwareFault):
+        return Verdict(Exit.FIRMWARE_ERROR, "the firmware faulted: " + decode_fault(parsed.raw, elf),
+                       "look at the faulting function (pc) and its caller (lr), fix it, rebuild and flash"
+                       + ("" if elf else "; pass --elf <out>/firmware.elf to see the functions"))
     return Verdict(Exit.FIRMWARE_ERROR, f"the firmware stopped: {parsed.text or 'FWT:ERROR without a cause'}",
                    "fix what the firmware says (e.g. rebuild with a larger --arena), flash, and retry")
 
@@ -46,6 +53,7 @@ class Conditions:
         self.seen = 0
         self.last_inf: Inference | None = None
         self.fw_error: FirmwareError | None = None  # the first FWT:ERROR line seen
+        self.elf: Path | None = None  # the build's ELF (FWT:FAULT decoding)
 
     def all_met(self) -> bool:
         return (len(self.matched) == len(self.patterns) and (self.label is None or self.label_met is not None)
@@ -101,7 +109,7 @@ class Conditions:
             if p not in self.matched and rx.search(rec.text):
                 self.matched.add(p)
         if isinstance(parsed, FirmwareError) and not (self.has_expectations and self.all_met()):
-            return firmware_error(parsed)
+            return firmware_error(parsed, self.elf)
         if isinstance(parsed, Banner) and self.label and parsed.labels and self.label not in parsed.labels:
             return Verdict(Exit.MISMATCH, f"--expect-label '{self.label}' is not one of the model's labels "
                                           f"({', '.join(parsed.labels)})", "use one of the labels in the banner")

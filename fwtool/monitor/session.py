@@ -74,6 +74,7 @@ class MonitorOptions:
     poll_s: float = 0.05  # how often a missing board is looked for
     last_flash_file: Path = field(default_factory=lambda: LAST_FLASH_FILE)
     handoff: HandoffOptions | None = None  # --on-detect: capture after a detection and hand it off (handoff.py)
+    elf: Path | None = None  # the build's ELF: FWT:FAULT pc/lr shown as function (file:line)
 
 
 @dataclass
@@ -128,6 +129,7 @@ class Session:
         self.handoff: Handoff | None = None
         self.cond = Conditions(o.count, tuple(o.expect), o.expect_label, o.min_score,
                                o.handoff.expect_transcript if o.handoff else None)
+        self.cond.elf = o.elf
         if o.handoff is not None:
             o.handoff.check()
         port, baud = self._resolve()
@@ -209,7 +211,7 @@ class Session:
             except Exception:  # noqa: BLE001 - never hide the result behind a display problem
                 pass
         if self.verdict.code == Exit.OK and self.cond.fw_error is not None and not self.cond.active:
-            self.verdict = firmware_error(self.cond.fw_error)
+            self.verdict = firmware_error(self.cond.fw_error, self.opts.elf)
         result = MonitorResult(int(self.verdict.code), self.verdict.reason, self.verdict.fix,
                                seconds=self.clock() - t0, stats=self.stats.summary(),
                                port=self.reader.port.device if self.reader.port else port.device)

@@ -12,8 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from fwtool.firmware import flow as build_flow
-from fwtool.firmware import outdir
+from fwtool.firmware import flow as build_flow, outdir
 from fwtool.firmware.result import BuildResult
 from fwtool.core import protocol
 from fwtool.core.boards import get_board
@@ -39,19 +38,24 @@ class ProfileOptions:
     arena: int | None = None
     jobs: int | None = None
     timeout: float = 300.0  # seconds (wall clock) for the run on the target
-    tflm_cores: int | None = None  # default: the target's cores (TargetInfo.cores)
+    clock: str | None = None  # --clock (firmware/speed.py)
+    opt: str = "size"  # --opt size|speed
+    tflm_cores: int | None = None  # default: the target's cores (TargetInfo.cores: 2 on the virtual RP2040 too)
 
 
 def default_out_dir(opts: ProfileOptions) -> Path:
     suffix = "profile-emu" if opts.target == "emulator" else "profile"
-    return Path(opts.out_dir) if opts.out_dir else outdir.default_out_dir(opts.board, suffix)
+    return Path(opts.out_dir) if opts.out_dir else outdir.default_out_dir(  # a folder per model/options
+        opts.board, suffix, model=opts.model, arena=opts.arena, input=opts.input, cores=opts.tflm_cores,
+        clock=opts.clock, opt=opts.opt)
 
 
 def build_firmware(opts: ProfileOptions, on_line: Callable[[str], None] = lambda s: None,
                    on_step: Callable[[str], None] = lambda s: None) -> BuildResult:
     cores = opts.tflm_cores or registry.default_cores(opts.board, opts.target, opts.model)
     bopts = build_flow.BuildOptions(board=opts.board, model=Path(opts.model), out_dir=default_out_dir(opts),
-                                    arena=opts.arena, input=opts.input, app=APP, jobs=opts.jobs, tflm_cores=cores)
+                                    arena=opts.arena, input=opts.input, app=APP, jobs=opts.jobs, tflm_cores=cores,
+                                    clock=opts.clock, opt=opts.opt)
     return build_flow.run(bopts, on_line=on_line, on_step=on_step)
 
 
@@ -68,7 +72,28 @@ def run_target(opts: ProfileOptions, image: Path, on_line: Callable[[str], None]
     on_step(f"running on {tgt.info.title}")
     lines, info = tgt.run(registry.image_for(tgt, opts.board, image, opts.model), protocol.PREFIX_DONE, 1, opts.timeout,
                           on_line, on_step)
+    if info.get("clock_mhz"):  # the clk_sys the firmware programmed (virtual RP2040: --clock)
+        clock_hz = info["clock_mhz"] * 1e6
     return lines, {**info, "clock_hz": float(clock_hz), "cycle": tgt.info.cycle}
+
+
+def clock_of(banner: dict, info: dict) -> float:
+    """Hz to turn µs into cycles: the clock the firmware's banner names (--clock), else the target's."""
+    mhz = banner.get("clock_mhz")
+    return float(mhz) * 1e6 if isinstance(mhz, int) and mhz > 0 and info.get("cycle") == "cycle" else info["clock_hz"]
+
+
+def per_core(info: dict, runs: int, invoke_us: float | None) -> dict | None:
+    """Busy time of each core per profiled invoke on the virtual board (core 1 only works inside the dual-core
+    kernels: its share says how much of the work was split), from the emulator's per-core cycle counts."""
+    cycles, hz = info.get("core_cycles"), info.get("clock_hz")
+    if not cycles or not runs or not hz:
+        return None
+    per = [c / hz * 1e6 / runs for c in cycles]  # the profiled invokes (core 0 also boots and prints)
+    return {"core_busy_us_per_invoke": [round(x, 1) for x in per], "core1_launches": info.get("core1_launches"),
+            "core1_share_of_invoke": round(per[1] / invoke_us, 3) if invoke_us and len(per) > 1 else None,
+            "note": "busy (not sleeping) cycles of each core over the whole run / invokes; core 0's include "
+                    "start-up and printing"}
 
 
 def _check_banner(banner: dict, model: Model) -> None:
@@ -91,6 +116,7 @@ def profile_one(opts: ProfileOptions, on_line: Callable[[str], None] = lambda s:
     lines, info = run_target(opts, built.artifacts.image, on_line, on_step)
     capture = parse_lines(lines)
     _check_banner(capture.banner, model)
+    info = {**info, "clock_hz": clock_of(capture.banner, info)}
     table = layer_table(model, capture, info["clock_hz"], board.cpu)
     return {
         "model": {"name": model.name, "file": str(model.path), "sha256": model.sha256, "operators": len(model.operators)},
@@ -100,6 +126,7 @@ def profile_one(opts: ProfileOptions, on_line: Callable[[str], None] = lambda s:
                      "notes": built.notes, "banner": capture.banner},
         "arena": {"size": int(capture.banner.get("arena", 0) or 0), "used": table["arena_used"]},
         "runs": len(capture.runs),
+        "cores": per_core(info, len(capture.runs), table.get("invoke_us")) if opts.target == "emulator" else None,
         "tolerance": f"|invoke - sum of layers| <= {TOLERANCE_FRACTION:.0%} of invoke + {TOLERANCE_US_PER_EVENT} µs "
                      "per layer",
         "timing_note": info.get("timing_note") if opts.target == "emulator" else None,

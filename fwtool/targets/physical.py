@@ -30,7 +30,28 @@ def read_port_until_done(port: str, timeout: float, on_line: Callable[[str], Non
         ser.close()
 
 
-class BoardTarget(Target):
+class PortTarget(Target):
+    """A target read through a serial port it opened in ``start()`` (``self.ser``): a board on USB or a labgrid
+    place's exported port. Reading, feeding and closing are the same for both."""
+
+    ser = None
+    _t0 = 0.0
+
+    def read(self, until, count=1, timeout=300.0, on_line=lambda s: None) -> list[str]:
+        lines = read_lines(self.ser, until, count, timeout, on_line)
+        self._details["wall_s"] = round(time.monotonic() - self._t0, 3)
+        return lines
+
+    def feed(self, data: bytes) -> None:
+        self.ser.write(data)
+
+    def stop(self) -> None:
+        if self.ser is not None:
+            self.ser.close()
+            self.ser = None
+
+
+class BoardTarget(PortTarget):
     """A real board: ``load`` flashes (unless config.flash is False), ``start`` opens its port."""
 
     info = TargetInfo("board", "the board", PHYSICAL, cycle_accurate=True, cores=2, clock_hz=None,
@@ -70,15 +91,3 @@ class BoardTarget(Target):
         self.ser = open_port(self.port)
         self._t0 = time.monotonic()
 
-    def read(self, until, count=1, timeout=300.0, on_line=lambda s: None) -> list[str]:
-        lines = read_lines(self.ser, until, count, timeout, on_line)
-        self._details["wall_s"] = round(time.monotonic() - self._t0, 3)
-        return lines
-
-    def feed(self, data: bytes) -> None:
-        self.ser.write(data)
-
-    def stop(self) -> None:
-        if self.ser is not None:
-            self.ser.close()
-            self.ser = None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from fwtool.core.boards import get_board
 from fwtool.core.errors import BadInput
+from fwtool.emulator.psoc6.target import Psoc6Unicorn
 from fwtool.emulator.targets import QemuM4, Rp2040js
 from fwtool.firmware.families import get_family
 from fwtool.targets.base import Target
@@ -15,6 +16,7 @@ from fwtool.targets.physical import BoardTarget
 TARGETS: dict[str, type[Target]] = {
     Rp2040js.info.name: Rp2040js,  # the virtual RP2040 (rp2040js on Node.js)
     QemuM4.info.name: QemuM4,  # the virtual Cortex-M4 (QEMU mps2-an386)
+    Psoc6Unicorn.info.name: Psoc6Unicorn,  # the virtual PSoC 6 (Unicorn): a kit's real firmware.hex
     BoardTarget.info.name: BoardTarget,  # a real board behind its serial port
 }
 WHERE = ("emulator", "board")  # what commands call them (--emulator / --device, --port)

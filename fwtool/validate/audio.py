@@ -27,9 +27,9 @@ from fwtool.audio import features as features_mod
 from fwtool.audio import kws as kws_mod
 from fwtool.audio import spectrogram, wav
 from fwtool.audio.params import FrontEnd
-from fwtool.firmware import flow as build_flow
-from fwtool.firmware import outdir
+from fwtool.firmware import flow as build_flow, outdir
 from fwtool.core.boards import get_board
+from fwtool.core.files import file_sha256
 from fwtool.core.errors import BadInput, Exit
 from fwtool.emulator import latency_stats
 from fwtool.emulator.audio import stream_clip
@@ -140,9 +140,11 @@ def audio_target(opts: AudioValidateOptions) -> type[Target]:
 
 def build_app(opts: AudioValidateOptions, on_line: Callable[[str], None], on_step: Callable[[str], None]):
     board = get_board(opts.board, opts.model)
-    out_dir = Path(opts.out_dir) if opts.out_dir else outdir.default_out_dir(board.name, f"{opts.app}-emu")
+    out_dir = Path(opts.out_dir) if opts.out_dir else outdir.default_out_dir(  # a folder per model/app/labels
+        board.name, f"{opts.app}-emu", model=opts.model, labels=opts.labels)
     bopts = build_flow.BuildOptions(board=opts.board, model=Path(opts.model), out_dir=out_dir, app=opts.app,
-                                    jobs=opts.jobs, tflm_cores=audio_target(opts).info.cores, labels=opts.labels)
+                                    jobs=opts.jobs, tflm_cores=getattr(opts, "tflm_cores", None) or 2,
+                                    labels=opts.labels)
     if opts.preprocessor is not None and hasattr(bopts, "preprocessor"):
         bopts.preprocessor = opts.preprocessor
     bopts.detection = opts.detection
@@ -202,7 +204,8 @@ def run_audio(opts: AudioValidateOptions, on_line: Callable[[str], None] = lambd
         "warm_up": ({"background": str(opts.warm_up), "seconds": opts.warm_up_seconds,
                      "frames": kws_mod.warm_up_frames(fe, opts.warm_up_seconds)} if opts.warm_up else None),
         "target": {"kind": "emulator", "name": tgt.info.title},
-        "firmware": {"image": str(built.artifacts.image), "tflm_cores": tgt.info.cores},
+        "firmware": {"image": str(built.artifacts.image), "sha256": file_sha256(built.artifacts.image),
+                     "tflm_cores": built.report["build"]["tflm_cores"]},
         "thresholds": {"max_diff": opts.max_diff, "budget_ms": budget},
         "timing": {"hop": lat.to_dict() if lat else None,
                    "dsp": latency_stats(dsp, None, "emulated").to_dict() if dsp else None,

@@ -25,11 +25,13 @@ from fwtool.core import protocol
 
 import numpy as np
 
-from fwtool.firmware import fit, outdir
+from fwtool.firmware import fit
+from fwtool.firmware.outdir import default_out_dir
 from fwtool.firmware import flow as build_flow
 from fwtool.firmware.families import get_family
 from fwtool.firmware.result import BuildResult
 from fwtool.core.boards import get_board
+from fwtool.core.files import file_sha256
 from fwtool.core.errors import BadInput, DoesNotFit, Exit, FwtoolError
 from fwtool.emulator import latency_stats
 from fwtool.model.tflite import Model, load_model
@@ -60,7 +62,9 @@ class ValidateOptions:
     arena: int | None = None
     jobs: int | None = None
     timeout: float = 300.0  # seconds for the run on the target
-    tflm_cores: int | None = None  # default: the target's cores (TargetInfo.cores)
+    clock: str | None = None  # --clock (firmware/speed.py)
+    opt: str = "size"  # --opt size|speed
+    tflm_cores: int | None = None  # default: the target's cores (TargetInfo.cores: 2 on the virtual RP2040 too)
     # Fleet runs (fwtool.lab): the validation firmware built once for every board, and the target to run it on
     # (a labgrid place: fwtool/lab/target.py) instead of the one ``target``/``board`` name.
     prebuilt: BuildResult | None = None
@@ -104,10 +108,13 @@ def build_firmware(opts: ValidateOptions, model: Model, vectors, source: str,
     cores = opts.tflm_cores or registry.default_cores(opts.board, opts.target, opts.model)
     board = get_board(opts.board, opts.model)
     suffix = "validate-emu" if opts.target == "emulator" else "validate"
-    out_dir = Path(opts.out_dir) if opts.out_dir else outdir.default_out_dir(board.name, suffix)
+    inputs = vectors_mod.as_bytes(vectors)
+    out_dir = Path(opts.out_dir) if opts.out_dir else default_out_dir(
+        board.name, suffix, model=opts.model, arena=opts.arena, cores=cores, clock=opts.clock, opt=opts.opt,
+        inputs=b"".join(inputs))  # a folder per model/vectors/options: a CI matrix never shares one
     bopts = build_flow.BuildOptions(board=opts.board, model=Path(opts.model), out_dir=out_dir, arena=opts.arena,
-                                    app="validate", jobs=opts.jobs, tflm_cores=cores,
-                                    inputs=vectors_mod.as_bytes(vectors), inputs_source=source)
+                                    app="validate", jobs=opts.jobs, tflm_cores=cores, clock=opts.clock, opt=opts.opt,
+                                    inputs=inputs, inputs_source=source)
     try:
         return build_flow.run(bopts, on_line=on_line, on_step=on_step)
     except DoesNotFit as e:
@@ -207,7 +214,8 @@ def run(opts: ValidateOptions, on_line: Callable[[str], None] = lambda s: None,
                                for i, t in enumerate(model.inputs)]},
         "thresholds": {"max_diff": opts.max_diff, "min_agreement": opts.min_agreement, "budget_ms": opts.budget_ms},
         "target": target_info, "board": opts.board,
-        "firmware": {"uf2": str(image) if image else None,
+        "firmware": {"uf2": str(image) if image else None, "image": str(image) if image else None,
+                     "sha256": file_sha256(image) if image and Path(image).is_file() else None,
                      "tflm_cores": built.report["build"]["tflm_cores"] if built else None,
                      "notes": built.notes if built else [], "banner": dev.banner},
         "outputs": outputs, "latency": lat.to_dict() if lat else None,

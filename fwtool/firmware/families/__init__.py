@@ -11,10 +11,11 @@ from functools import lru_cache
 
 from fwtool.core.errors import BadInput
 from fwtool.firmware.families.base import CompiledFiles, CompileRequest, Family, SourcePatch, apply_patches
+from fwtool.firmware.families.nrf52 import NRF52Family
 from fwtool.firmware.families.psoc6 import PSoC6Family
 from fwtool.firmware.families.rp2040 import RP2040Family
 
-FAMILIES: tuple[type[Family], ...] = (RP2040Family, PSoC6Family)
+FAMILIES: tuple[type[Family], ...] = (RP2040Family, PSoC6Family, NRF52Family)
 
 __all__ = ["CompiledFiles", "CompileRequest", "Family", "SourcePatch", "all_families", "apply_patches",
            "get_family"]

@@ -3,8 +3,10 @@ Cortex-M4 DSP kernels, hard-float) on the public PDL, the kit's BSP startup/syst
 prebuilt CM0+ image; output Intel HEX. No ModusToolbox tools package needed; with ModusToolbox installed, the
 generated ModusToolbox application (Makefile + deps/*.mtb, see psoc6_sources.py) is built with MTB's own make.
 
-The same TFLM library objects are also linked for QEMU's Cortex-M4 machine (mps2-an386): the family's virtual
-target (``virtual_target``), run by fwtool/emulator/qemu.py for ``fwtool validate`` / ``fwtool run --emulator``.
+The family's virtual target is the virtual PSoC 6 (fwtool/emulator/psoc6/, Unicorn): it runs the kit's real
+``firmware.hex`` for ``fwtool run --emulator``, ``validate`` and ``profile``. The same TFLM objects are also
+linked for QEMU's Cortex-M4 machine (mps2-an386, ``qemu_image``; registry target ``qemu-mps2-an386``), kept for
+what the virtual PSoC 6 cannot do (docs/psoc6-virtual.md).
 """
 from __future__ import annotations
 
@@ -14,15 +16,16 @@ from typing import TYPE_CHECKING
 
 from fwtool.core import vendor
 from fwtool.core.boards import Board
-from fwtool.core.errors import FwtoolError
+from fwtool.core.errors import FwtoolError, MissingTool
 from fwtool.core.files import write_if_changed
 from fwtool.core.toolchain import ARM_BUILD_TOOLS, Tool
 from fwtool.image import ihex
 from fwtool.image import elf as elf_image
 from fwtool.firmware.families import cmake, tflm
 from fwtool.firmware.families.base import CompiledFiles, CompileRequest, Family, SourcePatch
-from fwtool.firmware.families.psoc6_sources import (ARCH_FLAGS, PICO_ONLY_SOURCES, board_values, find_mtb_tools,
-                                                 mtb_build, mtb_files, validate_image)
+from fwtool.firmware.families.psoc6_sources import (ARCH_FLAGS, MTB_TOOLS_GLOBS, PICO_ONLY_SOURCES, SWITCH,
+                                                 board_values, builder_choice, find_mtb_tools, mtb_build, mtb_files,
+                                                 validate_image)
 
 if TYPE_CHECKING:
     from fwtool.firmware.plan import BuildPlan
@@ -37,7 +40,8 @@ class PSoC6Family(Family):
     name = "psoc6"
     template_dir = "psoc6"
     arena_on_virtual_board = False  # the QEMU machine is another board: keep the host measurement + margin
-    virtual_target = "qemu-mps2-an386"  # fwtool/emulator/targets.py: QEMU Cortex-M4F machine (no PSoC 6 emulator)
+    virtual_target = "psoc6-unicorn"  # fwtool/emulator/psoc6/: the kit's real firmware.hex, both cores
+    qemu_target = "qemu-mps2-an386"  # the virtual Cortex-M4 (QEMU) on qemu_image(): the same objects, another board
     tools = [
         *ARM_BUILD_TOOLS,
         Tool("ninja", "ninja-build", "build"),
@@ -54,9 +58,10 @@ class PSoC6Family(Family):
 
     def extra_checks(self) -> list[dict]:
         tools = find_mtb_tools()
-        return [cmake.doctor_row(), {"name": "ModusToolbox", "ok": True,
-                 "detail": f"{tools} (fwtool builds with MTB's make)" if tools else
-                 "not installed: fwtool builds with CMake+Ninja from the pinned Infineon trees"}]
+        builder, why = builder_choice()
+        return [cmake.doctor_row(), {"name": "ModusToolbox", "ok": builder != "mtb" or tools is not None,
+                 "detail": f"builder {builder} ({why}); ModusToolbox " + (str(tools) if tools else "not installed")
+                 + f"; switch: {SWITCH}"}]
 
     def vendor_paths(self) -> dict[str, Path]:
         return {d.name: vendor.require(d) for d in vendor.deps_for(self.name, "build")}
@@ -85,11 +90,17 @@ class PSoC6Family(Family):
     def compile(self, request: CompileRequest) -> CompiledFiles:
         for name, text in mtb_files(request.board).items():  # the ModusToolbox app's dependency files
             write_if_changed(request.project_dir / name, text)
+        builder, why = builder_choice()
         tools = find_mtb_tools()
-        if tools is not None:
-            request.log(f"-- fwtool: ModusToolbox found at {tools}: building with MTB's make")
+        if builder == "mtb":
+            if tools is None:
+                raise MissingTool(f"ModusToolbox's make was asked for ({why}) but no tools_* folder was found "
+                                  f"({', '.join(MTB_TOOLS_GLOBS)} or CY_TOOLS_PATHS)",
+                                  f"install ModusToolbox 3.x, or build with CMake: unset it ({SWITCH})")
+            request.log(f"-- fwtool: builder mtb ({why}): ModusToolbox's make from {tools}; switch: {SWITCH}")
             return mtb_build(request, tools)
-        request.log("-- fwtool: no ModusToolbox tools package: CMake+Ninja build from the pinned Infineon trees")
+        request.log(f"-- fwtool: builder cmake ({why}): CMake+Ninja from the pinned Infineon trees"
+                    + (f"; ModusToolbox at {tools} is used only when asked ({SWITCH})" if tools else ""))
         elf = cmake.build(request, self.configure_args(request))
         hex_path = request.build_dir / "firmware.hex"
         if not hex_path.is_file():
@@ -112,6 +123,10 @@ class PSoC6Family(Family):
     progress = staticmethod(cmake.progress)
 
     def virtual_image(self, image: Path) -> Path:
+        """The virtual PSoC 6 runs the flashable image itself (firmware.hex)."""
+        return Path(image)
+
+    def qemu_image(self, image: Path) -> Path:
         """The virtual-M4 ELF next to a build's ``image`` (firmware.hex): the same objects linked for mps2-an386,
         left in the build tree (``<out>/cmake``, fwtool/firmware/flow.py)."""
         elf = Path(image).parent / "cmake" / VIRTUAL_ELF

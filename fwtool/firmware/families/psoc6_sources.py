@@ -7,7 +7,7 @@ import os
 import re
 from pathlib import Path
 
-from fwtool.core import escape, runner, vendor
+from fwtool.core import config, escape, runner, vendor
 from fwtool.core.boards import Board
 from fwtool.core.errors import BadInput, FwtoolError
 from fwtool.image import firmware
@@ -27,6 +27,7 @@ PDL_SOURCES = ["drivers/source/cy_syslib.c", "drivers/source/TOOLCHAIN_GCC_ARM/c
                "devices/COMPONENT_CAT1A/source/cy_device.c"]
 PDL_INCLUDES = ["drivers/include", "devices/COMPONENT_CAT1A/include", "devices/COMPONENT_CAT1A/include/ip"]
 _SERIES = re.compile(r"startup_psoc6_(\d\d)_cm4\.S$")
+REANNOUNCE_MS = 5000  # a monitor that opens the KitProg3 port after boot has the identity within 5 s
 MTB_TOOLS_GLOBS = ("~/ModusToolbox/tools_*", "/opt/ModusToolbox/tools_*", "/Applications/ModusToolbox/tools_*")
 
 
@@ -66,7 +67,9 @@ def board_defines(board: Board) -> dict[str, str]:
             "FWT_UART_RX_PORT": f"GPIO_PRT{rx[0]}", "FWT_UART_RX_PIN": f"{rx[1]}U",
             "FWT_UART_RX_HSIOM": f"P{rx[0]}_{rx[1]}_SCB{scb}_UART_RX",
             "FWT_LED_PORT": f"GPIO_PRT{led.port}", "FWT_LED_PIN": f"{led.pin}U",
-            "FWT_LED_ON": f"{led.on_level}U"}
+            "FWT_LED_ON": f"{led.on_level}U",
+            # the UART has no attach signal: the inference app re-prints FWT:BOOT this often (fwt_runtime.cpp)
+            "FWT_REANNOUNCE_MS": f"{REANNOUNCE_MS}U"}
 
 
 def board_values(board: Board, paths: dict[str, Path]) -> dict:
@@ -91,6 +94,28 @@ def board_values(board: Board, paths: dict[str, Path]) -> dict:
 
 
 # ---- ModusToolbox ---------------------------------------------------------------------------------------------
+
+BUILDERS = ("cmake", "mtb")
+BUILDER_ENV = "FWTOOL_PSOC6_BUILDER"
+SWITCH = (f"{BUILDER_ENV}=mtb|cmake, or builder = \"mtb\" under [psoc6] in the config file "
+          "(fwtool doctor shows where it is)")
+
+
+def builder_choice() -> tuple[str, str]:
+    """(builder, why): CMake+Ninja unless the user asked for ModusToolbox's make, by FWTOOL_PSOC6_BUILDER or the
+    config file's ``[psoc6] builder`` — an installed ModusToolbox alone never switches it (it must not turn a
+    working build into a failing one)."""
+    env = os.environ.get(BUILDER_ENV, "").strip().lower()
+    cfg = config.load().get("psoc6", {})
+    value, source = (env, BUILDER_ENV) if env else (str(cfg.get("builder", "")).strip().lower(),
+                                                     "[psoc6] builder in the config file")
+    if not value:
+        return "cmake", "the default"
+    if value not in BUILDERS:
+        raise BadInput(f"{source} = '{escape.terminal(value)[:20]}' is not a PSoC 6 builder",
+                       f"use one of: {', '.join(BUILDERS)}")
+    return value, source
+
 
 def find_mtb_tools() -> Path | None:
     """The ModusToolbox tools folder: CY_TOOLS_PATHS (newest), else the default install locations; None."""
@@ -121,7 +146,7 @@ def mtb_build(request: CompileRequest, tools: Path) -> CompiledFiles:
                                   on_line=request.log, on_command=request.log)
         if rc != 0:
             raise link_overflow(lines, request.board.name) or FwtoolError(f"ModusToolbox 'make {target}' failed: {(lines or ['no output'])[-1][:200]}",
-                              "see build.log; unset CY_TOOLS_PATHS to use fwtool's own build")
+                              f"see build.log; build with CMake instead: unset {BUILDER_ENV} / [psoc6] builder")
     elfs = sorted((request.project_dir / "build").rglob("*.elf"))
     if not elfs:
         raise FwtoolError("ModusToolbox's build produced no .elf", f"inspect {request.project_dir / 'build'}")

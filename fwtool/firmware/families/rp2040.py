@@ -55,8 +55,10 @@ class RP2040Family(Family):
         values = tflm.template_values(plan, root, self.template_dir, RP2040_DEFINES)
         return {**values, "tflm_unity_groups": tflm.unity_groups(values["tflm_sources"], plan.kernel_files),
                 "app_vendor_libs": vendor_libs(plan.app.vendor, vendor_paths), **mic_values(plan.board),
-                # audio apps have a real-time budget per hop: the model's kernels and CMSIS-NN at -O2
-                "tflm_fast_sources": fast_sources(root, plan) if plan.audio is not None else []}
+                # audio apps have a real-time budget per hop, and --opt speed asks for it: the model's kernels and
+                # CMSIS-NN's hot folders at -O2 (firmware/speed.py SPEED_FLAG)
+                "tflm_fast_sources": fast_sources(root, plan) if plan.audio is not None
+                or plan.options.opt == "speed" else []}
 
     def patches(self, plan: BuildPlan, vendor_paths: dict[str, Path], patch_dir: Path) -> list[SourcePatch]:
         """The resize fix for every build that compiles that kernel; the single-core copy for --tflm-cores 1."""

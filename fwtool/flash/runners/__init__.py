@@ -13,6 +13,7 @@ from fwtool.flash.runners.mtb_program import MtbProgramRunner
 from fwtool.flash.runners.openocd import OpenocdRunner
 from fwtool.flash.runners.picoboot import PicobootRunner
 from fwtool.flash.runners.pyocd import PyocdRunner
+from fwtool.flash.runners.samba import SambaRunner
 
 RUNNERS: dict[str, Runner] = {}
 
@@ -26,6 +27,7 @@ register(DriveRunner())
 register(PyocdRunner())  # PSoC 6 kits through the KitProg3: program, read back, reset
 register(OpenocdRunner())  # Infineon's OpenOCD (any PSoC 6), upstream's for PSoC 6-BLE2 only
 register(MtbProgramRunner())  # ModusToolbox's own 'make qprogram' of the project that built the image
+register(SambaRunner())  # Arduino Nano 33 BLE: the SAM-BA extended bootloader over its CDC port, CRC-verified
 
 
 def names() -> list[str]:
