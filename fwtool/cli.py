@@ -26,6 +26,7 @@ from fwtool.commands import features as features_cmd
 from fwtool.commands import record as record_cmd
 from fwtool.commands import dataset as dataset_cmd
 from fwtool.commands import train as train_cmd
+from fwtool.commands import stt_serve as stt_cmd
 from fwtool.commands import validate as validate_cmd
 from fwtool.commands import profile as profile_cmd
 from fwtool.core.errors import Exit, FwtoolError, exit_code_summary
@@ -62,7 +63,7 @@ for _cmd in (build_cmd.build, boards_cmd.boards, examples_cmd.examples, doctor_c
              inspect_cmd.inspect_cmd,
              flash_cmd.flash, flash_cmd.devices, monitor_cmd.monitor, emulate_cmd.emulate, validate_cmd.validate,
              run_cmd.run, features_cmd.features_cmd, record_cmd.record, train_cmd.train, dataset_cmd.dataset, profile_cmd.profile,
-             lab_cmd.lab):
+             lab_cmd.lab, stt_cmd.stt_serve):
     cli.add_command(_cmd)
 
 

@@ -11,7 +11,7 @@ import pytest
 PKG = Path(__file__).resolve().parent.parent / "fwtool"
 # Imports that may stay inside functions: optional or heavy third-party packages, loaded only by the commands
 # that need them.
-LAZY_OK = {"tensorflow", "tflite_micro", "cmsisdsp", "pyocd", "labgrid", "attr", "matplotlib",  # attr: labgrid's attrs (fwtool.lab)
+LAZY_OK = {"tensorflow", "tflite_micro", "cmsisdsp", "pyocd", "labgrid", "attr", "matplotlib", "pocketsphinx",  # attr: labgrid's attrs (fwtool.lab)
            # standard-library modules that exist on some operating systems only
            "termios", "tty", "grp", "pwd", "msvcrt", "winreg", "fcntl"}
 # Lower number = lower layer. A module may import its own layer or lower ones only.

@@ -8,6 +8,7 @@ from fwtool.core import ui
 from fwtool.core.errors import Exit, FwtoolError
 from fwtool.flash.ssh import SshHost, SshStream, program_path
 from fwtool.monitor import MonitorOptions, run_monitor
+from fwtool.commands import handoff_options as handoff_click
 from fwtool.commands import lab_options
 
 
@@ -43,10 +44,12 @@ from fwtool.commands import lab_options
               "~/.ssh/config alias) and follow its output; reconnects.")
 @click.option("--ssh-config", type=click.Path(dir_okay=False, path_type=Path), help="With --host: ssh -F FILE.")
 @click.option("--service", metavar="NAME", help="With --host: follow the systemd user unit NAME's journal instead.")
+@handoff_click.handoff_options()
+@click.option("--verbose", "-v", is_flag=True, help="Log each handoff request (keys masked).")
 @lab_options.labgrid_options()
 def monitor(port, serial_number, board, uart, baud, no_reconnect, wait, reconnect_timeout, raw, as_json, plain,
             timestamps, log_path, count, timeout, expect, expect_label, min_score, eol, no_input, elf=None, host=None,
-            ssh_config=None, service=None, lab=None):
+            ssh_config=None, service=None, verbose=False, lab=None, **handoff_kw):
     """Show what the board prints, live: score bars, top label, latency, rate.
 
     Finds the board by the USB ids in its board file (--board, else the board flashed or built last, else any
@@ -67,16 +70,20 @@ def monitor(port, serial_number, board, uart, baud, no_reconnect, wait, reconnec
       fwtool monitor --labgrid my-pico --count 3                  # a labgrid place's board
       fwtool monitor --elf build/pico/firmware.elf                # FWT:FAULT: exit 10, pc/lr as functions
       fwtool monitor --board rpi4 --host pi@raspberrypi.local --count 3   # a Pi's deployed program over SSH
+      fwtool monitor --on-detect yes --record 3s --post http://127.0.0.1:8000/v1/audio/transcriptions
+      fwtool monitor --on-detect yes --exec 'aplay "$FWTOOL_WAV"' --json
+      fwtool monitor --on-detect yes --wyoming tcp://127.0.0.1:10300 --expect-transcript 'lights' --timeout 60
     """
     if sum(map(bool, (raw, as_json, plain))) > 1:
         raise FwtoolError("--raw, --json and --plain exclude each other", "pick one", code=Exit.USAGE)
     ui.set_json(as_json)
     view = "raw" if raw else "json" if as_json else "plain" if plain else "auto"
+    handoff = handoff_click.handoff_from(handoff_kw, verbose)
     opts = MonitorOptions(port=port, serial=serial_number, board=board, uart=uart, baud=baud,
                           reconnect=not no_reconnect, wait=wait, reconnect_timeout=reconnect_timeout, view=view,
                           timestamps=timestamps, log=log_path, count=count, timeout=timeout, expect=tuple(expect),
                           expect_label=expect_label, min_score=min_score, send_input=not no_input, eol=eol,
-                          elf=elf)
+                          elf=elf, handoff=handoff)
     if host is not None:  # fwtool/flash/ssh.py: the program's stdout over SSH, opened like a port
         ssh_host, program = SshHost(host, ssh_config), program_path(board or "linux-host")
         ssh_host.parts  # a malformed --host is refused before anything starts
@@ -87,3 +94,4 @@ def monitor(port, serial_number, board, uart, baud, no_reconnect, wait, reconnec
     if code:
         # Not click's Exit: with standalone_mode=False click *returns* its code and fwtool's main exits 0.
         sys.exit(code)
+

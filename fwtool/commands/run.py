@@ -15,6 +15,7 @@ from fwtool.targets import registry
 from fwtool.targets.base import Target, TargetConfig
 from fwtool.commands.audio_stream import board_audio, emulate_audio
 from fwtool.commands.build import build_options, options_from, print_report, run_build
+from fwtool.commands import handoff_options as handoff_click
 from fwtool.commands import lab_options
 
 
@@ -48,6 +49,7 @@ def _monitor(options, **kw) -> int:
 @click.option("--json", "as_json", is_flag=True, help="JSON lines: build and flash summaries, then one per line.")
 @click.option("--plain", is_flag=True, help="Plain lines even on a terminal (no live panel).")
 @click.option("--verbose", "-v", is_flag=True, help="Show every compiler line.")
+@handoff_click.handoff_options()
 @lab_options.labgrid_options(fleet=True)
 def run(emulator, direct_load, serial_number, method, no_verify, count, timeout, expect, expect_label, min_score,
         budget_ms, audio, host, ssh_config, as_json, plain, verbose, lab=None, **kw):
@@ -68,6 +70,11 @@ def run(emulator, direct_load, serial_number, method, no_verify, count, timeout,
       fwtool run -b rpi4 -m fire_alarm.tflite --host pi@raspberrypi.local --count 3      # build, deploy, monitor
     """
     ui.set_json(as_json)
+    handoff = handoff_click.handoff_from(kw, verbose)  # --on-detect … (popped: the rest of kw is build options)
+    if handoff is not None and audio is not None:
+        raise FwtoolError("--on-detect with --audio is not supported yet (the audio stream path does not capture)",
+                          "drop --audio and feed the board's microphone, or use 'fwtool monitor --on-detect'",
+                          Exit.USAGE)
     if audio is not None:
         read_wav(audio)  # a bad WAV is refused (exit 3) before the build
     if budget_ms is not None and not emulator:
@@ -82,7 +89,7 @@ def run(emulator, direct_load, serial_number, method, no_verify, count, timeout,
     else:
         print_report(report)
     mon = dict(view="json" if as_json else "plain" if plain else "auto", count=count, timeout=timeout,
-               expect=tuple(expect), expect_label=expect_label, min_score=min_score)
+               expect=tuple(expect), expect_label=expect_label, min_score=min_score, handoff=handoff)
     if host is not None:  # a Linux board over SSH: deploy the program, then follow it (fwtool/flash/ssh.py)
         code = _over_ssh(result.artifacts.image, kw["board"], host, ssh_config, mon, as_json)
     elif lab is not None:  # labgrid place(s): flashed through their exporters, monitored over exported ports

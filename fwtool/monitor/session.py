@@ -25,7 +25,6 @@ code  name         when
 """
 from __future__ import annotations
 
-import re
 import sys
 import threading
 import time
@@ -37,14 +36,14 @@ from rich.console import Console
 from rich.text import Text
 
 from fwtool.core.errors import Exit, FwtoolError
-from fwtool.core.protocol import Banner, FirmwareError, FirmwareFault, Inference
-from fwtool.image.symbols import decode_fault
 import fwtool.monitor.keys as keys_mod
 from fwtool.devices.last_flash import LAST_FLASH_FILE
 from fwtool.devices.ports import Discovery, PortInfo, resolve_port, target_for
 from fwtool.devices.serial import is_url, open_serial
 from fwtool.core.lines import LineSplitter
 from fwtool.monitor.reader import Connected, Data, Disconnected, OpenFailed, PortReader
+from fwtool.monitor.conditions import Conditions, Verdict, firmware_error
+from fwtool.monitor.handoff import Handoff, HandoffOptions, describe as describe_handoff
 from fwtool.monitor.reboot import default_reboot
 from fwtool.monitor.stats import Record, Stats, classify
 from fwtool.monitor.view import JsonView, LiveView, LogTee, PanelState, make_view
@@ -74,6 +73,7 @@ class MonitorOptions:
     eol: str = "crlf"  # crlf | lf | cr, appended to each line sent
     poll_s: float = 0.05  # how often a missing board is looked for
     last_flash_file: Path = field(default_factory=lambda: LAST_FLASH_FILE)
+    handoff: HandoffOptions | None = None  # --on-detect: capture after a detection and hand it off (handoff.py)
     elf: Path | None = None  # the build's ELF: FWT:FAULT pc/lr shown as function (file:line)
 
 
@@ -89,114 +89,6 @@ class MonitorResult:
     def to_dict(self) -> dict:
         return {"type": "result", "ok": self.exit_code == 0, "exit_code": self.exit_code, "reason": self.reason,
                 "fix": self.fix, "seconds": round(self.seconds, 3), "port": self.port, **self.stats}
-
-
-@dataclass
-class Verdict:
-    code: Exit
-    reason: str
-    fix: str | None = None
-
-
-def firmware_error(parsed: FirmwareError, elf: Path | None = None) -> Verdict:
-    """The firmware cannot run and said why (``FWT:ERROR <cause>``): that cause, exit 10. A ``FWT:FAULT`` shows
-    its pc and lr as function (file:line) from ``elf`` (the build's ELF)."""
-    if isinstance(parsed, FirmwareFault):
-        return Verdict(Exit.FIRMWARE_ERROR, "the firmware faulted: " + decode_fault(parsed.raw, elf),
-                       "look at the faulting function (pc) and its caller (lr), fix it, rebuild and flash"
-                       + ("" if elf else "; pass --elf <out>/firmware.elf to see the functions"))
-    return Verdict(Exit.FIRMWARE_ERROR, f"the firmware stopped: {parsed.text or 'FWT:ERROR without a cause'}",
-                   "fix what the firmware says (e.g. rebuild with a larger --arena), flash, and retry")
-
-
-class Conditions:
-    """--count / --expect / --expect-label / --min-score. See the module docstring for the rules."""
-
-    def __init__(self, count: int | None, expect: tuple[str, ...], label: str | None, min_score: float | None):
-        try:
-            self.patterns = [(p, re.compile(p)) for p in expect]
-        except re.error as e:
-            raise FwtoolError(f"--expect: invalid regular expression ({e})", "fix the pattern (Python re syntax)",
-                              code=Exit.USAGE) from e
-        if min_score is not None and label is None:
-            raise FwtoolError("--min-score needs --expect-label", "add --expect-label LABEL", code=Exit.USAGE)
-        self.matched: set[str] = set()
-        self.label, self.min_score = label, min_score
-        self.label_met: Inference | None = None
-        self.limit = count if count is not None else (1 if label else None)
-        self.active = bool(count is not None or expect or label)
-        self.has_expectations = bool(expect or label)
-        self.seen = 0
-        self.last_inf: Inference | None = None
-        self.fw_error: FirmwareError | None = None  # the first FWT:ERROR line seen
-        self.elf: Path | None = None  # the build's ELF (FWT:FAULT decoding)
-
-    def all_met(self) -> bool:
-        return len(self.matched) == len(self.patterns) and (self.label is None or self.label_met is not None)
-
-    def satisfied(self) -> bool:
-        """The stop conditions are met (so ending now is a success)."""
-        if self.has_expectations:
-            return self.all_met()
-        return self.limit is not None and self.seen >= self.limit
-
-    def _want_label(self) -> str:
-        s = f"top label '{self.label}'"
-        return s + (f" with score >= {self.min_score:g}" if self.min_score is not None else "")
-
-    def pending(self) -> str:
-        bits = [f"--expect '{p}'" for p, _ in self.patterns if p not in self.matched]
-        if self.label and self.label_met is None:
-            bits.append(self._want_label())
-        if not self.has_expectations and self.limit:
-            bits.append(f"{self.limit} inferences (got {self.seen})")
-        return ", ".join(bits) or "nothing"
-
-    def _got(self, stats: Stats) -> str:
-        inf = self.last_inf
-        if inf is None:
-            return "no inference"
-        got = f"got {inf.top} {inf.score:.4f}"
-        if self.label and inf.top != self.label:
-            scores = dict(stats.class_scores())
-            if self.label in scores:
-                got += f" ({self.label} {scores[self.label]:.4f})"
-        return got
-
-    def check(self, rec: Record, stats: Stats) -> Verdict | None:
-        parsed = rec.parsed
-        if isinstance(parsed, FirmwareError) and self.fw_error is None:
-            self.fw_error = parsed
-        if not self.active:  # an interactive session keeps showing it; run() ends with its exit code
-            return None
-        for p, rx in self.patterns:
-            if p not in self.matched and rx.search(rec.text):
-                self.matched.add(p)
-        if isinstance(parsed, FirmwareError) and not (self.has_expectations and self.all_met()):
-            return firmware_error(parsed, self.elf)
-        if isinstance(parsed, Banner) and self.label and parsed.labels and self.label not in parsed.labels:
-            return Verdict(Exit.MISMATCH, f"--expect-label '{self.label}' is not one of the model's labels "
-                                          f"({', '.join(parsed.labels)})", "use one of the labels in the banner")
-        if isinstance(parsed, Inference):
-            self.seen += 1
-            self.last_inf = parsed
-            if (self.label and self.label_met is None and parsed.top == self.label
-                    and (self.min_score is None or parsed.score >= self.min_score)):
-                self.label_met = parsed
-        if self.has_expectations and self.all_met():
-            what = []
-            if self.patterns:
-                what.append(f"{len(self.patterns)} --expect pattern(s) matched")
-            if self.label_met is not None:
-                what.append(f"{self.label_met.top} {self.label_met.score:.4f} at inference n={self.label_met.n}")
-            return Verdict(Exit.OK, "expectations met: " + "; ".join(what))
-        if isinstance(parsed, Inference) and self.limit is not None and self.seen >= self.limit:
-            if not self.has_expectations:
-                return Verdict(Exit.OK, f"{self.seen} inferences received")
-            return Verdict(Exit.MISMATCH, f"expected {self.pending()} within {self.limit} inference"
-                                          f"{'s' if self.limit != 1 else ''}; {self._got(stats)}",
-                           "check the model/input (or allow more inferences with --count N)")
-        return None
 
 
 class Session:
@@ -234,8 +126,12 @@ class Session:
         o = self.opts
         if o.eol not in keys_mod.EOLS:
             raise FwtoolError(f"--eol must be one of {', '.join(keys_mod.EOLS)}", "pick one", code=Exit.USAGE)
-        self.cond = Conditions(o.count, tuple(o.expect), o.expect_label, o.min_score)
+        self.handoff: Handoff | None = None
+        self.cond = Conditions(o.count, tuple(o.expect), o.expect_label, o.min_score,
+                               o.handoff.expect_transcript if o.handoff else None)
         self.cond.elf = o.elf
+        if o.handoff is not None:
+            o.handoff.check()
         port, baud = self._resolve()
         self.reader = PortReader(target_for(port), self.discovery, baud, opener=self.opener,
                                  reconnect=o.reconnect, poll_s=o.poll_s, clock=self.clock)
@@ -257,6 +153,8 @@ class Session:
         t0 = self.clock()
         deadline = t0 + o.timeout if o.timeout else None
         self.view.start(self.stats, self.panel)
+        if o.handoff is not None:
+            self.handoff = Handoff(o.handoff, clock=self.clock, log=lambda s: self._emit_event("handoff_log", s))
         try:
             if self.input is not None:
                 self.input.start()
@@ -272,6 +170,10 @@ class Session:
                 if self.verdict is None and self.input is not None:
                     for kind, value in self.input.poll():
                         self._input(kind, value)
+                if self.verdict is None and self.handoff is not None:
+                    self.handoff.tick()
+                    for hev in self.handoff.poll():
+                        self._handoff_event(hev)
                 self.view.tick()
                 if self.verdict is not None:
                     break
@@ -298,6 +200,12 @@ class Session:
             if self.input is not None:
                 self.input.stop()
             self.reader.close()
+            if self.handoff is not None:
+                for hev in self.handoff.close():
+                    self._handoff_event(hev, final=True)
+                if self.handoff.in_flight:
+                    self._emit_event("handoff_pending", f"{self.handoff.in_flight} handoff(s) still in flight at "
+                                     f"the end; their captures stay in {o.handoff.spool}")
             try:
                 self.view.stop()
             except Exception:  # noqa: BLE001 - never hide the result behind a display problem
@@ -346,7 +254,8 @@ class Session:
         if isinstance(ev, Data):
             if self.view.wants_bytes:
                 self.view.data(ev.data)
-            for line in self.splitter.feed(ev.data, ev.t):
+            text = self.handoff.feed(ev.data) if self.handoff is not None else ev.data
+            for line in self.splitter.feed(text, ev.t):
                 self._line(line)
                 if self.verdict is not None:
                     return
@@ -374,6 +283,14 @@ class Session:
         v = self.cond.check(rec, self.stats)
         if v is not None:
             self.verdict = v
+
+    def _handoff_event(self, ev: dict, final: bool = False) -> None:
+        """One finished handoff: one event in the view, one JSON line with --json; may meet --expect-transcript."""
+        self._emit_event("handoff", describe_handoff(ev), ev)
+        if self.handoff is not None and self.handoff.transcript_matches(ev) and self.cond.transcript_met is None:
+            v = self.cond.check_transcript(ev["transcript"])
+            if v is not None and (self.verdict is None or (final and self.verdict.code == Exit.TIMEOUT)):
+                self.verdict = v
 
     def _ended(self, how: str) -> Verdict:
         """The user ended the session: fine, unless a stop condition was still pending (exit 130)."""
