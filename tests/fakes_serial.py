@@ -63,8 +63,10 @@ class FakePorts:
 
 # ---- the firmware's lines, formatted exactly as the firmware's printf formats (fwtool.core.protocol.c_formats) ----
 def banner_line(model="fire_alarm", sha="4d5f2cd1842e", board="pico", arena=12345, arena_used=11872, ops=6,
-                inp="int8:1x124x129x1", out="int8:1x1", labels=("fire_alarm",), version="0.1.0") -> str:
-    return c_formats()["banner"] % (model, sha, board, arena, arena_used, ops, inp, out, ",".join(labels), version)
+                inp="int8:1x124x129x1", out="int8:1x1", labels=("fire_alarm",), version="0.1.0", cores=2,
+                clock_mhz=125, opt="size") -> str:
+    return c_formats()["banner"] % (model, sha, board, arena, arena_used, ops, inp, out, ",".join(labels), version,
+                                    cores, clock_mhz, opt)
 
 
 def infer_line(n: int, us: int, labels, scores, q=None) -> str:
