@@ -11,14 +11,12 @@ Timing: ``-icount shift=0`` makes QEMU advance virtual time by exactly 1 ns per 
 """
 from __future__ import annotations
 
-import selectors
-import time
 from pathlib import Path
 from typing import Callable
 
-from fwtool.core import protocol, runner
+from fwtool.core import runner
 from fwtool.core.errors import MissingTool
-from fwtool.core.lines import LineSplitter
+from fwtool.emulator import process
 from fwtool.emulator.result import RunResult
 
 MACHINE = "mps2-an386"
@@ -63,56 +61,4 @@ def run(elf: Path, count: int | None = None, until: str | None = None, timeout: 
     Reasons as fwtool/emulator/result.py: count, done, firmware-error, wall-limit, exited, ended-early."""
     check()
     cmd = command(Path(elf), machine)
-    on_command("$ " + runner.command_line(cmd))
-    proc = runner.spawn(cmd)
-    proc.stdin.close()
-    splitter, result = LineSplitter(), RunResult([], "exit", None, image=str(elf))
-    marker, wanted = until or protocol.PREFIX_INFER, (count or 1) if (count or until) else 0
-    t0 = time.monotonic()
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    seen = 0
-    try:
-        while result.reason == "exit":
-            left = timeout - (time.monotonic() - t0)
-            if left <= 0:
-                result.reason, result.detail = "wall-limit", f"{timeout:g} s"
-                break
-            if not sel.select(min(left, 0.5)):
-                continue
-            chunk = proc.stdout.read1(65536)
-            if not chunk:
-                break
-            for piece in splitter.feed(chunk, time.time()):
-                line = piece.text
-                result.lines.append(line)
-                on_line(line)
-                if line.startswith(protocol.PREFIX_ERROR):
-                    parsed = protocol.parse_line(line)
-                    result.reason = "firmware-error"
-                    result.detail = parsed.text if isinstance(parsed, protocol.FirmwareError) and parsed.text else line
-                elif wanted and line.startswith(marker):
-                    seen += 1
-                    if seen >= wanted:
-                        result.reason = "count"
-                if result.reason != "exit":
-                    break
-    finally:
-        sel.close()
-        if proc.poll() is None and result.reason != "exit":
-            runner.kill_group(proc)
-        else:
-            try:
-                proc.wait(timeout=10)
-            except Exception:  # noqa: BLE001 - a QEMU that does not exit after its output ended
-                runner.kill_group(proc)
-        result.exit_code = proc.returncode
-        stderr = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
-        proc.stdout.close()
-        proc.stderr.close()
-    result.wall_s = round(time.monotonic() - t0, 3)
-    if result.reason == "exit" and result.exit_code not in (0, None):
-        result.reason, result.detail = "exited", stderr.splitlines()[-1] if stderr else f"exit {result.exit_code}"
-    elif result.reason == "exit":
-        result.reason = "ended-early" if wanted else "done"
-    return result
+    return process.run_lines(cmd, str(elf), count, until, timeout, None, on_line, on_command)
