@@ -61,4 +61,4 @@ def image_for(target: type[Target] | Target, board: str, image, model=None):
     link of the same objects: the psoc6 family's mps2-an386 ELF)."""
     if image is None or not target.info.virtual:
         return image
-    return get_family(get_board(board, model).family).virtual_image(image)
+    return get_family(get_board(board, model).family).image_for_target(image, target.info.name)

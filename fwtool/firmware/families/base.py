@@ -124,6 +124,10 @@ class Family:
         """The file the virtual target runs for a build whose flashable image is ``image`` (default: the same)."""
         return Path(image)
 
+    def image_for_target(self, image: Path, target: str) -> Path:
+        """The file virtual target ``target`` runs (a family with two virtual targets picks per target)."""
+        return self.virtual_image(image)
+
     def tool_status(self) -> list[ToolStatus]:
         return [status(t) for t in self.tools]
 

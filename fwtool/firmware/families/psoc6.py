@@ -126,6 +126,10 @@ class PSoC6Family(Family):
         """The virtual PSoC 6 runs the flashable image itself (firmware.hex)."""
         return Path(image)
 
+    def image_for_target(self, image: Path, target: str) -> Path:
+        """firmware.hex on the virtual PSoC 6; the mps2-an386 link of the same objects on the QEMU M4."""
+        return self.qemu_image(image) if target == self.qemu_target else self.virtual_image(image)
+
     def qemu_image(self, image: Path) -> Path:
         """The virtual-M4 ELF next to a build's ``image`` (firmware.hex): the same objects linked for mps2-an386,
         left in the build tree (``<out>/cmake``, fwtool/firmware/flow.py)."""
