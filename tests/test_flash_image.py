@@ -129,7 +129,7 @@ def test_mount_table_parsing_and_block_location(monkeypatch):
 
 def test_udev_rule_and_doctor_rows():
     rule = devices.udev_rule()
-    assert rule.count('SUBSYSTEM=="usb", ATTRS{idVendor}=="2e8a"') == 2 and "000a" in rule and "0003" in rule
+    assert rule.count('SUBSYSTEM=="usb", ATTRS{idVendor}=="2e8a"') == 4 and "000a" in rule and "0003" in rule
     rows = devices.doctor_rows()
     assert rows[0]["name"] == "usb: libusb for pyusb" and isinstance(rows[0]["ok"], bool)
     assert all({"name", "ok", "detail"} <= set(r) for r in rows)

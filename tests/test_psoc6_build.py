@@ -182,5 +182,5 @@ def test_virtual_m4_validation(psoc6_build):
     r = run(ValidateOptions(model=model, board="cy8ckit_062s2_43012", count=5, out_dir=out.parent / "validate"))
     assert r["ok"], r["problems"]
     assert all(o["max_abs_diff"] <= 1 and o["top1_agreement"] == 100.0 for o in r["outputs"])
-    assert r["target"]["name"].startswith("virtual Cortex-M4") and r["target"]["invoke_instructions"] > 100_000
-    assert "not cycle-accurate" in r["timing_note"]
+    assert r["target"]["name"].startswith(("virtual Cortex-M4", "the virtual PSoC 6")) and r["target"]["invoke_instructions"] > 100_000
+    assert "not cycle-accurate" in r["timing_note"] or "no cycle timing" in r["timing_note"]
