@@ -10,7 +10,6 @@ model of the nRF52840 (no emulator of this chip ships in Debian or PyPI).
 """
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -76,13 +75,7 @@ class NRF52Family(Family):
 
     def patches(self, plan: BuildPlan, vendor_paths: dict[str, Path], patch_dir: Path) -> list[SourcePatch]:
         """The resize fix for a model with that kernel; always the copy without pico's dual-core define."""
-        root = vendor_paths["pico-tflmicro"]
-        compiled = [tflm.kernel_source(k) for k in plan.kernel_files]
-        single = tflm.single_core_patch(root, patch_dir)
-        if single.copy is not None:
-            single = replace(single, note=f"Cortex-M4: compiled a copy of pico-tflmicro's {Path(single.upstream).name} "
-                                          "without the RP2040 dual-core TF_LITE_PICO_MULTICORE define")
-        return [p for p in (tflm.resize_half_pixel_patch(compiled, root, patch_dir), single) if p is not None]
+        return tflm.single_core_patches(plan, vendor_paths["pico-tflmicro"], patch_dir, "Cortex-M4")
 
     def configure_args(self, request: CompileRequest) -> list[str]:
         toolchain = request.project_dir / "arm-none-eabi.cmake"

@@ -7,6 +7,8 @@ is specific to one board family.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -254,3 +256,15 @@ def template_values(plan: BuildPlan, root: Path, template_dir: str, defines: lis
             "tflm_sources": compiled, "tflm_patched_sources": [escape.cmake_quoted(s) for s in other],
             "tflm_includes": tflm_includes(plan.kernel_files), "tflm_defines": list(defines),
             **registrations.template_values(plan.model, plan.ops, root, kernel_source)}
+
+
+def single_core_patches(plan, root: Path, patch_dir: Path, cpu: str) -> list:
+    """A single-core Cortex-M family's patches: the resize fix for a model with that kernel, and always the copy of
+    pico-tflmicro's convolution helper without the RP2040 dual-core define (psoc6, nrf52)."""
+    compiled = [kernel_source(k) for k in plan.kernel_files]
+    single = single_core_patch(root, patch_dir)
+    if single.copy is not None:
+        single = dataclasses.replace(single, note=f"{cpu}: compiled a copy of pico-tflmicro's "
+                                                  f"{Path(single.upstream).name} without the RP2040 dual-core "
+                                                  "TF_LITE_PICO_MULTICORE define")
+    return [p for p in (resize_half_pixel_patch(compiled, root, patch_dir), single) if p is not None]
