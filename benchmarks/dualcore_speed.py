@@ -2,7 +2,7 @@
 
     python3 benchmarks/dualcore_speed.py [--out DIR] [--json] [--skip-person]
 
-1. fire_alarm (/work/shared-style models folder: FWTOOL_TEST_MODELS or ../shared/models) invoke for
+1. fire_alarm (the shared models folder: FWTOOL_TEST_MODELS or ../shared/models) invoke for
    {1 core, 2 cores} x {125 MHz, fastest} x {--opt size, --opt speed}, each as a ratio to the tutorial's 24 ms
    (Arm's Pico audio-classifier tutorial, real Pico at 125 MHz), with the text size of each image.
 2. person detection (pico-tflmicro's benchmark model and 'no person' image, read from the pinned tree as in
