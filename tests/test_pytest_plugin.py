@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from fwtool.core import paths
 from modelgen import FIRE_ALARM
 
 pytest_plugins = ["pytester"]
@@ -65,6 +66,18 @@ class TestWrongImage:
 '''
 
 
+# Read at import, before pytester points HOME at its temporary folder (where the inner session would find no cache
+# and no config, and fetch every tree again from the manifest's URLs).
+OUTER_DIRS = {"FWTOOL_CACHE_DIR": str(paths.cache_dir()), "FWTOOL_CONFIG": str(paths.config_file())}
+
+
+@pytest.fixture
+def outer_fwtool_dirs(monkeypatch):
+    """The inner session uses this session's fwtool cache and config file."""
+    for name, value in OUTER_DIRS.items():
+        monkeypatch.setenv(name, value)
+
+
 def plugin_args() -> list[str]:
     """``-p fwtool.pytest_plugin`` unless the installed package's pytest11 entry point loads it already."""
     eps = importlib.metadata.entry_points(group="pytest11")
@@ -83,7 +96,8 @@ def test_plugin_options_are_listed(pytester):
     result.stdout.fnmatch_lines(["*--fwtool-board=NAME*", "*--fwtool-model=FILE*", "*--fwtool-target=WHERE*"])
 
 
-def test_plugin_on_the_virtual_board(pytester, tmp_path_factory, real_build_reason, emulator_ready):
+def test_plugin_on_the_virtual_board(pytester, tmp_path_factory, real_build_reason, emulator_ready,
+                                     outer_fwtool_dirs):
     if real_build_reason:
         pytest.skip(real_build_reason)
     if not FIRE_ALARM.is_file():
@@ -123,7 +137,8 @@ def test_label_never_printed(board):
 """
 
 
-def test_plugin_on_a_labgrid_place(pytester, tmp_path_factory, real_build_reason, emulator_ready):
+def test_plugin_on_a_labgrid_place(pytester, tmp_path_factory, real_build_reason, emulator_ready,
+                                   outer_fwtool_dirs):
     """The same test file on the virtual board and on a `fwtool lab --virtual 1` place (--fwtool-target twice)."""
     if importlib.util.find_spec("labgrid") is None:
         pytest.skip("labgrid is not installed here (fwtool[labgrid] lives in its own venv): the labgrid:PLACE "
