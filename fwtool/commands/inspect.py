@@ -19,10 +19,11 @@ from fwtool.commands.model_arg import MODEL
 
 
 def _console() -> Console:
-    """Rich on a terminal; a wide plain table when piped (rich would otherwise wrap at 80 columns)."""
+    """Rich on a terminal; when piped, plain text as wide as the table (rich would otherwise cut cells at 80
+    columns: a pipe has no width, and a file or grep wants whole rows)."""
     if ui.out.is_terminal or os.environ.get("COLUMNS"):
         return ui.out
-    return Console(highlight=False, width=160, color_system=None, markup=False)
+    return Console(highlight=False, width=1000, color_system=None, markup=False)
 
 
 def _shape(shape) -> str:
