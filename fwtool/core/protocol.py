@@ -28,6 +28,8 @@ from fwtool.core.protocol_profile import (  # noqa: F401 - the profile app's lin
     PREFIX_PROF, PREFIX_PROFRUN, ProfileEvent, ProfileRun, parse_profile_line, profile_c_formats)
 from fwtool.core.protocol_outputs import (  # noqa: F401 - a model's further outputs (FWT:INFER_OUT)
     PREFIX_INFER_OUT, InferenceOutput, outputs_c_formats, parse_outputs_line)
+from fwtool.core.protocol_vectors import (  # noqa: F401 - input vectors over the console (fwtool validate)
+    PREFIX_GOT, PREFIX_READY, PREFIX_VEC, VectorReply, parse_vectors_line, vectors_c_formats)
 
 PREFIX_BANNER = "FWT:BOOT"
 PREFIX_INFER = "FWT:INFER"
@@ -67,6 +69,7 @@ def c_formats() -> dict[str, str]:
         **audio_c_formats(),
         **profile_c_formats(),
         **outputs_c_formats(),
+        **vectors_c_formats(),
     }
 
 
@@ -203,7 +206,8 @@ def parse_line(line: str) -> "Banner | Inference | FirmwareError | Output | Done
             return Done(n=int(p["n"]), inputs=None if inputs in (None, "", "none") else str(inputs), raw=line)
         except (KeyError, ValueError):
             return None
-    return parse_audio_line(line) or parse_profile_line(line) or parse_outputs_line(line)
+    return (parse_audio_line(line) or parse_profile_line(line) or parse_outputs_line(line)
+            or parse_vectors_line(line))
 
 
 # ---------------------------------------------------------------------------------------------------------------

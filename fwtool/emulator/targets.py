@@ -112,11 +112,13 @@ class Rp2040js(VirtualTarget):
         if self.served is not None:
             return read_lines(self._port(), until, count, timeout, on_line)
         lines = super().read(until, count, timeout, on_line)
-        ev = next((e for e in reversed(self.result.events) if e.get("event") == "exit"), {})
+        self._record_exit(next((e for e in reversed(self.result.events) if e.get("event") == "exit"), {}))
+        return lines
+
+    def _record_exit(self, ev: dict) -> None:
         hz = ev.get("clk_sys_hz") or CLOCK_MHZ * 1e6  # the clk_sys the firmware programmed (core1.mjs)
         self._details.update({"clock_mhz": hz / 1e6, "core_cycles": ev.get("core_cycles"),
                               "core1_launches": ev.get("core1_resets")})
-        return lines
 
     def stop(self) -> None:
         if self.port is not None:
@@ -125,6 +127,7 @@ class Rp2040js(VirtualTarget):
         if self.served is not None:
             self.exit_event = self.served.stop() or {}
             self.served = None
+            self._record_exit(self.exit_event)
 
     def end_error(self) -> FwtoolError | None:
         ev = self.exit_event or {}

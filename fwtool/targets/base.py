@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 import time
+import weakref
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -74,18 +75,35 @@ class Unsupported(FwtoolError):
     """A target was asked for something its TargetInfo does not declare."""
 
 
+_readers: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # port -> (its line reader, lines not taken)
+
+
+def _reader_of(ser) -> tuple[PortLines, list]:
+    """One line reader per open port, so lines after the one a read stopped at wait for the next read (a
+    request/reply exchange such as validate's input vectors reads the same port many times)."""
+    try:
+        got = _readers.get(ser)
+        if got is None:
+            got = _readers[ser] = (PortLines(ser), [])
+        return got
+    except TypeError:  # not weak-referenceable: a reader for this call only
+        return PortLines(ser), []
+
+
 def read_lines(ser, until: str | None, count: int, timeout: float, on_line: Callable[[str], None]) -> list[str]:
     """Lines from an open port until the ``count``-th starting with ``until`` or ``timeout`` seconds."""
     lines: list[str] = []
-    reader, seen = PortLines(ser), 0
+    (reader, pending), seen = _reader_of(ser), 0
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            pieces = reader.poll()
-        except (OSError, ValueError, TypeError, AttributeError) as e:  # pyserial's SerialException is an OSError
-            raise FwtoolError(f"the board went away while it ran: {e}", "reconnect it and re-run",
-                              Exit.LOST_DEVICE) from e
-        for piece in pieces:
+    while pending or time.monotonic() < deadline:
+        if not pending:
+            try:
+                pending.extend(reader.poll())
+            except (OSError, ValueError, TypeError, AttributeError) as e:  # pyserial's SerialException is an OSError
+                raise FwtoolError(f"the board went away while it ran: {e}", "reconnect it and re-run",
+                                  Exit.LOST_DEVICE) from e
+        while pending:
+            piece = pending.pop(0)
             lines.append(piece.text)
             on_line(piece.text)
             if until and piece.text.startswith(until):
@@ -93,7 +111,6 @@ def read_lines(ser, until: str | None, count: int, timeout: float, on_line: Call
                 if seen >= count:
                     return lines
     return lines
-
 
 
 class Target(ABC):

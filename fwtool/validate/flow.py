@@ -3,9 +3,12 @@
 1. Input vectors (vectors.py), for every model input: ``--inputs file.npy`` once per input in input order, or one
    ``.npz`` keyed by input name or index (float arrays are quantized with that input's scale/zero point), or N
    seeded random values over each input type's full range.
-2. The validation firmware (the ``validate`` app) embeds them (``BuildOptions.inputs``, so the build's fit check
-   counts them), runs each once and prints every output tensor (``FWT:OUT v= t= us= q=``, then
-   ``FWT:DONE n= inputs=``; fwtool/core/protocol.py).
+2. The image: on a target that can be fed bytes (the virtual RP2040, a board on its port) the very image
+   ``fwtool build`` makes for the same options (``build/<board>`` or ``--out``, its inference app, dual-core by
+   default), given the vectors one by one over its console (console.py; fwtool/core/protocol_vectors.py). The report
+   names it (path, sha256). Elsewhere, or with ``embedded``: the ``validate`` app with the vectors embedded
+   (``BuildOptions.inputs``, so the build's fit check counts them), which runs each once and prints every output
+   tensor (``FWT:OUT v= t= us= q=``, then ``FWT:DONE n= inputs=``; fwtool/core/protocol.py).
 3. It runs on a target (fwtool/targets/): the board family's virtual target (rp2040js; QEMU's Cortex-M4 for
    psoc6), a real board (flashed, then read over its port), or a target the caller made (a labgrid place).
 4. The host reference runs the same vectors (reference.py): the TFLM Python interpreter (``tflite-micro``,
@@ -25,19 +28,22 @@ from fwtool.core import protocol
 
 import numpy as np
 
-from fwtool.firmware import fit
+from fwtool.firmware import fit, outdir
 from fwtool.firmware.outdir import default_out_dir
 from fwtool.firmware import flow as build_flow
 from fwtool.firmware.families import get_family
 from fwtool.firmware.result import BuildResult
 from fwtool.core.boards import get_board
 from fwtool.core.files import file_sha256
+from fwtool.core import locks
 from fwtool.core.errors import BadInput, DoesNotFit, Exit, FwtoolError
+from fwtool.core.escape import terminal
 from fwtool.emulator import latency_stats
+from fwtool.emulator.arena_probe import banner_arena_used
 from fwtool.model.tflite import Model, load_model
 from fwtool.targets import registry
 from fwtool.targets.base import Target, TargetConfig
-from fwtool.validate import compare, reference, vectors as vectors_mod
+from fwtool.validate import compare, console, reference, vectors as vectors_mod
 
 INT_TYPES = ("INT8", "UINT8", "INT16", "INT32")
 
@@ -65,6 +71,7 @@ class ValidateOptions:
     clock: str | None = None  # --clock (firmware/speed.py)
     opt: str = "size"  # --opt size|speed
     tflm_cores: int | None = None  # default: the target's cores (TargetInfo.cores: 2 on the virtual RP2040 too)
+    embedded: bool = False  # build the validate app with the vectors embedded instead of running build's image
     # Fleet runs (fwtool.lab): the validation firmware built once for every board, and the target to run it on
     # (a labgrid place: fwtool/lab/target.py) instead of the one ``target``/``board`` name.
     prebuilt: BuildResult | None = None
@@ -122,6 +129,24 @@ def build_firmware(opts: ValidateOptions, model: Model, vectors, source: str,
         if better is None:
             raise
         raise better from e
+
+
+def image_options(opts: ValidateOptions) -> build_flow.BuildOptions:
+    """What ``fwtool build -b BOARD -m MODEL`` with the same --out/--arena/--tflm-cores/--clock/--opt builds: the
+    inference app into ``--out`` or ``build/<board>``."""
+    cores = opts.tflm_cores or registry.default_cores(opts.board, opts.target, opts.model)
+    return build_flow.BuildOptions(board=opts.board, model=Path(opts.model), out_dir=opts.out_dir, arena=opts.arena,
+                                   jobs=opts.jobs, tflm_cores=cores, clock=opts.clock, opt=opts.opt)
+
+
+def image_folder(opts: ValidateOptions) -> Path:
+    return Path(opts.out_dir) if opts.out_dir else default_out_dir(get_board(opts.board, opts.model).name)
+
+
+def build_image(opts: ValidateOptions, on_line: Callable[[str], None] = lambda s: None,
+                on_step: Callable[[str], None] = lambda s: None) -> BuildResult:
+    """The image ``fwtool build`` makes for these options (the same call: arena measured on the virtual board)."""
+    return build_flow.run(image_options(opts), on_line=on_line, on_step=on_step, arena_probe=banner_arena_used)
 
 
 def _too_many_vectors(board, model: Model, vectors) -> DoesNotFit | None:
@@ -183,18 +208,35 @@ def run(opts: ValidateOptions, on_line: Callable[[str], None] = lambda s: None,
     ref_out = reference.reference_outputs(ref_model, vectors, opts.reference)
     ref_s = time.monotonic() - t0
 
-    built: BuildResult | None = opts.prebuilt
-    if built is None and not (opts.target == "board" and not opts.flash):  # else the board already runs it: checksums confirm
-        on_step("building the validation firmware")
-        built = build_firmware(opts, model, vectors, source, on_line=on_build_line, on_step=on_step)
-    image = built.artifacts.image if built else None
-
-    on_step(f"running on {tgt.info.title}")
-    lines, target_info = tgt.run(registry.image_for(tgt, opts.board, image, opts.model), protocol.PREFIX_DONE, 1, opts.timeout,
-                                 on_line, on_step)
+    if opts.prebuilt is None and not opts.embedded and console.supports(tgt):
+        folder = image_folder(opts)  # held from the build to the end of the run: no other build replaces the image
+        outdir.check(folder)
+        with locks.hold(locks.folder_lock(folder), f"build folder {terminal(folder)}",
+                        remove_if_alone=not folder.exists()):
+            built = None
+            if not (opts.target == "board" and not opts.flash):  # --no-flash: the board runs it already
+                on_step("building the image (as fwtool build)")
+                built = build_image(opts, on_line=on_build_line, on_step=on_step)
+            image = built.artifacts.image if built else None
+            sha = file_sha256(image) if image else None
+            on_step(f"running on {tgt.info.title}")
+            dev, lines, target_info = console.run(tgt, registry.image_for(tgt, opts.board, image, opts.model),
+                                                  vectors, len(model.outputs), opts.timeout, on_line, on_step)
+        mode = "image"
+    else:
+        built = opts.prebuilt
+        if built is None and not (opts.target == "board" and not opts.flash):  # else the board already runs it
+            on_step("building the validation firmware")
+            built = build_firmware(opts, model, vectors, source, on_line=on_build_line, on_step=on_step)
+        image = built.artifacts.image if built else None
+        sha = file_sha256(image) if image and Path(image).is_file() else None
+        on_step(f"running on {tgt.info.title}")
+        lines, target_info = tgt.run(registry.image_for(tgt, opts.board, image, opts.model), protocol.PREFIX_DONE,
+                                     1, opts.timeout, on_line, on_step)
+        dev = compare.parse_device_lines(lines, len(_per_input(vectors)[0]), len(model.outputs))
+        mode = "validate-app"
     emulated = target_info["kind"] == "emulator"  # a labgrid place reports as a board, virtual or not
     n_vectors = len(_per_input(vectors)[0])
-    dev = compare.parse_device_lines(lines, n_vectors, len(model.outputs))
     _check_device(dev, model, vectors, flashed=image is not None)
 
     outputs, warnings = compare.compare_all(model.outputs, dev.outputs, ref_out, opts.max_diff, opts.min_agreement)
@@ -215,7 +257,8 @@ def run(opts: ValidateOptions, on_line: Callable[[str], None] = lambda s: None,
         "thresholds": {"max_diff": opts.max_diff, "min_agreement": opts.min_agreement, "budget_ms": opts.budget_ms},
         "target": target_info, "board": opts.board,
         "firmware": {"uf2": str(image) if image else None, "image": str(image) if image else None,
-                     "sha256": file_sha256(image) if image and Path(image).is_file() else None,
+                     "sha256": sha, "mode": mode,  # image: fwtool build's own image, fed over its console
+                     "app": built.report["build"].get("app") if built else None,
                      "tflm_cores": built.report["build"]["tflm_cores"] if built else None,
                      "notes": built.notes if built else [], "banner": dev.banner},
         "outputs": outputs, "latency": lat.to_dict() if lat else None,
