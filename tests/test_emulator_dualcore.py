@@ -148,6 +148,12 @@ def test_validate_runs_the_default_dual_core_image_and_names_it(fire_alarm, emul
     assert r["ok"] and fw["tflm_cores"] == 2 and fw["sha256"] == file_sha256(out / "firmware.uf2")
     assert fw["banner"]["cores"] == 2 and fw["banner"]["clock_mhz"] == 125 and fw["banner"]["opt"] == "size"
     assert all(o["max_abs_diff"] == 0 for o in r["outputs"])  # dual-core arithmetic is bit-identical
+    # the image fwtool build makes, vectors fed over its console: no separate validation build
+    assert fw["mode"] == "image" and fw["app"] == "inference" and fw["image"] == str(out / "firmware.uf2")
+    assert json.loads((out / "report.json").read_text())["build"]["app"] == "inference"
+    p = _fwtool("build", "-b", "pico", "-m", fire_alarm, "--out", tmp_path / "built")
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert file_sha256(tmp_path / "built" / "firmware.uf2") == fw["sha256"]  # = what fwtool build writes
 
 
 def test_fastest_speed_build_carries_its_choices_and_matches_the_reference(fire_alarm, emulator_ready,
@@ -197,4 +203,5 @@ def test_a_multi_op_corpus_model_validates_on_the_dual_core_image(emulator_ready
     assert p.returncode == 0, p.stderr[-3000:]
     r = json.loads(p.stdout)
     assert r["ok"] and r["firmware"]["tflm_cores"] == 2 and r["firmware"]["banner"]["cores"] == 2
-    assert all(o["max_abs_diff"] <= 1 for o in r["outputs"])
+    assert r["firmware"]["mode"] == "image" and r["firmware"]["sha256"] == file_sha256(tmp_path / "mio" / "firmware.uf2")
+    assert len(r["outputs"]) > 1 and all(o["max_abs_diff"] == 0 for o in r["outputs"])  # every output, exact

@@ -21,7 +21,9 @@ def print_report(r: dict) -> None:
              else " (not flashed: already running)")
     click.echo(f"validate  {r['model']['name']} (sha256 {r['model']['sha256'][:12]}) on {where}{cores}")
     if fw.get("image") and fw.get("sha256"):
-        click.echo(f"image     {fw['image']} (sha256 {fw['sha256'][:16]})")
+        how = ("fwtool build's image, vectors over its console" if fw.get("mode") == "image"
+               else "the validate app, vectors embedded")
+        click.echo(f"image     {fw['image']} (sha256 {fw['sha256']}; {how})")
     click.echo(f"inputs    {r['inputs']['source']}, sha256 {r['inputs']['sha256']}")
     ref = r["reference"]
     backend = "TFLM interpreter (tflite-micro)" if ref["backend"] == "tflm" else "TensorFlow Lite interpreter"
@@ -69,14 +71,16 @@ def print_report(r: dict) -> None:
 @click.option("--device", is_flag=True, help="Run on a real board (flashed first) instead of the virtual board.")
 @click.option("--port", "-p", help="Real board: its serial port or pyserial URL (implies --device).")
 @click.option("--serial", "serial_number", help="Real board: the one with this USB serial number.")
-@click.option("--no-flash", is_flag=True, help="Real board: it already runs this validation firmware.")
+@click.option("--no-flash", is_flag=True, help="Real board: it already runs this model's image.")
+@click.option("--embedded-vectors", is_flag=True, help="Build the validate app with the vectors embedded (build/<board>"
+              "-validate-<hash>) instead of feeding them to fwtool build's image over its console.")
 @click.option("--max-diff", type=click.IntRange(min=0), default=1, show_default=True,
               help="Largest allowed |device - reference| in quantized steps.")
 @click.option("--min-agreement", type=click.FloatRange(0, 100), default=100.0, show_default=True,
               help="Smallest allowed top-1 agreement in percent.")
 @click.option("--budget-ms", type=click.FloatRange(min=0, min_open=True),
               help="Also fail when the p95 invoke time exceeds this many ms.")
-@target_run_options("validate", "validation firmware")
+@target_run_options(None, "image")
 @click.option("--app", type=click.Choice(["audio_classifier", "kws"]),
               help="Validate an audio app on --audio clips (features, scores, detections, real-time budget).")
 @click.option("--audio", "audio", multiple=True, type=click.Path(path_type=Path), metavar="WAV",
@@ -92,15 +96,16 @@ def print_report(r: dict) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @lab_options.labgrid_options(fleet=True)
 def validate(model, board, inputs, count, seed, reference, reference_model, device, port, serial_number, no_flash,
-             max_diff, min_agreement, budget_ms, tflm_cores, out_dir, arena, jobs, timeout, verbose, clock, opt, app,
+             embedded_vectors, max_diff, min_agreement, budget_ms, tflm_cores, out_dir, arena, jobs, timeout, verbose, clock, opt, app,
              audio, more_audio, as_json, warm_up=None, labels_file=None, detection=None, lab=None):
     """Check that MODEL's firmware computes what the TFLite reference computes, on the same inputs.
 
-    Builds a validation firmware with the input vectors embedded (the same image for the virtual board and a real
-    one: dual-core TFLM unless --tflm-cores 1, the --clock/--opt asked for), runs it on the virtual board (default)
-    or a real board, runs the same vectors through the host reference interpreter and compares every output
-    tensor: max |Δ| and mean |Δ| in quantized steps, top-1 agreement, cosine similarity. The report names the image
-    (path, sha256). Emulated latency is an estimate (both cores in lock-step at the firmware's clk_sys, zero-wait
+    Runs the image 'fwtool build' makes with the same options (build/<board> or --out: the inference app,
+    dual-core TFLM unless --tflm-cores 1, the --clock/--opt asked for) on the virtual board (default) or a real
+    board, feeding it the input vectors over its console one by one; runs the same vectors through the host
+    reference interpreter and compares every output tensor: max |Δ| and mean |Δ| in quantized steps, top-1
+    agreement, cosine similarity. The report names the image (path, sha256). Targets that cannot be fed (QEMU's
+    Cortex-M4/M33), a lab fleet and --embedded-vectors build the validate app with the vectors embedded instead. Emulated latency is an estimate (both cores in lock-step at the firmware's clk_sys, zero-wait
     flash, no bus contention).
 
     Exit codes: 0 pass, 8 a threshold not met, 3 bad model/inputs, 4 missing tool, 5 does not fit,
@@ -128,7 +133,8 @@ def validate(model, board, inputs, count, seed, reference, reference_model, devi
                            reference_model=reference_model, target=target, port=port, serial=serial_number,
                            flash=not no_flash, max_diff=max_diff, min_agreement=min_agreement, budget_ms=budget_ms,
                            out_dir=out_dir, arena=arena, jobs=jobs, timeout=timeout,
-                           tflm_cores=int(tflm_cores) if tflm_cores else None, clock=clock, opt=opt)
+                           tflm_cores=int(tflm_cores) if tflm_cores else None, clock=clock, opt=opt,
+                           embedded=embedded_vectors)
     if lab is not None:  # labgrid place(s): flashed through their exporters, read over the exported ports
         lab_options.validate_on_lab(lab, opts, as_json, verbose, print_report)
         return
