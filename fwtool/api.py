@@ -90,13 +90,13 @@ def build(model: str | Path, board: str = "pico", app: str = "inference", target
           on_step: Callable[[str], None] = lambda s: None) -> Build:
     """Build ``model`` (a .tflite path or ``example:NAME``) for ``board``, for running on ``target``.
 
-    A virtual target gets the cores it emulates (1 on the virtual RP2040), a board or place the board's. The
-    firmware goes to ``out_dir`` (default: fwtool build's folder for the board). Raises FwtoolError on refusal
-    or a failed build; returns the :class:`Build`."""
+    A virtual target gets the cores it emulates (2 on the virtual RP2040: the image a board runs), a board or
+    place the board's. The firmware goes to ``out_dir`` (default: fwtool build's folder for the board). Raises
+    FwtoolError on refusal or a failed build; returns the :class:`Build`."""
     kind, _ = parse_target(target)
     path = sources.resolve(str(model))
     where = "emulator" if kind == "virtual" else "board"
-    cores = 1 if kind == "labgrid" else registry.default_cores(board, where, path)  # virtual places: rp2040js
+    cores = registry.default_cores(board, where, path)  # a place (virtual or real) runs the board's image: 2 cores
     opts = BuildOptions(board=board, model=path, out_dir=Path(out_dir) if out_dir else None, app=app,
                         tflm_cores=cores)
     result = flow.run(opts, on_line=on_line, on_step=on_step)

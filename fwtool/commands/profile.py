@@ -35,7 +35,12 @@ def print_profile(r: dict) -> None:
                f"TFLM on {cores} core{'s' if cores != 1 else ''}, median of {r['runs']} runs")
     rows = [[str(x["index"]), x["op"], x["kernel"] or "?", _num(x["us"]), f"{x['share']:.1%}", _num(x["cycles"]),
              _num(x["macs"]), _num(x["macs_per_cycle"], "{:.3f}")] for x in r["layers"]]
-    _table(["#", "op", "kernel", "µs", "share", f"{cycle}s", "MACs", f"MACs/{cycle}"], rows, {0, 3, 4, 5, 6, 7})
+    header = ["#", "op", "kernel", "µs", "share", f"{cycle}s", "MACs", f"MACs/{cycle}"]
+    if r.get("core_us"):  # dual-core: each core's busy time per layer (the split kernel's own timing)
+        header += ["core 0 µs", "core 1 µs"]
+        for row, x in zip(rows, r["layers"]):
+            row += [_num(x["cores"]["core0_us"]), _num(x["cores"]["core1_us"])]
+    _table(header, rows, {0, 3, 4, 5, 6, 7, 8, 9})
     by_op = ", ".join(f"{t['op']} {t['share']:.1%}" + (f" ({t['macs_per_cycle']:.3f} MACs/{cycle})"
                                                       if t["macs_per_cycle"] else "") for t in r["ops"])
     click.echo(f"by op     {by_op}")
@@ -43,6 +48,12 @@ def print_profile(r: dict) -> None:
     clock = f"at {mhz:g} MHz" if cycle == "cycle" else "(virtual time: 1 instruction = 1 ns)"
     click.echo(f"invoke    {r['invoke_us']:,.0f} µs = {r['invoke_cycles']:,} {cycle}s {clock}; "
                f"{r['macs']:,} MACs, {_num(r['macs_per_cycle'], '{:.3f}')} MACs/{cycle}")
+    if r.get("core_us"):
+        c0, c1 = r["core_us"]
+        split = sum(1 for x in r["layers"] if x["cores"]["split_calls"])
+        click.echo(f"per core  layers: core 0 busy {c0:,.0f} µs, core 1 busy {c1:,.0f} µs; {split} of "
+                   f"{len(r['layers'])} layers split across the cores (pico-tflmicro splits its matrix product "
+                   "arm_nn_mat_mult_nt_t_s8 only)")
     c = r.get("cores")
     if c:
         busy = c["core_busy_us_per_invoke"]

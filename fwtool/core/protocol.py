@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 
 # Re-exported (noqa: F401): fwtool.core.protocol is the one import for every FWT: line type.
 from fwtool.core.protocol_profile import (  # noqa: F401 - the profile app's lines (FWT:PROF, FWT:PROFRUN)
-    PREFIX_PROF, PREFIX_PROFRUN, ProfileEvent, ProfileRun, parse_profile_line, profile_c_formats)
+    PREFIX_PROF, PREFIX_PROFRUN, PREFIX_SPLIT, ProfileEvent, ProfileRun, ProfileSplit, parse_profile_line,
+    profile_c_formats)
 from fwtool.core.protocol_outputs import (  # noqa: F401 - a model's further outputs (FWT:INFER_OUT)
     PREFIX_INFER_OUT, InferenceOutput, outputs_c_formats, parse_outputs_line)
 from fwtool.core.protocol_vectors import (  # noqa: F401 - input vectors over the console (fwtool validate)

@@ -4,6 +4,7 @@ line set: ``protocol.c_formats()`` hands these formats to the firmware and ``pro
 Device -> host, after FWT:BOOT, for each run r (values in microseconds from ``fwt_time_us()``)::
 
     FWT:PROF r=1 i=0 t=3 us=1834 op=CONV_2D
+    FWT:SPLIT r=1 i=0 calls=4 c0=850 c1=862 wait=14
     FWT:PROFRUN r=1 us=24113 events=6 dropped=0 arena_used=11872
     FWT:DONE n=3 inputs=none
 
@@ -11,6 +12,10 @@ Device -> host, after FWT:BOOT, for each run r (values in microseconds from ``fw
 ``Invoke()`` began and its duration ``us``; ``op`` is the event's tag, the op name TFLM's MicroProfilerInterface hook
 passes (``OpNameFromRegistration``: ``CONV_2D``, or a custom op's name). A subgraph op's (IF, WHILE, CALL_ONCE)
 inner operators are events nested inside its own (their t/us lie within it).
+``FWT:SPLIT`` (dual-core builds, after the FWT:PROF line of an event during which pico-tflmicro split matrix
+products across the cores): how many products were split, and in µs core 0's share ``c0``, core 1's share ``c1``
+and core 0's wait for core 1 ``wait`` (timed by the profile build's copy of the split kernel). Core 0 is busy for
+the event's ``us`` minus ``wait``; core 1 only for ``c1``.
 ``FWT:PROFRUN``: run ``r``'s whole ``Invoke()`` time, the events recorded and those dropped (the firmware's event
 buffer was full), and ``interpreter.arena_used_bytes()`` after the run.
 ``FWT:DONE``: all runs printed (the validation app's line, ``n`` = runs).
@@ -24,6 +29,8 @@ PREFIX_PROF = "FWT:PROF"
 PREFIX_PROFRUN = "FWT:PROFRUN"
 # (field, printf conversion) in the order the firmware prints them.
 PROF_FIELDS = [("r", "%lu"), ("i", "%lu"), ("t", "%lu"), ("us", "%lu"), ("op", "%s")]
+PREFIX_SPLIT = "FWT:SPLIT"
+SPLIT_FIELDS = [("r", "%lu"), ("i", "%lu"), ("calls", "%lu"), ("c0", "%lu"), ("c1", "%lu"), ("wait", "%lu")]
 PROFRUN_FIELDS = [("r", "%lu"), ("us", "%lu"), ("events", "%lu"), ("dropped", "%lu"), ("arena_used", "%lu")]
 _PAIR = re.compile(r"(\w+)=(\S*)")
 
@@ -31,7 +38,8 @@ _PAIR = re.compile(r"(\w+)=(\S*)")
 def profile_c_formats() -> dict[str, str]:
     """printf formats of the profile app's lines (each ends before the newline)."""
     return {"prof": PREFIX_PROF + "".join(f" {n}={c}" for n, c in PROF_FIELDS),
-            "profrun": PREFIX_PROFRUN + "".join(f" {n}={c}" for n, c in PROFRUN_FIELDS)}
+            "profrun": PREFIX_PROFRUN + "".join(f" {n}={c}" for n, c in PROFRUN_FIELDS),
+            "split": PREFIX_SPLIT + "".join(f" {n}={c}" for n, c in SPLIT_FIELDS)}
 
 
 @dataclass
@@ -55,7 +63,11 @@ class ProfileEvent:
 
 @dataclass
 class ProfileRun:
-    """``FWT:PROFRUN``: run ``r``'s whole Invoke() time, its event count, dropped events and arena use."""
+    """``FWT:SPLIT`` (dual-core builds, after the FWT:PROF line of an event during which pico-tflmicro split matrix
+products across the cores): how many products were split, and in µs core 0's share ``c0``, core 1's share ``c1``
+and core 0's wait for core 1 ``wait`` (timed by the profile build's copy of the split kernel). Core 0 is busy for
+the event's ``us`` minus ``wait``; core 1 only for ``c1``.
+``FWT:PROFRUN``: run ``r``'s whole Invoke() time, its event count, dropped events and arena use."""
 
     r: int
     us: int
@@ -69,10 +81,29 @@ class ProfileRun:
                 "arena_used": self.arena_used}
 
 
-def parse_profile_line(line: str) -> ProfileEvent | ProfileRun | None:
+@dataclass
+class ProfileSplit:
+    """``FWT:SPLIT``: event ``i`` of run ``r`` split ``calls`` matrix products: core 0's share ``c0``, core 1's
+    ``c1`` and core 0's wait for core 1 ``wait`` (µs)."""
+
+    r: int
+    i: int
+    calls: int
+    c0: int
+    c1: int
+    wait: int
+    raw: str = ""
+
+    def to_dict(self) -> dict:
+        return {"type": "profile_split", "r": self.r, "i": self.i, "calls": self.calls, "c0": self.c0,
+                "c1": self.c1, "wait": self.wait}
+
+
+def parse_profile_line(line: str) -> ProfileEvent | ProfileRun | ProfileSplit | None:
     """Parse one profile-app line (without its newline); None for anything else or a malformed record."""
     line = line.strip()
-    for prefix, fields in ((PREFIX_PROF, PROF_FIELDS), (PREFIX_PROFRUN, PROFRUN_FIELDS)):
+    for prefix, fields in ((PREFIX_PROF, PROF_FIELDS), (PREFIX_PROFRUN, PROFRUN_FIELDS),
+                           (PREFIX_SPLIT, SPLIT_FIELDS)):
         at = line.find(prefix + " ")  # may follow other text on the line, like every FWT: line
         if at < 0:
             continue
@@ -85,6 +116,8 @@ def parse_profile_line(line: str) -> ProfileEvent | ProfileRun | None:
             return None
         if prefix == PREFIX_PROFRUN:
             return ProfileRun(*ints, raw=line)
+        if prefix == PREFIX_SPLIT:
+            return ProfileSplit(*ints, raw=line)
         op = pairs.get("op", "")
         return ProfileEvent(*ints, op=op, raw=line) if op else None
     return None

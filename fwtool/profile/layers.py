@@ -42,6 +42,7 @@ class Run:
     r: int
     events: list[protocol.ProfileEvent] = field(default_factory=list)
     summary: protocol.ProfileRun | None = None
+    splits: dict[int, protocol.ProfileSplit] = field(default_factory=dict)  # event index -> its cores' shares
 
     def split(self) -> tuple[list[protocol.ProfileEvent], list[protocol.ProfileEvent]]:
         """(top-level events, events nested inside a subgraph op's event)."""
@@ -79,6 +80,8 @@ def parse_lines(lines: list[str]) -> Capture:
             runs.setdefault(rec.r, Run(rec.r)).events.append(rec)
         elif isinstance(rec, protocol.ProfileRun):
             runs.setdefault(rec.r, Run(rec.r)).summary = rec
+        elif isinstance(rec, protocol.ProfileSplit):
+            runs.setdefault(rec.r, Run(rec.r)).splits[rec.i] = rec
     done = [runs[r] for r in sorted(runs) if runs[r].summary is not None]
     if not done:
         raise FwtoolError("the profile firmware printed no complete run (no FWT:PROFRUN line)",
@@ -116,15 +119,17 @@ def layer_table(model: Model, capture: Capture, clock_hz: float, cpu: str) -> di
     invoke_runs = [run.summary.us for run in capture.runs]
     invoke = _median(invoke_runs)
     mhz = clock_hz / 1e6
+    dual = int(capture.banner.get("cores") or 1) > 1
     rows = []
     for i in range(n_layers):
         events = [t[i] for t in tops if i < len(t)]
         us = _median([e.us for e in events])
+        per_core = core_times(capture.runs, tops, i, us) if dual else None
         op_name = events[0].op
         matched = i < len(model.operators) and _tag(model.operators[i].op) == op_name
         row = {"index": i, "op": op_name, "us": us, "us_runs": [e.us for e in events], "cycles": round(us * mhz),
                "share": us / invoke if invoke else 0.0, "macs": None, "macs_per_cycle": None,
-               "kernel": None, "implementation": None, "kernel_file": None, "matched": matched}
+               "kernel": None, "implementation": None, "kernel_file": None, "matched": matched, "cores": per_core}
         if matched:
             row.update(kernel_of(model, i, cpu))
             m = macs(model.operators[i], model)
@@ -159,7 +164,19 @@ def layer_table(model: Model, capture: Capture, clock_hz: float, cpu: str) -> di
         "macs": total_macs, "macs_per_cycle": total_macs / (invoke * mhz) if invoke else None,
         "arena_used": max(run.summary.arena_used for run in capture.runs),
         "layers": rows, "ops": op_totals(rows, invoke, mhz), "nested_events": nested, "warnings": warnings,
+        "core_us": [sum(r["cores"]["core0_us"] for r in rows), sum(r["cores"]["core1_us"] for r in rows)]
+        if dual else None,  # per-core busy time summed over the layers (from the split kernel's timing)
     }
+
+
+def core_times(runs: list[Run], tops: list[list[protocol.ProfileEvent]], i: int, us: float) -> dict:
+    """Layer ``i``'s busy time per core (medians over the runs), from the firmware's timing of pico-tflmicro's
+    split matrix product: core 0 is busy for the layer minus its wait for core 1, core 1 for its share only."""
+    splits = [run.splits.get(top[i].i) for run, top in zip(runs, tops) if i < len(top)]
+    got = [s for s in splits if s is not None]
+    wait, c1 = _median([s.wait for s in got]), _median([s.c1 for s in got])
+    return {"split_calls": max((s.calls for s in got), default=0), "core0_us": us - wait, "core1_us": c1,
+            "core0_wait_us": wait, "core0_split_us": _median([s.c0 for s in got])}
 
 
 def op_totals(rows: list[dict], invoke_us: float, mhz: float) -> list[dict]:

@@ -65,6 +65,8 @@ class RP2040Family(Family):
         found = [tflm.resize_half_pixel_patch(compiled, root, patch_dir)]
         if plan.options.tflm_cores == 1:  # the dual-core CMSIS-NN kernel without TF_LITE_PICO_MULTICORE
             found.append(tflm.single_core_patch(root, patch_dir))
+        elif plan.app.tflm_profiler:  # the profile app: each core's share of the split timed (per-core time)
+            found.append(tflm.split_timing_patch(root, patch_dir))
         return [p for p in found if p is not None]
 
     def configure_args(self, request: CompileRequest) -> list[str]:

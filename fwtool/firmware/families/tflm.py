@@ -222,6 +222,41 @@ def single_core_patch(tflm_root: Path, patch_dir: Path) -> SourcePatch:
                        f"(core 1 unused; required for the emulator) from {dst}")
 
 
+# The profile app's per-core time (`fwtool profile` on a dual-core build): a copy of MULTICORE_SOURCE whose split
+# matrix product times each core's share with the SDK timer (time_us_32) into counters the profile app defines and
+# reads around every operator (templates/apps/profile). Only the profile app's image compiles it: the image
+# `fwtool build` makes keeps the upstream file.
+_SPLIT_TIMING = [
+    ('#include "pico/multicore.h"\n',
+     '#include "pico/multicore.h"\n#include "hardware/timer.h"\n'
+     '/* fwtool profile: busy us of [0] core 0\'s share, [1] core 1\'s share, [2] core 0 waiting for core 1 */\n'
+     'extern volatile uint32_t fwt_split_us[3];\nextern volatile uint32_t fwt_split_calls;\n'),
+    ("static void core1_mat_mul_worker(void) {\n    mat_mul_task(&g_core1_mat_mul_args);\n",
+     "static void core1_mat_mul_worker(void) {\n    const uint32_t fwt_t1 = time_us_32();\n"
+     "    mat_mul_task(&g_core1_mat_mul_args);\n    fwt_split_us[1] += time_us_32() - fwt_t1;\n"),
+    ("    mat_mul_task(&core0_args);\n",
+     "    uint32_t fwt_t0 = time_us_32();\n    mat_mul_task(&core0_args);\n"
+     "    fwt_split_us[0] += time_us_32() - fwt_t0;\n    fwt_split_calls += 1;\n    fwt_t0 = time_us_32();\n"),
+    ("    const uint32_t core1_result = multicore_fifo_pop_blocking();\n",
+     "    const uint32_t core1_result = multicore_fifo_pop_blocking();\n"
+     "    fwt_split_us[2] += time_us_32() - fwt_t0;\n"),
+]
+
+
+def split_timing_patch(tflm_root: Path, patch_dir: Path) -> SourcePatch:
+    """MULTICORE_SOURCE with each core's share of the split matrix product timed (the profile app, 2 cores)."""
+    src = Path(tflm_root) / MULTICORE_SOURCE
+    text = src.read_text()
+    for old, new in _SPLIT_TIMING:
+        if text.count(old) != 1:
+            raise FwtoolError(f"{src.name} in {tflm_root} is not the dual-core split fwtool times per core (no single "
+                              f"{old.strip()!r})", "use the pinned pico-tflmicro ('fwtool vendor sync')")
+        text = text.replace(old, new)
+    dst = _patched_copy(MULTICORE_SOURCE, text, patch_dir, "each core's share of the split timed (fwtool profile)")
+    return SourcePatch(MULTICORE_SOURCE, dst, f"profile app: compiled a copy of pico-tflmicro's {src.name} that times "
+                                              f"each core's share of the split matrix product (per-core time) from {dst}")
+
+
 # pico-tflmicro dfea53b's RESIZE_NEAREST_NEIGHBOR ignores the op's half_pixel_centers flag (hard-coded false; upstream
 # TFLM and TFLite honour it), so a model converted with it (fire_alarm is) samples other pixels than the reference.
 # Found by `fwtool validate`. Every build that compiles this kernel uses a copy that reads the flag.
