@@ -1,6 +1,6 @@
 """The image users flash, measured on the dual-core virtual RP2040 (issue 23). Ratios from this one run.
 
-    python3 benchmarks/dualcore_speed.py [--out DIR] [--json] [--skip-person]
+    python3 benchmarks/dualcore_speed.py [--out DIR] [--json] [--skip-person] [--skip-profile]
 
 1. fire_alarm (the shared models folder: FWTOOL_TEST_MODELS or ../shared/models) invoke for
    {1 core, 2 cores} x {125 MHz, fastest} x {--opt size, --opt speed}, each as a ratio to the tutorial's 24 ms
@@ -8,6 +8,8 @@
 2. person detection (pico-tflmicro's benchmark model and 'no person' image, read from the pinned tree as in
    emulator_fidelity.py): dual-core / single-core invoke on the virtual board against pico-tflmicro's published
    real-Pico figures (benchmark_results.txt: 587 / 823 ms = 0.71).
+3. what the fastest configuration's invoke is made of: `fwtool profile` of fire_alarm at 2 cores, --clock fastest,
+   --opt speed, per layer with each core's busy time (the firmware's own timing of pico-tflmicro's split).
 
 Every image is `fwtool build`'s default inference app; invoke times are the firmware's own FWT:INFER us (its
 time_us_64 on the emulated clock). Caveats: the virtual board has no XIP cache misses and no bus contention
@@ -30,6 +32,7 @@ from emulator_fidelity import IMAGE_ARRAY, IMAGE_FILE, MODEL_ARRAY, MODEL_FILE, 
 from fwtool import emulator  # noqa: E402
 from fwtool.core import vendor  # noqa: E402
 from fwtool.firmware.flow import BuildOptions, run as build  # noqa: E402
+from fwtool.profile import ProfileOptions, run as profile  # noqa: E402
 
 TUTORIAL_MS = 24.0  # the tutorial's fire-alarm inference on a real Pico at 125 MHz
 GOAL = 0.40  # issue 23: fastest configuration <= 0.40 of the tutorial's 24 ms
@@ -78,7 +81,16 @@ def person(work: Path) -> dict:
             "published_ratio": pub, "outputs_equal": single["q"] == dual["q"]}
 
 
-def print_markdown(fa: list[dict], pd: dict | None) -> None:
+def fastest_layers(work: Path) -> dict:
+    r = profile(ProfileOptions(model=MODELS / "fire_alarm.tflite", out_dir=work / "prof-fastest", tflm_cores=2,
+                               clock="fastest", opt="speed", timeout=1800))["profile"]
+    return {"invoke_us": r["invoke_us"], "clock_mhz": r["firmware"]["banner"].get("clock_mhz"),
+            "layers": [{"op": x["op"], "us": x["us"], "share": x["share"], "kernel": x["kernel"],
+                        "core0_us": x["cores"]["core0_us"], "core1_us": x["cores"]["core1_us"],
+                        "split_calls": x["cores"]["split_calls"]} for x in r["layers"]]}
+
+
+def print_markdown(fa: list[dict], pd: dict | None, prof: dict | None = None) -> None:
     print("| TFLM cores | clk_sys | --opt | invoke (emulated) | / tutorial's 24 ms | text |")
     print("|---|---|---|---|---|---|")
     for r in fa:
@@ -97,6 +109,14 @@ def print_markdown(fa: list[dict], pd: dict | None) -> None:
               f"dual/single {pd['emulated_ratio']:.3f}; published {pd['published_dual_ms']:.0f}/"
               f"{pd['published_single_ms']:.0f} ms = {pd['published_ratio']:.3f}; difference {d:+.3f} "
               f"(goal +-0.08: {'met' if abs(d) <= 0.08 else 'NOT met'}); outputs equal: {pd['outputs_equal']}")
+    if prof:
+        print(f"\nfire_alarm at 2 cores, {prof['clock_mhz']} MHz, --opt speed (fwtool profile, invoke "
+              f"{prof['invoke_us']:,.0f} µs):\n")
+        print("| layer | kernel | µs | share | core 0 µs | core 1 µs | split products |")
+        print("|---|---|---|---|---|---|---|")
+        for x in prof["layers"]:
+            print(f"| {x['op']} | {x['kernel']} | {x['us']:,.0f} | {x['share']:.1%} | {x['core0_us']:,.0f} | "
+                  f"{x['core1_us']:,.0f} | {x['split_calls']} |")
 
 
 def main() -> None:
@@ -104,15 +124,17 @@ def main() -> None:
     ap.add_argument("--out", type=Path, help="work folder (default: a temporary one)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--skip-person", action="store_true")
+    ap.add_argument("--skip-profile", action="store_true")
     a = ap.parse_args()
     work = a.out or Path(tempfile.mkdtemp(prefix="fwtool-dualcore-"))
     work.mkdir(parents=True, exist_ok=True)
     fa = fire_alarm(work)
     pd = None if a.skip_person else person(work)
+    prof = None if a.skip_profile else fastest_layers(work)
     if a.json:
-        print(json.dumps({"fire_alarm": fa, "person_detection": pd}, indent=2))
+        print(json.dumps({"fire_alarm": fa, "person_detection": pd, "fastest_profile": prof}, indent=2))
     else:
-        print_markdown(fa, pd)
+        print_markdown(fa, pd, prof)
 
 
 if __name__ == "__main__":

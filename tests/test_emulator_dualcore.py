@@ -205,3 +205,31 @@ def test_a_multi_op_corpus_model_validates_on_the_dual_core_image(emulator_ready
     assert r["ok"] and r["firmware"]["tflm_cores"] == 2 and r["firmware"]["banner"]["cores"] == 2
     assert r["firmware"]["mode"] == "image" and r["firmware"]["sha256"] == file_sha256(tmp_path / "mio" / "firmware.uf2")
     assert len(r["outputs"]) > 1 and all(o["max_abs_diff"] == 0 for o in r["outputs"])  # every output, exact
+
+
+def test_profile_times_each_core_where_pico_tflmicro_splits_the_work(emulator_ready, real_build_reason, tmp_path):
+    """The coverage corpus' conv model has one 1x1 convolution (SeparableConv2D's pointwise part): the only layer
+    pico-tflmicro splits across the cores. The firmware's own per-core timing of that split matches the emulator's
+    count of core 1's busy cycles."""
+    if real_build_reason:
+        pytest.skip(real_build_reason)
+    import models_tf as M
+
+    try:
+        path, why = M.corpus_tflite("conv", "int8")
+    except Exception as e:  # TensorFlow missing
+        pytest.skip(f"coverage corpus not available: {e}")
+    if path is None:
+        pytest.skip(why)
+    p = _fwtool("profile", "-m", path, "--out", tmp_path / "prof", "--json")
+    assert p.returncode == 0, p.stderr[-3000:]
+    r = json.loads(p.stdout)["profile"]
+    split = [x for x in r["layers"] if x["cores"]["split_calls"]]
+    assert [x["op"] for x in split] == ["CONV_2D"] and split[0]["macs"] < r["layers"][0]["macs"]  # the 1x1 one
+    c = split[0]["cores"]
+    assert c["core1_us"] > 0.3 * split[0]["us"] and c["core0_us"] <= split[0]["us"]  # about half on core 1
+    assert all(x["cores"]["core1_us"] == 0 for x in r["layers"] if x not in split)
+    assert r["core_us"][1] == c["core1_us"]
+    emulated_core1 = r["cores"]["core_busy_us_per_invoke"][1]  # the emulator's count, whole run / invokes
+    assert abs(emulated_core1 - c["core1_us"]) <= 0.05 * c["core1_us"] + 20
+    assert any("times each core's share" in n for n in r["firmware"]["notes"])

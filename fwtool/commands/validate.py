@@ -73,7 +73,7 @@ def print_report(r: dict) -> None:
 @click.option("--serial", "serial_number", help="Real board: the one with this USB serial number.")
 @click.option("--no-flash", is_flag=True, help="Real board: it already runs this model's image.")
 @click.option("--embedded-vectors", is_flag=True, help="Build the validate app with the vectors embedded (build/<board>"
-              "-validate-<hash>) instead of feeding them to fwtool build's image over its console.")
+              "-validate-emu-<hash>) instead of feeding them to fwtool build's image over its console.")
 @click.option("--max-diff", type=click.IntRange(min=0), default=1, show_default=True,
               help="Largest allowed |device - reference| in quantized steps.")
 @click.option("--min-agreement", type=click.FloatRange(0, 100), default=100.0, show_default=True,
