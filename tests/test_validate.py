@@ -191,7 +191,18 @@ def fake_target(monkeypatch, tmp_path):
         lines[0] = lines[0].replace("sha256=abc", f"sha256={state['model'].sha256[:12]}")
         return lines, {"kind": "emulator", "emulated_us": 1, "wall_s": 0.1, "clock_mhz": 125}
 
+    def build_image(opts, on_line=None, on_step=None):  # the image fwtool build makes (validate's default)
+        state["model"] = load_model(opts.model)
+        return build_firmware(opts, state["model"], None, None)
+
+    def console_run(tgt, image, vecs, n_outputs, timeout, on_line=None, on_step=None):  # vectors over its console
+        state["vectors"] = vecs
+        lines, info = run_on_emulator(tgt, image, None, 1, timeout, on_line, on_step)
+        return compare.parse_device_lines(lines, len(vecs[0]), n_outputs), lines, info
+
     monkeypatch.setattr(validate, "build_firmware", build_firmware)
+    monkeypatch.setattr(validate, "build_image", build_image)
+    monkeypatch.setattr(validate.console, "run", console_run)
     monkeypatch.setattr(Rp2040js, "run", run_on_emulator)
     return state
 
@@ -205,6 +216,12 @@ def test_validate_passes_when_the_device_matches(fire_alarm, fake_target):
     assert r["latency"]["p50_ms"] == 22.002 and "estimate" in r["timing_note"]
     assert any("same value for all 5 inputs" in w for w in r["warnings"])  # random inputs saturate fire_alarm
     json.dumps(r)  # the --json report is serializable
+    assert r["firmware"]["mode"] == "image"  # fwtool build's image, the vectors over its console
+
+
+def test_embedded_vectors_and_targets_that_cannot_be_fed_use_the_validate_app(fire_alarm, fake_target):
+    r = validate.run(validate.ValidateOptions(model=fire_alarm, count=2, embedded=True))
+    assert r["ok"] and r["firmware"]["mode"] == "validate-app" and fake_target["runs"] == 1
 
 
 def test_validate_tolerates_one_step_and_fails_beyond(fire_alarm, fake_target):

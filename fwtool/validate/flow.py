@@ -218,7 +218,7 @@ def run(opts: ValidateOptions, on_line: Callable[[str], None] = lambda s: None,
                 on_step("building the image (as fwtool build)")
                 built = build_image(opts, on_line=on_build_line, on_step=on_step)
             image = built.artifacts.image if built else None
-            sha = file_sha256(image) if image else None
+            sha = file_sha256(image) if image and Path(image).is_file() else None
             on_step(f"running on {tgt.info.title}")
             dev, lines, target_info = console.run(tgt, registry.image_for(tgt, opts.board, image, opts.model),
                                                   vectors, len(model.outputs), opts.timeout, on_line, on_step)
