@@ -21,7 +21,8 @@ from fwtool.firmware.context import generic_context, template_context
 from fwtool.firmware.families import (CompiledFiles, CompileRequest, Family, SourcePatch, all_families,
                                    apply_patches)
 from fwtool.firmware.families.rp2040 import RP2040Family
-from fwtool.firmware.families.tflm import MULTICORE_SOURCE, RESIZE_NN_SOURCE, resize_half_pixel_patch, single_core_patch
+from fwtool.firmware.families.tflm import (MULTICORE_SOURCE, RESIZE_NN_SOURCE, resize_half_pixel_patch,
+                                          single_core_patch, split_timing_patch)
 from fwtool.firmware.plan import BuildOptions, plan
 from fwtool.core import runner, vendor
 from fwtool.core.boards import all_boards
@@ -263,6 +264,36 @@ def test_single_core_patch_when_upstream_changes(tmp_path):
     root2 = _tflm_tree(tmp_path / "2", "#if defined(TF_LITE_PICO_MULTICORE)\n#endif\n")
     with pytest.raises(FwtoolError, match="no '#define' line"):
         single_core_patch(root2, tmp_path / "p2")
+
+
+SPLIT_BODY = ("#include \"pico/multicore.h\"\nstatic void core1_mat_mul_worker(void) {\n"
+              "    mat_mul_task(&g_core1_mat_mul_args);\n    multicore_fifo_push_blocking(0);\n}\n"
+              "    mat_mul_task(&core0_args);\n    const uint32_t core1_result = multicore_fifo_pop_blocking();\n")
+
+
+def test_split_timing_patch_times_each_cores_share(tmp_path):
+    root = _tflm_tree(tmp_path, SPLIT_BODY)
+    patch = split_timing_patch(root, tmp_path / "p")
+    text = patch.copy.read_text()
+    assert patch.upstream == MULTICORE_SOURCE and "times each core's share" in patch.note
+    assert "extern volatile uint32_t fwt_split_us[3];" in text
+    core1 = text[text.index("core1_mat_mul_worker"):text.index("multicore_fifo_push_blocking")]
+    assert "time_us_32()" in core1 and "fwt_split_us[1] +=" in core1  # core 1's share, on core 1
+    assert text.index("fwt_split_us[0] +=") < text.index("multicore_fifo_pop_blocking") < text.index(
+        "fwt_split_us[2] +=")  # core 0's share, then its wait for core 1
+    assert (root / MULTICORE_SOURCE).read_text() == SPLIT_BODY  # upstream untouched
+    with pytest.raises(FwtoolError, match="not the dual-core split"):
+        split_timing_patch(_tflm_tree(tmp_path / "2", SPLIT_BODY.replace("core0_args", "args0")), tmp_path / "q")
+
+
+def test_split_timing_patch_applies_to_the_pinned_tree(tmp_path):
+    from fwtool.core import vendor
+
+    try:
+        root = vendor.require(vendor.manifest()["pico-tflmicro"])
+    except FwtoolError as e:
+        pytest.skip(f"pico-tflmicro not synced: {e.cause}")
+    assert "fwt_split_us[2]" in split_timing_patch(root, tmp_path / "p").copy.read_text()
 
 
 def test_resize_patch_makes_the_kernel_read_half_pixel_centers(tmp_path):

@@ -60,7 +60,8 @@ def test_the_app_prints_with_protocols_formats():
     assert '#define FWTOOL_FMT_PROF "{{ fmt.prof }}"' in src
     assert '#define FWTOOL_FMT_PROFRUN "{{ fmt.profrun }}"' in src
     # one printf per line kind, with exactly the formats' argument count
-    for name, fields in (("PROF", protocol_profile.PROF_FIELDS), ("PROFRUN", protocol_profile.PROFRUN_FIELDS)):
+    for name, fields in (("PROF", protocol_profile.PROF_FIELDS), ("PROFRUN", protocol_profile.PROFRUN_FIELDS),
+                         ("SPLIT", protocol_profile.SPLIT_FIELDS)):
         call = re.search(r"printf\(FWTOOL_FMT_%s \"\\n\",(.*?)\);" % name, src, re.S)
         assert call, name
         assert call.group(1).count(",") + 1 == len(fields)
@@ -105,6 +106,28 @@ def test_fire_alarm_table_from_lines(fire_alarm):
     assert sum(r["share"] for r in t["layers"]) == pytest.approx(22154 / 22163)
     assert t["arena_used"] == 18020
     assert [o["op"] for o in t["ops"]] == FIRE_OPS
+
+
+def test_split_lines_give_each_cores_busy_time_per_layer(fire_alarm):
+    """FWT:SPLIT (the profile build's timing of pico-tflmicro's split matrix product) after a layer's FWT:PROF:
+    core 0 is busy for the layer minus its wait for core 1, core 1 for its share; medians over the runs."""
+    f = protocol.c_formats()
+    assert f["split"] == "FWT:SPLIT r=%lu i=%lu calls=%lu c0=%lu c1=%lu wait=%lu"
+    lines = session([(FIRE_RUN, 22162)] * 3)
+    lines[0] += " cores=2 clock_mhz=125 opt=size"
+    at = [i for i, ln in enumerate(lines) if ln.startswith("FWT:PROF r=") and " i=1 " in ln]  # CONV_2D of each run
+    for k, (r, wait) in reversed(list(enumerate([(1, 300), (2, 500), (3, 400)]))):
+        lines.insert(at[k] + 1, printf(f["split"], r, 1, 4, 8000, 8200, wait))
+    cap = layers.parse_lines(lines)
+    t = layers.layer_table(load_model(fire_alarm), cap, 125e6, "cortex-m0plus")
+    conv = t["layers"][1]["cores"]
+    assert conv == {"split_calls": 4, "core0_us": 17015 - 400, "core1_us": 8200, "core0_wait_us": 400,
+                    "core0_split_us": 8000}
+    assert t["layers"][0]["cores"]["core1_us"] == 0 and t["layers"][0]["cores"]["core0_us"] == 4471
+    assert t["core_us"] == [sum(r["us"] for r in t["layers"]) - 400, 8200]
+    single = layers.layer_table(load_model(fire_alarm), layers.parse_lines(session([(FIRE_RUN, 22162)])), 125e6,
+                                "cortex-m0plus")
+    assert single["core_us"] is None and single["layers"][1]["cores"] is None  # a banner without cores=2
 
 
 def test_sum_outside_tolerance_is_reported(fire_alarm):
