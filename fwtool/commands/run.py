@@ -56,8 +56,8 @@ def run(emulator, direct_load, serial_number, method, no_verify, count, timeout,
     """Build, flash and monitor in one go: MODEL running on BOARD, its output live.
 
     The monitor is opened as soon as the flashed board's USB port appears, so the boot banner is caught. With
-    --emulator the same firmware, built single-core (--tflm-cores 1), runs on the virtual RP2040 and nothing
-    touches hardware. Exit codes are the monitor's: 0 when --count/--expect are met, 7 timeout, 8 expectation
+    --emulator the same image (build/<board>, dual-core unless --tflm-cores 1) runs on the virtual RP2040, both
+    cores emulated, and nothing touches hardware. Exit codes are the monitor's: 0 when --count/--expect are met, 7 timeout, 8 expectation
     not met, 9 board lost; build/flash failures keep theirs (3 bad model, 4 missing tool, 5 does not fit, 6 no
     board).
 

@@ -27,7 +27,7 @@ RP2040_DEFINES = [*tflm.TFLM_DEFINES, "TF_LITE_STRIP_ERROR_STRINGS=1"]
 class RP2040Family(Family):
     name = "rp2040"
     template_dir = "rp2040"
-    virtual_target = "rp2040js"  # fwtool/emulator/targets.py: rp2040js, single core (no core 1)
+    virtual_target = "rp2040js"  # fwtool/emulator/targets.py: rp2040js with both cores (core1.mjs)
     tools = [
         *ARM_BUILD_TOOLS,
         Tool("git", "git", "build"),
@@ -59,7 +59,7 @@ class RP2040Family(Family):
                 or plan.options.opt == "speed" else []}
 
     def patches(self, plan: BuildPlan, vendor_paths: dict[str, Path], patch_dir: Path) -> list[SourcePatch]:
-        """The resize fix for every build that compiles that kernel; the single-core copy for --tflm-cores 1."""
+        """The resize fix for every build that compiles that kernel; the single-core copy for --tflm-cores 1; the profile app's copy that times each core's share."""
         root = vendor_paths["pico-tflmicro"]
         compiled = [tflm.kernel_source(k) for k in plan.kernel_files]
         found = [tflm.resize_half_pixel_patch(compiled, root, patch_dir)]
