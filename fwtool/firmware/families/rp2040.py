@@ -59,7 +59,8 @@ class RP2040Family(Family):
                 or plan.options.opt == "speed" else []}
 
     def patches(self, plan: BuildPlan, vendor_paths: dict[str, Path], patch_dir: Path) -> list[SourcePatch]:
-        """The resize fix for every build that compiles that kernel; the single-core copy for --tflm-cores 1; the profile app's copy that times each core's share."""
+        """The resize fix for every build that compiles that kernel; the single-core copy for --tflm-cores 1; for the
+        profile app of a dual-core build, the copy that times each core's share of the split."""
         root = vendor_paths["pico-tflmicro"]
         compiled = [tflm.kernel_source(k) for k in plan.kernel_files]
         found = [tflm.resize_half_pixel_patch(compiled, root, patch_dir)]
