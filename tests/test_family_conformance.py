@@ -314,6 +314,7 @@ def test_resize_patch_makes_the_kernel_read_half_pixel_centers(tmp_path):
     (root / MULTICORE_SOURCE).parent.mkdir(parents=True)
     (root / MULTICORE_SOURCE).write_text("#define TF_LITE_PICO_MULTICORE\n")
     for cores, expect in ((2, 1), (1, 2)):
-        p = SimpleNamespace(kernel_files=["resize_nearest_neighbor.cpp"], options=SimpleNamespace(tflm_cores=cores))
+        p = SimpleNamespace(kernel_files=["resize_nearest_neighbor.cpp"], options=SimpleNamespace(tflm_cores=cores),
+                            app=SimpleNamespace(tflm_profiler=False))  # the profile app adds the split timing
         patches = RP2040Family().patches(p, {"pico-tflmicro": root}, tmp_path / f"c{cores}")
         assert len(patches) == len([s for s in patches if s.copy]) == expect

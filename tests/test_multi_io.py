@@ -96,8 +96,8 @@ def test_infer_out_line_round_trips_and_old_lines_parse():
 
 def test_validate_two_inputs_two_outputs_on_the_virtual_board(two_io, tmp_path, real_build_reason,
                                                               emulator_ready):
-    """Builds the validate app for pico (both inputs embedded per vector), runs it on the virtual board, compares
-    both outputs with the host TFLM reference: max |Δ| <= 1 on each."""
+    """Builds pico's image as fwtool build does, feeds it both inputs per vector over its console on the virtual
+    board, compares both outputs with the host TFLM reference: max |Δ| <= 1 on each."""
     if real_build_reason:
         pytest.skip(real_build_reason)
     p = subprocess.run([sys.executable, "-m", "fwtool", "validate", "-b", "pico", "-m", str(two_io), "--count", "6",
@@ -107,6 +107,7 @@ def test_validate_two_inputs_two_outputs_on_the_virtual_board(two_io, tmp_path, 
     assert r["ok"] and [o["name"] for o in r["outputs"]] == ["sum", "product"]
     assert all(o["max_abs_diff"] <= 1 and o["vectors"] == 6 for o in r["outputs"])
     assert [t["name"] for t in r["inputs"]["tensors"]] == ["a", "b"]
+    assert r["firmware"]["mode"] == "image" and r["firmware"]["image"] == str(tmp_path / "v" / "firmware.uf2")
 
 
 @pytest.mark.parametrize("which", ["inputs", "outputs"])
