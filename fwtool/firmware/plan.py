@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -139,6 +139,7 @@ def plan(opts: BuildOptions) -> BuildPlan:
     """Check everything and decide the build; raises (FwtoolError) before anything is written."""
     board = get_board(opts.board, opts.model)  # a user board beside the model too (core/boards.py)
     family = get_family(board.family)
+    opts = replace(opts, tflm_cores=family.tflm_cores(board, int(opts.tflm_cores)))  # what the image really does
     app = get_app(opts.app)
     app.check_board(board)
     speed.resolve_clock(board, opts.clock)  # a clock or --opt the board cannot do is refused before anything else

@@ -115,6 +115,11 @@ class Family:
     # Image kinds written executable (mode 0755): a Linux family's static program ("elf").
     executable_kinds: tuple[str, ...] = ()
 
+    def tflm_cores(self, board: Board, asked: int) -> int:
+        """The cores TFLM runs on for ``--tflm-cores asked``. Default 1: only pico-tflmicro splits work across
+        cores, and only in CMSIS-NN's plain-C matmul (arm_nn_mat_mult_nt_t_s8.c, TF_LITE_PICO_MULTICORE)."""
+        return 1
+
     def virtual_target_for(self, board: Board) -> str | None:
         """The virtual target of ``board`` (default: the family's ``virtual_target``; a family whose boards run on
         different ones, e.g. linux: native or qemu-aarch64, overrides it)."""
