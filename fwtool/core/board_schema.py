@@ -237,6 +237,15 @@ class Clock:
 
 
 @dataclass(frozen=True)
+class Debug:
+    """What the firmware does after it printed a ``FWT:FAULT`` line (a CPU fault or a failed assert): ``halt``
+    (stay stopped, the line readable and a debugger able to attach) or ``reset`` (reboot and run again). Every
+    family's fault handler reads it (``FWTOOL_FAULT_RESET`` in fwt_board.h)."""
+
+    on_fault: str = field(default="halt", metadata={"choices": ("halt", "reset"), "what": "halt or reset"})
+
+
+@dataclass(frozen=True)
 class BoardFile:
     """A whole board file (after ``extends`` merged it over its base)."""
 
@@ -259,6 +268,7 @@ class BoardFile:
     pdm_mic: PdmMic | None = None
     rgb_led: RgbLed | None = None
     clock: Clock = Clock()
+    debug: Debug = Debug()
 
 
 # ---- the checks ---------------------------------------------------------------------------------------------------
