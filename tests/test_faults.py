@@ -273,32 +273,33 @@ def test_fwtool_emulate_and_run_exit_10_naming_the_function(pico_fault, tmp_path
 
 
 def test_fwtool_monitor_elf_on_the_served_virtual_board(pico_fault):
-    """`fwtool emulate --serve` + `fwtool monitor --port socket://... --elf`: exit 10, the functions in the verdict;
-    without --elf the fix says to pass it."""
+    """`fwtool emulate --serve` + `fwtool monitor --port socket://... --elf`: exit 10, the functions in the verdict.
+    Then a second monitor on the same halted board (the port opened again, DTR raised): the handler kept USB alive
+    and sends the line again; without --elf the fix says to pass it."""
     import re
 
-    for elf in (pico_fault / "firmware.elf", None):
-        served = subprocess.Popen([sys.executable, "-m", "fwtool", "emulate", str(pico_fault / "firmware.uf2"),
-                                   "--serve", "--port", "0", "--timeout", "120"], stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True)
-        try:
-            url = None
-            for out in served.stdout:  # it starts when the monitor attaches: nothing is missed
-                found = re.search(r"socket://127\.0\.0\.1:\d+", out)
-                if found and "attach" in out:
-                    url = found.group(0)
-                    break
-            assert url, "the served virtual board did not say its port"
-            args = ["monitor", "--port", url, "--count", "1", "--timeout", "60", "--plain"]
-            m = _fwtool(*args, *(["--elf", elf] if elf else []), timeout=120)
-        finally:
-            served.terminate()
-            served.wait(timeout=30)
-        assert m.returncode == Exit.FIRMWARE_ERROR, (m.stdout[-1000:], m.stderr[-1000:])
-        if elf:
-            assert "pc fwt_fault_on_purpose (main.cpp:" in m.stderr and "lr main (main.cpp:" in m.stderr
-        else:
-            assert "pass --elf" in m.stderr and "fwt_fault_on_purpose" not in m.stderr
+    served = subprocess.Popen([sys.executable, "-m", "fwtool", "emulate", str(pico_fault / "firmware.uf2"),
+                               "--serve", "--port", "0", "--timeout", "120"], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        url = None
+        for out in served.stdout:  # it starts when the monitor attaches: nothing is missed
+            found = re.search(r"socket://127\.0\.0\.1:\d+", out)
+            if found and "attach" in out:
+                url = found.group(0)
+                break
+        assert url, "the served virtual board did not say its port"
+        args = ["monitor", "--port", url, "--count", "1", "--timeout", "60", "--plain"]
+        first = _fwtool(*args, "--elf", pico_fault / "firmware.elf", timeout=120)
+        again = _fwtool(*args, timeout=120)
+    finally:
+        served.terminate()
+        served.wait(timeout=30)
+    assert first.returncode == Exit.FIRMWARE_ERROR, (first.stdout[-1000:], first.stderr[-1000:])
+    assert "pc fwt_fault_on_purpose (main.cpp:" in first.stderr and "lr main (main.cpp:" in first.stderr
+    assert again.returncode == Exit.FIRMWARE_ERROR, (again.stdout[-1000:], again.stderr[-1000:])
+    assert again.stdout.count(protocol.PREFIX_FAULT) == 1 and protocol.PREFIX_BANNER not in again.stdout
+    assert "pass --elf" in again.stderr and "fwt_fault_on_purpose" not in again.stderr
 
 
 def test_over_uart_the_line_gets_out_and_the_board_resets(pico_uart_reset):

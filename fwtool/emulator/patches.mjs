@@ -224,12 +224,14 @@ export function makeRegisterFile(BasePeripheral) {
 const DECODED_REGIONS = [0x0, 0x1, 0x2, 0x4, 0x5, 0xd, 0xe];
 const EXC_HARDFAULT = 3;
 
-/** Bus errors -> HardFault on every core made by installCore1 (its per-chip core class; upstream's is untouched).
+/** Bus errors -> HardFault on every core made by installCore1 (its per-chip core class; upstream's is untouched:
+ * a chip without core1.mjs is left as it is, false).
  * ``onLockup(core, detail)``: a fault during HardFault entry or inside the handler (the M0+ locks up). */
 export function installBusFaults(core0, { onLockup = () => {} } = {}) {
+  if (!core0 || !('dual' in core0)) return false; // only a core1.mjs core class: never upstream's CortexM0Core
   const proto = Object.getPrototypeOf(core0);
   const upstream = Object.getPrototypeOf(proto);
-  if (proto.fwtoolBusFaults) return; // installed already (on this chip's core class)
+  if (Object.prototype.hasOwnProperty.call(proto, 'fwtoolBusFaults')) return true; // this chip has it already
   const decoded = new Uint8Array(16);
   for (const r of DECODED_REGIONS) decoded[r] = 1;
   const fault = (core, address, write) => {
@@ -289,6 +291,7 @@ export function installBusFaults(core0, { onLockup = () => {} } = {}) {
     return true;
   };
   proto.fwtoolBusFaults = true;
+  return true;
 }
 
 /** Apply every patch to one emulated chip. Returns the parts fwtool talks to. */
@@ -376,6 +379,8 @@ async function selfTest(entry, bootromFile) {
   const { pathToFileURL } = await import('node:url');
   const rp = await import(pathToFileURL(entry).href);
   const problems = [];
+  const { checkForInterrupts: upstreamCheck, readUint32: upstreamRead } = rp.CortexM0Core ? rp.CortexM0Core.prototype
+    : Object.getPrototypeOf(new rp.RP2040().core);
   const version = packageVersion(entry);
   if (version !== PINNED_VERSION) problems.push(`rp2040js is ${version}, patches are written for ${PINNED_VERSION}`);
   const mcu = new rp.RP2040();
@@ -429,6 +434,10 @@ async function selfTest(entry, bootromFile) {
   if (s !== mcu.findPeripheral(0x18000000)) problems.push('findPeripheral does not route 0x18000000 to the SSI slot');
   // 7: bus errors. Upstream: a load from 0x30000000 reads 0xffffffff and nothing else happens.
   problems.push(...selfTestBusFaults(rp));
+  const upstreamCore = Object.getPrototypeOf(new rp.RP2040().core); // CortexM0Core.prototype
+  if (upstreamCore.checkForInterrupts !== upstreamCheck || upstreamCore.readUint32 !== upstreamRead) {
+    problems.push('patch 7 changed upstream CortexM0Core itself (it must patch core1.mjs\'s per-chip class only)');
+  }
   // 6: core 1 (core1.mjs): upstream facts and every behaviour, with the real bootrom's handshake when given
   const { selfTestCore1 } = await import('./core1.mjs');
   let rom = null;
