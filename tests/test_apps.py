@@ -48,7 +48,7 @@ def context(**kw) -> dict:
         "vector_count": 1, "vector_bytes": 0, "vector_source": "zeros", "vectors_sha": "none",
         "arena_bytes": 1024, "ops": [], "op_count": 0, "kernel_files": [], "input_desc": "int8:1x1",
         "output_desc": "int8:1x1", "labels": ["a"], "led_pin": 25, "stdio_usb": 1, "stdio_uart": 0,
-        "usb_wait_ms": 2500, "loop_delay_ms": 500, "fault_reset": 0, "fmt": protocol.c_formats(),
+        "usb_wait_ms": 2500, "loop_delay_ms": 500, "on_fault": "halt", "fmt": protocol.c_formats(),
         "tflm_root": "/t", "tflm_version": "x", "tflm_sources": [], "tflm_patched_sources": [],
         "tflm_includes": [], "tflm_defines": [],
         "app_vendor_libs": [], "tflm_fast_sources": [], "audio": None,

@@ -236,13 +236,16 @@ class Clock:
     fastest_mhz: int | None = None  # --clock fastest (pico-sdk: PICO_USE_FASTEST_SUPPORTED_CLOCK)
 
 
+FAULT_ACTIONS = ("halt", "reset")
+
+
 @dataclass(frozen=True)
 class Debug:
-    """What the firmware does after it printed a ``FWT:FAULT`` line (a CPU fault or a failed assert): ``halt``
-    (stay stopped, the line readable and a debugger able to attach) or ``reset`` (reboot and run again). Every
-    family's fault handler reads it (``FWTOOL_FAULT_RESET`` in fwt_board.h)."""
+    """What the firmware does after it printed FWT:FAULT (any family's fault handler; PSoC 6: the PDL fault and
+    assert hooks in fwt_platform.cpp): ``halt`` keeps the core stopped for a debugger (the default), ``reset``
+    restarts the chip (NVIC_SystemReset), so an unattended board runs again."""
 
-    on_fault: str = field(default="halt", metadata={"choices": ("halt", "reset"), "what": "halt or reset"})
+    on_fault: str = field(default="halt", metadata={"choices": FAULT_ACTIONS, "what": "a fault action"})
 
 
 @dataclass(frozen=True)
