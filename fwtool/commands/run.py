@@ -89,7 +89,8 @@ def run(emulator, direct_load, serial_number, method, no_verify, count, timeout,
     else:
         print_report(report)
     mon = dict(view="json" if as_json else "plain" if plain else "auto", count=count, timeout=timeout,
-               expect=tuple(expect), expect_label=expect_label, min_score=min_score, handoff=handoff)
+               expect=tuple(expect), expect_label=expect_label, min_score=min_score, handoff=handoff,
+               elf=result.artifacts.elf)  # a FWT:FAULT's pc/lr as function (file:line) from this build's ELF
     if host is not None:  # a Linux board over SSH: deploy the program, then follow it (fwtool/flash/ssh.py)
         code = _over_ssh(result.artifacts.image, kw["board"], host, ssh_config, mon, as_json)
     elif lab is not None:  # labgrid place(s): flashed through their exporters, monitored over exported ports

@@ -32,7 +32,10 @@ from fwtool.core.protocol_outputs import (  # noqa: F401 - a model's further out
 PREFIX_BANNER = "FWT:BOOT"
 PREFIX_INFER = "FWT:INFER"
 PREFIX_ERROR = "FWT:ERROR"  # "FWT:ERROR <free text>": the firmware cannot run (repeated every second)
-PREFIX_FAULT = "FWT:FAULT"  # "FWT:FAULT kind=hardfault cfsr=0x.. hfsr=0x.. pc=0x.. lr=0x.. xpsr=0x.. [bfar=0x..]"
+# "FWT:FAULT kind=hardfault [cfsr=0x.. hfsr=0x..] pc=0x.. lr=0x.. xpsr=0x.. [bfar=0x..] [mmfar=0x..] [r0=.. r1=.. r2=..
+# r3=.. r12=.. sp=0x.. core=N]": cfsr/hfsr on the Cortex-M4/M33 (PSoC 6, RP2350), the stacked registers, sp and core
+# on RP2040/RP2350 (templates/rp2040/fwt_fault.cpp.j2); "FWT:FAULT kind=assert file=.. line=.. lr=.." (PSoC 6 PDL).
+PREFIX_FAULT = "FWT:FAULT"
 PREFIX_OUT = "FWT:OUT"  # validation app: one output tensor of one input vector
 PREFIX_DONE = "FWT:DONE"  # validation app: all vectors ran
 

@@ -36,10 +36,12 @@ from rich.console import Console
 from rich.text import Text
 
 from fwtool.core.errors import Exit, FwtoolError
+from fwtool.core.protocol import FirmwareFault
 import fwtool.monitor.keys as keys_mod
 from fwtool.devices.last_flash import LAST_FLASH_FILE
 from fwtool.devices.ports import Discovery, PortInfo, resolve_port, target_for
 from fwtool.devices.serial import is_url, open_serial
+from fwtool.image.symbols import check_elf, fault_places
 from fwtool.core.lines import LineSplitter
 from fwtool.monitor.reader import Connected, Data, Disconnected, OpenFailed, PortReader
 from fwtool.monitor.conditions import Conditions, Verdict, firmware_error
@@ -130,6 +132,8 @@ class Session:
         self.cond = Conditions(o.count, tuple(o.expect), o.expect_label, o.min_score,
                                o.handoff.expect_transcript if o.handoff else None)
         self.cond.elf = o.elf
+        if o.elf is not None:
+            check_elf(o.elf)
         if o.handoff is not None:
             o.handoff.check()
         port, baud = self._resolve()
@@ -280,6 +284,11 @@ class Session:
             self.log.record(rec)
         if self.on_record is not None:
             self.on_record(rec)
+        if isinstance(rec.parsed, FirmwareFault) and self.opts.elf is not None and not self.cond.active:
+            # shown at once, as ESP-IDF's monitor decodes a panic (a stop condition ends with it in the verdict)
+            where = fault_places(rec.parsed.raw, self.opts.elf)
+            self._emit_event("fault", f"fault: {where or 'pc/lr not in ' + str(self.opts.elf)}",
+                             dict(rec.parsed.fields))
         v = self.cond.check(rec, self.stats)
         if v is not None:
             self.verdict = v
