@@ -85,7 +85,8 @@ class Sshd:
 
     def leftovers(self) -> list[str]:
         ps = subprocess.run(["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True).stdout.splitlines()
-        return [ln for ln in ps if str(self.home) in ln or str(self.d) in ln]
+        return [ln for ln in ps[1:] if (str(self.home) in ln or str(self.d) in ln)
+                and int(ln.split()[0]) != self.proc.pid]  # anything of the test but the listener itself
 
     def stop(self):
         self.proc.terminate()
