@@ -349,4 +349,51 @@ def test_plain_monitor_reconnects_when_the_program_dies(program, sshd):
     out, err = mon.communicate(timeout=60)
     assert mon.returncode == 0, out + err
     assert re.search(r"\b[1-9]\d* reconnects", out + err), out + err
-    assert (out + err).count("model=fire_alarm") >= 2 or (out + err).count("fire_alarm") >= 2, out + err
+    assert (out + err).count("FWT:BOOT model=fire_alarm") >= 2, out + err  # the program started again
+
+
+# ---- the LED: a file or a GPIO character-device line -------------------------------------------------------------
+
+def test_led_forms():
+    from fwtool.firmware.families.linux import led_parts
+
+    assert led_parts("gpiochip0:17") == {"file": "", "chip": "/dev/gpiochip0", "line": 17}
+    assert led_parts("/dev/gpiochip4:27")["chip"] == "/dev/gpiochip4"
+    assert led_parts("/sys/class/leds/ACT/brightness")["file"] == "/sys/class/leds/ACT/brightness"
+    assert led_parts(None) == {"file": "", "chip": "", "line": -1}
+    for bad in ("gpiochip0", "gpiochip0:x", 'x"); system("rm', "relative/file", "/a/../b", "/a b"):
+        with pytest.raises(BadInput):
+            led_parts(bad)
+
+
+@pytest.mark.parametrize("form", ["file", "gpio"])
+def test_led_is_driven(tmp_path, form):
+    from fwtool.model.sources import resolve
+
+    for tool in ("cmake", "g++"):
+        if not shutil.which(tool):
+            pytest.skip(f"{tool} not installed")
+    if form == "gpio" and not shutil.which("strace"):
+        pytest.skip("strace not installed (apt-get install strace): it shows the GPIO line request")
+    model = tmp_path / "fire_alarm.tflite"
+    model.write_bytes(resolve("example:fire_alarm").read_bytes())
+    led_file = tmp_path / "led"
+    led_file.write_text("")
+    led = str(led_file) if form == "file" else "gpiochip9:17"
+    (tmp_path / "boards").mkdir()
+    (tmp_path / "boards" / "ledhost.toml").write_text(
+        'name = "ledhost"\ntitle = "linux-host with an LED"\nfamily = "linux"\nmcu = "host"\ncpu = "host"\n'
+        f'clock_hz = 1_000_000_000\n[sdk]\narch = "host"\nled = "{led}"\n'
+        "[memory]\nflash_base = 0\nflash_bytes = 0x4000000\nsram_base = 0\nsram_bytes = 0x10000000\n"
+        '[image]\nkind = "elf"\n[flash]\nrunners = ["ssh"]\n')
+    p = _cli("build", "--board", "ledhost", "-m", str(model), "--out", str(tmp_path / "out"), timeout=900)
+    assert p.returncode == 0, p.stdout + p.stderr
+    elf = tmp_path / "out" / "firmware.elf"
+    if form == "file":
+        run = subprocess.run(["timeout", "2", str(elf)], capture_output=True, text=True)
+        assert "FWT:INFER n=2" in run.stdout and led_file.read_text() in ("1\n", "0\n")
+    else:  # no GPIO chip 9 here: the program asks for it, finds none and runs on (the LED a no-op)
+        run = subprocess.run(["timeout", "2", "strace", "-f", "-e", "trace=openat", str(elf)], capture_output=True,
+                             text=True)
+        assert "FWT:INFER n=2" in run.stdout
+        assert '"/dev/gpiochip9", O_RDWR|O_CLOEXEC) = -1 ENOENT' in run.stderr, run.stderr[-500:]
