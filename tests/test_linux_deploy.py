@@ -12,7 +12,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pytest
 
 from fakes_sshd import sshd_reason, start_sshd
 from fwtool.core import vendor
-from fwtool.core.errors import BadInput, FwtoolError, MissingTool, NoDevice
+from fwtool.core.errors import BadInput, MissingTool, NoDevice
 from fwtool.flash import ssh_checks, ssh_service
 
 ROOT = Path(__file__).resolve().parent.parent

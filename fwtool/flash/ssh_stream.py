@@ -25,7 +25,7 @@ import subprocess
 import time
 
 from fwtool.core import runner
-from fwtool.core.errors import FwtoolError
+from fwtool.core.errors import FwtoolError, NoDevice
 from fwtool.flash.ssh import SshHost, check_ssh, ssh_error
 from fwtool.flash.ssh_service import check_unit_name, program_command
 
@@ -66,7 +66,13 @@ class SshFollow:
         if now - self._last_try < self.retry_s:
             raise OSError(f"waiting to reconnect to {self.host.spec}")
         self._last_try = now
-        stream = SshStream(self, timeout)
+        try:
+            stream = SshStream(self, timeout)
+        except OSError as e:
+            if self.opens == 0:  # the first connection: say it as an SSH failure, not a port one
+                raise NoDevice(f"cannot follow {self.host.spec}: {e}",
+                               f"check that 'ssh {self.host.spec}' works by hand and the board is on") from None
+            raise
         self.opens += 1
         return stream
 
