@@ -396,3 +396,20 @@ def test_led_is_driven(tmp_path, form):
                              text=True)
         assert "FWT:INFER n=2" in run.stdout
         assert '"/dev/gpiochip9", O_RDWR|O_CLOEXEC) = -1 ENOENT' in run.stderr, run.stderr[-500:]
+
+
+def test_monitor_of_an_unreachable_host_is_one_line(tmp_path):
+    if sshd_reason():
+        pytest.skip(sshd_reason())
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = tmp_path / "ssh_config"
+    cfg.write_text(f"Host deadpi\n  HostName 127.0.0.1\n  Port {port}\n  UserKnownHostsFile {tmp_path / 'kh'}\n")
+    t0 = time.monotonic()
+    p = _cli("monitor", "--board", "linux-host", "--host", "deadpi", "--ssh-config", str(cfg), "--count", "1",
+             timeout=120)
+    assert p.returncode == 6 and "cannot reach deadpi" in _one_error(p) and "Connection refused" in p.stderr
+    assert time.monotonic() - t0 < 60

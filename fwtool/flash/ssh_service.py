@@ -1,5 +1,6 @@
 """``fwtool flash --host … --service NAME``: a systemd **user** unit on the board that runs the deployed program
-at boot (``~/.config/systemd/user/NAME.service``, ``WantedBy=default.target``, ``Restart=on-failure``), and
+at boot (``~/.config/systemd/user/NAME.service``, ``WantedBy=default.target``, ``Restart=always``: an audio
+app ends when arecord's stream does, e.g. a USB microphone unplugged, and starts again 2 s later), and
 ``--service remove`` to take fwtool's units for that program away again.
 
 An audio app's unit runs it behind ALSA's recorder, so ALSA resamples a device that cannot capture 16 kHz:
@@ -50,7 +51,7 @@ def unit_text(program: str, description: str, capture: str | None) -> str:
     else:
         exec_start = f"%h/{program}"
     return (f"[Unit]\nDescription={description}\n{MARK}={program}\n\n"
-            f"[Service]\nExecStart={exec_start}\nRestart=on-failure\nRestartSec=2\n\n"
+            f"[Service]\nExecStart={exec_start}\nRestart=always\nRestartSec=2\n\n"
             f"[Install]\nWantedBy=default.target\n")
 
 
