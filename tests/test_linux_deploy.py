@@ -78,6 +78,15 @@ if "-l" in argv:
     print("  Subdevices: 1/1")
     sys.exit(0)
 dev = argv[argv.index("-D") + 1]
+if "--dump-hw-params" not in argv and dev == "plughw:1,0":  # capture: silence on stdout at 16 kHz until the pipe breaks
+    import signal
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    with open(os.path.join(STATE, "arecord.log"), "a") as f:
+        f.write(" ".join(argv) + "\\n")
+    while True:
+        sys.stdout.buffer.write(bytes(3200))
+        sys.stdout.buffer.flush()
+        time.sleep(0.1)
 if dev not in ("hw:1,0", "plughw:1,0"):
     print(f'arecord: main:831: audio open error: No such file or directory', file=sys.stderr)
     sys.exit(1)
@@ -223,6 +232,17 @@ def test_capture_device_is_checked_for_16khz(program, sshd):
     unit = (sshd.home / ".config/systemd/user/fwtool-kws.service").read_text()
     assert ("ExecStart=/bin/sh -c 'arecord -q -D plughw:1,0 -f S16_LE -r 16000 -c 1 -t raw | "
             "exec %h/fwtool/linux-host.elf'") in unit
+    assert (sshd.home / "fwtool/linux-host.elf.capture").read_text() == "plughw:1,0\n"
+
+    # monitor --host runs it behind arecord on the device the deploy recorded; both end with the monitor
+    p = _cli("monitor", "--board", "linux-host", *sshd.args("--count", "3", "--plain"), timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert (sshd.d / "arecord.log").read_text().split("\n")[0] == "-q -D plughw:1,0 -f S16_LE -r 16000 -c 1 -t raw"
+    time.sleep(0.5)
+    assert not sshd.leftovers(), sshd.leftovers()
+    # a deploy without a capture device forgets it
+    p = _cli("flash", "--board", "linux-host", "--elf", str(program), *sshd.args())
+    assert p.returncode == 0 and not (sshd.home / "fwtool/linux-host.elf.capture").exists()
 
 
 def test_no_alsa_tools_said_so(program, sshd):

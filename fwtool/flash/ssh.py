@@ -33,6 +33,7 @@ from fwtool.flash.ssh_service import check_unit_name
 SAFE_OPTIONS = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=10",
                 "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3"]
 _HOST = re.compile(r"^(?:(?P<user>[A-Za-z0-9._-]+)@)?(?P<host>[A-Za-z0-9._-]+)(?::(?P<port>\d{1,5}))?$")
+CAPTURE_SUFFIX = ".capture"  # beside the program: the ALSA device an audio app's deploy checked (for monitor --host)
 _FINGERPRINT = re.compile(r"(SHA256:[A-Za-z0-9+/=]+)")
 
 
@@ -178,8 +179,11 @@ def deploy(image: Path, host: SshHost, board, arch: str, service: str | None = N
     sha = hashlib.sha256(data).hexdigest()
     q = shlex.quote
     tmp = f"{target}.tmp"
+    device = checked["capture_device"]
+    record = (f"printf '%s\\n' {q(device)} > {q(target + CAPTURE_SUFFIX)}" if device
+              else f"rm -f {q(target + CAPTURE_SUFFIX)}")
     script = (f"mkdir -p {q(deploy_dir)} && cat > {q(tmp)} && chmod 755 {q(tmp)} && "
-              f"[ \"$(sha256sum {q(tmp)} | cut -d' ' -f1)\" = {sha} ] && mv -f {q(tmp)} {q(target)}")
+              f"[ \"$(sha256sum {q(tmp)} | cut -d' ' -f1)\" = {sha} ] && mv -f {q(tmp)} {q(target)} && {record}")
     run_remote(host, script, data=data, timeout=300, log=log)
     out = {"method": "ssh", "host": host.spec, "remote_arch": facts.arch, "remote_path": f"~/{target}",
            "bytes": len(data), "sha256": sha, "verified": True, "free_bytes": (facts.free_kb or 0) * 1024,

@@ -3,7 +3,8 @@
 :class:`SshFollow` is what the monitor's reader opens again after every disconnect (a reboot of the Pi, a
 dropped network, the remote program ending); each open is one :class:`SshStream` (one ``ssh`` process):
 
-* **plain** (no ``--service``): the stream runs the deployed program (an audio app behind arecord) and ends it
+* **plain** (no ``--service``): the stream runs the deployed program (an audio app behind arecord, on the device
+  ``--capture-device`` names or the deploy recorded in ``<program>.capture``) and ends it
   with the connection (the remote wrapper waits on the channel's stdin: EOF there kills the program). A reconnect
   starts the program again — a new session, banner first.
 * **service** (``--service NAME``): the stream follows the unit's journal (``journalctl --user -f -o json``) and
@@ -26,7 +27,7 @@ import time
 
 from fwtool.core import runner
 from fwtool.core.errors import FwtoolError, NoDevice
-from fwtool.flash.ssh import SshHost, check_ssh, ssh_error
+from fwtool.flash.ssh import CAPTURE_SUFFIX, SshHost, check_ssh, ssh_error
 from fwtool.flash.ssh_service import check_unit_name, program_command
 
 READY = b"fwtool-ssh-ready"
@@ -50,14 +51,20 @@ class SshFollow:
         if self.unit:
             where = f"--after-cursor={q(self.cursor)} --no-tail" if self.cursor else "-n 0"
             inner = f"journalctl --user -f -o json -u {q(self.unit)} {where}"
-        else:
-            inner = program_command(q(self.program), self.capture)
+            start = f"{inner} &"
+        elif self.capture:
+            start = f"{program_command(q(self.program), self.capture)} &"
+        else:  # the capture device the deploy recorded beside the program (an audio app), else none
+            start = (f"c=$(cat {q(self.program + CAPTURE_SUFFIX)} 2>/dev/null); if [ -n \"$c\" ]; then "
+                     f"arecord -q -D \"$c\" -f S16_LE -r 16000 -c 1 -t raw | exec {q(self.program)} & "
+                     f"else exec {q(self.program)} & fi;")
         # the marker first; the job in the background ($! of a pipeline: its last command, the program; arecord
         # ends on the broken pipe). EOF on the channel's stdin ends the job (nothing left running); the job
         # ending ends the session (the monitor sees the channel close and reconnects).
         # (fd 3: a background list's stdin is /dev/null in sh, so the watcher reads the channel through a copy;
         # the watcher holds no output of the channel, which closes when the job's output does)
-        return (f"echo {READY.decode()}; exec 3<&0; {inner} & p=$!; {{ cat <&3 >/dev/null 2>&1; kill $p 2>/dev/null; }} 2>/dev/null & "
+        return (f"echo {READY.decode()}; exec 3<&0; {start} p=$!; "
+                "{ cat <&3 >/dev/null 2>&1; kill $p 2>/dev/null; } 2>/dev/null & "
                 "w=$!; exec 3<&-; wait $p; s=$?; kill $w 2>/dev/null; exit $s")
 
     def open(self, device: str = "", baud: int = 0, timeout: float = 0.05) -> "SshStream":
