@@ -8,7 +8,8 @@ from fwtool.core.errors import Exit, FwtoolError
 from fwtool.audio.wav import read_wav
 from fwtool.emulator import latency_stats
 from fwtool.flash import runners
-from fwtool.flash.ssh import SshHost, SshStream, flash_over_ssh, program_path
+from fwtool.flash.ssh import SshHost, flash_over_ssh, program_path
+from fwtool.flash.ssh_stream import SshFollow
 from fwtool.monitor import session
 from fwtool.monitor.session import MonitorOptions
 from fwtool.targets import registry
@@ -144,9 +145,11 @@ def _over_ssh(image: Path, board: str, host: str, config: Path | None, mon: dict
     else:
         ui.info(f"deployed  {out['bytes']:,} B to {out['host']}:{out['remote_path']} ({out['remote_arch']}, "
                 f"sha256 verified) in {out['seconds']:.1f} s")
-    ssh_host, program = SshHost(host, config), program_path(board)
-    return _monitor(MonitorOptions(port=f"ssh://{host}", send_input=False, **mon),
-                    opener=lambda dev, baud, t: SshStream(ssh_host, program, None, t))
+    for note in out.get("notes", []):
+        if not as_json:
+            ui.info(f"note      {note}")
+    follow = SshFollow(SshHost(host, config), program_path(board), None, out.get("capture_device"))
+    return _monitor(MonitorOptions(port=f"ssh://{host}", send_input=False, **mon), opener=follow.open)
 
 
 def _build_summary(r: dict) -> dict:

@@ -94,8 +94,9 @@ class LinuxSdk:
     arch: str = field(metadata={"choices": ("aarch64", "x86_64", "host")})  # `uname -m` ("host": this machine's)
     compiler_prefix: str = ""  # "aarch64-linux-gnu-" (Debian's cross g++); "" = the host's g++
     cpu_flags: tuple[str, ...] = ()  # e.g. ["-mcpu=cortex-a72"]
-    led: str | None = None  # a sysfs LED (/sys/class/leds/ACT/brightness) or GPIO value file; None: no LED
+    led: str | None = None  # a sysfs LED (/sys/class/leds/ACT/brightness) or value file, or "gpiochipN:LINE"
     deploy_dir: str = "fwtool"  # the remote folder (under the login's home) every deploy writes into
+    capture_device: str | None = None  # the ALSA capture PCM of an audio app (plughw:1,0); None: arecord -l's first
 
 
 SDK_TABLES: dict[str, type] = {"rp2040": PicoSdk, "rp2350": Rp2350Sdk, "psoc6": PSoC6Sdk, "nrf52": Nrf52Sdk,
