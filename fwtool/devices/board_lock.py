@@ -1,0 +1,201 @@
+"""One device, one user: the board lock (issue 29 item 4; docs/concurrency.md "One board, one user").
+
+A board is known by its stable identities (:func:`identities`): its USB port path ("usb 1-1.3", which survives the
+re-enumeration between app and BOOTSEL mode), its USB serial number (the app's flash unique id, a probe's UID), and
+failing both its port (a device path or a ``socket://``/``rfc2217://`` URL). Each identity has two lock files
+(``core/locks.py`` flocks, released by the kernel when a process dies in any way):
+
+* ``<id>.lock``, the board: held by whoever uses the board now — a flash, a ``validate --device`` run from its flash
+  to its last line read, or a monitor;
+* ``<id>.want``, the queue of exclusive users: a flash (or validate) takes it first, so two of them on one board
+  are one after the other (the second waits with one line naming the first, or exits 11 with ``--no-wait``).
+
+A monitor holds the board *yieldably* (:class:`Yieldable`): its record says so, and while it reads it looks at the
+``.want`` lock on every poll. When an exclusive user holds that (a flash it did not start), the monitor closes the
+port and lets go of the board; the flash, which was waiting on ``.lock``, gets it. The flash holds ``.want`` until it
+ends, so the monitor knows the flash is still going; once ``.want`` is free again the monitor takes the board back
+and reopens the port the way it does after a reset (the reconnect logic in monitor/reader.py). An exclusive user
+never exits 11 because of a monitor: the monitor always yields.
+
+The lock files live in ``FWTOOL_BOARD_LOCKS`` or the per-user runtime folder (``/run/user/UID/fwtool/boards``).
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import platformdirs
+
+from fwtool.core import locks, ui
+from fwtool.core.errors import Busy
+
+YIELDS = "(yields the board to a flash)"  # in a monitor's holder record
+_keep: list[contextlib.ExitStack] = []  # open keep() sessions of this process (innermost last)
+
+
+def lock_dir() -> Path:
+    env = os.environ.get("FWTOOL_BOARD_LOCKS")
+    return Path(env) if env else Path(platformdirs.user_runtime_dir("fwtool")) / "boards"
+
+
+def identities(serial: str | None = None, location: str | None = None, port: str | None = None) -> list[str]:
+    """The identities of one board, most stable first: "usb 1-1.3", "serial E6614103E7452D2F"; "port
+    /dev/ttyACM0" (its real path) only when neither is known. A pyserial location's interface part ("1-1.3:1.0")
+    is dropped: every interface of a board is one board."""
+    out = []
+    loc = (location or "").split(":")[0].strip()
+    if loc:
+        out.append(f"usb {loc}")
+    if serial and str(serial).strip():
+        out.append(f"serial {str(serial).strip()}")
+    if not out and port:
+        out.append(f"port {port if '://' in port else os.path.realpath(port)}")
+    return out
+
+
+def of_device(device) -> list[str]:
+    """:func:`identities` of a :class:`fwtool.devices.device.Device` (flash) or a PortInfo (monitor)."""
+    return identities(getattr(device, "serial", None) or getattr(device, "serial_number", None),
+                      getattr(device, "location", None),
+                      getattr(device, "port", None) if hasattr(device, "mode") else getattr(device, "device", None))
+
+
+def lock_file(identity: str, kind: str = "lock") -> Path:
+    """The board lock file (``kind`` "lock") or queue lock file ("want") of one identity."""
+    return _file(identity, f".{kind}")
+
+
+def _file(identity: str, suffix: str) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", identity)[:60]
+    return lock_dir() / f"{safe}-{hashlib.sha256(identity.encode()).hexdigest()[:8]}{suffix}"
+
+
+def describe(ids: Iterable[str]) -> str:
+    ids = list(ids)
+    return "board " + (", ".join(ids) if ids else "(unknown)")
+
+
+def _yieldable(record: str | None) -> bool:
+    return bool(record) and YIELDS in record
+
+
+@contextlib.contextmanager
+def claim(ids: list[str], *, wait: bool | None = None, on_event: Callable[[str], None] | None = None,
+          on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Use the board alone while the block runs (a flash, a validate): queue behind another exclusive user (wait,
+    or Busy: exit 11), then ask a monitor holding the board to let go and wait until it has. Inside a
+    :func:`keep` session the board stays claimed until the session ends. ``on_event`` gets "waiting" (queued
+    behind another user), "asked" (a monitor was asked to yield), "acquired"."""
+    ids = sorted(set(ids))
+    if not ids:
+        yield
+        return
+    what = describe(ids)
+    event = on_event or (lambda e: None)
+    stack = contextlib.ExitStack()
+    try:
+        for i in ids:  # every exclusive user takes the queue locks first, in one order: no deadlock
+            stack.enter_context(locks.hold(_file(i, ".want"), what, wait=wait, on_wait=on_wait,
+                                           on_event=lambda e: e == "waiting" and event("waiting")))
+        for i in ids:
+            lock = _file(i, ".lock")
+            try:
+                stack.enter_context(locks.hold(lock, what, wait=False))
+            except Busy:
+                record = locks.holder(lock)
+                if _yieldable(record):  # a monitor: it lets go when it sees the queue lock held
+                    (on_wait or ui.info)(f"asking {record.replace(' ' + YIELDS, '')} to let go of {what}")
+                    event("asked")
+                stack.enter_context(locks.hold(lock, what, wait=True if _yieldable(record) else wait,
+                                               on_wait=on_wait))
+        event("acquired")
+    except BaseException:
+        stack.close()
+        raise
+    try:
+        yield
+    finally:
+        if _keep:
+            _keep[-1].push(stack.pop_all().__exit__)  # released when the keep() session ends
+        stack.close()
+
+
+@contextlib.contextmanager
+def keep() -> Iterator[None]:
+    """The boards claimed inside this block stay claimed until it ends: ``validate --device`` holds its board from
+    the flash to the last result line, so no other flash can come between."""
+    stack = contextlib.ExitStack()
+    _keep.append(stack)
+    try:
+        yield
+    finally:
+        _keep.remove(stack)
+        stack.close()
+
+
+class Yieldable:
+    """A monitor's hold on its board (see the module docstring). ``acquire(wait)`` at the start (waits behind a
+    flash, or Busy with ``--no-wait``); then the reader asks ``wanted()`` on every poll and, when True, closes its
+    port and calls ``release()``; ``try_reacquire()`` is True once the flash is over and the board is its again."""
+
+    def __init__(self, ids: list[str], on_event: Callable[[str], None] | None = None):
+        self.ids = sorted(set(ids))
+        self.what = describe(self.ids)
+        self.on_event = on_event or (lambda e: None)
+        self._stack: contextlib.ExitStack | None = None
+        self.yielded_to = ""  # the record of the user it let go for
+
+    @property
+    def held(self) -> bool:
+        return self._stack is not None or not self.ids
+
+    def _take(self, wait: bool | None, on_wait=None) -> None:
+        stack = contextlib.ExitStack()
+        try:
+            for i in self.ids:
+                stack.enter_context(locks.hold(_file(i, ".lock"), self.what, wait=wait, note=YIELDS,
+                                               on_wait=on_wait))
+        except BaseException:
+            stack.close()
+            raise
+        self._stack = stack
+
+    def acquire(self, wait: bool | None = None, on_wait: Callable[[str], None] | None = None) -> None:
+        if not self.held:
+            self._take(wait, on_wait)
+            self.on_event("acquired")
+
+    def wanted(self) -> str | None:
+        """The record of an exclusive user waiting for the board (a flash it did not start), or None."""
+        if self._stack is None:
+            return None
+        for i in self.ids:
+            record = locks.holder(_file(i, ".want"))
+            if record is not None:
+                return record or "another process"
+        return None
+
+    def release(self, to: str = "") -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            self.yielded_to = to
+            stack.close()
+            self.on_event("released")
+
+    def try_reacquire(self) -> bool:
+        """Take the board back if nobody queues for it and nobody holds it (never waits)."""
+        if self.held:
+            return True
+        if any(locks.holder(_file(i, ".want")) is not None for i in self.ids):
+            return False
+        try:
+            self._take(wait=False)
+        except Busy:
+            return False
+        self.yielded_to = ""
+        self.on_event("reacquired")
+        return True
