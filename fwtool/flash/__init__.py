@@ -113,7 +113,9 @@ def _flash(req: FlashRequest) -> FlashResult:
                        f"{want_chip} board")
     # one device, one user (devices/board_lock.py): queue behind another flash of this board, make a monitor let go
     waited: list[str] = []
-    with board_lock.claim(board_lock.of_device(target), on_event=lambda e: e in ("waiting", "asked") and
+    # (a virtual board's USB location is the same for every one: flash_virtual claims it by its flash file instead)
+    ids = board_lock.of_device(target) if usbdevices.system_usb() else []
+    with board_lock.claim(ids, on_event=lambda e: e in ("waiting", "asked") and
                           waited.append(e)):
         if waited and found is not None:  # the board may have been rebooted or re-flashed while this one waited
             found = devices.discover(boards)
