@@ -161,3 +161,24 @@ def test_bootrom_entry(damage, cache, tmp_path):
     bad = bytes(len(good)) if damage == "same size" else DAMAGE[damage](good)  # the old size-only check let it by
     out.write_bytes(bad)
     assert bootrom.bootrom_file(ts) == out and out.read_bytes() == good
+
+
+# ---- an example model cut out of its tree's C header (model/examples.py) ------------------------------------------
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_example_model_entry(damage, tmp_path, monkeypatch):
+    from fwtool.core import vendor
+    from fwtool.core.errors import FwtoolError
+    from fwtool.model import examples
+
+    ex = examples.get("fire_alarm")
+    if not vendor.manifest()[ex.dep().name].cache_path.is_dir():
+        pytest.skip(f"the {ex.dep().name} tree is not synced ('fwtool vendor sync {ex.dep().name}')")
+    monkeypatch.setattr(examples, "cache_dir", lambda: tmp_path)  # the tree stays in the shared cache
+    try:
+        out = examples.model_path("fire_alarm")
+    except FwtoolError as e:
+        pytest.skip(f"example tree not usable: {e.cause}")
+    good = out.read_bytes()
+    assert hashlib.sha256(good).hexdigest() == ex.sha256 and tmp_path in out.parents
+    out.write_bytes(DAMAGE[damage](good))
+    assert examples.model_path("fire_alarm") == out and out.read_bytes() == good
