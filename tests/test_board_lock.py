@@ -73,8 +73,14 @@ MONITOR = textwrap.dedent("""
     board = PtyBoard(ports, serial_number=serial)
     path = board.appear()
     ports.add(board, FakeListPortInfo(path, board.vid, board.pid, board.serial_number, location="1-1.3:1.0"))
-    res = Session(MonitorOptions(view="json", send_input=False, poll_s=0.02, wait=2.0, last_flash_file="/nonexistent",
-                                 serial=serial), discovery=Discovery(ports.comports)).run()
+    from fwtool.core.errors import FwtoolError
+    try:
+        res = Session(MonitorOptions(view="json", send_input=False, poll_s=0.02, wait=2.0,
+                                     last_flash_file="/nonexistent", serial=serial),
+                      discovery=Discovery(ports.comports)).run()
+    except FwtoolError as e:
+        print(f"error: {e.cause}", file=sys.stderr)
+        sys.exit(int(e.code))
     sys.exit(res.exit_code)
 """)
 
@@ -357,3 +363,50 @@ def test_in_one_process_a_claim_inside_a_claim_re_enters(tmp_path, monkeypatch):
         with board_lock.claim(["serial X"], wait=False):
             assert locks.holder(board_lock.lock_file("serial X")) is not None
     assert locks.holder(board_lock.lock_file("serial X")) is None and not list(tmp_path.iterdir())
+
+
+def test_fwtool_run_monitors_the_board_it_keeps_without_yielding_to_itself(tmp_path, monkeypatch):
+    """'fwtool run': its flash's claim is kept (BoardTarget) while its own monitor reads: that monitor takes the
+    board (re-entering the lock) and never sees its own process's claim as a flash asking for the board."""
+    monkeypatch.setenv("FWTOOL_BOARD_LOCKS", str(tmp_path))
+    ids = ["usb 1-1.3", f"serial {SERIAL}"]
+    with board_lock.keep():
+        with board_lock.claim(ids, wait=False):
+            pass  # the flash
+        gate = board_lock.Yieldable(ids)
+        gate.acquire(wait=False)
+        assert gate.held and gate.wanted() is None
+        gate.release()
+        assert gate.try_reacquire()
+        gate.release()
+        assert locks.holder(board_lock.lock_file(f"serial {SERIAL}")) is not None  # still the run's
+    assert locks.holder(board_lock.lock_file(f"serial {SERIAL}")) is None
+
+
+def test_a_second_monitor_of_one_board_is_refused_at_once_naming_the_first(env, tmp_path, monkeypatch):
+    cwd = tmp_path / "project"
+    mon = start(MONITOR, SERIAL, env=env, cwd=cwd)
+    try:
+        until(mon.stdout, event("connected"))
+        monkeypatch.setenv("FWTOOL_BOARD_LOCKS", env["FWTOOL_BOARD_LOCKS"])
+        with pytest.raises(Busy) as e:  # even waiting: another monitor would never end by itself
+            board_lock.Yieldable(["usb 1-1.3", f"serial {SERIAL}"]).acquire(wait=True)
+        assert e.value.code == 11 and f"fwtool monitor pid {mon.pid}" in e.value.cause and "yields" not in e.value.cause
+        mon.send_signal(signal.SIGINT)
+        assert finish(mon)[0] == 0
+    finally:
+        mon.kill()
+
+
+def test_a_monitor_started_during_a_flash_with_no_wait_exits_11(env, tmp_path):
+    cwd = tmp_path / "project"
+    flash = start(FLASH, *flash_args(), env=env, cwd=cwd, PAUSE_AT="40")
+    try:
+        until(flash.stdout, has("PAUSED"))
+        rc, out, err = finish(start(MONITOR, SERIAL, env=env, cwd=cwd, FWTOOL_NO_WAIT="1"))
+        assert rc == 11 and f"is in use by fwtool flash pid {flash.pid}" in err, err
+        flash.stdin.write("\n")
+        flash.stdin.flush()
+        assert finish(flash)[0] == 0
+    finally:
+        flash.kill()

@@ -175,6 +175,12 @@ def sibling_lock(path: Path) -> Path:
     return path.with_name(f".{path.name}.lock")
 
 
+def holds(lock_file: Path) -> bool:
+    """True when this process holds ``lock_file`` (an outer hold of the same thing, e.g. 'fwtool run')."""
+    with _guard:
+        return os.path.abspath(lock_file) in _held
+
+
 def holder(lock_file: Path) -> str | None:
     """The record of whoever holds ``lock_file`` now ("" when it wrote none yet), or None when nobody does (a look,
     not a claim: by the time the caller acts the holder may have changed, so it still waits on the lock itself).

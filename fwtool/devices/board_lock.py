@@ -165,16 +165,31 @@ class Yieldable:
         self._stack = stack
 
     def acquire(self, wait: bool | None = None, on_wait: Callable[[str], None] | None = None) -> None:
-        if not self.held:
+        """Take the board: at once, or after the flash holding it (waiting, or Busy with waiting off). Another
+        monitor on it is refused at once (Busy): it would never end by itself."""
+        if self.held:
+            return
+        try:
+            self._take(False)
+        except Busy:
+            for i in self.ids:
+                record = locks.holder(_file(i, ".lock"))
+                if _yieldable(record):
+                    raise Busy(f"{self.what} is in use by {record.replace(' ' + YIELDS, '')}",
+                               "a board has one reader at a time: stop that monitor, or read its output there") \
+                        from None
             self._take(wait, on_wait)
-            self.on_event("acquired")
+        self.on_event("acquired")
 
     def wanted(self) -> str | None:
         """The record of an exclusive user waiting for the board (a flash it did not start), or None."""
         if self._stack is None:
             return None
         for i in self.ids:
-            record = locks.holder(_file(i, ".want"))
+            want = _file(i, ".want")
+            if locks.holds(want):  # this process's own flash ('fwtool run' keeps its claim while it monitors)
+                continue
+            record = locks.holder(want)
             if record is not None:
                 return record or "another process"
         return None
@@ -190,7 +205,7 @@ class Yieldable:
         """Take the board back if nobody queues for it and nobody holds it (never waits)."""
         if self.held:
             return True
-        if any(locks.holder(_file(i, ".want")) is not None for i in self.ids):
+        if any(not locks.holds(_file(i, ".want")) and locks.holder(_file(i, ".want")) is not None for i in self.ids):
             return False
         try:
             self._take(wait=False)
