@@ -410,3 +410,20 @@ def test_a_monitor_started_during_a_flash_with_no_wait_exits_11(env, tmp_path):
         assert finish(flash)[0] == 0
     finally:
         flash.kill()
+
+
+def test_a_monitor_that_does_not_let_go_fails_the_flash_naming_it(env, tmp_path, monkeypatch):
+    """A suspended monitor (SIGSTOP) never polls: the flash gives up after the limit (here 1 s), exit 11."""
+    cwd = tmp_path / "project"
+    mon = start(MONITOR, SERIAL, env=env, cwd=cwd)
+    try:
+        until(mon.stdout, event("connected"))
+        mon.send_signal(signal.SIGSTOP)
+        script = "import fwtool.devices.board_lock as b; b.YIELD_LIMIT_S = 1.0\n" + FLASH
+        rc, out, err = finish(start(script, *flash_args(), env=env, cwd=cwd))
+        assert rc == 11 and f"fwtool monitor pid {mon.pid} did not let go of board" in err, err
+        mon.send_signal(signal.SIGCONT)
+        mon.send_signal(signal.SIGINT)
+        finish(mon)
+    finally:
+        mon.kill()

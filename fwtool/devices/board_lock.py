@@ -25,6 +25,7 @@ import contextlib
 import hashlib
 import os
 import re
+import time
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -34,6 +35,7 @@ from fwtool.core import locks, ui
 from fwtool.core.errors import Busy
 
 YIELDS = "(yields the board to a flash)"  # in a monitor's holder record
+YIELD_LIMIT_S = 15.0  # a monitor lets go on its next poll; one that has not by then is stopped or hung
 _keep: list[contextlib.ExitStack] = []  # open keep() sessions of this process (innermost last)
 
 
@@ -107,11 +109,12 @@ def claim(ids: list[str], *, wait: bool | None = None, on_event: Callable[[str],
                 stack.enter_context(locks.hold(lock, what, wait=False))
             except Busy:
                 record = locks.holder(lock)
-                if _yieldable(record):  # a monitor: it lets go when it sees the queue lock held
+                if _yieldable(record):  # a monitor: it lets go on its next poll, seeing the queue lock held
                     (on_wait or ui.info)(f"asking {record.replace(' ' + YIELDS, '')} to let go of {what}")
                     event("asked")
-                stack.enter_context(locks.hold(lock, what, wait=True if _yieldable(record) else wait,
-                                               on_wait=on_wait))
+                    _after_yield(stack, lock, what, record)
+                else:
+                    stack.enter_context(locks.hold(lock, what, wait=wait, on_wait=on_wait))
         event("acquired")
     except BaseException:
         stack.close()
@@ -122,6 +125,24 @@ def claim(ids: list[str], *, wait: bool | None = None, on_event: Callable[[str],
         if _keep:
             _keep[-1].push(stack.pop_all().__exit__)  # released when the keep() session ends
         stack.close()
+
+
+def _after_yield(stack: contextlib.ExitStack, lock: Path, what: str, record: str,
+                 limit_s: float | None = None) -> None:
+    """Take the board lock (onto ``stack``) once the monitor holding it has let go (it does on its next poll,
+    within ~0.1 s); Busy naming it when it has not within ``limit_s`` (a stopped or hung monitor)."""
+    limit_s = YIELD_LIMIT_S if limit_s is None else limit_s
+    deadline = time.monotonic() + limit_s
+    while True:
+        try:
+            stack.enter_context(locks.hold(lock, what, wait=False))
+            return
+        except Busy:
+            if time.monotonic() >= deadline:
+                who = record.replace(" " + YIELDS, "")
+                raise Busy(f"{who} did not let go of {what} within {limit_s:g} s",
+                           "stop that monitor (or resume it, if it was suspended) and run the command again") from None
+            time.sleep(0.02)  # the monitor's poll interval: the lock itself decides who has the board
 
 
 @contextlib.contextmanager
