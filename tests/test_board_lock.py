@@ -176,6 +176,7 @@ def test_a_board_is_known_by_its_usb_location_and_serial_in_every_mode():
     assert board_lock.identities(SERIAL, "1-1.3:1.0", "/dev/ttyACM0") == ["usb 1-1.3", f"serial {SERIAL}"]
     assert board_lock.identities(None, "1-1.3") == ["usb 1-1.3"]  # BOOTSEL: the bootrom's serial is everyone's
     assert board_lock.identities(port="socket://127.0.0.1:4000") == ["port socket://127.0.0.1:4000"]
+    assert board_lock.identities(port="ssh://pi@raspberrypi.local") == []  # every reader has its own stream
     app, bootsel = FakeBoard("app"), FakeBoard("bootsel")
     from fwtool.devices.device import Device
     dev_app = Device("app", location=app.location, serial=app.serial, port="/dev/ttyACM0")

@@ -36,6 +36,8 @@ from fwtool.core.errors import Busy
 
 YIELDS = "(yields the board to a flash)"  # in a monitor's holder record
 YIELD_LIMIT_S = 15.0  # a monitor lets go on its next poll; one that has not by then is stopped or hung
+# a Linux board's output over SSH is a stream of its own for every reader (journalctl -f / the program's output)
+UNLOCKED_SCHEMES = ("ssh://",)
 _keep: list[contextlib.ExitStack] = []  # open keep() sessions of this process (innermost last)
 
 
@@ -54,7 +56,7 @@ def identities(serial: str | None = None, location: str | None = None, port: str
         out.append(f"usb {loc}")
     if serial and str(serial).strip():
         out.append(f"serial {str(serial).strip()}")
-    if not out and port:
+    if not out and port and not port.lower().startswith(UNLOCKED_SCHEMES):
         out.append(f"port {port if '://' in port else os.path.realpath(port)}")
     return out
 
@@ -109,10 +111,12 @@ def claim(ids: list[str], *, wait: bool | None = None, on_event: Callable[[str],
                 stack.enter_context(locks.hold(lock, what, wait=False))
             except Busy:
                 record = locks.holder(lock)
-                if _yieldable(record):  # a monitor: it lets go on its next poll, seeing the queue lock held
-                    (on_wait or ui.info)(f"asking {record.replace(' ' + YIELDS, '')} to let go of {what}")
-                    event("asked")
-                    _after_yield(stack, lock, what, record)
+                if _yieldable(record) or not record:  # a monitor (or one that has not written its record yet,
+                    # or a holder leaving): it lets go on its next poll, seeing the queue lock held
+                    if record:
+                        (on_wait or ui.info)(f"asking {record.replace(' ' + YIELDS, '')} to let go of {what}")
+                        event("asked")
+                    _after_yield(stack, lock, what, record or "another process")
                 else:
                     stack.enter_context(locks.hold(lock, what, wait=wait, on_wait=on_wait))
         event("acquired")
