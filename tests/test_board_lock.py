@@ -428,3 +428,13 @@ def test_a_monitor_that_does_not_let_go_fails_the_flash_naming_it(env, tmp_path,
         finish(mon)
     finally:
         mon.kill()
+
+
+def test_the_lock_folder_is_one_per_user_whatever_the_cache(tmp_path, monkeypatch):
+    monkeypatch.delenv("FWTOOL_BOARD_LOCKS", raising=False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    monkeypatch.setenv("FWTOOL_CACHE_DIR", str(tmp_path / "some-private-cache"))  # a test's or a CI job's cache
+    assert board_lock.lock_dir() == tmp_path / "fwtool" / "boards"
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "missing"))
+    d = board_lock.lock_dir()
+    assert "some-private-cache" not in str(d) or not Path(f"/run/user/{os.getuid()}").is_dir()

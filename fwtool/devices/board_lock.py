@@ -17,7 +17,8 @@ ends, so the monitor knows the flash is still going; once ``.want`` is free agai
 and reopens the port the way it does after a reset (the reconnect logic in monitor/reader.py). An exclusive user
 never exits 11 because of a monitor: the monitor always yields.
 
-The lock files live in ``FWTOOL_BOARD_LOCKS`` or the per-user runtime folder (``/run/user/UID/fwtool/boards``).
+The lock files live in ``FWTOOL_BOARD_LOCKS`` or the per-user runtime folder (``/run/user/UID/fwtool/boards``;
+:func:`lock_dir` for the fallbacks).
 """
 from __future__ import annotations
 
@@ -25,14 +26,14 @@ import contextlib
 import hashlib
 import os
 import re
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-import platformdirs
-
 from fwtool.core import locks, ui
 from fwtool.core.errors import Busy
+from fwtool.core.paths import cache_dir
 
 YIELDS = "(yields the board to a flash)"  # in a monitor's holder record
 YIELD_LIMIT_S = 15.0  # a monitor lets go on its next poll; one that has not by then is stopped or hung
@@ -42,8 +43,22 @@ _keep: list[contextlib.ExitStack] = []  # open keep() sessions of this process (
 
 
 def lock_dir() -> Path:
+    """``FWTOOL_BOARD_LOCKS``; else the user's runtime folder (``$XDG_RUNTIME_DIR`` or ``/run/user/UID``, one per
+    user for every process whatever its cache); else a private folder in the temporary folder; else the cache."""
     env = os.environ.get("FWTOOL_BOARD_LOCKS")
-    return Path(env) if env else Path(platformdirs.user_runtime_dir("fwtool")) / "boards"
+    if env:
+        return Path(env)
+    for runtime in (os.environ.get("XDG_RUNTIME_DIR", ""), f"/run/user/{os.getuid()}"):
+        if runtime and os.path.isdir(runtime) and os.access(runtime, os.W_OK):
+            return Path(runtime) / "fwtool" / "boards"
+    private = Path(tempfile.gettempdir()) / f"fwtool-{os.getuid()}"
+    try:
+        private.mkdir(mode=0o700, exist_ok=True)
+        if private.stat().st_uid == os.getuid() and not private.is_symlink():
+            return private / "boards"
+    except OSError:
+        pass
+    return cache_dir() / "boards"
 
 
 def identities(serial: str | None = None, location: str | None = None, port: str | None = None) -> list[str]:
