@@ -182,6 +182,8 @@ def test_a_board_is_known_by_its_usb_location_and_serial_in_every_mode():
     dev_app = Device("app", location=app.location, serial=app.serial, port="/dev/ttyACM0")
     dev_boot = Device("bootsel", location=bootsel.location)
     assert set(board_lock.of_device(dev_app)) & set(board_lock.of_device(dev_boot)) == {"usb 1-1.3"}
+    drive = Device("drive", drive=Path("/media/u/RPI-RP2"))  # flash --drive: the mounted drive is the board
+    assert board_lock.of_device(drive) == [f"port {os.path.realpath('/media/u/RPI-RP2')}"]
 
 
 # ---- two flashes of one board -------------------------------------------------------------------------------------

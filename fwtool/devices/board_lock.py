@@ -78,9 +78,12 @@ def identities(serial: str | None = None, location: str | None = None, port: str
 
 def of_device(device) -> list[str]:
     """:func:`identities` of a :class:`fwtool.devices.device.Device` (flash) or a PortInfo (monitor)."""
+    if hasattr(device, "mode"):  # a Device: its port, or the mounted BOOTSEL drive (flash --drive)
+        port = device.port or (str(device.drive) if device.drive is not None else None)
+    else:
+        port = getattr(device, "device", None)
     return identities(getattr(device, "serial", None) or getattr(device, "serial_number", None),
-                      getattr(device, "location", None),
-                      getattr(device, "port", None) if hasattr(device, "mode") else getattr(device, "device", None))
+                      getattr(device, "location", None), port)
 
 
 def lock_file(identity: str, kind: str = "lock") -> Path:
