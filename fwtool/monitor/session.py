@@ -43,7 +43,8 @@ from fwtool.devices.ports import Discovery, PortInfo, resolve_port, target_for
 from fwtool.devices.serial import is_url, open_serial
 from fwtool.image.symbols import check_elf, fault_places
 from fwtool.core.lines import LineSplitter
-from fwtool.monitor.reader import Connected, Data, Disconnected, OpenFailed, PortReader
+from fwtool.devices import board_lock
+from fwtool.monitor.reader import Connected, Data, Disconnected, OpenFailed, PortReader, Reclaimed, Yielded
 from fwtool.monitor.conditions import Conditions, Verdict, firmware_error
 from fwtool.monitor.handoff import Handoff, HandoffOptions, describe as describe_handoff
 from fwtool.monitor.reboot import default_reboot
@@ -137,9 +138,16 @@ class Session:
         if o.handoff is not None:
             o.handoff.check()
         port, baud = self._resolve()
+        # one device, one user: hold the board, letting go for a flash another process starts (devices/board_lock)
+        gate = board_lock.Yieldable(board_lock.of_device(port))
+        gate.acquire(on_wait=self._info)
         self.reader = PortReader(target_for(port), self.discovery, baud, opener=self.opener,
-                                 reconnect=o.reconnect, poll_s=o.poll_s, clock=self.clock)
-        first = self.reader.open_first(port)
+                                 reconnect=o.reconnect, poll_s=o.poll_s, clock=self.clock, gate=gate)
+        try:
+            first = self.reader.open_first(port)
+        except BaseException:
+            gate.release()
+            raise
         self.splitter = LineSplitter()
         mode = "json" if o.view == "json" else o.view
         self.view = make_view(mode, self.out, self.err, o.timestamps)
@@ -204,6 +212,7 @@ class Session:
             if self.input is not None:
                 self.input.stop()
             self.reader.close()
+            gate.release()
             if self.handoff is not None:
                 for hev in self.handoff.close():
                     self._handoff_event(hev, final=True)
@@ -272,6 +281,15 @@ class Session:
             self._emit_event("disconnected", f"disconnected ({ev.reason}){follow}", {"reason": ev.reason}, ev.t)
         elif isinstance(ev, Connected):
             self._connected(ev)
+        elif isinstance(ev, Yielded):
+            for line in self.splitter.flush(ev.t):
+                self._line(line)
+            self.panel.status = "lent to a flash"
+            self._emit_event("yielded", f"let go of the board for {ev.to}; taking it back when that ends",
+                             {"to": ev.to}, ev.t)
+        elif isinstance(ev, Reclaimed):
+            self.panel.status = "disconnected"
+            self._emit_event("reclaimed", "the board is free again: reopening its port", None, ev.t)
         elif isinstance(ev, OpenFailed):
             self._emit_event("open_failed", f"{ev.port.device} is back but cannot be opened: {ev.error}",
                              {"port": ev.port.device, "error": ev.error}, ev.t)
