@@ -71,10 +71,6 @@ def run(emulator, direct_load, serial_number, method, no_verify, count, timeout,
     """
     ui.set_json(as_json)
     handoff = handoff_click.handoff_from(kw, verbose)  # --on-detect … (popped: the rest of kw is build options)
-    if handoff is not None and audio is not None:
-        raise FwtoolError("--on-detect with --audio is not supported yet (the audio stream path does not capture)",
-                          "drop --audio and feed the board's microphone, or use 'fwtool monitor --on-detect'",
-                          Exit.USAGE)
     if audio is not None:
         read_wav(audio)  # a bad WAV is refused (exit 3) before the build
     if budget_ms is not None and not emulator:
@@ -109,7 +105,7 @@ def _on_target(tgt: Target, image: Path, report: dict, mon: dict, audio: Path | 
     """Put ``image`` on the target and show its output: an audio stream, the live monitor on its serial stream
     (a board, the virtual RP2040), or its lines as they come (a target without a port: QEMU)."""
     if audio is not None and tgt.info.virtual:
-        return emulate_audio(image, report, Path(audio), as_json)
+        return emulate_audio(image, report, Path(audio), as_json, handoff=mon["handoff"])
     if not tgt.info.serves:
         ui.info(f"{tgt.info.title}: running {image}")
         lines, _ = tgt.run(image, protocol.PREFIX_INFER, mon["count"] or 3, mon["timeout"] or 300.0, click.echo)
@@ -122,7 +118,7 @@ def _on_target(tgt: Target, image: Path, report: dict, mon: dict, audio: Path | 
     if tgt.flash_result is not None:
         _report_flash(tgt.flash_result, as_json)
     if audio is not None:
-        return board_audio(tgt.resolve_port(10.0), report, Path(audio), as_json)
+        return board_audio(tgt.resolve_port(10.0), report, Path(audio), as_json, handoff=mon["handoff"])
     if tgt.info.virtual:
         ui.info(f"{tgt.info.title} serving {reach['port']}")
     records: list = []
