@@ -15,6 +15,7 @@ from fwtool.targets import registry
 from fwtool.targets.base import Target, TargetConfig
 from fwtool.commands.audio_stream import board_audio, emulate_audio
 from fwtool.commands.build import build_options, options_from, print_report, run_build
+from fwtool.firmware.capture import APPS as CAPTURE_APPS
 from fwtool.commands import handoff_options as handoff_click
 from fwtool.commands import lab_options
 
@@ -68,6 +69,8 @@ def run(emulator, direct_load, serial_number, method, no_verify, count, timeout,
       fwtool run -b pico -m model.tflite --expect-label fire_alarm --min-score 0.9 --timeout 60   # HIL gate
       fwtool run -b pico -m model.tflite --labgrid-tags board=pico --boards 4 --count 5   # 4 lab boards at once
       fwtool run -b rpi4 -m fire_alarm.tflite --host pi@raspberrypi.local --count 3      # build, deploy, monitor
+      fwtool run -b pico --app kws -m example:micro_speech --emulator --audio yes_then_sentence.wav \
+          --on-detect yes --record 3s --post http://127.0.0.1:8000/v1/audio/transcriptions   # builds --capture 3s
     """
     ui.set_json(as_json)
     handoff = handoff_click.handoff_from(kw, verbose)  # --on-detect … (popped: the rest of kw is build options)
@@ -78,6 +81,9 @@ def run(emulator, direct_load, serial_number, method, no_verify, count, timeout,
                           "drop --budget-ms, or add --emulator", Exit.USAGE)
     where = "emulator" if emulator else "board"
     opts = options_from(kw)  # --emulator runs the image 'fwtool build' makes (the virtual RP2040 has core 1)
+    if handoff is not None and opts.capture_s is None and opts.app in CAPTURE_APPS:
+        opts.capture_s = handoff.record_s  # --on-detect on an audio app: the firmware sends what --record asks
+        ui.info(f"note: --on-detect with --app {opts.app}: building with --capture {handoff.record_s:g}s")
     result = run_build(opts, verbose)
     report = result.report
     if as_json:

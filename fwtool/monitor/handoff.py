@@ -46,15 +46,15 @@ SILENCE_DBFS = -40.0  # --until-silence: RMS below this is silence
 MIN_SPEECH_S = 0.5  # --until-silence: never end before this much audio after the pre-roll
 
 
-def parse_duration(text: str) -> float:
+def parse_duration(text: str, what: str = "--record") -> float:
     """``3``, ``3s``, ``1500ms``, ``0.5m`` -> seconds (0 < s <= 60)."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*", str(text))
     if not m:
-        raise FwtoolError(f"--record '{text}' is not a duration", "use e.g. --record 3s or --record 1500ms",
+        raise FwtoolError(f"{what} '{text}' is not a duration", f"use e.g. {what} 3s or {what} 1500ms",
                           code=Exit.USAGE)
     v = float(m.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}[m.group(2)]
     if not 0 < v <= 60:
-        raise FwtoolError(f"--record {text}: must be more than 0 and at most 60 s", "use e.g. --record 3s",
+        raise FwtoolError(f"{what} {text}: must be more than 0 and at most 60 s", f"use e.g. {what} 3s",
                           code=Exit.USAGE)
     return v
 
