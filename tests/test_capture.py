@@ -9,7 +9,8 @@ import pytest
 
 from fwtool.audio.framing import rec_frame
 from fwtool.core.errors import FwtoolError
-from fwtool.core.protocol import CaptureLine, audio_c_formats, parse_audio_line
+from fwtool.core.protocol_capture import CaptureLine
+from fwtool.core.protocol import c_formats, parse_line
 from fwtool.firmware import capture as C
 from fwtool.monitor.handoff import Handoff, HandoffOptions
 
@@ -69,13 +70,14 @@ def test_template_values_enable_the_header_and_binary_stdio_only_with_capture():
 
 
 def test_the_capture_lines_round_trip_through_the_formats():
-    f = audio_c_formats()
+    f = c_formats()
     line = f["capture"] % (3, "yes", 16000, 4800, 52800, 256)
-    rec = parse_audio_line(line)
+    rec = parse_line(line)
     assert isinstance(rec, CaptureLine) and rec.kind == "start" and rec.fields["samples"] == 52800
-    end = parse_audio_line(f["capend"] % (3, 52800, 12, 0))
+    end = parse_line(f["capend"] % (3, 52800, 12, 0))
     assert end.kind == "end" and end.fields["lost"] == 12
-    assert parse_audio_line(f["capcfg"] % (16000, 4800, 48000, 256, "continues")).fields["inference"] == "continues"
+    assert parse_line(f["capcfg"] % (16000, 4800, 48000, 256, "continues")).fields["inference"] == "continues"
+    assert parse_line("FWT:CAPEND n=3 sent=x lost=0 overrun=0") is None  # malformed: free text
 
 
 def firmware_bytes(pcm, n=7, pre=4800, lost=0, frames_after_end=True, skip=()):

@@ -28,6 +28,8 @@ from fwtool.core.protocol_profile import (  # noqa: F401 - the profile app's lin
     PREFIX_PROF, PREFIX_PROFRUN, ProfileEvent, ProfileRun, parse_profile_line, profile_c_formats)
 from fwtool.core.protocol_outputs import (  # noqa: F401 - a model's further outputs (FWT:INFER_OUT)
     PREFIX_INFER_OUT, InferenceOutput, outputs_c_formats, parse_outputs_line)
+from fwtool.core.protocol_capture import (  # noqa: F401 - --capture builds (FWT:CAPCFG, FWT:CAPTURE, FWT:CAPEND)
+    CaptureLine, capture_c_formats, parse_capture_line)
 
 PREFIX_BANNER = "FWT:BOOT"
 PREFIX_INFER = "FWT:INFER"
@@ -67,6 +69,7 @@ def c_formats() -> dict[str, str]:
         **audio_c_formats(),
         **profile_c_formats(),
         **outputs_c_formats(),
+        **capture_c_formats(),
     }
 
 
@@ -203,7 +206,7 @@ def parse_line(line: str) -> "Banner | Inference | FirmwareError | Output | Done
             return Done(n=int(p["n"]), inputs=None if inputs in (None, "", "none") else str(inputs), raw=line)
         except (KeyError, ValueError):
             return None
-    return parse_audio_line(line) or parse_profile_line(line) or parse_outputs_line(line)
+    return parse_audio_line(line) or parse_profile_line(line) or parse_outputs_line(line) or parse_capture_line(line)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -215,9 +218,6 @@ def parse_line(line: str) -> "Banner | Inference | FirmwareError | Output | Done
 #   FWT:DETECT n=3 label=yes score=0.8516                a detection (kws: averaged score over the threshold)
 #   FWT:ACK seq=12 credit=4                              host PCM stream: chunk seq consumed, room for credit more
 #   FWT:REC rate=16000 bits=16 chunk=256                 recorder app: binary FWR frames follow (fwtool.audio.record)
-#   FWT:CAPCFG rate=16000 pre=4800 post=48000 frame=256 inference=continues   a --capture build, after FWT:AUDIO
-#   FWT:CAPTURE n=3 label=yes rate=16000 pre=4800 samples=52800 frame=256     after FWT:DETECT: FWR frames follow
-#   FWT:CAPEND n=3 sent=52800 lost=0 overrun=0           then an FWR frame with count 0 (fwtool.monitor.handoff)
 #
 # FWT:AUDIO is printed once the source is chosen (``source`` mic|host; ``want`` = samples per host chunk, 0 for the
 # mic); ``shift`` = frames per inference. FWT:FEAT ``n`` counts frames from boot (0-based), so frame n covers stream
@@ -231,7 +231,6 @@ PREFIX_AINF = "FWT:AINF"
 PREFIX_DETECT = "FWT:DETECT"
 PREFIX_ACK = "FWT:ACK"
 PREFIX_REC = "FWT:REC"
-PREFIX_CAPCFG, PREFIX_CAPTURE, PREFIX_CAPEND = "FWT:CAPCFG", "FWT:CAPTURE", "FWT:CAPEND"
 
 AUDIO_FIELDS = [("app", "%s"), ("rate", "%lu"), ("window", "%lu"), ("fft", "%lu"), ("hop", "%lu"),
                 ("frames", "%lu"), ("bins", "%lu"), ("shift", "%lu"), ("source", "%s"), ("want", "%lu")]
@@ -243,13 +242,9 @@ AINF_VECTORS = [("scores", "%.4f"), ("q", "%d")]
 DETECT_FIELDS = [("n", "%lu"), ("label", "%s"), ("score", "%.4f")]
 ACK_FIELDS = [("seq", "%u"), ("credit", "%u")]
 REC_FIELDS = [("rate", "%lu"), ("bits", "%u"), ("chunk", "%u")]
-CAPCFG_FIELDS = [("rate", "%lu"), ("pre", "%lu"), ("post", "%lu"), ("frame", "%u"), ("inference", "%s")]
-CAPTURE_FIELDS = [("n", "%lu"), ("label", "%s"), ("rate", "%lu"), ("pre", "%lu"), ("samples", "%lu"), ("frame", "%u")]
-CAPEND_FIELDS = [("n", "%lu"), ("sent", "%lu"), ("lost", "%lu"), ("overrun", "%lu")]
 AUDIO_SOURCES = ("mic", "host")
 _AUDIO_INTS = {"rate", "window", "fft", "hop", "frames", "bins", "shift", "want", "n", "frame", "dsp_us",
-               "invoke_us", "dropped", "seq", "credit", "bits", "chunk", "pre", "post", "samples", "sent", "lost",
-               "overrun"}
+               "invoke_us", "dropped", "seq", "credit", "bits", "chunk"}
 
 
 def audio_c_formats() -> dict:
@@ -264,8 +259,6 @@ def audio_c_formats() -> dict:
         "detect": fmt(PREFIX_DETECT, DETECT_FIELDS),
         "ack": fmt(PREFIX_ACK, ACK_FIELDS),
         "rec": fmt(PREFIX_REC, REC_FIELDS),
-        "capcfg": fmt(PREFIX_CAPCFG, CAPCFG_FIELDS), "capture": fmt(PREFIX_CAPTURE, CAPTURE_FIELDS),
-        "capend": fmt(PREFIX_CAPEND, CAPEND_FIELDS),
     }
 
 
@@ -367,23 +360,7 @@ class RecStart:
         return {"type": "rec", "rate": self.rate, "bits": self.bits, "chunk": self.chunk}
 
 
-@dataclass
-class CaptureLine:
-    """``FWT:CAPCFG`` / ``FWT:CAPTURE`` / ``FWT:CAPEND`` (kind "config" | "start" | "end"): a --capture build's
-    detect-then-capture lines; ``fields`` as parsed (ints where numeric)."""
-
-    kind: str
-    fields: dict
-    raw: str = ""
-
-    def to_dict(self) -> dict:
-        return {"type": f"capture_{self.kind}", **self.fields}
-
-
-_CAPTURE_KINDS = {PREFIX_CAPCFG: ("config", CAPCFG_FIELDS), PREFIX_CAPTURE: ("start", CAPTURE_FIELDS),
-                  PREFIX_CAPEND: ("end", CAPEND_FIELDS)}
-
-AudioRecord = AudioBanner | FeatureRow | AudioInference | Detection | Ack | RecStart | CaptureLine
+AudioRecord = AudioBanner | FeatureRow | AudioInference | Detection | Ack | RecStart
 
 
 def _audio_pairs(rest: str) -> dict:
@@ -393,7 +370,7 @@ def _audio_pairs(rest: str) -> dict:
 def parse_audio_line(line: str) -> AudioRecord | None:
     """Parse one audio-app line (see the table above). None for anything else or a malformed record."""
     line = line.strip()
-    for prefix in (PREFIX_AUDIO, PREFIX_FEAT, PREFIX_AINF, PREFIX_DETECT, PREFIX_ACK, PREFIX_REC, *_CAPTURE_KINDS):
+    for prefix in (PREFIX_AUDIO, PREFIX_FEAT, PREFIX_AINF, PREFIX_DETECT, PREFIX_ACK, PREFIX_REC):
         i = line.find(prefix + " ")
         if i >= 0:
             break
@@ -417,9 +394,6 @@ def parse_audio_line(line: str) -> AudioRecord | None:
             return Detection(int(p["n"]), str(p["label"]), float(p["score"]), raw=line)
         if prefix == PREFIX_ACK:
             return Ack(int(p["seq"]), int(p["credit"]), raw=line)
-        if prefix in _CAPTURE_KINDS:
-            kind, fields = _CAPTURE_KINDS[prefix]
-            return CaptureLine(kind, {name: p[name] for name, _ in fields}, raw=line)
         return RecStart(int(p["rate"]), int(p["bits"]), int(p["chunk"]), raw=line)
     except (KeyError, ValueError, TypeError):
         return None

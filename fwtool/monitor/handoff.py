@@ -38,7 +38,8 @@ from fwtool.audio.record import SAMPLE_RATE, check_label, save_clip
 from fwtool.core.errors import Exit, FwtoolError
 from fwtool.core.files import atomic_write
 from fwtool.core.lines import read_available
-from fwtool.core.protocol import CaptureLine, Detection, parse_audio_line
+from fwtool.core.protocol import Detection, parse_audio_line
+from fwtool.core.protocol_capture import CaptureLine, parse_capture_line
 from fwtool.monitor import handlers as H
 
 DEFAULT_SPOOL = "fwtool-captures"
@@ -198,7 +199,7 @@ class Handoff:
         for it in self.split.feed(data):
             if isinstance(it, str):
                 text += it.encode("utf-8") + b"\n"
-                rec = parse_audio_line(it)
+                rec = parse_audio_line(it) or parse_capture_line(it)
                 if isinstance(rec, Detection):
                     self.on_detection(rec)
                 elif isinstance(rec, CaptureLine):
