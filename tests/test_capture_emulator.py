@@ -103,8 +103,9 @@ def out_dir(tmp_path_factory, real_build_reason, emulator_ready):
 
 
 def run(out_dir, wav, tmp_path, *handoff):
+    """The issue's command: `run --on-detect` on the kws app builds it with --capture from --record (3 s)."""
     cmd = [sys.executable, "-m", "fwtool", "run", "-b", "pico", "--app", "kws", "-m", "example:micro_speech",
-           "--capture", "3s", "--tflm-cores", "1", "--out", str(out_dir), "--emulator", "--audio", str(wav),
+           "--out", str(out_dir), "--emulator", "--audio", str(wav),
            "--on-detect", "yes", "--record", "3s", "--spool", str(tmp_path / "spool"), *handoff]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=tmp_path)
     return p
@@ -130,6 +131,7 @@ def test_the_endpoint_gets_the_samples_after_the_keyword_with_the_pre_roll_and_i
     assert p.returncode == 0, p.stderr[-3000:]
     assert "FWT:CAPCFG rate=16000 pre=4800 post=48000 frame=256 inference=continues" in p.stdout
     assert "capture   3.3 s per detection (0.3 s pre-roll)" in p.stdout  # the build report's line
+    assert "building with --capture 3s" in p.stderr
     [upload] = ep.uploads
     got = wav_samples(upload)
     start = detection_start(p.stdout)
