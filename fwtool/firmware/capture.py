@@ -18,6 +18,7 @@ from fwtool.core.errors import BadInput, FwtoolError, Exit
 RATE = 16000
 FRAME_SAMPLES = 256  # samples per FWR frame (the recorder app's chunk)
 FRAME_OVERHEAD = 11  # "FWR" + u32 seq + u16 count + crc16
+BURST_FRAMES = 3  # frames sent per stride at most (768 samples: > kws's 320 and the classifier's 512 per stride)
 DEFAULT_PRE_S = 0.3
 SLACK_S = 0.2  # ring room beyond the pre-roll: samples that may wait for the link between strides
 MAX_CAPTURE_S = 30.0
@@ -124,9 +125,9 @@ def template_values(cp: CapturePlan | None) -> dict:
     no-op), and ``capture_defines`` the build adds to the app's defines."""
     if cp is None:
         return {"capture": {"enabled": "false", "rate": RATE, "pre_samples": 0, "post_samples": 0, "ring_samples": 1,
-                            "frame_samples": 1, "summary": "Not enabled in this build (fwtool build --capture)."},
+                            "frame_samples": 1, "burst_frames": 1, "summary": "Not enabled in this build (fwtool build --capture)."},
                 "capture_defines": []}
     return {"capture": {"enabled": "true", "rate": RATE, "pre_samples": cp.pre_samples,
                         "post_samples": cp.post_samples, "ring_samples": cp.ring_samples,
-                        "frame_samples": FRAME_SAMPLES, "summary": cp.summary()},
+                        "frame_samples": FRAME_SAMPLES, "burst_frames": BURST_FRAMES, "summary": cp.summary()},
             "capture_defines": [PICO_BINARY_STDIO]}
