@@ -3,7 +3,8 @@
 --audio``, and after its FWT:DETECT sends the pre-roll + 3 s as FWR frames; ``--on-detect yes --post`` hands the WAV
 to an HTTP endpoint in this test (its samples must equal the streamed samples from 0.3 s before the detection, none
 missing), and to ``fwtool stt-serve`` (pocketsphinx) with ``--expect-transcript``; an endpoint that is down leaves
-the capture on disk with one failure line while every inference of the clip is still read.
+the capture on disk with one failure line while every inference of the clip is still read. The audio_classifier
+app (fire_alarm) captures the same way.
 
 Runs where the ARM toolchain, the SDK and tflite-micro trees, Node/rp2040js, espeak-ng and sox are present; skips
 with the reason otherwise."""
@@ -182,3 +183,37 @@ def test_an_endpoint_that_is_down_leaves_the_capture_on_disk_and_the_reading_goe
     infs = sum(1 for e in range(5, frames + 1, 5) if e >= 49)
     assert sum(line.startswith("FWT:AINF") for line in p.stdout.splitlines()) == infs
     assert f"audio     {infs} inferences" in p.stderr
+
+
+def test_the_audio_classifier_captures_too(real_build_reason, emulator_ready, fire_alarm, tmp_path):
+    """The Pico fire-alarm classifier with --capture: a T3 smoke-alarm pattern (3 kHz square, sox-like, made here)
+    after 1 s of quiet noise; --exec gets the WAV, equal to the stream from 0.3 s before the detection."""
+    if real_build_reason:
+        pytest.skip(real_build_reason)
+    t = np.arange(RATE // 2) / RATE
+    on = (np.sign(np.sin(2 * np.pi * 3000 * t)) * 8000).astype(np.int16)
+    off = np.zeros(RATE // 2, np.int16)
+    noise = np.random.default_rng(1).normal(0, 300, 2 * RATE).astype(np.int16)
+    pcm = np.concatenate([noise[:RATE], on, off, on, off, on, off, off, off, noise])
+    wav = tmp_path / "alarm.wav"
+    with wave.open(str(wav), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(RATE)
+        w.writeframes(pcm.astype("<i2").tobytes())
+    p = subprocess.run([sys.executable, "-m", "fwtool", "run", "-b", "pico", "--app", "audio_classifier", "-m",
+                        str(fire_alarm), "--out", str(tmp_path / "build"), "--emulator", "--audio", str(wav),
+                        "--on-detect", "class_0", "--record", "2s", "--exec", "true", "--keep-captures",
+                        "--spool", str(tmp_path / "spool")], capture_output=True, text=True, timeout=2400,
+                       cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "FWT:CAPCFG rate=16000 pre=4800 post=32000 frame=256 inference=continues" in p.stdout
+    [kept] = (tmp_path / "spool").glob("*.wav")
+    det = next(line for line in p.stdout.splitlines() if line.startswith("FWT:DETECT"))
+    n = det.split("n=")[1].split()[0]
+    ainf = next(line for line in p.stdout.splitlines() if line.startswith(f"FWT:AINF n={n} "))
+    start = (int(ainf.split("frame=")[1].split()[0]) + 1) * 128 - PRE  # hop 128: frames pushed so far
+    got = wav_samples(kept.read_bytes())
+    assert len(got) == PRE + 32000 and np.array_equal(got, pcm[start:start + len(got)])
+    assert sum(line.startswith("FWT:DETECT") for line in p.stdout.splitlines()) >= 2  # inference went on
+    assert p.stdout.count("FWT:CAPTURE ") == 1  # detections during a capture start none

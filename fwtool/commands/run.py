@@ -69,7 +69,7 @@ def run(emulator, direct_load, serial_number, method, no_verify, count, timeout,
       fwtool run -b pico -m model.tflite --expect-label fire_alarm --min-score 0.9 --timeout 60   # HIL gate
       fwtool run -b pico -m model.tflite --labgrid-tags board=pico --boards 4 --count 5   # 4 lab boards at once
       fwtool run -b rpi4 -m fire_alarm.tflite --host pi@raspberrypi.local --count 3      # build, deploy, monitor
-      fwtool run -b pico --app kws -m example:micro_speech --emulator --audio yes_then_sentence.wav \
+      fwtool run -b pico --app kws -m example:micro_speech --emulator --audio yes_then_sentence.wav \\
           --on-detect yes --record 3s --post http://127.0.0.1:8000/v1/audio/transcriptions   # builds --capture 3s
     """
     ui.set_json(as_json)
