@@ -151,3 +151,41 @@ def test_until_silence_ends_the_capture_after_speech_stops(tmp_path):
     quiet = handoff(tmp_path, until_silence_s=0.5)  # all silence: still at least the pre-roll + 0.5 s
     quiet.feed(firmware_bytes(np.zeros(52800, np.int16)))
     assert quiet.finished[0].want >= 4800 + 8000 + 8000 - 256
+
+
+class BytesPort:
+    """A pyserial-like port over a byte string, read in small pieces (the audio stream path's reads)."""
+
+    def __init__(self, data: bytes, piece: int = 333):
+        self.data, self.piece, self.timeout, self.written = bytearray(data), piece, 0.0, b""
+
+    @property
+    def in_waiting(self):
+        return min(len(self.data), self.piece)
+
+    def read(self, n=1):
+        out = bytes(self.data[:min(n, self.piece)])
+        del self.data[:len(out)]
+        return out
+
+    def write(self, b):
+        self.written += b
+        return len(b)
+
+
+def test_the_frame_port_gives_the_reader_only_text_and_the_handoff_the_frames(tmp_path):
+    from fwtool.core.lines import PortLines
+    from fwtool.monitor.frameport import FramePort
+
+    pcm = np.random.default_rng(9).integers(-9000, 9000, 52800).astype(np.int16)
+    h = handoff(tmp_path)
+    port = FramePort(BytesPort(b"FWT:AUDIO app=kws\n" + firmware_bytes(pcm) + b"tail line\n"), h)
+    lines = PortLines(port)
+    texts = []
+    for _ in range(2000):
+        texts += lines.texts()
+    assert texts[0] == "FWT:AUDIO app=kws" and texts[-1] == "tail line" and not any("FWR" in t for t in texts)
+    assert len([t for t in texts if t.startswith("FWT:AINF")]) == 21
+    [c] = h.finished
+    assert np.array_equal(c.samples(), pcm)
+    assert port.write(b"FWH\x01") == 4 and port.port.written == b"FWH\x01"

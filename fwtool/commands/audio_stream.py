@@ -13,7 +13,8 @@ from fwtool.core.errors import Exit, FwtoolError
 from fwtool.devices.serial import PORT_ERRORS, open_port
 from fwtool.emulator import TIMING_NOTE, latency_stats
 from fwtool.emulator.audio import front_end_of_build, stream_clip
-from fwtool.monitor.handoff import FramePort, Handoff, HandoffOptions, describe as describe_handoff
+from fwtool.monitor.frameport import FramePort
+from fwtool.monitor.handoff import Handoff, HandoffOptions, describe as describe_handoff
 
 
 def _echo(as_json: bool):

@@ -37,7 +37,6 @@ from fwtool.audio.framing import REC_MAGIC, SplitReader
 from fwtool.audio.record import SAMPLE_RATE, check_label, save_clip
 from fwtool.core.errors import Exit, FwtoolError
 from fwtool.core.files import atomic_write
-from fwtool.core.lines import read_available
 from fwtool.core.protocol import Detection, parse_audio_line
 from fwtool.core.protocol_capture import CaptureLine, parse_capture_line
 from fwtool.monitor import handlers as H
@@ -346,56 +345,3 @@ def describe(ev: dict) -> str:
     return f"{head}: {', '.join(bits)}{tail}{kept}"
 
 
-
-class FramePort:
-    """A pyserial-like port whose reads hand the FWR frames to ``handoff`` and return only the text around them:
-    lets a reader that cuts lines (the audio stream path, fwtool/audio/stream.py and capture.py) run with
-    ``--on-detect`` unchanged. Writes and the timeout go to the wrapped port."""
-
-    def __init__(self, port, handoff: Handoff, on_event: Callable[[dict], None] = lambda ev: None):
-        self.port = port
-        self.handoff = handoff
-        self.on_event = on_event  # each finished handoff, as the reader goes
-        self._text = bytearray()
-
-    @property
-    def timeout(self):
-        return self.port.timeout
-
-    @timeout.setter
-    def timeout(self, value) -> None:
-        self.port.timeout = value
-
-    @property
-    def in_waiting(self) -> int:
-        return len(self._text)
-
-    def pump(self) -> None:
-        """Read what the port has (waiting up to its timeout) through the handoff."""
-        self._text += self.handoff.feed(read_available(self.port))
-        self.handoff.tick()
-        for ev in self.handoff.poll():
-            self.on_event(ev)
-
-    def drain(self, wait_s: float) -> None:
-        """Keep reading until no capture is open and no handler is in flight (at most ``wait_s``), then close the
-        handoff (a handler still running is reported by the caller from ``handoff.in_flight``)."""
-        deadline = time.monotonic() + wait_s
-        while (self.handoff.capture is not None or self.handoff.in_flight) and time.monotonic() < deadline:
-            self.pump()
-            self._text.clear()  # the stream is over: lines now are only the tail
-        for ev in self.handoff.close():
-            self.on_event(ev)
-
-    def read(self, n: int = 1) -> bytes:
-        if not self._text:
-            self.pump()
-        out = bytes(self._text[:n])
-        del self._text[:n]
-        return out
-
-    def write(self, data: bytes) -> int:
-        return self.port.write(data)
-
-    def close(self) -> None:
-        self.port.close()
