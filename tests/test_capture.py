@@ -189,3 +189,31 @@ def test_the_frame_port_gives_the_reader_only_text_and_the_handoff_the_frames(tm
     [c] = h.finished
     assert np.array_equal(c.samples(), pcm)
     assert port.write(b"FWH\x01") == 4 and port.port.written == b"FWH\x01"
+
+
+def test_monitor_without_on_detect_takes_a_capture_firmwares_frames_out_of_the_view(capsys):
+    import json
+    import threading
+
+    from fakes_serial import SocketBoard
+    from fwtool.cli import main
+
+    pcm = np.random.default_rng(2).integers(-20000, 20000, 52800).astype(np.int16)
+    board = SocketBoard()
+
+    def fw():
+        if board.wait_host(15):
+            board.write(b"FWT:CAPCFG rate=16000 pre=4800 post=48000 frame=256 inference=continues\n")
+            board.write(firmware_bytes(pcm))
+            board.write(b"after the capture\n")
+    threading.Thread(target=fw, daemon=True).start()
+    with pytest.raises(SystemExit) as e:
+        main(["monitor", "--no-input", "--json", "--port", board.url, "--expect", "after the capture",
+              "--timeout", "20"])
+    board.close()
+    out = capsys.readouterr().out
+    recs = [json.loads(x) for x in out.splitlines() if x.strip()]
+    assert e.value.code == 0
+    texts = [r.get("line", r.get("raw", "")) for r in recs if r["type"] != "event"]
+    assert not any("\\x" in json.dumps(r) for r in recs), texts[:5]  # no frame bytes shown as text
+    assert any(r["type"] == "capture_skipped" and "3.30 s" in r["message"] for r in recs), recs[-4:]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
+from fwtool.audio.framing import REC_MAGIC, SplitReader
 from fwtool.core.lines import read_available
 from fwtool.monitor.handoff import Handoff
 
@@ -61,3 +62,33 @@ class FramePort:
 
     def close(self) -> None:
         self.port.close()
+
+
+class FrameStripper:
+    """``fwtool monitor`` without ``--on-detect`` on a ``--capture`` firmware (seen by its FWT:CAPCFG line): the
+    capture's FWR frames are taken out of the byte stream instead of shown as escaped bytes; ``feed`` returns the
+    text and ``take_summary()`` one line per capture the user did not hand off (None while none finished)."""
+
+    def __init__(self):
+        self.split = SplitReader(REC_MAGIC)
+        self.samples = 0
+        self.ended = False
+
+    def feed(self, data: bytes) -> bytes:
+        if REC_MAGIC[:1] not in data and not self.split.buf:
+            return data
+        text = bytearray()
+        for it in self.split.feed(data):
+            if isinstance(it, str):
+                text += it.encode("utf-8") + b"\n"
+            else:
+                self.samples += len(it[1])
+                self.ended = len(it[1]) == 0
+        return bytes(text)
+
+    def take_summary(self) -> str | None:
+        if not self.ended:
+            return None
+        self.ended, n, self.samples = False, self.samples, 0
+        return (f"capture of {n / 16000:.2f} s after the detection not handed off (add --on-detect LABEL and a "
+                "handler; see docs/detect-then-act.md)")
