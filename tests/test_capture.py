@@ -217,3 +217,27 @@ def test_monitor_without_on_detect_takes_a_capture_firmwares_frames_out_of_the_v
     texts = [r.get("line", r.get("raw", "")) for r in recs if r["type"] != "event"]
     assert not any("\\x" in json.dumps(r) for r in recs), texts[:5]  # no frame bytes shown as text
     assert any(r["type"] == "capture_skipped" and "3.30 s" in r["message"] for r in recs), recs[-4:]
+
+
+@pytest.mark.parametrize("family", ["rp2040", "psoc6"])  # PSoC 6: the KitProg3 bridge's 115200 default
+def test_the_uart_refusal_is_the_same_on_every_family(family):
+    with pytest.raises(FwtoolError) as e:
+        kws_plan(family=family, stdio="uart")
+    assert "11,520 B/s" in e.value.cause
+
+
+def test_build_refuses_a_uart_capture_with_one_error_line_and_writes_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    from fwtool.core import vendor
+    if vendor.locate(vendor.manifest()["tflite-micro"]).path is None:
+        pytest.skip("vendor tree tflite-micro not available (example:micro_speech comes from it)")
+    out = tmp_path / "out"
+    p = subprocess.run([sys.executable, "-m", "fwtool", "build", "-b", "pico", "--app", "kws", "-m",
+                        "example:micro_speech", "--capture", "3s", "--stdio", "uart", "--out", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 3
+    errors = [line for line in p.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "34,068 B/s" in errors[0] and "Traceback" not in p.stderr
+    assert "fix:" in p.stderr and not (out / "firmware.uf2").exists()
