@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from fwtool.firmware import apps, render
+from fwtool.firmware.capture import template_values as capture_values
 from fwtool.core import protocol
 from fwtool.core.board_schema import PdmMic
 from fwtool.core.boards import get_board
@@ -55,6 +56,7 @@ def context(**kw) -> dict:
         "mic": {"present": 0, "data_pin": -1, "clk_pin": -1, "pio": 0, "sm": 0},
         "op_registrations": {}, "op_registration_headers": [], "tflm_unity_groups": {},
         "tflm_cores": 2, "clock_mhz": 125, "opt": "size", "clock_cmake": [],
+        "capture": capture_values(None)["capture"],  # templates/common/fwt_capture.h (no --capture)
     }
     ctx.update(kw)
     return ctx

@@ -28,6 +28,8 @@ from fwtool.core.protocol_profile import (  # noqa: F401 - the profile app's lin
     PREFIX_PROF, PREFIX_PROFRUN, ProfileEvent, ProfileRun, parse_profile_line, profile_c_formats)
 from fwtool.core.protocol_outputs import (  # noqa: F401 - a model's further outputs (FWT:INFER_OUT)
     PREFIX_INFER_OUT, InferenceOutput, outputs_c_formats, parse_outputs_line)
+from fwtool.core.protocol_capture import (  # noqa: F401 - --capture builds (FWT:CAPCFG, FWT:CAPTURE, FWT:CAPEND)
+    CaptureLine, capture_c_formats, parse_capture_line)
 
 PREFIX_BANNER = "FWT:BOOT"
 PREFIX_INFER = "FWT:INFER"
@@ -70,6 +72,7 @@ def c_formats() -> dict[str, str]:
         **audio_c_formats(),
         **profile_c_formats(),
         **outputs_c_formats(),
+        **capture_c_formats(),
     }
 
 
@@ -206,7 +209,7 @@ def parse_line(line: str) -> "Banner | Inference | FirmwareError | Output | Done
             return Done(n=int(p["n"]), inputs=None if inputs in (None, "", "none") else str(inputs), raw=line)
         except (KeyError, ValueError):
             return None
-    return parse_audio_line(line) or parse_profile_line(line) or parse_outputs_line(line)
+    return parse_audio_line(line) or parse_profile_line(line) or parse_outputs_line(line) or parse_capture_line(line)
 
 
 # ---------------------------------------------------------------------------------------------------------------

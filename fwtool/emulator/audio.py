@@ -28,21 +28,28 @@ def open_port(url: str):
 
 def stream_clip(image: Path, pcm: np.ndarray, fe: FrontEnd, *, features: bool = False,
                 on_line: Callable[[str], None] | None = None, max_wall_s: float = 900.0,
-                settle_s: float = 60.0) -> capture_mod.AudioCapture:
+                settle_s: float = 60.0, wrap: Callable | None = None,
+                after: Callable | None = None) -> capture_mod.AudioCapture:
     """Boot ``image`` on a fresh virtual board, stream ``pcm`` to it and return what it printed.
 
     Raises the virtual board's own failures (node missing, firmware fault) as FwtoolError; an incomplete capture is
-    returned with ``complete = False`` (see capture.require_complete).
+    returned with ``complete = False`` (see capture.require_complete). ``wrap(port)``: the port the stream reads
+    through (``--on-detect``: fwtool.monitor.handoff.FramePort); ``after(port)``: called with it before the board
+    stops (the handoff reads the rest of a capture).
     """
     board = Rp2040jsProcess(Path(image), serial="tcp", start="on-connect", max_wall_s=max_wall_s)
     board.start()
     port = None
     try:
         port = open_port(board.url)
+        port = wrap(port) if wrap else port
         # the socket loses nothing: never resend (a resend storm slows the emulated firmware); wall-clock waits are
         # long because an emulated inference takes ~0.5 s of wall time (more on a loaded machine)
-        return capture_mod.capture(port, pcm, fe, features=features, on_line=on_line, settle_s=settle_s,
-                                   ack_timeout=settle_s, start_timeout=settle_s, resend_s=max_wall_s)
+        cap = capture_mod.capture(port, pcm, fe, features=features, on_line=on_line, settle_s=settle_s,
+                                  ack_timeout=settle_s, start_timeout=settle_s, resend_s=max_wall_s)
+        if after:
+            after(port)
+        return cap
     finally:
         if port is not None:
             port.close()

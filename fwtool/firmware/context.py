@@ -7,6 +7,7 @@ from pathlib import Path
 from fwtool import __version__
 from fwtool.audio import device as audio_device
 from fwtool.firmware.apps import template_values
+from fwtool.firmware import capture as capture_mod
 from fwtool.firmware.families import SourcePatch, apply_patches
 from fwtool.firmware.preprocessor import template_values as preprocessor_values
 from fwtool.firmware import speed
@@ -64,6 +65,8 @@ def template_context(p: BuildPlan, vendor_paths: dict[str, Path], patches: list[
     if "tflm_defines" in ctx:
         ctx["tflm_defines"] = tflm_defines_for(p.app, ctx["tflm_defines"])
     ctx.update(template_values(p.app))
+    ctx.update(capture_mod.template_values(p.capture))
+    ctx["app_defines"] = [*ctx["app_defines"], *(d for d in ctx.pop("capture_defines") if d not in ctx["app_defines"])]
     if patches:
         sources, copies = apply_patches(ctx["tflm_sources"], list(patches))
         ctx["tflm_sources"] = sources

@@ -18,6 +18,7 @@ from fwtool.audio import device as audio_device
 from fwtool.audio.params import FrontEnd
 from fwtool.firmware import fit as fit_mod
 from fwtool.firmware import codesize, speed, userdata
+from fwtool.firmware.capture import CapturePlan, plan_capture
 from fwtool.firmware.apps import App, get_app
 from fwtool.firmware.families import Family, get_family
 from fwtool.firmware.outdir import default_out_dir
@@ -57,6 +58,8 @@ class BuildOptions:
     inputs_source: str = ""  # how they were made, for the banner and the report
     preprocessor: Path | None = None  # an app's own front-end model (kws) instead of its default
     detection: Path | None = None  # kws: detection.json (threshold, smoothing) from fwtool train
+    capture_s: float | None = None  # --capture: seconds sent after a detection (firmware/capture.py)
+    pre_roll_s: float | None = None  # --pre-roll: seconds before it (default 0.3)
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,7 @@ class BuildPlan:
     preprocessor: PreprocessorPlan | None = None  # a second model the app runs first (kws), own arena
     arena_target: dict | None = None  # fit.arena_target: the key of the arena measured on the virtual board
     code_size_fields: dict = field(default_factory=dict)  # codesize.plan_fields: the code-size cache key
+    capture: CapturePlan | None = None  # --capture: the detect-then-capture ring and its link check
 
     @property
     def kernel_files(self) -> list[str]:
@@ -156,6 +160,10 @@ def plan(opts: BuildOptions) -> BuildPlan:
     pre = plan_preprocessor(app, opts.preprocessor)
     labels = labels_for(pre, opts.labels, read_labels(opts.labels, model.outputs[0].elements, notes))
     extra_arena, extra_flash = (pre.arena.total, pre.model.size) if pre else (0, 0)  # counted like inputs
+    cap = plan_capture(opts.capture_s, opts.pre_roll_s, app=app.name, family=board.family,
+                       stdio=opts.stdio or board.stdio, uart_baud=board.uart_baud,
+                       inferences_per_s=1000.0 / audio.inference_period_ms if audio else 0.0, labels=len(labels))
+    extra_arena += cap.ram_bytes if cap else 0  # the ring is RAM like an arena
     code_fields = codesize.plan_fields(board, family, app, codesize.kernel_files(model, pre),
                                        opts.stdio or board.stdio, opts.tflm_cores)
     code = codesize.reserve_for(code_fields, family.code_reserve_bytes)
@@ -163,7 +171,7 @@ def plan(opts: BuildOptions) -> BuildPlan:
                             sum(len(v) for v in inputs) + extra_flash, *code)
     out_dir = Path(opts.out_dir or default_out_dir(board.name)).resolve()
     return BuildPlan(opts, board, family, app, model, resolver_calls(model), arena, labels, inputs, inputs_source,
-                     fit, out_dir, notes, app_vendor_paths(app), audio, pre, target, code_fields)
+                     fit, out_dir, notes, app_vendor_paths(app), audio, pre, target, code_fields, cap)
 
 
 def app_vendor_paths(app: App) -> dict[str, Path]:

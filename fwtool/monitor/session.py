@@ -46,6 +46,8 @@ from fwtool.core.lines import LineSplitter
 from fwtool.devices import board_lock
 from fwtool.monitor.reader import Connected, Data, Disconnected, OpenFailed, PortReader, Reclaimed, Yielded
 from fwtool.monitor.conditions import Conditions, Verdict, firmware_error
+from fwtool.core.protocol_capture import PREFIX_CAPCFG
+from fwtool.monitor.frameport import FrameStripper
 from fwtool.monitor.handoff import Handoff, HandoffOptions, describe as describe_handoff
 from fwtool.monitor.reboot import default_reboot
 from fwtool.monitor.stats import Record, Stats, classify
@@ -130,6 +132,7 @@ class Session:
         if o.eol not in keys_mod.EOLS:
             raise FwtoolError(f"--eol must be one of {', '.join(keys_mod.EOLS)}", "pick one", code=Exit.USAGE)
         self.handoff: Handoff | None = None
+        self.stripper: FrameStripper | None = None  # a --capture firmware's frames without --on-detect
         self.cond = Conditions(o.count, tuple(o.expect), o.expect_label, o.min_score,
                                o.handoff.expect_transcript if o.handoff else None)
         self.cond.elf = o.elf
@@ -267,7 +270,10 @@ class Session:
         if isinstance(ev, Data):
             if self.view.wants_bytes:
                 self.view.data(ev.data)
-            text = self.handoff.feed(ev.data) if self.handoff is not None else ev.data
+            if self.handoff is None and self.stripper is None and PREFIX_CAPCFG.encode() in ev.data:
+                self.stripper = FrameStripper()  # (also found by _line when the banner was cut between reads)
+            text = (self.handoff.feed(ev.data) if self.handoff is not None
+                    else self.stripper.feed(ev.data) if self.stripper is not None else ev.data)
             for line in self.splitter.feed(text, ev.t):
                 self._line(line)
                 if self.verdict is not None:
@@ -295,6 +301,12 @@ class Session:
                              {"port": ev.port.device, "error": ev.error}, ev.t)
 
     def _line(self, line) -> None:
+        if self.handoff is None:
+            if self.stripper is None and line.complete and line.text.startswith(PREFIX_CAPCFG):
+                self.stripper = FrameStripper()
+            note = self.stripper.take_summary() if self.stripper is not None else None
+            if note:
+                self._emit_event("capture_skipped", note)
         rec = classify(line)
         self.stats.add(rec)
         self.view.record(rec)
