@@ -109,7 +109,7 @@ def _on_target(tgt: Target, image: Path, report: dict, mon: dict, audio: Path | 
     """Put ``image`` on the target and show its output: an audio stream, the live monitor on its serial stream
     (a board, the virtual RP2040), or its lines as they come (a target without a port: QEMU)."""
     if audio is not None and tgt.info.virtual:
-        return emulate_audio(image, report, Path(audio), as_json)
+        return emulate_audio(image, report, Path(audio), as_json, target=tgt)
     if not tgt.info.serves:
         ui.info(f"{tgt.info.title}: running {image}")
         lines, _ = tgt.run(image, protocol.PREFIX_INFER, mon["count"] or 3, mon["timeout"] or 300.0, click.echo)
