@@ -200,6 +200,8 @@ def test_the_linux_program_takes_raw_pcm_on_stdin_as_its_microphone(linux_kws, m
         lines = p.stdout.decode().splitlines()
         assert p.returncode == 0 and any(ln.startswith("FWT:AUDIO") and "source=mic" in ln for ln in lines)
         assert any(ln.startswith("FWT:DETECT") and f"label={word}" in ln for ln in lines), lines[-6:]
+        ainf = [ln for ln in lines if ln.startswith("FWT:AINF")]
+        assert len(ainf) == 11 and all(" dropped=0 " in ln for ln in ainf)  # 100 frames: not one block lost
 
 
 def test_run_on_linux_host_streams_a_clip_and_detects_its_keyword(linux_kws, micro_speech_tree):
