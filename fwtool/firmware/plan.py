@@ -145,7 +145,7 @@ def plan(opts: BuildOptions) -> BuildPlan:
     family = get_family(board.family)
     opts = replace(opts, tflm_cores=family.tflm_cores(board, int(opts.tflm_cores)))  # what the image really does
     app = get_app(opts.app)
-    app.check_board(board)
+    app.check_board(board, family.features)
     speed.resolve_clock(board, opts.clock)  # a clock or --opt the board cannot do is refused before anything else
     speed.check_opt(opts.opt)
     notes: list[str] = []
