@@ -58,8 +58,10 @@ def machine_for(image: Path, board: Board, fll_locks: bool = True, on_byte=lambd
 
 def run(image: Path, board: Board, until: str | None = protocol.PREFIX_INFER, count: int = 3,
         timeout: float = 120.0, on_line: Callable[[str], None] = lambda s: None, fll_locks: bool = True,
-        late_s: float = 0.0, check: bool = True, max_emulated_s: float | None = None) -> tuple[RunResult, dict]:
-    """Run until the ``count``-th line starting with ``until`` (None: until ``timeout``); (result, details)."""
+        late_s: float = 0.0, check: bool = True, max_emulated_s: float | None = None,
+        host_bytes: bytes = b"") -> tuple[RunResult, dict]:
+    """Run until the ``count``-th line starting with ``until`` (None: until ``timeout``); (result, details).
+    ``host_bytes`` go to the UART's RX FIFO once the firmware has set the bridge's SCB up."""
     splitter, lines = LineSplitter(), []
     state = {"hits": 0, "reason": ""}
     clock = board.clock_hz
@@ -84,7 +86,10 @@ def run(image: Path, board: Board, until: str | None = protocol.PREFIX_INFER, co
     m = machine_for(image, board, fll_locks, on_byte)
     t0 = time.monotonic()
     steps = 0
+    pending = bytes(host_bytes)
     while not state["reason"]:
+        if pending and m.feed(pending):
+            pending = b""
         m.step()
         steps += 1
         if steps % 64 == 0 and time.monotonic() - t0 > timeout:
@@ -122,12 +127,23 @@ class Psoc6Unicorn(VirtualTarget):
     """The virtual PSoC 6: both cores of the kit's real image on Unicorn (fwtool/emulator/psoc6/)."""
 
     info = TargetInfo(NAME, TITLE, VIRTUAL, cycle_accurate=False, cores=1, clock_hz=None, cycle="instruction",
-                      timing_note=TIMING_NOTE)
+                      timing_note=TIMING_NOTE, feeds=frozenset({"bytes"}))
+
+    @staticmethod
+    def stream_clip(image: Path, board: str, pcm, fe, *, features: bool = False, on_line=None):
+        """An audio app's run on host PCM over the kit's UART (emulator/psoc6/audio.py): its AudioCapture."""
+        from fwtool.emulator.psoc6.audio import stream_clip
+
+        return stream_clip(Path(image), get_board(board), pcm, fe, features=features, on_line=on_line)
+
+    def feed(self, data: bytes) -> None:
+        """Bytes for the firmware's UART RX: queued, handed to the SCB as the next capture's machine sets it up."""
+        self._feed = getattr(self, "_feed", b"") + bytes(data)
 
     def capture(self, until, count, timeout, on_line=None, on_event=None) -> RunResult:
         board = get_board(self.config.board)
         result, details = run(self.image, board, until=until, count=count or 1, timeout=timeout,
-                              on_line=on_line or (lambda s: None))
+                              on_line=on_line or (lambda s: None), host_bytes=getattr(self, "_feed", b""))
         self._details.update(details)
         if result.ok and details.get("board_check"):
             raise board_check_error(details["board_check"], board)

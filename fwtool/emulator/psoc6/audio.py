@@ -1,0 +1,40 @@
+"""Audio apps on the virtual PSoC 6: stream a clip's PCM into the kit's real ``firmware.hex`` over its debug UART
+(the KitProg3 bridge's RX pin, scb_uart.py) with the same credit-flow protocol a kit gets over its USB-UART
+bridge (fwtool/audio/stream.py), and collect its audio lines.
+
+Why the UART and not the microphone: the virtual PSoC 6 has no interrupt model (core.py), so the PDM-PCM block's
+FIFO interrupt (templates/psoc6/fwt_mic.cpp.j2) never runs here; the app takes host audio instead, as it does on
+the kit when the host sends the stream-start magic within the first seconds after reset. The image is the one a
+user flashes (BSP startup, SystemInit, the CM0+ image, the PDL board layer, the app), not a relink.
+
+Faster than real time: no baud timing, so the stream goes as fast as the firmware grants credit; the times the
+firmware prints (dsp_us, invoke_us) are CM4 instructions at the board clock, a lower bound of a kit's time.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from fwtool.audio import capture as capture_mod
+from fwtool.audio.params import FrontEnd
+from fwtool.core.boards import Board
+from fwtool.emulator.psoc6.serial_port import MachinePort
+
+
+def stream_clip(image: Path, board: Board, pcm: np.ndarray, fe: FrontEnd, *, features: bool = False,
+                on_line: Callable[[str], None] | None = None, settle_s: float = 60.0,
+                max_emulated_s: float | None = None) -> capture_mod.AudioCapture:
+    """Boot ``image`` from reset on a fresh virtual PSoC 6, stream ``pcm`` over its UART, return what it printed.
+    ``capture.stream`` holds the stream figures; the port's emulated time is in ``capture.emulated_s``."""
+    port = MachinePort(image, board, max_emulated_s=max_emulated_s)
+    try:
+        # the link loses nothing: never resend (resent chunks only slow the emulated firmware down)
+        cap = capture_mod.capture(port, pcm, fe, features=features, on_line=on_line, settle_s=settle_s,
+                                  ack_timeout=settle_s, start_timeout=settle_s, resend_s=settle_s * 10)
+        cap.emulated_s = port.emulated_s
+        cap.uart_bytes = port.fed
+        return cap
+    finally:
+        port.close()
