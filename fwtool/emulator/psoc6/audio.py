@@ -20,6 +20,7 @@ import numpy as np
 from fwtool.audio import capture as capture_mod
 from fwtool.audio.params import FrontEnd
 from fwtool.core.boards import Board
+from fwtool.emulator.psoc6 import checks
 from fwtool.emulator.psoc6.serial_port import MachinePort
 
 
@@ -27,7 +28,9 @@ def stream_clip(image: Path, board: Board, pcm: np.ndarray, fe: FrontEnd, *, fea
                 on_line: Callable[[str], None] | None = None, settle_s: float = 60.0,
                 max_emulated_s: float | None = None) -> capture_mod.AudioCapture:
     """Boot ``image`` from reset on a fresh virtual PSoC 6, stream ``pcm`` over its UART, return what it printed.
-    ``capture.stream`` holds the stream figures; the port's emulated time is in ``capture.emulated_s``."""
+    ``capture.stream`` holds the stream figures; the port's emulated time is in ``capture.emulated_s``. The chip
+    set-up is then checked as every virtual PSoC 6 run's is (checks.py: clocks, UART, pins, LED): a mismatch
+    raises (exit 8)."""
     port = MachinePort(image, board, max_emulated_s=max_emulated_s)
     try:
         # the link loses nothing: never resend (resent chunks only slow the emulated firmware down)
@@ -35,6 +38,11 @@ def stream_clip(image: Path, board: Board, pcm: np.ndarray, fe: FrontEnd, *, fea
                                   ack_timeout=settle_s, start_timeout=settle_s, resend_s=settle_s * 10)
         cap.emulated_s = port.emulated_s
         cap.uart_bytes = port.fed
+        problems = checks.problems(port.machine, board)
+        if problems:
+            from fwtool.emulator.psoc6.target import board_check_error
+
+            raise board_check_error(problems, board)
         return cap
     finally:
         port.close()

@@ -50,7 +50,7 @@ class PSoC6Family(Family):
     context_keys = ("tflm_root", "tflm_version", "tflm_sources", "tflm_patched_sources", "tflm_includes",
                     "tflm_defines", "arch_flags", "board_sources", "board_includes", "board_defines",
                     "linker_script", "psoc6", "mtb", "op_registrations", "op_registration_headers",
-                    "board_app_sources")
+                    "board_app_sources", "app_vendor_libs")
     # BSP startup/system + PDL drivers + TFLM runtime + kernels (fire_alarm: ~120 KB) and the CM0+ image (the
     # BLE kit's BLESS image reserves 128 KiB of flash).
     code_reserve_bytes = 288 * 1024
@@ -79,6 +79,7 @@ class PSoC6Family(Family):
         return {**tflm.template_values(plan, root, self.template_dir, tflm.TFLM_DEFINES, PICO_ONLY_SOURCES),
                 "arch_flags": list(ARCH_FLAGS), **board,
                 "board_app_sources": [psoc6_mic.MIC_SOURCE] if mic else [],
+                "app_vendor_libs": psoc6_mic.dsp_libs(plan.app.vendor, vendor_paths),
                 "mtb": {"target": plan.board.sdk.bsp[len("TARGET_"):], "app_name": f"fwtool-{plan.board.name}",
                         "libs": sorted(Path(n).stem for n in mtb_files(plan.board))}}
 

@@ -87,3 +87,26 @@ def mic_defines(board: Board, pdl: Path) -> list[str]:
             out += [f"FWT_LED_PWM_TCPWM=TCPWM{b}", f"FWT_LED_PWM_CNT={c}U", f"FWT_LED_PWM_HSIOM={line['hsiom']}",
                     f"FWT_LED_PWM_PCLK=PCLK_TCPWM{b}_CLOCKS{c}", f"FWT_LED_PWM_INVERT={0 if lit_high else 1}U"]
     return out
+
+
+def dsp_libs(app_vendor, vendor_paths: dict[str, Path]) -> list[dict]:
+    """``app_vendor_libs``: CMSIS-DSP for the audio classifier's q15 spectrogram (the same sources and options as
+    the rp2040 family's recipe, rp2040_apps.RECIPES, so device and host twin agree bit for bit), with the PDL's
+    CMSIS 5 Core headers first (pico-tflmicro's partial CMSIS 6 copy lacks m-profile/, which cmsis_gcc.h includes).
+    The other app trees are pico-only (microphone-library-for-pico: this family has fwt_mic.cpp) or data
+    (tflite-micro)."""
+    from fwtool.core import escape
+    from fwtool.firmware.families.rp2040_apps import RECIPES
+
+    if "cmsis-dsp" not in app_vendor:
+        return []
+    recipe, root = RECIPES["cmsis-dsp"], vendor_paths["cmsis-dsp"]
+    q = lambda p: escape.cmake_quoted(Path(p).as_posix())  # noqa: E731
+    # The Cortex-M4's DSP-extension code paths (ARM_MATH_DSP, from __ARM_FEATURE_DSP) of the q15 rfft round
+    # differently from the portable C the host twin (the cmsisdsp wheel) and the RP2040 run: 59 of 187 feature rows
+    # of a test clip differed. Compiled without them, the kit's rows equal the host's (tests/test_psoc6_mic.py).
+    options = f"{recipe['options']} -U__ARM_FEATURE_DSP"
+    return [{"name": "cmsis-dsp", "target": recipe["target"], "why": recipe["why"] + ", portable C paths",
+             "options": options,
+             "sources": [q(root / s) for s in recipe["sources"]], "includes": [q(vendor_paths["infineon-cmsis"] / "Core/Include"),
+                                       *(q(root / i) for i in recipe["includes"])]}]
