@@ -12,26 +12,33 @@ goes as fast as the emulated firmware grants credit.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from fwtool.core.boards import Board
 from fwtool.core.errors import FwtoolError
 
+MAX_INSTRUCTIONS = 20_000_000_000  # as target.py's: a run that goes on this long is stuck
+
 
 class MachinePort:
-    """``MachinePort(image, board)``: boots ``image`` (the kit's firmware.hex) from reset on a fresh machine."""
+    """``port = MachinePort(board)``, then ``port.attach(machine)`` — a fresh machine built with
+    ``on_byte=port.on_byte`` (target.machine_for), so the firmware's UART output reaches the port."""
 
-    def __init__(self, image: Path, board: Board, timeout: float = 0.02, max_emulated_s: float | None = None) -> None:
-        from fwtool.emulator.psoc6.target import MAX_INSTRUCTIONS, machine_for
-
+    def __init__(self, board: Board, timeout: float = 0.02, max_emulated_s: float | None = None) -> None:
         self.timeout = timeout
         self._out = bytearray()
         self._pending = bytearray()
-        self.machine = machine_for(Path(image), board, on_byte=self._out.append)
-        self._limit = int(max_emulated_s * board.clock_hz) if max_emulated_s else MAX_INSTRUCTIONS
+        self.machine = None
         self.clock_hz = board.clock_hz
+        self._limit = int(max_emulated_s * board.clock_hz) if max_emulated_s else MAX_INSTRUCTIONS
         self.fed = 0  # bytes handed to the firmware's UART
         self.is_open = True
+
+    def on_byte(self, b: int) -> None:
+        self._out.append(b)
+
+    def attach(self, machine) -> "MachinePort":
+        self.machine = machine
+        return self
 
     @property
     def in_waiting(self) -> int:

@@ -15,7 +15,8 @@ from fwtool.core import protocol, vendor
 from fwtool.core.boards import Board, get_board
 from fwtool.core.errors import Exit, FwtoolError, MissingTool
 from fwtool.core.lines import LineSplitter
-from fwtool.emulator.psoc6 import checks, kit as kit_mod
+from fwtool.emulator.psoc6 import audio, checks, kit as kit_mod
+from fwtool.emulator.psoc6.serial_port import MachinePort
 from fwtool.emulator.psoc6.regdefs import Device
 from fwtool.emulator.result import RunResult
 from fwtool.emulator.targets import VirtualTarget
@@ -131,10 +132,15 @@ class Psoc6Unicorn(VirtualTarget):
 
     @staticmethod
     def stream_clip(image: Path, board: str, pcm, fe, *, features: bool = False, on_line=None):
-        """An audio app's run on host PCM over the kit's UART (emulator/psoc6/audio.py): its AudioCapture."""
-        from fwtool.emulator.psoc6.audio import stream_clip
-
-        return stream_clip(Path(image), get_board(board), pcm, fe, features=features, on_line=on_line)
+        """An audio app's run on host PCM over the kit's UART (emulator/psoc6/audio.py): its AudioCapture; a board
+        check problem raises (exit 8) as in every run."""
+        b = get_board(board)
+        port = MachinePort(b)
+        port.attach(machine_for(Path(image), b, on_byte=port.on_byte))
+        cap, problems = audio.stream_clip(port, b, pcm, fe, features=features, on_line=on_line)
+        if problems:
+            raise board_check_error(problems, b)
+        return cap
 
     def feed(self, data: bytes) -> None:
         """Bytes for the firmware's UART RX: queued, handed to the SCB as the next capture's machine sets it up."""

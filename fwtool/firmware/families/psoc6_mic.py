@@ -11,8 +11,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from fwtool.core import escape
 from fwtool.core.boards import Board
 from fwtool.core.errors import BadInput, FwtoolError
+from fwtool.firmware.families.rp2040_apps import RECIPES
 
 MIC_SOURCE = "fwt_mic.cpp"  # the app source (app.toml) that asks for the microphone
 # PDL drivers the microphone and the PWM LED call (the rest of the board layer is psoc6_sources.PDL_SOURCES)
@@ -95,9 +97,6 @@ def dsp_libs(app_vendor, vendor_paths: dict[str, Path]) -> list[dict]:
     CMSIS 5 Core headers first (pico-tflmicro's partial CMSIS 6 copy lacks m-profile/, which cmsis_gcc.h includes).
     The other app trees are pico-only (microphone-library-for-pico: this family has fwt_mic.cpp) or data
     (tflite-micro)."""
-    from fwtool.core import escape
-    from fwtool.firmware.families.rp2040_apps import RECIPES
-
     if "cmsis-dsp" not in app_vendor:
         return []
     recipe, root = RECIPES["cmsis-dsp"], vendor_paths["cmsis-dsp"]
