@@ -45,7 +45,7 @@ def series(board: Board) -> str:
     return found[0].name.split("_")[2]
 
 
-def machine_for(image: Path, board: Board, fll_locks: bool = True, on_byte=lambda b: None):
+def machine_for(image: Path, board: Board, fll_locks: bool = True, on_byte=lambda b: None, mic_pcm=None):
     """A :class:`Machine` for ``board`` with ``image`` in its flash (the register map from the pinned PDL, the
     wiring from the pinned BSP)."""
     if Machine is None:
@@ -54,15 +54,17 @@ def machine_for(image: Path, board: Board, fll_locks: bool = True, on_byte=lambd
     pdl = vendor.require(vendor.manifest()["mtb-pdl-cat1"])
     dev = Device.load(pdl, board.sdk.device, series(board))
     kit = kit_mod.from_bsp(vendor.require(vendor.manifest()[board.sdk.bsp]), board.sdk.bsp)
-    return Machine(load_image(image), dev, kit, fll_locks=fll_locks, on_byte=on_byte)
+    return Machine(load_image(image), dev, kit, fll_locks=fll_locks, on_byte=on_byte, clock_hz=board.clock_hz,
+                   mic_pcm=mic_pcm)
 
 
 def run(image: Path, board: Board, until: str | None = protocol.PREFIX_INFER, count: int = 3,
         timeout: float = 120.0, on_line: Callable[[str], None] = lambda s: None, fll_locks: bool = True,
         late_s: float = 0.0, check: bool = True, max_emulated_s: float | None = None,
-        host_bytes: bytes = b"") -> tuple[RunResult, dict]:
+        host_bytes: bytes = b"", mic_pcm=None) -> tuple[RunResult, dict]:
     """Run until the ``count``-th line starting with ``until`` (None: until ``timeout``); (result, details).
-    ``host_bytes`` go to the UART's RX FIFO once the firmware has set the bridge's SCB up."""
+    ``host_bytes`` go to the UART's RX FIFO once the firmware has set the bridge's SCB up; ``mic_pcm`` (int16 at
+    the rate the firmware's PDM clocks give) is what the kit's microphone hears (pdm.py)."""
     splitter, lines = LineSplitter(), []
     state = {"hits": 0, "reason": ""}
     clock = board.clock_hz
@@ -84,7 +86,7 @@ def run(image: Path, board: Board, until: str | None = protocol.PREFIX_INFER, co
                 if state["hits"] >= count and not state["reason"]:
                     state["reason"] = "count"
 
-    m = machine_for(image, board, fll_locks, on_byte)
+    m = machine_for(image, board, fll_locks, on_byte, mic_pcm)
     t0 = time.monotonic()
     steps = 0
     pending = bytes(host_bytes)
@@ -112,7 +114,9 @@ def run(image: Path, board: Board, until: str | None = protocol.PREFIX_INFER, co
                "cm4_started_after_cm0p_instructions": m.cm4_started_at, "core_clock_hz": st["hf0_hz"],
                "fll_locked": st["fll_locked"], "invoke_us": us[:1] and us[0],
                "invoke_instructions": us[:1] and int(us[0] * clock / 1e6), "led_changes": m.led_changes,
-               "boot_instructions": state.get("boot")}
+               "boot_instructions": state.get("boot"), "hf1_hz": st["hf1_hz"], "pdm_rate_hz": st["pdm_rate_hz"],
+               "pdm": ({"samples_read": m.pdm.reads, "fifo_overflows": m.pdm.overflows}
+                       if m.pdm is not None and m.pdm.started_at is not None else None)}
     if check and m.cm4.running:
         details["board_check"] = checks.problems(m, board)
     return result, details
