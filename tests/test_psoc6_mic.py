@@ -154,3 +154,37 @@ def test_virtual_kit_validates_kws_on_unseen_speech(kws_build, tmp_path):
     assert [d["label"] for d in by_clip["no.wav"]["detections"]["device"]] == ["no"]
     assert by_clip["left.wav"]["detections"]["device"] == []
     assert report["timing"]["hop"]["within_budget"]
+
+
+def test_virtual_kit_hears_yes_through_its_pdm_microphone(kws_build, tmp_path):
+    """The microphone path itself: no host stream, so after its 2 s wait the app starts fwt_mic.cpp's capture —
+    PLL on path 1 -> CLK_HF1, PDM-PCM init, FIFO interrupt, double buffer — on the virtual kit, whose PDM-PCM model
+    plays a synthesised "yes" at the rate the firmware's clocks give; the LED's PWM ends bright."""
+    reason = _speech_reason()
+    if reason:
+        pytest.skip(reason)
+    from fwtool.audio import wav
+    from fwtool.core.lines import PortLines
+    from fwtool.emulator.psoc6 import checks, target
+    from fwtool.emulator.psoc6.serial_port import MachinePort
+
+    board = get_board(KIT)
+    pcm = wav.read_wav(_clips(tmp_path)["yes"])
+    port = MachinePort(board, timeout=0.5, max_emulated_s=10)
+    port.attach(target.machine_for(kws_build / "firmware.hex", board, on_byte=port.on_byte, mic_pcm=pcm))
+    reader, lines = PortLines(port), []
+    while not any(ln.startswith("FWT:DETECT") or ln.startswith("FWT:ERROR") for ln in lines):
+        lines += reader.texts()
+    m = port.machine
+    assert any("source=mic" in ln for ln in lines), lines[-5:]
+    assert lines[-1].startswith("FWT:DETECT") and "label=yes" in lines[-1], lines[-5:]
+    ainf = next(ln for ln in lines if ln.startswith("FWT:AINF"))
+    assert "dropped=0" in ainf and m.pdm.overflows == 0 and m.pdm.reads > 15_000
+    st = m.state()
+    assert 24_000_000 < st["hf1_hz"] < 25_000_000 and abs(st["pdm_rate_hz"] - 16_000) < 16  # PLL 24.57 MHz
+    assert st["led_pwm_duty"] == 1.0  # "yes": full brightness on TCPWM0 counter 3
+    assert checks.problems(m, board) == []  # clocks, UART, LED and the PDM pins as the board file and kit say
+    swapped = dataclasses.replace(board, pdm_mic=dataclasses.replace(board.pdm_mic, clk_pin=5, data_pin=4))
+    found = checks.mic_problems(m, swapped)
+    assert "P10_5 has no PDM CLK function on this device" in found, found
+    assert any("is not the kit's CYBSP_PDM_CLK P10_4" in p for p in found), found

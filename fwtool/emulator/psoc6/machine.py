@@ -29,6 +29,7 @@ from fwtool.emulator.psoc6.pdm import Pdm
 from fwtool.emulator.psoc6.regdefs import Device
 from fwtool.emulator.psoc6.scb_uart import ScbUart
 from fwtool.emulator.psoc6.srss import Srss
+from fwtool.emulator.psoc6.tcpwm import led_duty
 from fwtool.image import firmware
 from fwtool.image.firmware import FirmwareImage
 
@@ -151,6 +152,7 @@ class Machine:
         return {"fll_enabled": self.srss.fll_enabled(), "fll_locked": self.srss.fll_locked(),
                 "fll_target_hz": self.srss.fll_target_hz(), "hf0_hz": hf0, "hf1_hz": self.srss.hf_hz(1),
                 "pdm_rate_hz": self.pdm.sample_rate() if self.pdm is not None and self.pdm.streaming() else None,
+                "led_pwm_duty": led_duty(self.bus, self.dev, self.gpio, *self.kit.led) if self.kit.led else None,
                 "fast_hz": self.cpuss.fast_hz(hf0), "peri_hz": self.cpuss.peri_hz(hf0)}
 
 

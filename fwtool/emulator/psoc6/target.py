@@ -115,6 +115,7 @@ def run(image: Path, board: Board, until: str | None = protocol.PREFIX_INFER, co
                "fll_locked": st["fll_locked"], "invoke_us": us[:1] and us[0],
                "invoke_instructions": us[:1] and int(us[0] * clock / 1e6), "led_changes": m.led_changes,
                "boot_instructions": state.get("boot"), "hf1_hz": st["hf1_hz"], "pdm_rate_hz": st["pdm_rate_hz"],
+               "led_pwm_duty": st["led_pwm_duty"],
                "pdm": ({"samples_read": m.pdm.reads, "fifo_overflows": m.pdm.overflows}
                        if m.pdm is not None and m.pdm.started_at is not None else None)}
     if check and m.cm4.running:
