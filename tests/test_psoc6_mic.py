@@ -188,3 +188,19 @@ def test_virtual_kit_hears_yes_through_its_pdm_microphone(kws_build, tmp_path):
     found = checks.mic_problems(m, swapped)
     assert "P10_5 has no PDM CLK function on this device" in found, found
     assert any("is not the kit's CYBSP_PDM_CLK P10_4" in p for p in found), found
+
+
+@pytest.mark.parametrize("kit,pdm,led", [("cy8ckit_062s2_43012", "PDM0", "P1_5_TCPWM0_LINE_COMPL5"),
+                                         ("cy8ckit_062_ble", "PDM", "P1_5_TCPWM0_LINE_COMPL5")])
+def test_a_shield_board_file_gives_the_other_kits_a_microphone(kit, pdm, led, tmp_path):
+    """The CY8CKIT-028-TFT shield's PDM_CLK/PDM_DATA are CYBSP_A4/A5 = P10_4/P10_5 on both kits (docs/psoc6-audio.md):
+    a user board file that extends the kit with that [pdm_mic] is accepted and derives the part's own instance."""
+    (tmp_path / "boards").mkdir()
+    (tmp_path / "boards" / f"{kit}_tft.toml").write_text(
+        f'extends = "{kit}"\nname = "{kit}_tft"\n\n[pdm_mic]\nclk_port = 10\nclk_pin = 4\ndata_port = 10\n'
+        'data_pin = 5\n')
+    board = get_board(f"{kit}_tft", tmp_path / "model.tflite")
+    get_app("kws").check_board(board)
+    defines = psoc6_mic.mic_defines(board, _tree("mtb-pdl-cat1"))
+    assert f"FWT_PDM_BASE={pdm}" in defines and f"FWT_LED_PWM_HSIOM={led}" in defines
+    assert any(d.startswith("FWT_PDM_CLK_HSIOM=P10_4_AUDIOSS") for d in defines)

@@ -2,10 +2,11 @@
 (the KitProg3 bridge's RX pin, scb_uart.py) with the same credit-flow protocol a kit gets over its USB-UART
 bridge (fwtool/audio/stream.py), and collect its audio lines.
 
-Why the UART and not the microphone: the virtual PSoC 6 has no interrupt model (core.py), so the PDM-PCM block's
-FIFO interrupt (templates/psoc6/fwt_mic.cpp.j2) never runs here; the app takes host audio instead, as it does on
-the kit when the host sends the stream-start magic within the first seconds after reset. The image is the one a
-user flashes (BSP startup, SystemInit, the CM0+ image, the PDL board layer, the app), not a relink.
+Why the UART and not the microphone: the host stream is how `validate --audio` compares the firmware with its host
+twin on every platform (the app takes host audio when the host sends the stream-start magic within its first
+2 s); the microphone path runs too (pdm.py plays a clip into the PDM-PCM block, target.run(mic_pcm=...)), but in
+emulated real time. The image is the one a user flashes (BSP startup, SystemInit, the CM0+ image, the PDL board
+layer, the app), not a relink.
 
 Faster than real time: no baud timing, so the stream goes as fast as the firmware grants credit; the times the
 firmware prints (dsp_us, invoke_us) are CM4 instructions at the board clock, a lower bound of a kit's time.
