@@ -13,6 +13,7 @@ from fwtool.core.errors import Exit, FwtoolError
 from fwtool.devices.serial import PORT_ERRORS, open_port
 from fwtool.emulator import TIMING_NOTE, latency_stats
 from fwtool.emulator.audio import front_end_of_build, stream_clip
+from fwtool.targets.base import Target
 
 
 def _echo(as_json: bool):
@@ -24,7 +25,7 @@ def _echo(as_json: bool):
     return on_line
 
 
-def summary(cap: capture_mod.AudioCapture, fe, source: str, as_json: bool) -> int:
+def summary(cap: capture_mod.AudioCapture, fe, source: str, as_json: bool, target: Target | None = None) -> int:
     """Print the capture's summary; return the exit code (8 when the p95 hop time exceeds the budget)."""
     hops = [i.us for i in cap.inferences]
     budget = fe.inference_period_ms
@@ -49,20 +50,25 @@ def summary(cap: capture_mod.AudioCapture, fe, source: str, as_json: bool) -> in
             inv = sorted(i.invoke_us for i in cap.inferences)[len(hops) // 2] / 1000
             ui.info(f"per hop   DSP {dsp:.2f} ms + invoke {inv:.2f} ms (p50); p95 {stats.p95_ms:.2f} ms of the "
                     f"{budget:g} ms budget ({stats.p95_ms / budget:.0%}) {'met' if stats.within_budget else 'EXCEEDED'}")
-            if source == "emulated":
-                ui.info(f"note: {TIMING_NOTE}")
+            note = target.info.timing_note if target is not None else TIMING_NOTE
+            if source != "board" and note:
+                ui.info(f"note: {note}")
     if not cap.complete:
         ui.info("warning: the device went quiet before every inference of the clip was printed")
     return int(Exit.MISMATCH) if stats and stats.within_budget is False else int(Exit.OK)
 
 
-def emulate_audio(image: Path, report: dict | None, clip: Path, as_json: bool, features: bool = False) -> int:
-    """``fwtool emulate --audio`` / ``fwtool run --emulator --audio``: stream ``clip`` into the virtual board."""
+def emulate_audio(image: Path, report: dict | None, clip: Path, as_json: bool, features: bool = False,
+                  target: Target | None = None) -> int:
+    """``fwtool emulate --audio`` / ``fwtool run --emulator --audio``: stream ``clip`` into the virtual ``target``
+    (default: the virtual RP2040) through its live link."""
     pcm = wav.read_wav(clip)
     fe = front_end_of_build(report)
-    ui.info(f"virtual RP2040 (rp2040js): streaming {clip} into {image} (faster than real time)")
-    cap = stream_clip(image, pcm, fe, features=features, on_line=_echo(as_json))
-    return summary(cap, fe, "emulated", as_json)
+    title = target.info.title if target is not None else "the virtual board (rp2040js)"
+    ui.info(f"{title}: streaming {clip} into {image} (faster than real time)")
+    cap = stream_clip(image, pcm, fe, features=features, on_line=_echo(as_json), target=target)
+    native = target is not None and target.info.name == "linux-native"  # this machine's own times
+    return summary(cap, fe, "real" if native else "emulated", as_json, target)
 
 
 def board_audio(port: str, report: dict | None, clip: Path, as_json: bool, realtime: bool = True) -> int:

@@ -14,6 +14,7 @@ from fwtool.monitor.session import MonitorOptions
 from fwtool.targets import registry
 from fwtool.targets.base import Target, TargetConfig
 from fwtool.commands.audio_stream import board_audio, emulate_audio
+from fwtool.emulator.linux_targets import LinuxNative
 from fwtool.commands.build import build_options, options_from, print_report, run_build
 from fwtool.commands import handoff_options as handoff_click
 from fwtool.commands import lab_options
@@ -81,6 +82,9 @@ def run(emulator, direct_load, serial_number, method, no_verify, count, timeout,
         raise FwtoolError("--budget-ms needs --emulator (a real board's latency is in the monitor view)",
                           "drop --budget-ms, or add --emulator", Exit.USAGE)
     where = "emulator" if emulator else "board"
+    if where == "board" and host is None and lab is None and \
+            registry.virtual_for(kw["board"], kw.get("model")).info.name == LinuxNative.info.name:
+        where = "emulator"  # a Linux board run on no --host (linux-host): the board is this machine, run it here
     opts = options_from(kw)  # --emulator runs the image 'fwtool build' makes (the virtual RP2040 has core 1)
     result = run_build(opts, verbose)
     report = result.report
@@ -109,7 +113,7 @@ def _on_target(tgt: Target, image: Path, report: dict, mon: dict, audio: Path | 
     """Put ``image`` on the target and show its output: an audio stream, the live monitor on its serial stream
     (a board, the virtual RP2040), or its lines as they come (a target without a port: QEMU)."""
     if audio is not None and tgt.info.virtual:
-        return emulate_audio(image, report, Path(audio), as_json)
+        return emulate_audio(image, report, Path(audio), as_json, target=tgt)
     if not tgt.info.serves:
         ui.info(f"{tgt.info.title}: running {image}")
         lines, _ = tgt.run(image, protocol.PREFIX_INFER, mon["count"] or 3, mon["timeout"] or 300.0, click.echo)

@@ -140,7 +140,7 @@ def plan(opts: BuildOptions) -> BuildPlan:
     board = get_board(opts.board, opts.model)  # a user board beside the model too (core/boards.py)
     family = get_family(board.family)
     app = get_app(opts.app)
-    app.check_board(board)
+    app.check_board(board, family.features)
     speed.resolve_clock(board, opts.clock)  # a clock or --opt the board cannot do is refused before anything else
     speed.check_opt(opts.opt)
     notes: list[str] = []

@@ -15,13 +15,13 @@ from fwtool.core import protocol, vendor
 from fwtool.core.boards import Board, get_board
 from fwtool.core.errors import Exit, FwtoolError, MissingTool
 from fwtool.core.lines import LineSplitter
-from fwtool.emulator.psoc6 import audio, checks, kit as kit_mod
+from fwtool.emulator.psoc6 import checks, kit as kit_mod
 from fwtool.emulator.psoc6.serial_port import MachinePort
 from fwtool.emulator.psoc6.regdefs import Device
 from fwtool.emulator.result import RunResult
 from fwtool.emulator.targets import VirtualTarget
 from fwtool.image.symbols import decode_fault
-from fwtool.targets.base import VIRTUAL, TargetInfo
+from fwtool.targets.base import VIRTUAL, TargetInfo, read_lines
 
 try:  # the unicorn package (fwtool[psoc6]) is needed only to run the machine, not to list the target
     from fwtool.emulator.psoc6.machine import Machine, load_image
@@ -135,21 +135,49 @@ class Psoc6Unicorn(VirtualTarget):
     info = TargetInfo(NAME, TITLE, VIRTUAL, cycle_accurate=False, cores=1, clock_hz=None, cycle="instruction",
                       timing_note=TIMING_NOTE, feeds=frozenset({"bytes"}))
 
-    @staticmethod
-    def stream_clip(image: Path, board: str, pcm, fe, *, features: bool = False, on_line=None):
-        """An audio app's run on host PCM over the kit's UART (emulator/psoc6/audio.py): its AudioCapture; a board
-        check problem raises (exit 8) as in every run."""
-        b = get_board(board)
-        port = MachinePort(b)
-        port.attach(machine_for(Path(image), b, on_byte=port.on_byte))
-        cap, problems = audio.stream_clip(port, b, pcm, fe, features=features, on_line=on_line)
+    def open_link(self, image: Path | None):
+        """Boot ``image`` (the kit's firmware.hex) from reset on a fresh machine and return its UART as a
+        pyserial-like link (serial_port.MachinePort: the machine runs while the host reads; host bytes reach the
+        bridge's RX FIFO once the firmware has set the SCB up). ``stop()`` ends it and checks the chip set-up."""
+        self.load(image)
+        self.start()
+        board = get_board(self.config.board)
+        port = MachinePort(board)
+        port.attach(machine_for(self.image, board, on_byte=port.on_byte))
+        pending = getattr(self, "_feed", b"")
+        if pending:
+            port.write(pending)
+            self._feed = b""
+        self.link = port
+        return port
+
+    def read(self, until, count=1, timeout=300.0, on_line=lambda s: None) -> list[str]:
+        if self.link is not None:  # a linked run: its lines so far and to come (the machine runs while we read)
+            return read_lines(self.link, until, count, timeout, on_line)
+        return super().read(until, count, timeout, on_line)
+
+    def stop(self) -> None:
+        """End a linked run: its figures into details(), then the board check (a mismatch raises, exit 8)."""
+        port, self.link = self.link, None
+        if port is None or port.machine is None:
+            return
+        port.close()
+        board = get_board(self.config.board)
+        m, clock = port.machine, board.clock_hz
+        self._details.update({"image": str(self.image), "image_kind": "hex", "target": NAME,
+                              "cm4_instructions": m.cm4.instructions, "emulated_us": int(m.cm4.instructions * 1e6 / clock),
+                              "uart_bytes_in": port.fed, "core_clock_hz": m.state()["hf0_hz"]})
+        problems = checks.problems(m, board) if m.cm4.running else []
+        self._details["board_check"] = problems
         if problems:
-            raise board_check_error(problems, b)
-        return cap
+            raise board_check_error(problems, board)
 
     def feed(self, data: bytes) -> None:
-        """Bytes for the firmware's UART RX: queued, handed to the SCB as the next capture's machine sets it up."""
-        self._feed = getattr(self, "_feed", b"") + bytes(data)
+        """Bytes for the firmware's UART RX: into the live link (open_link), else queued for the next run."""
+        if self.link is not None:
+            self.link.write(data)
+        else:
+            self._feed = getattr(self, "_feed", b"") + bytes(data)
 
     def capture(self, until, count, timeout, on_line=None, on_event=None) -> RunResult:
         board = get_board(self.config.board)

@@ -112,6 +112,9 @@ class Family:
     arena_on_virtual_board: bool = False
     # The fwtool.targets registry name of the virtual target its images run on (None: none; data, not a type test).
     virtual_target: str | None = None
+    # What an app may ``need`` that every board of the family has without a board-file table (linux: the audio
+    # apps' microphone is raw S16LE PCM on stdin, e.g. from arecord: templates/linux/fwt_mic.cpp.j2).
+    features: frozenset[str] = frozenset()
     # Image kinds written executable (mode 0755): a Linux family's static program ("elf").
     executable_kinds: tuple[str, ...] = ()
 

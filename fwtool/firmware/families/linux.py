@@ -80,6 +80,7 @@ class LinuxFamily(Family):
     template_dir = "linux"
     arena_on_virtual_board = False
     executable_kinds = ("elf",)
+    features = frozenset({"pdm_mic"})  # the audio apps' microphone: raw S16LE 16 kHz mono on stdin (fwt_mic.cpp)
     virtual_target = "linux-native"  # per board: virtual_target_for (qemu-aarch64 when not this machine's arch)
     tools = [
         Tool("g++", "g++", "build"),
