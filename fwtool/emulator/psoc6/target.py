@@ -144,10 +144,6 @@ class Psoc6Unicorn(VirtualTarget):
         board = get_board(self.config.board)
         port = MachinePort(board)
         port.attach(machine_for(self.image, board, on_byte=port.on_byte))
-        pending = getattr(self, "_feed", b"")
-        if pending:
-            port.write(pending)
-            self._feed = b""
         self.link = port
         return port
 
@@ -172,17 +168,10 @@ class Psoc6Unicorn(VirtualTarget):
         if problems:
             raise board_check_error(problems, board)
 
-    def feed(self, data: bytes) -> None:
-        """Bytes for the firmware's UART RX: into the live link (open_link), else queued for the next run."""
-        if self.link is not None:
-            self.link.write(data)
-        else:
-            self._feed = getattr(self, "_feed", b"") + bytes(data)
-
     def capture(self, until, count, timeout, on_line=None, on_event=None) -> RunResult:
         board = get_board(self.config.board)
         result, details = run(self.image, board, until=until, count=count or 1, timeout=timeout,
-                              on_line=on_line or (lambda s: None), host_bytes=getattr(self, "_feed", b""))
+                              on_line=on_line or (lambda s: None))
         self._details.update(details)
         if result.ok and details.get("board_check"):
             raise board_check_error(details["board_check"], board)
