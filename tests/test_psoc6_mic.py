@@ -204,3 +204,41 @@ def test_a_shield_board_file_gives_the_other_kits_a_microphone(kit, pdm, led, tm
     defines = psoc6_mic.mic_defines(board, _tree("mtb-pdl-cat1"))
     assert f"FWT_PDM_BASE={pdm}" in defines and f"FWT_LED_PWM_HSIOM={led}" in defines
     assert any(d.startswith("FWT_PDM_CLK_HSIOM=P10_4_AUDIOSS") for d in defines)
+
+
+def test_pdm_model_rate_fifo_and_interrupt_causes():
+    """pdm.py on its own: fs from CLK_HF1 and CLOCK_CTL, samples due by CM4 time, the 254-word mono FIFO, the
+    trigger/overflow/underflow causes (write-one-to-clear) and RX_FIFO_CTL.CLEAR."""
+    pytest.importorskip("unicorn", reason="the virtual PSoC 6 needs the unicorn package (fwtool[psoc6])")
+    from fwtool.emulator.psoc6.bus import CM4, Bus
+    from fwtool.emulator.psoc6.pdm import FIFO_MONO, Pdm
+    from fwtool.emulator.psoc6.regdefs import Device
+
+    dev = Device.load(_tree("mtb-pdl-cat1"), "CY8C624ABZI_S2D44", "02")
+    bus, now = Bus(), [0]
+    pcm = (np.arange(1000) - 500).astype(np.int16)
+    pdm = Pdm(bus, dev, "PDM0", lambda: now[0], 100_000_000, lambda: 24_576_000, pcm)
+    reg = lambda name: dev.reg("PDM0", name, "PDM_Type")  # noqa: E731
+    fld = lambda r, n: dev.field(f"PDM_{r}", n)  # noqa: E731
+    clock = sum(v << fld("CLOCK_CTL", n)[0] for n, v in (("CLK_CLOCK_DIV", 1), ("MCLKQ_CLOCK_DIV", 0),
+                                                             ("CKO_CLOCK_DIV", 11), ("SINC_RATE", 32)))
+    bus.write(CM4, reg("CLOCK_CTL"), 4, clock)
+    bus.write(CM4, reg("MODE_CTL"), 4, 1 << fld("MODE_CTL", "PCM_CH_SET")[0])  # mono, left
+    assert pdm.sample_rate() == 16_000.0  # 24.576 MHz / (2 x 1 x 12) / (2 x 32)
+    bus.write(CM4, reg("RX_FIFO_CTL"), 4, 127)
+    trigger, overflow = fld("INTR", "RX_TRIGGER")[1], fld("INTR", "RX_OVERFLOW")[1]
+    bus.write(CM4, reg("INTR_MASK"), 4, trigger | overflow)
+    bus.write(CM4, reg("CMD"), 4, fld("CMD", "STREAM_EN")[1])
+    now[0] = 100 * 6250  # 100 samples at 16 kHz = 6,250 instructions each at 100 MHz
+    assert bus.read(CM4, reg("RX_FIFO_STATUS"), 4) & 0xFF == 100 and not pdm.pending()
+    assert [bus.read(CM4, reg("RX_FIFO_RD"), 4) for _ in range(2)] == [(-500) & 0xFFFFFFFF, (-499) & 0xFFFFFFFF]
+    now[0] = 300 * 6250  # 98 + 200 more: the FIFO fills at 254 and the rest is lost
+    assert bus.read(CM4, reg("RX_FIFO_STATUS"), 4) & 0xFF == FIFO_MONO and pdm.overflows == 300 - 2 - FIFO_MONO
+    assert pdm.pending() and bus.read(CM4, reg("INTR_MASKED"), 4) == trigger | overflow
+    bus.write(CM4, reg("INTR"), 4, overflow)  # write one to clear
+    assert bus.read(CM4, reg("INTR_MASKED"), 4) == trigger
+    bus.write(CM4, reg("RX_FIFO_CTL"), 4, 127 | fld("RX_FIFO_CTL", "CLEAR")[1])
+    bus.write(CM4, reg("INTR"), 4, trigger)
+    assert bus.read(CM4, reg("RX_FIFO_STATUS"), 4) & 0xFF == 0 and not pdm.pending()
+    bus.read(CM4, reg("RX_FIFO_RD"), 4)
+    assert bus.read(CM4, reg("INTR"), 4) & fld("INTR", "RX_UNDERFLOW")[1]
