@@ -217,6 +217,8 @@ class PdmMic:
     sm: int = 0
     power_pin: int | None = None  # nRF52 boards: the GPIO that powers the microphone (driven high)
     mic: str | None = None  # the part ("MP34DT05"), for listings
+    data_port: int | None = None  # PSoC 6: the GPIO ports of the pins (P10_5: data_port 10, data_pin 5), as [led]
+    clk_port: int | None = None
 
 
 @dataclass(frozen=True)

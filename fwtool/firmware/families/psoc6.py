@@ -13,14 +13,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fwtool.core import vendor
+from fwtool.core import escape, vendor
 from fwtool.core.boards import Board
 from fwtool.core.errors import FwtoolError, MissingTool
 from fwtool.core.files import write_if_changed
 from fwtool.core.toolchain import ARM_BUILD_TOOLS, Tool
 from fwtool.image import ihex
 from fwtool.image import elf as elf_image
-from fwtool.firmware.families import cmake, tflm
+from fwtool.firmware.families import cmake, psoc6_mic, tflm
 from fwtool.firmware.families.base import CompiledFiles, CompileRequest, Family, SourcePatch
 from fwtool.firmware.families.psoc6_sources import (ARCH_FLAGS, MTB_TOOLS_GLOBS, PICO_ONLY_SOURCES, SWITCH,
                                                  board_values, builder_choice, find_mtb_tools, mtb_build, mtb_files,
@@ -49,7 +49,8 @@ class PSoC6Family(Family):
     ]
     context_keys = ("tflm_root", "tflm_version", "tflm_sources", "tflm_patched_sources", "tflm_includes",
                     "tflm_defines", "arch_flags", "board_sources", "board_includes", "board_defines",
-                    "linker_script", "psoc6", "mtb", "op_registrations", "op_registration_headers")
+                    "linker_script", "psoc6", "mtb", "op_registrations", "op_registration_headers",
+                    "board_app_sources", "app_vendor_libs")
     # BSP startup/system + PDL drivers + TFLM runtime + kernels (fire_alarm: ~120 KB) and the CM0+ image (the
     # BLE kit's BLESS image reserves 128 KiB of flash).
     code_reserve_bytes = 288 * 1024
@@ -67,8 +68,18 @@ class PSoC6Family(Family):
 
     def template_context(self, plan: BuildPlan, vendor_paths: dict[str, Path]) -> dict:
         root = vendor_paths["pico-tflmicro"]
+        board = board_values(plan.board, vendor_paths)
+        mic = psoc6_mic.wants_mic(plan.app.sources)
+        if mic:  # an audio app: the PDM-PCM block + the PWM LED (psoc6_mic.py), compiled per image (CMakeLists)
+            pdl = vendor_paths["mtb-pdl-cat1"]
+            defines = psoc6_mic.mic_defines(plan.board, pdl)
+            board["board_sources"] += [escape.cmake_quoted((pdl / s).as_posix()) for s in psoc6_mic.PDL_SOURCES]
+            board["board_defines"] += defines
+            board["psoc6"]["fwt_defines"] += defines
         return {**tflm.template_values(plan, root, self.template_dir, tflm.TFLM_DEFINES, PICO_ONLY_SOURCES),
-                "arch_flags": list(ARCH_FLAGS), **board_values(plan.board, vendor_paths),
+                "arch_flags": list(ARCH_FLAGS), **board,
+                "board_app_sources": [psoc6_mic.MIC_SOURCE] if mic else [],
+                "app_vendor_libs": psoc6_mic.dsp_libs(plan.app.vendor, vendor_paths),
                 "mtb": {"target": plan.board.sdk.bsp[len("TARGET_"):], "app_name": f"fwtool-{plan.board.name}",
                         "libs": sorted(Path(n).stem for n in mtb_files(plan.board))}}
 
