@@ -34,6 +34,8 @@ def print_report(r: dict) -> None:
         click.echo(f"speed     TFLM on {cores} core{'s' if cores != 1 else ''}, clk_sys {b['clock_mhz']} MHz "
                    f"(--clock {b.get('clock', 'default')}), --opt {b.get('opt', 'size')}")
     click.echo(f"build     {r['build']['seconds']:.1f} s ({len(r['build']['changed_files'])} generated files changed)")
+    if b.get("builder"):
+        click.echo(f"builder   {b['builder']['name']} ({terminal(b['builder']['why'])})")
     for note in r["build"].get("notes", []):
         click.echo(f"note      {terminal(note)}")
     for k in ("uf2", "hex", "elf", "bin", "map", "report"):
@@ -64,6 +66,9 @@ BUILD_OPTIONS = [  # shared with 'fwtool run'
     click.option("--jobs", "-j", type=click.IntRange(min=1), help="Parallel compile jobs [CPU count]."),
     click.option("--tflm-cores", type=click.Choice(["1", "2"]), default="2", show_default=True,
                  help="RP2040 cores TFLM's convolutions use (the virtual board has both; 1 is a user choice)."),
+    click.option("--builder", type=click.Choice(["cmake", "mtb"]),
+                 help="PSoC 6: cmake (CMake+Ninja from the pinned trees, the default) or mtb (ModusToolbox 3.x's "
+                      "make, needs ModusToolbox installed) [FWTOOL_PSOC6_BUILDER or [psoc6] builder, else cmake]."),
 ]
 SPEED_OPTIONS = [  # also on validate/profile (commands/target_options.py)
     click.option("--clock", default="default", show_default=True,
@@ -86,7 +91,7 @@ def options_from(kw: dict, **extra) -> BuildOptions:
                         input=list(kw["input_path"] or ()) or None, labels=kw["labels"], stdio=kw["stdio"], jobs=kw["jobs"],
                         app=kw["app"], representative=kw["representative"],
                         preprocessor=kw.get("preprocessor"), detection=kw.get("detection"), clock=kw.get("clock"),
-                        opt=kw.get("opt") or "size", **{"tflm_cores": int(kw.get("tflm_cores") or 2), **extra})
+                        opt=kw.get("opt") or "size", builder=kw.get("builder"), **{"tflm_cores": int(kw.get("tflm_cores") or 2), **extra})
 
 
 def run_build(opts: BuildOptions, verbose: bool = False) -> BuildResult:
@@ -131,6 +136,7 @@ def build(as_json, verbose, no_wait, **kw):
       fwtool build -b pico -m model.keras --representative train_x.npy   # int8-quantized on the fly
       fwtool build -b pico -m fire_alarm.tflite --clock fastest --opt speed   # 200 MHz, hot kernels at -O2
       fwtool build -b pico -m model.tflite --tflm-cores 1    # TFLM on core 0 only
+      fwtool build -b cy8ckit_062s2_43012 -m fire_alarm.tflite --builder mtb   # ModusToolbox's make
       fwtool build -b pico --app kws -m train/kws_int8.tflite --labels train/labels.txt \\
           --detection train/detection.json                                       # from 'fwtool train'
     """

@@ -57,6 +57,7 @@ class BuildOptions:
     inputs_source: str = ""  # how they were made, for the banner and the report
     preprocessor: Path | None = None  # an app's own front-end model (kws) instead of its default
     detection: Path | None = None  # kws: detection.json (threshold, smoothing) from fwtool train
+    builder: str | None = None  # --builder: the family's build system (psoc6: cmake | mtb); None: its default
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,7 @@ def plan(opts: BuildOptions) -> BuildPlan:
     family = get_family(board.family)
     app = get_app(opts.app)
     app.check_board(board)
+    check_builder(opts.builder, board, family)
     speed.resolve_clock(board, opts.clock)  # a clock or --opt the board cannot do is refused before anything else
     speed.check_opt(opts.opt)
     notes: list[str] = []
@@ -163,6 +165,17 @@ def plan(opts: BuildOptions) -> BuildPlan:
     out_dir = Path(opts.out_dir or default_out_dir(board.name)).resolve()
     return BuildPlan(opts, board, family, app, model, resolver_calls(model), arena, labels, inputs, inputs_source,
                      fit, out_dir, notes, app_vendor_paths(app), audio, pre, target, code_fields)
+
+
+def check_builder(builder: str | None, board: Board, family: Family) -> None:
+    """--builder names one of the family's build systems (only PSoC 6 has a choice)."""
+    if builder is None or builder in family.builders:
+        return
+    if not family.builders:
+        raise BadInput(f"--builder {builder}: board '{board.name}' ({family.name}) has one build system",
+                       "leave out --builder (it chooses between cmake and mtb for PSoC 6 boards)")
+    raise BadInput(f"--builder {builder} is not a {family.name} build system",
+                   f"use one of: {', '.join(family.builders)}")
 
 
 def app_vendor_paths(app: App) -> dict[str, Path]:
