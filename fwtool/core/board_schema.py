@@ -236,6 +236,18 @@ class Clock:
     fastest_mhz: int | None = None  # --clock fastest (pico-sdk: PICO_USE_FASTEST_SUPPORTED_CLOCK)
 
 
+FAULT_ACTIONS = ("halt", "reset")
+
+
+@dataclass(frozen=True)
+class Debug:
+    """What the firmware does after it printed FWT:FAULT (any family's fault handler; PSoC 6: the PDL fault and
+    assert hooks in fwt_platform.cpp): ``halt`` keeps the core stopped for a debugger (the default), ``reset``
+    restarts the chip (NVIC_SystemReset), so an unattended board runs again."""
+
+    on_fault: str = field(default="halt", metadata={"choices": FAULT_ACTIONS, "what": "a fault action"})
+
+
 @dataclass(frozen=True)
 class BoardFile:
     """A whole board file (after ``extends`` merged it over its base)."""
@@ -259,6 +271,7 @@ class BoardFile:
     pdm_mic: PdmMic | None = None
     rgb_led: RgbLed | None = None
     clock: Clock = Clock()
+    debug: Debug = Debug()
 
 
 # ---- the checks ---------------------------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ def generic_context(p: BuildPlan) -> dict:
         "input_desc": ",".join(map(tensor_desc, model.inputs)), "output_desc": ",".join(map(tensor_desc, model.outputs)),
         "labels": [escape.c_string(label) for label in p.labels], "led_pin": p.board.led_pin,
         "stdio_usb": int(stdio == "usb"), "stdio_uart": int(stdio == "uart"),
+        "on_fault": p.board.debug.on_fault,  # [debug] on_fault: "halt" | "reset" after FWT:FAULT (every family)
         "usb_wait_ms": opts.usb_wait_ms, "loop_delay_ms": opts.loop_delay_ms, "fmt": protocol.c_formats(),
         **speed.template_values(p),  # tflm_cores, clock_mhz, opt (banner) and the clock's CMake lines
     }

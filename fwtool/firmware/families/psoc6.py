@@ -93,8 +93,8 @@ class PSoC6Family(Family):
                                   f"install ModusToolbox 3.x, or build with CMake: --builder cmake ({SWITCH})")
             request.log(f"-- fwtool: builder mtb ({why}): ModusToolbox's make from {tools}; switch: {SWITCH}")
             return mtb_build(request, tools, {"name": "mtb", "why": why, "tools": str(tools)})
-        request.log(f"-- fwtool: builder cmake ({why}): CMake+Ninja from the pinned Infineon trees"
-                    + (f"; ModusToolbox at {tools} is used only when asked ({SWITCH})" if tools else ""))
+        request.log(f"-- fwtool: builder cmake ({why}): CMake+Ninja from the pinned Infineon trees; ModusToolbox's "
+                    f"make{f' (found at {tools})' if tools else ''} only when asked: {SWITCH}")
         elf = cmake.build(request, self.configure_args(request))
         hex_path = request.build_dir / "firmware.hex"
         if not hex_path.is_file():

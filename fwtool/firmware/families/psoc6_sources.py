@@ -68,6 +68,8 @@ def board_defines(board: Board) -> dict[str, str]:
             "FWT_UART_RX_HSIOM": f"P{rx[0]}_{rx[1]}_SCB{scb}_UART_RX",
             "FWT_LED_PORT": f"GPIO_PRT{led.port}", "FWT_LED_PIN": f"{led.pin}U",
             "FWT_LED_ON": f"{led.on_level}U",
+            # [debug] on_fault: after FWT:FAULT, 1 = NVIC_SystemReset() (once the UART drained), 0 = halt
+            "FWT_FAULT_RESET": "1U" if board.debug.on_fault == "reset" else "0U",
             # the UART has no attach signal: the inference app re-prints FWT:BOOT this often (fwt_runtime.cpp)
             "FWT_REANNOUNCE_MS": f"{REANNOUNCE_MS}U"}
 
