@@ -169,8 +169,9 @@ def mtb_build(request: CompileRequest, tools: Path, builder: dict | None = None)
                                    f"-j{request.jobs or os.cpu_count() or 2}"], env=env,
                                   on_line=request.log, on_command=request.log)
         if rc != 0:
-            raise link_overflow(lines, request.board.name) or FwtoolError(f"ModusToolbox 'make {target}' failed: {(lines or ['no output'])[-1][:200]}",
-                              f"see build.log; build with CMake instead: --builder cmake")
+            last = (lines or ["no output"])[-1][:200]
+            raise link_overflow(lines, request.board.name) or FwtoolError(
+                f"ModusToolbox 'make {target}' failed: {last}", "see build.log; build with CMake instead: --builder cmake")
     elfs = sorted((request.project_dir / "build").rglob("*.elf"))
     if not elfs:
         raise FwtoolError("ModusToolbox's build produced no .elf", f"inspect {request.project_dir / 'build'}")
