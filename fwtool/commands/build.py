@@ -40,6 +40,8 @@ def print_report(r: dict) -> None:
                    f"({cap['pre_samples'] / cap['rate']:g} s pre-roll), {cap['need_bytes_per_s']:,} of "
                    f"{cap['link_bytes_per_s']:,} B/s on {cap['link']}, inference {cap['inference']}")
     click.echo(f"build     {r['build']['seconds']:.1f} s ({len(r['build']['changed_files'])} generated files changed)")
+    if b.get("builder"):
+        click.echo(f"builder   {b['builder']['name']} ({terminal(b['builder']['why'])})")
     for note in r["build"].get("notes", []):
         click.echo(f"note      {terminal(note)}")
     for k in ("uf2", "hex", "elf", "bin", "map", "report"):
@@ -74,6 +76,9 @@ BUILD_OPTIONS = [  # shared with 'fwtool run'
     click.option("--jobs", "-j", type=click.IntRange(min=1), help="Parallel compile jobs [CPU count]."),
     click.option("--tflm-cores", type=click.Choice(["1", "2"]), default="2", show_default=True,
                  help="RP2040 cores TFLM's convolutions use (the virtual board has both; 1 is a user choice)."),
+    click.option("--builder", type=click.Choice(["cmake", "mtb"]),
+                 help="PSoC 6: cmake (CMake+Ninja from the pinned trees, the default) or mtb (ModusToolbox 3.x's "
+                      "make, needs ModusToolbox installed) [FWTOOL_PSOC6_BUILDER or [psoc6] builder, else cmake]."),
 ]
 SPEED_OPTIONS = [  # also on validate/profile (commands/target_options.py)
     click.option("--clock", default="default", show_default=True,
@@ -99,6 +104,7 @@ def options_from(kw: dict, **extra) -> BuildOptions:
                         opt=kw.get("opt") or "size",
                         capture_s=parse_seconds(kw["capture"], "--capture", MAX_CAPTURE_S) if kw.get("capture") else None,
                         pre_roll_s=parse_seconds(kw["pre_roll"], "--pre-roll", MAX_PRE_S) if kw.get("pre_roll") else None,
+                        builder=kw.get("builder"),
                         **{"tflm_cores": int(kw.get("tflm_cores") or 2), **extra})
 
 
@@ -145,6 +151,7 @@ def build(as_json, verbose, no_wait, **kw):
       fwtool build -b pico -m fire_alarm.tflite --clock fastest --opt speed   # 200 MHz, hot kernels at -O2
       fwtool build -b pico -m model.tflite --tflm-cores 1    # TFLM on core 0 only
       fwtool build -b pico --app kws -m example:micro_speech --capture 3s   # detect, then send 3.3 s of audio
+      fwtool build -b cy8ckit_062s2_43012 -m fire_alarm.tflite --builder mtb   # ModusToolbox's make
       fwtool build -b pico --app kws -m train/kws_int8.tflite --labels train/labels.txt \\
           --detection train/detection.json                                       # from 'fwtool train'
     """

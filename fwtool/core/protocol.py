@@ -53,7 +53,11 @@ OUT_FIELDS = [("v", "%lu"), ("t", "%lu"), ("us", "%lu")]
 OUT_VECTOR = ("q", "%ld")  # after the fixed fields, comma-separated (printed as long: int8..int32 tensors)
 DONE_FIELDS = [("n", "%lu"), ("inputs", "%s")]  # inputs: sha256[:12] of the vectors
 
-_INT_FIELDS = {"arena", "arena_used", "ops", "n", "us", "v", "t", "cores", "clock_mhz"}
+# Optional banner fields after the fixed ones, from a platform that knows them (fwt_clock_status in fwt_lines.h):
+# core_hz = the core clock the firmware runs at (PSoC 6: computed from the clock registers after init), fll =
+# "locked" (an FLL that does not lock is an FWT:ERROR instead of a banner).
+BANNER_OPTIONAL = [("core_hz", "%lu"), ("fll", "%s")]
+_INT_FIELDS = {"arena", "arena_used", "ops", "n", "us", "v", "t", "cores", "clock_mhz", "core_hz"}
 _PAIR = re.compile(r"(\w+)=(\S*)")
 
 

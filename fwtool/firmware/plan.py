@@ -60,6 +60,7 @@ class BuildOptions:
     detection: Path | None = None  # kws: detection.json (threshold, smoothing) from fwtool train
     capture_s: float | None = None  # --capture: seconds sent after a detection (firmware/capture.py)
     pre_roll_s: float | None = None  # --pre-roll: seconds before it (default 0.3)
+    builder: str | None = None  # --builder: the family's build system (psoc6: cmake | mtb); None: its default
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,7 @@ def plan(opts: BuildOptions) -> BuildPlan:
     opts = replace(opts, tflm_cores=family.tflm_cores(board, int(opts.tflm_cores)))  # what the image really does
     app = get_app(opts.app)
     app.check_board(board, family.features)
+    check_builder(opts.builder, board, family)
     speed.resolve_clock(board, opts.clock)  # a clock or --opt the board cannot do is refused before anything else
     speed.check_opt(opts.opt)
     notes: list[str] = []
@@ -172,6 +174,17 @@ def plan(opts: BuildOptions) -> BuildPlan:
     out_dir = Path(opts.out_dir or default_out_dir(board.name)).resolve()
     return BuildPlan(opts, board, family, app, model, resolver_calls(model), arena, labels, inputs, inputs_source,
                      fit, out_dir, notes, app_vendor_paths(app), audio, pre, target, code_fields, cap)
+
+
+def check_builder(builder: str | None, board: Board, family: Family) -> None:
+    """--builder names one of the family's build systems (only PSoC 6 has a choice)."""
+    if builder is None or builder in family.builders:
+        return
+    if not family.builders:
+        raise BadInput(f"--builder {builder}: board '{board.name}' ({family.name}) has one build system",
+                       "leave out --builder (it chooses between cmake and mtb for PSoC 6 boards)")
+    raise BadInput(f"--builder {builder} is not a {family.name} build system",
+                   f"use one of: {', '.join(family.builders)}")
 
 
 def app_vendor_paths(app: App) -> dict[str, Path]:

@@ -35,6 +35,7 @@ from typing import Callable, TextIO
 from rich.console import Console
 from rich.text import Text
 
+from fwtool.core.boards import get_board
 from fwtool.core.errors import Exit, FwtoolError
 from fwtool.core.protocol import FirmwareFault
 import fwtool.monitor.keys as keys_mod
@@ -49,6 +50,7 @@ from fwtool.monitor.conditions import Conditions, Verdict, firmware_error
 from fwtool.core.protocol_capture import PREFIX_CAPCFG
 from fwtool.monitor.frameport import FrameStripper
 from fwtool.monitor.handoff import Handoff, HandoffOptions, describe as describe_handoff
+from fwtool.monitor.attach_reset import reset_after_open
 from fwtool.monitor.reboot import default_reboot
 from fwtool.monitor.stats import Record, Stats, classify
 from fwtool.monitor.view import JsonView, LiveView, LogTee, PanelState, make_view
@@ -80,6 +82,9 @@ class MonitorOptions:
     last_flash_file: Path = field(default_factory=lambda: LAST_FLASH_FILE)
     handoff: HandoffOptions | None = None  # --on-detect: capture after a detection and hand it off (handoff.py)
     elf: Path | None = None  # the build's ELF: FWT:FAULT pc/lr shown as function (file:line)
+    # Reset the target once the port is open so its boot banner is seen (a PSoC 6 kit: through its KitProg3,
+    # monitor/attach_reset.py); off, or when that fails, the identity comes with the firmware's re-announce.
+    reset_on_open: bool = True
 
 
 @dataclass
@@ -100,7 +105,8 @@ class Session:
     def __init__(self, opts: MonitorOptions, *, discovery: Discovery | None = None,
                  opener: Callable | None = None, out: TextIO | None = None, err: TextIO | None = None,
                  stdin=None, reboot: Callable | None = None, stop: threading.Event | None = None,
-                 on_record: Callable[[Record], None] | None = None, clock: Callable[[], float] = time.monotonic):
+                 on_record: Callable[[Record], None] | None = None, clock: Callable[[], float] = time.monotonic,
+                 attach_reset: Callable | None = None):
         self.opts = opts
         self.discovery = discovery or Discovery()
         self.opener = opener or open_serial
@@ -108,6 +114,7 @@ class Session:
         self.err = err or sys.stderr
         self.stdin = stdin
         self.reboot = reboot or default_reboot
+        self.attach_reset = attach_reset or reset_after_open  # (board, port) -> message | None; FwtoolError
         self.stop_event = stop
         self.on_record = on_record
         self.clock = clock
@@ -174,6 +181,7 @@ class Session:
             if self.input is not None:
                 self.input.start()
             self._connected(first)
+            self._reset_on_open(first.port)
             while self.verdict is None:
                 if self.stop_event is not None and self.stop_event.is_set():
                     self.verdict = Verdict(Exit.OK, "stopped")
@@ -265,6 +273,22 @@ class Session:
         self.panel.port, self.panel.serial, self.panel.status = p.device, p.serial_number or "", "connected"
         self._emit_event("connected", ("reconnected: " if ev.again else "connected: ") + p.describe(long=False),
                          {"port": p.device, "serial": p.serial_number, "reconnect": ev.again}, ev.t)
+
+    def _reset_on_open(self, port: PortInfo) -> None:
+        """Once, after the first open: reset the target so the boot banner comes to this open port (ESP-IDF's
+        monitor pulses DTR/RTS); where the board has no such reset nothing happens, where it fails an event says
+        the identity comes with the firmware's periodic re-announce instead."""
+        if not self.opts.reset_on_open or not self.opts.board:
+            return
+        try:
+            board = get_board(self.opts.board)
+            msg = self.attach_reset(board, port)
+        except FwtoolError as e:
+            self._emit_event("reset_failed", f"could not reset the target after opening the port: {e.cause}"
+                             + (f" ({e.fix})" if e.fix else ""))
+            return
+        if msg:
+            self._emit_event("reset", msg)
 
     def _event(self, ev) -> None:
         if isinstance(ev, Data):

@@ -84,6 +84,7 @@ class CompileRequest:
     vendor_paths: dict[str, Path]
     jobs: int | None = None
     log: Callable[[str], None] = lambda line: None  # every output line and every command line ("$ …")
+    builder: str | None = None  # --builder: one of the family's ``builders`` (None: the family's default)
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class CompiledFiles:
     bin: Path | None = None
     hex: Path | None = None
     map: Path | None = None
+    builder: dict | None = None  # {"name", "why"}: which build system ran, for a family with a choice
 
 
 class Family:
@@ -117,6 +119,8 @@ class Family:
     features: frozenset[str] = frozenset()
     # Image kinds written executable (mode 0755): a Linux family's static program ("elf").
     executable_kinds: tuple[str, ...] = ()
+    # Build systems ``fwtool build --builder`` may choose (psoc6: cmake, mtb); empty: the family has one.
+    builders: tuple[str, ...] = ()
 
     def tflm_cores(self, board: Board, asked: int) -> int:
         """The cores TFLM runs on for ``--tflm-cores asked``. Default 1: only pico-tflmicro splits work across
