@@ -17,7 +17,7 @@ from fwtool.emulator import linux_user, process
 from fwtool.emulator.latency import latency_stats
 from fwtool.emulator.result import RunResult
 from fwtool.emulator.targets import VirtualTarget
-from fwtool.targets.base import VIRTUAL, TargetConfig, TargetInfo, read_lines
+from fwtool.targets.base import VIRTUAL, TargetConfig, TargetInfo
 from fwtool.targets.link import FdLink
 
 
@@ -27,7 +27,6 @@ class LinuxUserTarget(VirtualTarget):
     def __init__(self, config: TargetConfig | None = None) -> None:
         super().__init__(config)
         self.stdin = bytearray()
-        self.child: process.Child | None = None  # open_link's program
 
     def set_stdin(self, data: bytes) -> None:
         """Bytes for the program's stdin in a ``read`` run (written when it starts, then stdin is closed); a live
@@ -44,19 +43,6 @@ class LinuxUserTarget(VirtualTarget):
         self._details.update({"program": str(self.image), "link": "stdin/stdout",
                               "runner": "native" if self.arch is None else linux_user.QEMU_USER.get(self.arch)})
         return self.link
-
-    def read(self, until, count=1, timeout=300.0, on_line=lambda s: None) -> list[str]:
-        if self.link is not None:
-            return read_lines(self.link, until, count, timeout, on_line)
-        return super().read(until, count, timeout, on_line)
-
-    def stop(self) -> None:
-        if self.link is not None:
-            self.link.close()  # (the pipes themselves are closed with the child)
-            self.link = None
-        if self.child is not None:
-            self.child.stop()
-            self.child = None
 
     def load(self, image: Path | None) -> None:
         super().load(image)

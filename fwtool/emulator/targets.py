@@ -34,13 +34,20 @@ class VirtualTarget(Target):
         super().__init__(config)
         self.max_emulated_s = self.config.max_emulated_s
         self.result: RunResult | None = None
+        self.child: process.Child | None = None  # open_link's emulator or program (QEMU, a Linux program)
 
     def start(self) -> None:
         if self.image is None:
             raise FwtoolError(f"{self.info.title} needs an image to run", "build one first ('fwtool build')")
 
-    def stop(self) -> None:  # each capture owns its process from start to kill
-        return None
+    def stop(self) -> None:
+        """Close open_link's link and its process (each capture owns its own process from start to kill)."""
+        if self.link is not None:
+            self.link.close()
+            self.link = None
+        if self.child is not None:
+            self.child.stop()
+            self.child = None
 
     def capture(self, until: str | None, count: int, timeout: float,
                 on_line: Callable[[str], None] | None = None) -> RunResult:
@@ -49,6 +56,9 @@ class VirtualTarget(Target):
 
     def read(self, until: str | None, count: int = 1, timeout: float = 300.0,
              on_line: Callable[[str], None] = lambda s: None) -> list[str]:
+        """Linked: lines from the link (the caller judges them, as on a board's port); else a run of its own."""
+        if self.link is not None:
+            return read_lines(self.link, until, count, timeout, on_line)
         result = self.capture(until, count if until else 0, timeout, on_line)
         self.result = result
         self._details.update({"wall_s": result.wall_s, "emulated_us": result.emulated_us})
@@ -170,7 +180,6 @@ class QemuM4(VirtualTarget):
 
     def __init__(self, config: TargetConfig | None = None) -> None:
         super().__init__(config)
-        self.child: process.Child | None = None  # open_link's QEMU
         self._dir: str | None = None  # its socket's folder
 
     def load(self, image: Path | None) -> None:
@@ -198,19 +207,8 @@ class QemuM4(VirtualTarget):
                               "start_s": round(time.monotonic() - t0, 3)})
         return self.link
 
-    def read(self, until, count=1, timeout=300.0, on_line=lambda s: None) -> list[str]:
-        """Linked: lines from the link (the caller judges them, as on a board's port); else a run of its own."""
-        if self.link is not None:
-            return read_lines(self.link, until, count, timeout, on_line)
-        return super().read(until, count, timeout, on_line)
-
     def stop(self) -> None:
-        if self.link is not None:
-            self.link.close()
-            self.link = None
-        if self.child is not None:
-            self.child.stop()
-            self.child = None
+        super().stop()
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None

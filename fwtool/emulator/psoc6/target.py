@@ -21,7 +21,7 @@ from fwtool.emulator.psoc6.regdefs import Device
 from fwtool.emulator.result import RunResult
 from fwtool.emulator.targets import VirtualTarget
 from fwtool.image.symbols import decode_fault
-from fwtool.targets.base import VIRTUAL, TargetInfo, read_lines
+from fwtool.targets.base import VIRTUAL, TargetInfo
 
 try:  # the unicorn package (fwtool[psoc6]) is needed only to run the machine, not to list the target
     from fwtool.emulator.psoc6.machine import Machine, load_image
@@ -146,11 +146,6 @@ class Psoc6Unicorn(VirtualTarget):
         port.attach(machine_for(self.image, board, on_byte=port.on_byte))
         self.link = port
         return port
-
-    def read(self, until, count=1, timeout=300.0, on_line=lambda s: None) -> list[str]:
-        if self.link is not None:  # a linked run: its lines so far and to come (the machine runs while we read)
-            return read_lines(self.link, until, count, timeout, on_line)
-        return super().read(until, count, timeout, on_line)
 
     def stop(self) -> None:
         """End a linked run: its figures into details(), then the board check (a mismatch raises, exit 8)."""
