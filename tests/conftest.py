@@ -7,6 +7,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+# The board locks (fwtool/devices/board_lock.py) of this test run are its own: the fake boards share serial numbers
+# with every other run on this machine, which must not wait for (or take over) this run's fake boards.
+if "FWTOOL_BOARD_LOCKS" not in os.environ:
+    import tempfile
+    os.environ["FWTOOL_BOARD_LOCKS"] = tempfile.mkdtemp(prefix="fwtool-test-board-locks-")
+
 from modelgen import FIRE_ALARM  # noqa: E402
 
 

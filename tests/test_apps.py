@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from fwtool.firmware import apps, render
+from fwtool.firmware.capture import template_values as capture_values
 from fwtool.core import protocol
 from fwtool.core.board_schema import PdmMic
 from fwtool.core.boards import get_board
@@ -48,13 +49,14 @@ def context(**kw) -> dict:
         "vector_count": 1, "vector_bytes": 0, "vector_source": "zeros", "vectors_sha": "none",
         "arena_bytes": 1024, "ops": [], "op_count": 0, "kernel_files": [], "input_desc": "int8:1x1",
         "output_desc": "int8:1x1", "labels": ["a"], "led_pin": 25, "stdio_usb": 1, "stdio_uart": 0,
-        "usb_wait_ms": 2500, "loop_delay_ms": 500, "fmt": protocol.c_formats(),
+        "usb_wait_ms": 2500, "loop_delay_ms": 500, "on_fault": "halt", "fmt": protocol.c_formats(),
         "tflm_root": "/t", "tflm_version": "x", "tflm_sources": [], "tflm_patched_sources": [],
         "tflm_includes": [], "tflm_defines": [],
         "app_vendor_libs": [], "tflm_fast_sources": [], "audio": None,
         "mic": {"present": 0, "data_pin": -1, "clk_pin": -1, "pio": 0, "sm": 0},
         "op_registrations": {}, "op_registration_headers": [], "tflm_unity_groups": {},
         "tflm_cores": 2, "clock_mhz": 125, "opt": "size", "clock_cmake": [],
+        "capture": capture_values(None)["capture"],  # templates/common/fwt_capture.h (no --capture)
     }
     ctx.update(kw)
     return ctx
@@ -103,7 +105,8 @@ def test_app_sources_reach_the_rendered_cmakelists(app_tree):
     exe = cml[cml.index("add_executable(firmware"):]
     exe = exe[:exe.index(")")]
     assert re.findall(r"^\s+(\S+)$", exe, re.M) == ["fwt_lines.cpp", "fwt_runtime.cpp", "input_data.cpp",
-                                                     "model_data.cpp", "fwt_platform.cpp", "main.cpp", "extra.cpp"]
+                                                     "model_data.cpp", "fwt_platform.cpp", "fwt_fault.cpp", "main.cpp",
+                                                     "extra.cpp"]
     assert files["main.cpp"] == "// two\nint main() {}\n" and files["extra.cpp"] == "// extra\n"
 
 

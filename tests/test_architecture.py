@@ -21,6 +21,7 @@ LAYERS = {
     "lab": 5.5,  # labgrid board farms: drives flash (through exporters), monitor and validate; used by commands
     "targets": 4.5,  # where an image runs: the registry and the physical board (flash, monitor's opener)
     "targets.base": 0.5,  # the target interface itself (core only), so emulator/ and lab/ can implement it
+    "targets.link": 0.5,  # the live byte links a target returns from open_link (core only, like base)
 }
 
 

@@ -3,6 +3,7 @@ the test holds the lock itself, starts the contenders, waits for each one's own 
 line, then lets go — so the processes are known to overlap every run."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -155,6 +156,75 @@ def test_sigterm_during_sync_leaves_nothing_that_looks_current(tiny_repo, tmp_pa
         p.send_signal(signal.SIGTERM)
         p.wait(30)
     assert p.returncode != 0 and not final.exists()
+
+
+# A git that stops before 'checkout' (the fetched objects are in the partial tree, the files not yet): it sends its
+# pid through one FIFO and waits on another, so the test signals the sync while it is known to be mid-work.
+PAUSING_GIT = """#!/bin/sh
+case " $* " in
+  *" checkout "*) echo $$ > "$GIT_PAUSED"; read x < "$GIT_RESUME" ;;
+esac
+exec "$REAL_GIT" "$@"
+"""
+
+
+def _paused_sync(tmp_path, repo, rev, env):
+    import shutil
+    import threading
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "git").write_text(PAUSING_GIT)
+    (bin_dir / "git").chmod(0o755)
+    paused, resume = tmp_path / "paused.fifo", tmp_path / "resume.fifo"
+    for f in (paused, resume):
+        f.unlink(missing_ok=True)
+        os.mkfifo(f)
+    env = {**env, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "REAL_GIT": shutil.which("git"),
+           "GIT_PAUSED": str(paused), "GIT_RESUME": str(resume)}
+    p = start("-c", SYNC, repo.as_uri(), rev, env=env)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(paused.read_text().strip()), daemon=True)
+    reader.start()
+    reader.join(60)
+    assert got and got[0].isdigit(), "git never reached its checkout"
+    return p, int(got[0])
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("had_tree", [False, True], ids=["first-sync", "forced-re-sync"])
+def test_a_signal_during_a_sync_leaves_no_half_synced_tree_taken_as_good(sig, had_tree, tiny_repo, tmp_path):
+    """Signalled while git has fetched into the partial checkout but not checked out: the cache has either no tree
+    for the commit (first sync) or the previous verified tree intact (a forced re-sync), never the partial one;
+    the next sync works."""
+    from fwtool.core import vendor
+
+    repo, rev = tiny_repo
+    env = {**ENV, "FWTOOL_CACHE_DIR": str(tmp_path / "cache"), "FWTOOL_CONFIG": str(tmp_path / "none.toml")}
+    final = tmp_path / "cache" / "vendor" / f"demo-tree-{rev[:12]}"
+    if had_tree:
+        assert subprocess.run([sys.executable, "-c", SYNC, repo.as_uri(), rev], env=env, cwd=ROOT,
+                              capture_output=True, timeout=120).returncode == 0
+    p, git_pid = _paused_sync(tmp_path, repo, rev, env)
+    try:
+        assert final.with_name(final.name + ".partial").is_dir()  # mid-work, really
+        p.send_signal(sig)
+        p.communicate(timeout=60)
+    finally:
+        p.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(git_pid, signal.SIGKILL)  # the paused git a SIGTERMed sync could not stop
+    assert p.returncode != 0
+    if had_tree:
+        assert (final / vendor.MARKER).read_text().strip().startswith(rev) and (final / "a.txt").read_text() == "one\n"
+    else:
+        assert not final.exists()
+    dep = vendor.Dep("demo-tree", repo.as_uri(), rev, "1.0", "FWTOOL_DEMO_TREE_PATH", (), "examples", ())
+    done = subprocess.run([sys.executable, "-c", SYNC, repo.as_uri(), rev], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert git("rev-parse", "HEAD", cwd=final) == rev and (final / vendor.MARKER).read_text().strip() == dep.stamp
+    assert not final.with_name(final.name + ".partial").exists() and not final.with_name(final.name + ".old").exists()
 
 
 # ---- cache files: a reader never sees half an entry ------------------------------------------------------------

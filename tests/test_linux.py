@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,9 +16,10 @@ import pytest
 
 from fwtool.core import vendor
 from fwtool.core.errors import MissingTool
+from fakes_sshd import keygen as _keygen
+from fakes_sshd import start_sshd
 
 ROOT = Path(__file__).resolve().parent.parent
-SSHD = "/usr/sbin/sshd"
 
 
 def _cli(*args, timeout=900, env=None):
@@ -90,69 +90,16 @@ def test_validate_passes(builds, board):
 
 # ---- SSH ------------------------------------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _keygen(path: Path, kind="ed25519"):
-    subprocess.run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-f", str(path)], check=True)
-
-
-class Sshd:
-    def __init__(self, d: Path):
-        self.d, self.port = d, _free_port()
-        self.home = d / "home"
-        self.home.mkdir()
-        _keygen(d / "host_key")
-        _keygen(d / "client_key")
-        d.joinpath("authorized_keys").write_text(
-            f'command="cd {self.home} && HOME={self.home} exec sh -c \\"$SSH_ORIGINAL_COMMAND\\"" '
-            + (d / "client_key.pub").read_text())
-        d.joinpath("sshd_config").write_text(
-            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {d / 'host_key'}\n"
-            f"AuthorizedKeysFile {d / 'authorized_keys'}\nPidFile {d / 'sshd.pid'}\nUsePAM no\nStrictModes no\n"
-            "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n")
-        pub = (d / "host_key.pub").read_text().split()
-        d.joinpath("known_hosts").write_text(f"[127.0.0.1]:{self.port} {pub[0]} {pub[1]}\n")
-        self.config = d / "ssh_config"
-        self.config.write_text(
-            f"Host pitest\n  HostName 127.0.0.1\n  Port {self.port}\n  User {os.environ.get('USER', 'root')}\n"
-            f"  IdentityFile {d / 'client_key'}\n  IdentitiesOnly yes\n  UserKnownHostsFile {d / 'known_hosts'}\n"
-            "  IdentityAgent none\n")
-        self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(d / "sshd_config")], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
-        for _ in range(100):
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.05)
-        self.proc.terminate()
-        raise RuntimeError(f"sshd did not start: {self.proc.communicate(timeout=5)[1].decode()[-300:]}")
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-
-
 @pytest.fixture
 def sshd(tmp_path):
-    if not os.path.exists(SSHD) or not shutil.which("ssh"):
-        pytest.skip("openssh-server/client not installed (apt-get install openssh-server openssh-client)")
-    if os.geteuid() != 0:
-        pytest.skip("the throw-away sshd runs as root here (it logs in as the current user with a forced command)")
-    if not os.path.isdir("/run/sshd"):  # sshd's privilege-separation folder (Debian's unit makes it at start)
-        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
-    server = Sshd(tmp_path)
+    server = start_sshd(tmp_path)
     yield server
     server.stop()
     assert not _leftovers(server), "a process of the test was left running"
 
 
 def _leftovers(server) -> list[str]:
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
-    return [ln for ln in ps if str(server.home) in ln or str(server.d / "sshd_config") in ln]
+    return server.leftovers()
 
 
 def _ssh_args(server, *more):
@@ -227,7 +174,8 @@ def test_bad_unit_name_and_paths_refused_before_connecting(builds, tmp_path):
     p = _cli("flash", "--board", "linux-host", "--elf", str(elf), "--host", "bad host!")
     assert p.returncode == 3 and "[user@]host[:port]" in _one_error(p)
     from fwtool.core.errors import BadInput
-    from fwtool.flash.ssh import check_unit_name, remote_path
+    from fwtool.flash.ssh import remote_path
+    from fwtool.flash.ssh_service import check_unit_name
 
     assert check_unit_name("fwtool-kws") == "fwtool-kws.service"
     for bad in ("../x", "/etc/passwd", "a/../../b"):

@@ -1,6 +1,6 @@
 """Issue 28 host side: ``fwtool monitor --on-detect`` against a fake board on socket:// that prints FWT:DETECT and
-then streams the capture as the recorder app's FWR frames (the firmware side is not built yet: this fake models only
-the console protocol). Endpoints are real local servers started by the tests."""
+then streams the capture as the recorder app's FWR frames (this fake models only the console protocol; the real
+firmware side, `fwtool build --capture`, runs in test_capture_emulator.py). Endpoints are real local servers started by the tests."""
 from __future__ import annotations
 
 import email.parser
@@ -396,7 +396,7 @@ def test_bad_record_duration_is_one_error_and_fix(capsys, bad):
     assert e.value.code == 2 and "error:" in err and "fix:" in err and "Traceback" not in err
 
 
-def test_run_passes_on_detect_to_the_monitor_and_refuses_it_with_audio(monkeypatch, fire_alarm, tmp_path):
+def test_run_passes_on_detect_to_the_monitor_and_takes_it_with_audio(monkeypatch, fire_alarm, tmp_path):
     from click.testing import CliRunner
 
     import fwtool.commands.run as run_cmd
@@ -424,9 +424,12 @@ def test_run_passes_on_detect_to_the_monitor_and_refuses_it_with_audio(monkeypat
                                                                       "lights")
     wav = tmp_path / "a.wav"
     wav.write_bytes(b"RIFF")
+    calls.clear()
     r = CliRunner().invoke(cli, ["run", "-b", "pico", "-m", str(fire_alarm), "--on-detect", "yes", "--exec", "true",
                                  "--audio", str(wav)])
-    assert "not supported yet" in str(r.exception) and int(r.exception.code) == 2  # main() turns it into exit 2
+    # --on-detect with --audio is accepted now (the audio stream path captures, test_capture_emulator.py): the bad
+    # WAV is what is refused, before the build
+    assert "not supported" not in str(r.exception) and int(r.exception.code) == 3 and "build" not in calls
 
 
 def speech(tmp_path, text):

@@ -151,3 +151,21 @@ def test_virtual_m4_validation(nano_build):
     assert all(o["max_abs_diff"] <= 1 and o["top1_agreement"] == 100.0 for o in r["outputs"])
     assert r["target"]["name"].startswith("virtual Cortex-M4") and r["target"]["invoke_instructions"] > 100_000
     assert "not cycle-accurate" in r["timing_note"]
+
+
+def test_kws_board_image_has_the_real_microphone(tmp_path):
+    """The microphone (nrfx PDM on the board's pins) is compiled into the board image with the board's defines; it
+    was once compiled in the app objects without them, and the board image had only the no-microphone stub."""
+    reason = _reason()
+    if reason:
+        pytest.skip(reason)
+    out = tmp_path / "kws"
+    r = CliRunner().invoke(main, ["build", "--board", "nano33ble_sense", "--app", "kws", "--model",
+                                  "example:micro_speech", "--out", str(out)])
+    if r.exit_code != 0 and "not in the cache" in r.output:
+        pytest.skip(r.output.strip().splitlines()[0])
+    assert r.exit_code == 0, r.output
+    nm = lambda elf: subprocess.run(["arm-none-eabi-nm", str(elf)], capture_output=True, text=True,  # noqa: E731
+                                    check=True).stdout
+    assert re.search(r" T nrfx_pdm_init$", nm(out / "firmware.elf"), re.MULTILINE)
+    assert "nrfx_pdm_init" not in nm(out / "cmake" / "firmware_vm4.elf")  # the virtual M4's audio is the host's

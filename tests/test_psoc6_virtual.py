@@ -88,6 +88,7 @@ def test_each_kit_boots_its_real_hex_to_inference(images, kit):
     assert result.reason == "count", (result.reason, result.detail, result.lines[-5:])
     banner = protocol.parse_line(next(ln for ln in result.lines if ln.startswith(protocol.PREFIX_BANNER)))
     assert banner.fields["model"] == "fire_alarm" and banner.fields["board"] == kit
+    assert banner.fields["core_hz"] == 100_000_000 and banner.fields["fll"] == "locked"  # the clock it really runs at
     assert sum(ln.startswith(protocol.PREFIX_INFER) for ln in result.lines) == 3
     assert details["board_check"] == []  # FLL, CLK_HF0, UART baud/mux/drive and LED as the board file and kit say
     assert details["core_clock_hz"] == 100_000_000 and details["fll_locked"]

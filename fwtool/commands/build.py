@@ -3,6 +3,7 @@ from pathlib import Path
 import click
 
 from fwtool.core import locks, ui
+from fwtool.firmware.capture import MAX_CAPTURE_S, MAX_PRE_S, parse_seconds
 from fwtool.firmware.flow import BuildOptions, run
 from fwtool.firmware.result import BuildResult
 from fwtool.emulator.arena_probe import banner_arena_used
@@ -33,7 +34,14 @@ def print_report(r: dict) -> None:
         cores = b.get("tflm_cores") or 1
         click.echo(f"speed     TFLM on {cores} core{'s' if cores != 1 else ''}, clk_sys {b['clock_mhz']} MHz "
                    f"(--clock {b.get('clock', 'default')}), --opt {b.get('opt', 'size')}")
+    cap = r.get("capture")
+    if cap:
+        click.echo(f"capture   {(cap['pre_samples'] + cap['post_samples']) / cap['rate']:g} s per detection "
+                   f"({cap['pre_samples'] / cap['rate']:g} s pre-roll), {cap['need_bytes_per_s']:,} of "
+                   f"{cap['link_bytes_per_s']:,} B/s on {cap['link']}, inference {cap['inference']}")
     click.echo(f"build     {r['build']['seconds']:.1f} s ({len(r['build']['changed_files'])} generated files changed)")
+    if b.get("builder"):
+        click.echo(f"builder   {b['builder']['name']} ({terminal(b['builder']['why'])})")
     for note in r["build"].get("notes", []):
         click.echo(f"note      {terminal(note)}")
     for k in ("uf2", "hex", "elf", "bin", "map", "report"):
@@ -58,12 +66,19 @@ BUILD_OPTIONS = [  # shared with 'fwtool run'
     click.option("--detection", type=click.Path(path_type=Path),
                  help="kws: detection.json from 'fwtool train' (score threshold, inferences averaged) "
                       "[micro_speech's 0.8 over 10]."),
+    click.option("--capture", metavar="DURATION",
+                 help="kws/audio_classifier: after a detection send the pre-roll + DURATION of audio (e.g. 3s) as FWR "
+                      "frames for 'monitor --on-detect'; refused when the console cannot carry it."),
+    click.option("--pre-roll", metavar="DURATION", help="With --capture: audio before the detection [300ms]."),
     click.option("--app", default="inference", show_default=True,
                  help="Firmware app (templates/apps/<app>): 'inference' runs the model in a loop."),
     click.option("--stdio", type=click.Choice(["usb", "uart"]), help="Console (default: the board's, usually usb)."),
     click.option("--jobs", "-j", type=click.IntRange(min=1), help="Parallel compile jobs [CPU count]."),
     click.option("--tflm-cores", type=click.Choice(["1", "2"]), default="2", show_default=True,
                  help="RP2040 cores TFLM's convolutions use (the virtual board has both; 1 is a user choice)."),
+    click.option("--builder", type=click.Choice(["cmake", "mtb"]),
+                 help="PSoC 6: cmake (CMake+Ninja from the pinned trees, the default) or mtb (ModusToolbox 3.x's "
+                      "make, needs ModusToolbox installed) [FWTOOL_PSOC6_BUILDER or [psoc6] builder, else cmake]."),
 ]
 SPEED_OPTIONS = [  # also on validate/profile (commands/target_options.py)
     click.option("--clock", default="default", show_default=True,
@@ -86,7 +101,11 @@ def options_from(kw: dict, **extra) -> BuildOptions:
                         input=list(kw["input_path"] or ()) or None, labels=kw["labels"], stdio=kw["stdio"], jobs=kw["jobs"],
                         app=kw["app"], representative=kw["representative"],
                         preprocessor=kw.get("preprocessor"), detection=kw.get("detection"), clock=kw.get("clock"),
-                        opt=kw.get("opt") or "size", **{"tflm_cores": int(kw.get("tflm_cores") or 2), **extra})
+                        opt=kw.get("opt") or "size",
+                        capture_s=parse_seconds(kw["capture"], "--capture", MAX_CAPTURE_S) if kw.get("capture") else None,
+                        pre_roll_s=parse_seconds(kw["pre_roll"], "--pre-roll", MAX_PRE_S) if kw.get("pre_roll") else None,
+                        builder=kw.get("builder"),
+                        **{"tflm_cores": int(kw.get("tflm_cores") or 2), **extra})
 
 
 def run_build(opts: BuildOptions, verbose: bool = False) -> BuildResult:
@@ -131,6 +150,8 @@ def build(as_json, verbose, no_wait, **kw):
       fwtool build -b pico -m model.keras --representative train_x.npy   # int8-quantized on the fly
       fwtool build -b pico -m fire_alarm.tflite --clock fastest --opt speed   # 200 MHz, hot kernels at -O2
       fwtool build -b pico -m model.tflite --tflm-cores 1    # TFLM on core 0 only
+      fwtool build -b pico --app kws -m example:micro_speech --capture 3s   # detect, then send 3.3 s of audio
+      fwtool build -b cy8ckit_062s2_43012 -m fire_alarm.tflite --builder mtb   # ModusToolbox's make
       fwtool build -b pico --app kws -m train/kws_int8.tflite --labels train/labels.txt \\
           --detection train/detection.json                                       # from 'fwtool train'
     """

@@ -74,9 +74,10 @@ def emulate(firmware, board, count, until_text, timeout, max_emulated_s, budget_
     emulated clock (p50/p95): both cores in lock-step, at the clk_sys the firmware set (125 MHz by default).
     Needs Node.js >= 18; the pinned rp2040js npm package is installed into fwtool's cache on first use.
 
-    Exit codes: 0 ok, 1 firmware fault (panic, reboot), 3 bad image, 4 node/npm missing,
+    Exit codes: 0 ok, 1 panic or reboot, 3 bad image, 4 node/npm missing,
     7 --count not reached in time, 8 p95 over --budget-ms, 10 the firmware printed FWT:ERROR (its cause is
-    shown; the run stops at that line), 130 Ctrl-C.
+    shown) or FWT:FAULT (a CPU fault: pc/lr as function and file:line from the ELF beside the image); the run
+    stops at that line, 130 Ctrl-C.
 
     \b
     Examples:

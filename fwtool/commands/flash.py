@@ -12,7 +12,7 @@ from fwtool.core.escape import terminal
 from fwtool import flash as flash_api
 from fwtool import devices as device_layer
 from fwtool.flash import runners
-from fwtool.flash.ssh import flash_over_ssh
+from fwtool.flash.ssh import flash_over_ssh, remove_service
 from fwtool.flash.request import DriveDetails, FlashRequest, PicobootDetails, ProbeDetails
 from fwtool.commands import lab_options
 from fwtool.emulator import virtual_flash
@@ -97,10 +97,15 @@ class _Bar:
               "an ~/.ssh/config alias (keys/agent only, host key verified).")
 @click.option("--ssh-config", type=click.Path(dir_okay=False, path_type=Path),
               help="With --host: the ssh_config file to use (ssh -F) [~/.ssh/config].")
-@click.option("--service", metavar="NAME", help="With --host: install and start a systemd user unit NAME running it.")
+@click.option("--service", metavar="NAME", help="With --host: install, enable and start a systemd user unit NAME "
+              "running it at boot (an audio app behind arecord); '--service remove' takes fwtool's units away.")
+@click.option("--capture-device", metavar="ALSA_PCM", help="With --host: the ALSA capture device an audio app "
+              "reads (checked for 16 kHz before copying) [board file's [sdk] capture_device, else the first one "
+              "'arecord -l' lists, as plughw:CARD,DEV].")
 @lab_options.labgrid_options()
 def flash(uf2_path, elf_path, bin_path, hex_path, board, serial, method, drive_path, verify, skip_same, reboot, timeout,
-          wait_app, no_boot2_check, list_only, virtual, as_json, host=None, ssh_config=None, service=None, lab=None):
+          wait_app, no_boot2_check, list_only, virtual, as_json, host=None, ssh_config=None, service=None, capture_device=None,
+          lab=None):
     """Put firmware on a board (any family fwtool builds for) and start it, verified.
 
     Takes the last build's image (firmware.uf2 for RP2040, firmware.hex for PSoC 6) unless --uf2/--elf/--bin/--hex
@@ -121,9 +126,14 @@ def flash(uf2_path, elf_path, bin_path, hex_path, board, serial, method, drive_p
       fwtool flash --json > flash.json
       fwtool flash --labgrid my-pico            # through the labgrid exporter the place's board hangs off
       fwtool flash --virtual --json             # the virtual board (or the one 'fwtool emulate --bootsel' serves)
-      fwtool flash --board rpi4 --host pi@raspberrypi.local --service fwtool-kws   # a Pi over SSH
+      fwtool flash --board rpi4 --host pi@raspberrypi.local --service fwtool-kws   # a Pi over SSH, at boot
+      fwtool flash --board rpi4 --host pi@raspberrypi.local --capture-device plughw:1,0
+      fwtool flash --board rpi4 --host pi@raspberrypi.local --service remove
     """
     ui.set_json(as_json)
+    if host is not None and service == "remove":  # nothing to copy: the units fwtool installed go
+        _print_ssh(remove_service(board or _last_board() or "linux-host", host, ssh_config), as_json)
+        return
     if list_only:
         listing = flash_api.list_devices(board)
         if as_json:
@@ -148,16 +158,10 @@ def flash(uf2_path, elf_path, bin_path, hex_path, board, serial, method, drive_p
         if wait_app is None and stdio == "uart":
             wait_app = 0.0  # no USB port will appear: do not wait for one
     if host is not None:  # a Linux board's program over SSH (fwtool/flash/ssh.py)
-        out = flash_over_ssh(path, board or "linux-host", host, ssh_config, service)
-        if as_json:
-            ui.emit_json(out)
-        else:
-            ui.info(f"deployed {out['bytes']:,} B to {out['host']}:{out['remote_path']} ({out['remote_arch']}, "
-                    f"sha256 {out['sha256'][:12]} verified)" + (f", service {out['service']} started"
-                                                                  if out.get("service") else ""))
+        _print_ssh(flash_over_ssh(path, board or "linux-host", host, ssh_config, service, capture_device), as_json)
         return
-    if (service or ssh_config) and host is None:
-        raise BadInput("--service and --ssh-config need --host", "add --host [user@]host[:port]")
+    if (service or ssh_config or capture_device) and host is None:
+        raise BadInput("--service, --ssh-config and --capture-device need --host", "add --host [user@]host[:port]")
     if board is not None and get_board(board).family == "linux":
         raise BadInput(f"{board} is a Linux board: its program is deployed over SSH, not USB",
                        f"add --host [user@]host[:port] (fwtool flash --board {board} --host pi@raspberrypi.local)")
@@ -236,3 +240,24 @@ def devices(board, udev_rule, as_json):
         ui.emit_json({k: v for k, v in listing.items() if k != "targets"})
     else:
         _print_devices(listing)
+
+
+def _last_board() -> str | None:
+    last = last_build()
+    return last.board if last else None
+
+
+def _print_ssh(out: dict, as_json: bool) -> None:
+    """What an SSH deploy (or --service remove) did."""
+    if as_json:
+        ui.emit_json(out)
+        return
+    if "removed" in out:
+        ui.info(f"removed   {', '.join(out['removed'])} on {out['host']} (the program {out['program']} stays)"
+                if out["removed"] else f"no fwtool unit for {out['program']} on {out['host']}: nothing removed")
+        return
+    ui.info(f"deployed {out['bytes']:,} B to {out['host']}:{out['remote_path']} ({out['remote_arch']}, "
+            f"sha256 {out['sha256'][:12]} verified)" + (f", service {out['service']} enabled and started"
+                                                          if out.get("service") else ""))
+    for note in out.get("notes", []):
+        ui.info(f"note     {note}")

@@ -8,18 +8,22 @@ import click
 from fwtool.core.errors import Exit, FwtoolError
 from fwtool.monitor.handoff import HandoffOptions, parse_duration
 
-KEYS = ("on_detect", "record", "exec_cmd", "post_url", "post_format", "post_model", "wyoming", "spool",
+KEYS = ("on_detect", "record", "until_silence", "exec_cmd", "post_url", "post_format", "post_model", "wyoming", "spool",
         "keep_captures", "retries", "handler_timeout", "expect_transcript")
 
 
 def handoff_options():
-    """Decorator adding --on-detect, --record, --exec, --post, --post-format, --post-model, --wyoming, --spool,
+    """Decorator adding --on-detect, --record, --until-silence, --exec, --post, --post-format, --post-model, --wyoming, --spool,
     --keep-captures, --retries, --handler-timeout, --expect-transcript (not -v: each command has its own)."""
     opts = [
         click.option("--on-detect", metavar="LABEL[,LABEL…]",
                       help="After FWT:DETECT of LABEL, capture the audio that follows and hand it to the handlers below."),
         click.option("--record", "record", default="3s", show_default=True, metavar="DURATION",
-                      help="With --on-detect: seconds of audio per capture (pre-roll included), e.g. 3s, 1500ms."),
+                      help="With --on-detect: seconds of audio per capture after the detection, e.g. 3s, 1500ms (a "
+                           "--capture firmware's pre-roll comes on top; at most what the firmware sends)."),
+        click.option("--until-silence", metavar="DURATION",
+                      help="With --on-detect: end a capture early once its last DURATION (e.g. 700ms) is below "
+                           "-40 dBFS, after at least 0.5 s past the pre-roll."),
         click.option("--exec", "exec_cmd", metavar="CMD",
                       help="Run CMD per capture (env: FWTOOL_WAV, FWTOOL_CAPTURE JSON, FWTOOL_LABEL)."),
         click.option("--post", "post_url", metavar="URL",
@@ -61,4 +65,5 @@ def handoff_from(kw: dict, verbose: bool = False) -> HandoffOptions | None:
                           spool=v["spool"] or Path("fwtool-captures"), keep=bool(v["keep_captures"]),
                           retries=3 if v["retries"] is None else v["retries"],
                           handler_timeout=v["handler_timeout"] or 30.0, expect_transcript=v["expect_transcript"],
-                          verbose=verbose)
+                          verbose=verbose,
+                          until_silence_s=parse_duration(v["until_silence"], "--until-silence") if v["until_silence"] else None)

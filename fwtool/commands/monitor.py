@@ -6,7 +6,9 @@ import click
 
 from fwtool.core import ui
 from fwtool.core.errors import Exit, FwtoolError
-from fwtool.flash.ssh import SshHost, SshStream, program_path
+from fwtool.flash.ssh import SshHost, program_path
+from fwtool.flash.ssh_checks import check_device_name
+from fwtool.flash.ssh_stream import SshFollow
 from fwtool.monitor import MonitorOptions, run_monitor
 from fwtool.commands import handoff_options as handoff_click
 from fwtool.commands import lab_options
@@ -43,13 +45,16 @@ from fwtool.commands import lab_options
 @click.option("--host", help="A Linux board over SSH: run its deployed program ([user@]host[:port] or an "
               "~/.ssh/config alias) and follow its output; reconnects.")
 @click.option("--ssh-config", type=click.Path(dir_okay=False, path_type=Path), help="With --host: ssh -F FILE.")
-@click.option("--service", metavar="NAME", help="With --host: follow the systemd user unit NAME's journal instead.")
+@click.option("--service", metavar="NAME", help="With --host: follow the systemd user unit NAME's journal instead "
+              "(a reconnect resumes after the last line shown: none lost, none twice).")
+@click.option("--capture-device", metavar="ALSA_PCM", help="With --host, an audio app: run it behind 'arecord -D "
+              "ALSA_PCM -f S16_LE -r 16000 -c 1 -t raw' (e.g. plughw:1,0).")
 @handoff_click.handoff_options()
 @click.option("--verbose", "-v", is_flag=True, help="Log each handoff request (keys masked).")
 @lab_options.labgrid_options()
 def monitor(port, serial_number, board, uart, baud, no_reconnect, wait, reconnect_timeout, raw, as_json, plain,
             timestamps, log_path, count, timeout, expect, expect_label, min_score, eol, no_input, elf=None, host=None,
-            ssh_config=None, service=None, verbose=False, lab=None, **handoff_kw):
+            ssh_config=None, service=None, capture_device=None, verbose=False, lab=None, **handoff_kw):
     """Show what the board prints, live: score bars, top label, latency, rate.
 
     Finds the board by the USB ids in its board file (--board, else the board flashed or built last, else any
@@ -70,6 +75,7 @@ def monitor(port, serial_number, board, uart, baud, no_reconnect, wait, reconnec
       fwtool monitor --labgrid my-pico --count 3                  # a labgrid place's board
       fwtool monitor --elf build/pico/firmware.elf                # FWT:FAULT: exit 10, pc/lr as functions
       fwtool monitor --board rpi4 --host pi@raspberrypi.local --count 3   # a Pi's deployed program over SSH
+      fwtool monitor --board rpi4 --host pi@raspberrypi.local --service fwtool-kws   # its unit's journal
       fwtool monitor --on-detect yes --record 3s --post http://127.0.0.1:8000/v1/audio/transcriptions
       fwtool monitor --on-detect yes --exec 'aplay "$FWTOOL_WAV"' --json
       fwtool monitor --on-detect yes --wyoming tcp://127.0.0.1:10300 --expect-transcript 'lights' --timeout 60
@@ -87,8 +93,9 @@ def monitor(port, serial_number, board, uart, baud, no_reconnect, wait, reconnec
     if host is not None:  # fwtool/flash/ssh.py: the program's stdout over SSH, opened like a port
         ssh_host, program = SshHost(host, ssh_config), program_path(board or "linux-host")
         ssh_host.parts  # a malformed --host is refused before anything starts
+        follow = SshFollow(ssh_host, program, service, check_device_name(capture_device) if capture_device else None)
         opts = replace(opts, port=f"ssh://{host}", send_input=False)
-        code = run_monitor(opts, opener=lambda dev, baud, t: SshStream(ssh_host, program, service, t))
+        code = run_monitor(opts, opener=follow.open)
     else:
         code = lab_options.monitor_on_lab(lab, opts) if lab is not None else run_monitor(opts)
     if code:

@@ -8,13 +8,16 @@ from fwtool.core.errors import Exit, FwtoolError
 from fwtool.audio.wav import read_wav
 from fwtool.emulator import latency_stats
 from fwtool.flash import runners
-from fwtool.flash.ssh import SshHost, SshStream, flash_over_ssh, program_path
+from fwtool.flash.ssh import SshHost, flash_over_ssh, program_path
+from fwtool.flash.ssh_stream import SshFollow
 from fwtool.monitor import session
 from fwtool.monitor.session import MonitorOptions
 from fwtool.targets import registry
 from fwtool.targets.base import Target, TargetConfig
 from fwtool.commands.audio_stream import board_audio, emulate_audio
+from fwtool.emulator.linux_targets import LinuxNative
 from fwtool.commands.build import build_options, options_from, print_report, run_build
+from fwtool.firmware.capture import APPS as CAPTURE_APPS
 from fwtool.commands import handoff_options as handoff_click
 from fwtool.commands import lab_options
 
@@ -68,20 +71,24 @@ def run(emulator, direct_load, serial_number, method, no_verify, count, timeout,
       fwtool run -b pico -m model.tflite --expect-label fire_alarm --min-score 0.9 --timeout 60   # HIL gate
       fwtool run -b pico -m model.tflite --labgrid-tags board=pico --boards 4 --count 5   # 4 lab boards at once
       fwtool run -b rpi4 -m fire_alarm.tflite --host pi@raspberrypi.local --count 3      # build, deploy, monitor
+      fwtool run -b pico --app kws -m example:micro_speech --emulator --audio yes_then_sentence.wav \\
+          --on-detect yes --record 3s --post http://127.0.0.1:8000/v1/audio/transcriptions   # builds --capture 3s
     """
     ui.set_json(as_json)
     handoff = handoff_click.handoff_from(kw, verbose)  # --on-detect … (popped: the rest of kw is build options)
-    if handoff is not None and audio is not None:
-        raise FwtoolError("--on-detect with --audio is not supported yet (the audio stream path does not capture)",
-                          "drop --audio and feed the board's microphone, or use 'fwtool monitor --on-detect'",
-                          Exit.USAGE)
     if audio is not None:
         read_wav(audio)  # a bad WAV is refused (exit 3) before the build
     if budget_ms is not None and not emulator:
         raise FwtoolError("--budget-ms needs --emulator (a real board's latency is in the monitor view)",
                           "drop --budget-ms, or add --emulator", Exit.USAGE)
     where = "emulator" if emulator else "board"
+    if where == "board" and host is None and lab is None and \
+            registry.virtual_for(kw["board"], kw.get("model")).info.name == LinuxNative.info.name:
+        where = "emulator"  # a Linux board run on no --host (linux-host): the board is this machine, run it here
     opts = options_from(kw)  # --emulator runs the image 'fwtool build' makes (the virtual RP2040 has core 1)
+    if handoff is not None and opts.capture_s is None and opts.app in CAPTURE_APPS:
+        opts.capture_s = handoff.record_s  # --on-detect on an audio app: the firmware sends what --record asks
+        ui.info(f"note: --on-detect with --app {opts.app}: building with --capture {handoff.record_s:g}s")
     result = run_build(opts, verbose)
     report = result.report
     if as_json:
@@ -89,7 +96,8 @@ def run(emulator, direct_load, serial_number, method, no_verify, count, timeout,
     else:
         print_report(report)
     mon = dict(view="json" if as_json else "plain" if plain else "auto", count=count, timeout=timeout,
-               expect=tuple(expect), expect_label=expect_label, min_score=min_score, handoff=handoff)
+               expect=tuple(expect), expect_label=expect_label, min_score=min_score, handoff=handoff,
+               elf=result.artifacts.elf)  # a FWT:FAULT's pc/lr as function (file:line) from this build's ELF
     if host is not None:  # a Linux board over SSH: deploy the program, then follow it (fwtool/flash/ssh.py)
         code = _over_ssh(result.artifacts.image, kw["board"], host, ssh_config, mon, as_json)
     elif lab is not None:  # labgrid place(s): flashed through their exporters, monitored over exported ports
@@ -109,7 +117,7 @@ def _on_target(tgt: Target, image: Path, report: dict, mon: dict, audio: Path | 
     """Put ``image`` on the target and show its output: an audio stream, the live monitor on its serial stream
     (a board, the virtual RP2040), or its lines as they come (a target without a port: QEMU)."""
     if audio is not None and tgt.info.virtual:
-        return emulate_audio(image, report, Path(audio), as_json)
+        return emulate_audio(image, report, Path(audio), as_json, handoff=mon["handoff"], target=tgt)
     if not tgt.info.serves:
         ui.info(f"{tgt.info.title}: running {image}")
         lines, _ = tgt.run(image, protocol.PREFIX_INFER, mon["count"] or 3, mon["timeout"] or 300.0, click.echo)
@@ -122,7 +130,7 @@ def _on_target(tgt: Target, image: Path, report: dict, mon: dict, audio: Path | 
     if tgt.flash_result is not None:
         _report_flash(tgt.flash_result, as_json)
     if audio is not None:
-        return board_audio(tgt.resolve_port(10.0), report, Path(audio), as_json)
+        return board_audio(tgt.resolve_port(10.0), report, Path(audio), as_json, handoff=mon["handoff"])
     if tgt.info.virtual:
         ui.info(f"{tgt.info.title} serving {reach['port']}")
     records: list = []
@@ -143,9 +151,11 @@ def _over_ssh(image: Path, board: str, host: str, config: Path | None, mon: dict
     else:
         ui.info(f"deployed  {out['bytes']:,} B to {out['host']}:{out['remote_path']} ({out['remote_arch']}, "
                 f"sha256 verified) in {out['seconds']:.1f} s")
-    ssh_host, program = SshHost(host, config), program_path(board)
-    return _monitor(MonitorOptions(port=f"ssh://{host}", send_input=False, **mon),
-                    opener=lambda dev, baud, t: SshStream(ssh_host, program, None, t))
+    for note in out.get("notes", []):
+        if not as_json:
+            ui.info(f"note      {note}")
+    follow = SshFollow(SshHost(host, config), program_path(board), None, out.get("capture_device"))
+    return _monitor(MonitorOptions(port=f"ssh://{host}", send_input=False, **mon), opener=follow.open)
 
 
 def _build_summary(r: dict) -> dict:

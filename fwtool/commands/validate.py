@@ -157,8 +157,9 @@ def validate(model, board, inputs, count, seed, reference, reference_model, devi
 
 def print_audio_report(r: dict) -> None:
     fe = r["front_end"]
-    click.echo(f"validate  --app {r['app']}  {r['model']['name']} (sha256 {r['model']['sha256'][:12]}) on the virtual "
-               f"board (rp2040js, TFLM on 1 core)")
+    cores = r["firmware"].get("tflm_cores") or 1
+    click.echo(f"validate  --app {r['app']}  {r['model']['name']} (sha256 {r['model']['sha256'][:12]}) on "
+               f"{r['target']['name']} (board {r['board']}, TFLM on {cores} core{'s' if cores != 1 else ''})")
     click.echo(f"front end {fe['rate']} Hz, window {fe['window']}, hop {fe['hop']}, {fe['frames']}x{fe['bins']}, "
                f"{fe['shift']} frames per inference")
     for c in r["clips"]:

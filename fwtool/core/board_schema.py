@@ -94,8 +94,9 @@ class LinuxSdk:
     arch: str = field(metadata={"choices": ("aarch64", "x86_64", "host")})  # `uname -m` ("host": this machine's)
     compiler_prefix: str = ""  # "aarch64-linux-gnu-" (Debian's cross g++); "" = the host's g++
     cpu_flags: tuple[str, ...] = ()  # e.g. ["-mcpu=cortex-a72"]
-    led: str | None = None  # a sysfs LED (/sys/class/leds/ACT/brightness) or GPIO value file; None: no LED
+    led: str | None = None  # a sysfs LED (/sys/class/leds/ACT/brightness) or value file, or "gpiochipN:LINE"
     deploy_dir: str = "fwtool"  # the remote folder (under the login's home) every deploy writes into
+    capture_device: str | None = None  # the ALSA capture PCM of an audio app (plughw:1,0); None: arecord -l's first
 
 
 SDK_TABLES: dict[str, type] = {"rp2040": PicoSdk, "rp2350": Rp2350Sdk, "psoc6": PSoC6Sdk, "nrf52": Nrf52Sdk,
@@ -216,6 +217,8 @@ class PdmMic:
     sm: int = 0
     power_pin: int | None = None  # nRF52 boards: the GPIO that powers the microphone (driven high)
     mic: str | None = None  # the part ("MP34DT05"), for listings
+    data_port: int | None = None  # PSoC 6: the GPIO ports of the pins (P10_5: data_port 10, data_pin 5), as [led]
+    clk_port: int | None = None
 
 
 @dataclass(frozen=True)
@@ -234,6 +237,18 @@ class Clock:
 
     allowed_mhz: tuple[int, ...] = ()  # values the SDK has PLL settings for
     fastest_mhz: int | None = None  # --clock fastest (pico-sdk: PICO_USE_FASTEST_SUPPORTED_CLOCK)
+
+
+FAULT_ACTIONS = ("halt", "reset")
+
+
+@dataclass(frozen=True)
+class Debug:
+    """What the firmware does after it printed FWT:FAULT (any family's fault handler; PSoC 6: the PDL fault and
+    assert hooks in fwt_platform.cpp): ``halt`` keeps the core stopped for a debugger (the default), ``reset``
+    restarts the chip (NVIC_SystemReset), so an unattended board runs again."""
+
+    on_fault: str = field(default="halt", metadata={"choices": FAULT_ACTIONS, "what": "a fault action"})
 
 
 @dataclass(frozen=True)
@@ -259,6 +274,7 @@ class BoardFile:
     pdm_mic: PdmMic | None = None
     rgb_led: RgbLed | None = None
     clock: Clock = Clock()
+    debug: Debug = Debug()
 
 
 # ---- the checks ---------------------------------------------------------------------------------------------------

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Union
 
 from fwtool.core import config, userfile
-from fwtool.core.board_schema import (BoardFile, Clock, Led, Memory, Nrf52Sdk, PdmMic, PicoSdk, PSoC6Sdk, RgbLed,
-                                      Rp2350Sdk, Uart, Usb, build_board_file, usb_id)
+from fwtool.core.board_schema import (BoardFile, Clock, Debug, Led, Memory, Nrf52Sdk, PdmMic, PicoSdk, PSoC6Sdk,
+                                      RgbLed, Rp2350Sdk, Uart, Usb, build_board_file, usb_id)
 from fwtool.core.errors import BadInput
 from fwtool.core.escape import terminal
 from fwtool.core.paths import resource_dir
@@ -59,6 +59,7 @@ class Board:
     pdm_mic: PdmMic | None = None
     rgb_led: RgbLed | None = None
     clock: Clock = Clock()
+    debug: Debug = Debug()  # [debug]: on_fault = "halt" | "reset" (what a fault handler does after FWT:FAULT)
     source: Path | None = None  # the board file (the extending one for a user board)
     extends: str | None = None  # the board it extends
 
@@ -110,7 +111,7 @@ def from_file(f: BoardFile, source: Path | None = None) -> Board:
         sram_base=f.memory.sram_base, stdio=f.stdio.default, uart_baud=f.stdio.uart_baud,
         image_kind=f.image.kind, boot_check=f.image.boot_check, runners=f.flash.runners,
         runner_settings=f.flash.settings(), sdk=f.sdk, memory=f.memory, led=f.led, usb=f.usb, uart=f.uart,
-        pdm_mic=f.pdm_mic, rgb_led=f.rgb_led, clock=f.clock, source=source, extends=f.extends)
+        pdm_mic=f.pdm_mic, rgb_led=f.rgb_led, clock=f.clock, debug=f.debug, source=source, extends=f.extends)
 
 
 def _read(path: Path) -> dict:

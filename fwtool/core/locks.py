@@ -18,6 +18,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import re
 import sys
 import threading
 from pathlib import Path
@@ -62,8 +63,8 @@ def _read_record(fd: int) -> tuple[str, int | None]:
         text = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
     except OSError:
         return "", None
-    pid = text.rsplit(" ", 1)[-1]
-    return text, int(pid) if pid.isdigit() else None
+    m = re.search(r"\bpid (\d+)", text)
+    return text, int(m.group(1)) if m else None
 
 
 def describe_holder(text: str) -> str:
@@ -73,12 +74,13 @@ def describe_holder(text: str) -> str:
 @contextlib.contextmanager
 def hold(lock_file: Path, what: str, *, wait: bool | None = None,
          on_wait: Callable[[str], None] | None = None, on_event: Callable[[str], None] | None = None,
-         remove_if_alone: bool = False) -> Iterator[None]:
+         remove_if_alone: bool = False, note: str = "") -> Iterator[None]:
     """Hold the exclusive lock ``lock_file`` while the block runs. ``what`` names the thing for messages ("build
     folder build/pico"). Busy → wait (one line on stderr via ``on_wait``) or, with waiting off, raise
     :class:`~fwtool.core.errors.Busy` (exit 11). ``on_event`` gets "acquired", "waiting", "took-over" (tests
     synchronise on these instead of sleeping). ``remove_if_alone``: the lock file's folder was made for it (a
-    refused build into a new ``--out``): remove both at the end when nothing else was written there."""
+    refused build into a new ``--out``): remove both at the end when nothing else was written there. ``note`` is
+    added to the holder record ("fwtool monitor pid 12 (yields the board to a flash)")."""
     lock_file = Path(lock_file)
     key = os.path.abspath(lock_file)
     with _guard:
@@ -102,7 +104,7 @@ def hold(lock_file: Path, what: str, *, wait: bool | None = None,
             ui.info(f"took over the lock on {what}: its holder ({text}) is no longer running")
             event("took-over")
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{command_name()} pid {os.getpid()}\n".encode(), 0)
+        os.pwrite(fd, f"{command_name()} pid {os.getpid()}{' ' + note if note else ''}\n".encode(), 0)
         with _guard:
             _held[key] = 1
         event("acquired")
@@ -171,3 +173,34 @@ def sibling_lock(path: Path) -> Path:
     rmtree of ``path`` itself)."""
     path = Path(path)
     return path.with_name(f".{path.name}.lock")
+
+
+def holds(lock_file: Path) -> bool:
+    """True when this process holds ``lock_file`` (an outer hold of the same thing, e.g. 'fwtool run')."""
+    with _guard:
+        return os.path.abspath(lock_file) in _held
+
+
+def holder(lock_file: Path) -> str | None:
+    """The record of whoever holds ``lock_file`` now ("" when it wrote none yet), or None when nobody does (a look,
+    not a claim: by the time the caller acts the holder may have changed, so it still waits on the lock itself).
+    This process's own holds count as held."""
+    lock_file = Path(lock_file)
+    with _guard:
+        if os.path.abspath(lock_file) in _held:
+            return f"{command_name()} pid {os.getpid()}"
+    try:
+        fd = os.open(lock_file, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None  # no file: a clean release removes it
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return None
+            return _read_record(fd)[0]
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)

@@ -31,11 +31,16 @@ from fwtool.core.protocol_outputs import (  # noqa: F401 - a model's further out
     PREFIX_INFER_OUT, InferenceOutput, outputs_c_formats, parse_outputs_line)
 from fwtool.core.protocol_vectors import (  # noqa: F401 - input vectors over the console (fwtool validate)
     PREFIX_GOT, PREFIX_READY, PREFIX_VEC, VectorReply, parse_vectors_line, vectors_c_formats)
+from fwtool.core.protocol_capture import (  # noqa: F401 - --capture builds (FWT:CAPCFG, FWT:CAPTURE, FWT:CAPEND)
+    CaptureLine, capture_c_formats, parse_capture_line)
 
 PREFIX_BANNER = "FWT:BOOT"
 PREFIX_INFER = "FWT:INFER"
 PREFIX_ERROR = "FWT:ERROR"  # "FWT:ERROR <free text>": the firmware cannot run (repeated every second)
-PREFIX_FAULT = "FWT:FAULT"  # "FWT:FAULT kind=hardfault cfsr=0x.. hfsr=0x.. pc=0x.. lr=0x.. xpsr=0x.. [bfar=0x..]"
+# "FWT:FAULT kind=hardfault [cfsr=0x.. hfsr=0x..] pc=0x.. lr=0x.. xpsr=0x.. [bfar=0x..] [mmfar=0x..] [r0=.. r1=.. r2=..
+# r3=.. r12=.. sp=0x.. core=N]": cfsr/hfsr on the Cortex-M4/M33 (PSoC 6, RP2350), the stacked registers, sp and core
+# on RP2040/RP2350 (templates/rp2040/fwt_fault.cpp.j2); "FWT:FAULT kind=assert file=.. line=.. lr=.." (PSoC 6 PDL).
+PREFIX_FAULT = "FWT:FAULT"
 PREFIX_OUT = "FWT:OUT"  # validation app: one output tensor of one input vector
 PREFIX_DONE = "FWT:DONE"  # validation app: all vectors ran
 
@@ -51,7 +56,11 @@ OUT_FIELDS = [("v", "%lu"), ("t", "%lu"), ("us", "%lu")]
 OUT_VECTOR = ("q", "%ld")  # after the fixed fields, comma-separated (printed as long: int8..int32 tensors)
 DONE_FIELDS = [("n", "%lu"), ("inputs", "%s")]  # inputs: sha256[:12] of the vectors
 
-_INT_FIELDS = {"arena", "arena_used", "ops", "n", "us", "v", "t", "cores", "clock_mhz"}
+# Optional banner fields after the fixed ones, from a platform that knows them (fwt_clock_status in fwt_lines.h):
+# core_hz = the core clock the firmware runs at (PSoC 6: computed from the clock registers after init), fll =
+# "locked" (an FLL that does not lock is an FWT:ERROR instead of a banner).
+BANNER_OPTIONAL = [("core_hz", "%lu"), ("fll", "%s")]
+_INT_FIELDS = {"arena", "arena_used", "ops", "n", "us", "v", "t", "cores", "clock_mhz", "core_hz"}
 _PAIR = re.compile(r"(\w+)=(\S*)")
 
 
@@ -71,6 +80,7 @@ def c_formats() -> dict[str, str]:
         **profile_c_formats(),
         **outputs_c_formats(),
         **vectors_c_formats(),
+        **capture_c_formats(),
     }
 
 
@@ -208,7 +218,7 @@ def parse_line(line: str) -> "Banner | Inference | FirmwareError | Output | Done
         except (KeyError, ValueError):
             return None
     return (parse_audio_line(line) or parse_profile_line(line) or parse_outputs_line(line)
-            or parse_vectors_line(line))
+            or parse_vectors_line(line) or parse_capture_line(line))
 
 
 # ---------------------------------------------------------------------------------------------------------------

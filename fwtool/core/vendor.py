@@ -215,9 +215,14 @@ def _sync_locked(dep: Dep, final: Path, on_line) -> Path:
             raise FwtoolError(f"{dep.name}: fetched commit {head} is not the pinned {dep.rev}",
                               "the URL serves different history; check the mirror")
         (work / MARKER).write_text(dep.stamp + "\n")
+        # the verified tree replaces the old one by two renames (a forced re-sync removed the old tree first, so a
+        # signal in between left no tree at all); what is left of an interrupted swap is removed by the next sync
+        old = final.with_name(final.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
         if final.exists():
-            shutil.rmtree(final)
+            final.rename(old)
         work.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

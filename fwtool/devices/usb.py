@@ -50,6 +50,11 @@ def extra_backends(backends: list, system: bool = False):
         _extra, _system_usb = saved
 
 
+def system_usb() -> bool:
+    """False inside ``extra_backends(..., system=False)``: only those (virtual) devices are seen."""
+    return _system_usb
+
+
 class SystemBackend:
     """The real machine: pyusb + libusb, pyserial, the mount table."""
 

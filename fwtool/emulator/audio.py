@@ -1,8 +1,10 @@
-"""Audio apps on the virtual RP2040: stream a clip's PCM into the firmware's USB CDC (over the runner's TCP serial
-socket, the same bytes a real board's serial port carries) and collect its audio lines.
+"""Audio apps on a virtual target: stream a clip's PCM into the firmware's console input through the target's live
+link (``Target.open_link``: the virtual RP2040's USB CDC, QEMU's UART0 RX, a Linux program's stdin — the same bytes
+a real board's serial port carries) and collect its audio lines.
 
 Faster than real time: the host sends as fast as the firmware grants credit (fwtool/audio/stream.py), and the
-times the firmware prints (dsp_us, invoke_us) are emulated cycles at the board clock, not wall time.
+times the firmware prints (dsp_us, invoke_us) are the target's own (emulated cycles, QEMU instructions / 1000, or
+this machine's time natively), not wall time.
 """
 from __future__ import annotations
 
@@ -17,8 +19,9 @@ from fwtool.audio.device import is_audio_app, model_input_of
 from fwtool.audio.params import FrontEnd
 from fwtool.core.errors import BadInput
 from fwtool.devices.serial import open_serial
-from fwtool.emulator.session import Rp2040jsProcess
+from fwtool.emulator.targets import Rp2040js
 from fwtool.model.tflite import load_model
+from fwtool.targets.base import Target, TargetConfig, Unsupported
 
 
 def open_port(url: str):
@@ -28,25 +31,33 @@ def open_port(url: str):
 
 def stream_clip(image: Path, pcm: np.ndarray, fe: FrontEnd, *, features: bool = False,
                 on_line: Callable[[str], None] | None = None, max_wall_s: float = 900.0,
-                settle_s: float = 60.0) -> capture_mod.AudioCapture:
-    """Boot ``image`` on a fresh virtual board, stream ``pcm`` to it and return what it printed.
+                settle_s: float = 60.0, target: Target | None = None, wrap: Callable | None = None,
+                after: Callable | None = None) -> capture_mod.AudioCapture:
+    """Boot ``image`` on a fresh virtual ``target`` (default: the virtual RP2040), stream ``pcm`` to it over its
+    live link and return what it printed. The target is stopped afterwards (no process left).
 
-    Raises the virtual board's own failures (node missing, firmware fault) as FwtoolError; an incomplete capture is
-    returned with ``complete = False`` (see capture.require_complete).
+    Raises the target's own failures (emulator missing, firmware fault) as FwtoolError, and Unsupported for a
+    target that takes no bytes; an incomplete capture is returned with ``complete = False``
+    (see capture.require_complete). ``wrap(port)``: the port the stream reads through (``--on-detect``:
+    fwtool.monitor.frameport.FramePort); ``after(port)``: called with it before the target stops (the handoff
+    reads the rest of a capture).
     """
-    board = Rp2040jsProcess(Path(image), serial="tcp", start="on-connect", max_wall_s=max_wall_s)
-    board.start()
-    port = None
+    tgt = target if target is not None else Rp2040js(TargetConfig(max_wall_s=max_wall_s))
+    if "bytes" not in tgt.info.feeds:
+        raise Unsupported(f"{tgt.info.title} cannot be fed an audio stream",
+                          "use a board whose virtual target takes one (docs/audio-validate.md)")
     try:
-        port = open_port(board.url)
-        # the socket loses nothing: never resend (a resend storm slows the emulated firmware); wall-clock waits are
+        port = tgt.open_link(Path(image))
+        port = wrap(port) if wrap else port
+        # the link loses nothing: never resend (a resend storm slows the emulated firmware); wall-clock waits are
         # long because an emulated inference takes ~0.5 s of wall time (more on a loaded machine)
-        return capture_mod.capture(port, pcm, fe, features=features, on_line=on_line, settle_s=settle_s,
-                                   ack_timeout=settle_s, start_timeout=settle_s, resend_s=max_wall_s)
+        cap = capture_mod.capture(port, pcm, fe, features=features, on_line=on_line, settle_s=settle_s,
+                                  ack_timeout=settle_s, start_timeout=settle_s, resend_s=max_wall_s)
+        if after:
+            after(port)
+        return cap
     finally:
-        if port is not None:
-            port.close()
-        board.stop()
+        tgt.stop()
 
 
 def front_end_of_build(report: dict | None) -> FrontEnd:

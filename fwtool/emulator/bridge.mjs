@@ -68,7 +68,8 @@ export async function runBridge(opts, rp, emit, bootromWords) {
     const flash = new SpiNorFlash(mcu.flash, { size: FLASH_SIZE, timing: opts.flashTiming, now: () => clock.nanos });
     flash.faults = faults;
     const host = new UsbHost(mcu, clock);
-    applyPatches(rp, mcu, flash, { bootsel, engine: host });
+    applyPatches(rp, mcu, flash, { bootsel, engine: host,
+      onLockup: (core, detail) => emit({ event: 'log', level: 'warn', text: detail }) });
     const wd = mcu.peripherals[0x40058];
     if (scratch) wd.scratchData.set(scratch);
     wd.reason = reason;

@@ -1,8 +1,10 @@
 """The linux family's virtual targets (fwtool/targets/base.py): its static program run on this machine, natively
 (``linux-native``, when built for this machine's architecture: real times) or under user-mode QEMU
-(``qemu-aarch64``: a Raspberry Pi's program anywhere). Both read stdin (what is given to
-``set_stdin`` before ``read`` goes to the program's stdin, e.g. raw S16LE PCM for the audio apps; not a live feed,
-so ``info.feeds`` is empty). Their clock is declared as 1 MHz "cycles": the program's timer counts microseconds.
+(``qemu-aarch64``: a Raspberry Pi's program anywhere). Both read stdin: what is given to ``set_stdin`` before
+``read`` is written to it at the start (e.g. raw S16LE PCM for the audio apps, as ``arecord ... | program``
+delivers it), or ``open_link`` makes stdin/stdout a live link (``info.feeds``: fwtool's audio stream with its
+credit flow control; the pipe's own back-pressure besides). Their clock is declared as 1 MHz "cycles": the
+program's timer counts microseconds.
 """
 from __future__ import annotations
 
@@ -11,11 +13,12 @@ from pathlib import Path
 from typing import Callable
 
 from fwtool.core import protocol
-from fwtool.emulator import linux_user
+from fwtool.emulator import linux_user, process
 from fwtool.emulator.latency import latency_stats
 from fwtool.emulator.result import RunResult
 from fwtool.emulator.targets import VirtualTarget
 from fwtool.targets.base import VIRTUAL, TargetConfig, TargetInfo
+from fwtool.targets.link import FdLink
 
 
 class LinuxUserTarget(VirtualTarget):
@@ -26,9 +29,20 @@ class LinuxUserTarget(VirtualTarget):
         self.stdin = bytearray()
 
     def set_stdin(self, data: bytes) -> None:
-        """Bytes for the program's stdin (written when the run starts, then stdin is closed): not a live feed,
-        so ``info.feeds`` stays empty."""
+        """Bytes for the program's stdin in a ``read`` run (written when it starts, then stdin is closed); a live
+        feed is ``open_link`` + ``feed``."""
         self.stdin += data
+
+    def open_link(self, image: Path | None):
+        """The program with stdin and stdout as the link (pipes: a write waits while the program does not read)."""
+        self.load(image)
+        self.start()
+        self.child = process.Child(linux_user.command(self.image, self.arch), self.on_step)
+        proc = self.child.proc
+        self.link = FdLink(proc.stdout.fileno(), proc.stdin.fileno())
+        self._details.update({"program": str(self.image), "link": "stdin/stdout",
+                              "runner": "native" if self.arch is None else linux_user.QEMU_USER.get(self.arch)})
+        return self.link
 
     def load(self, image: Path | None) -> None:
         super().load(image)
@@ -56,14 +70,14 @@ class LinuxNative(LinuxUserTarget):
     # not cycle-accurate for the board: this machine's real times (the timer ticks in microseconds: clock 1 MHz)
     info = TargetInfo("linux-native", f"this machine ({platform.machine()}, native)", VIRTUAL,
                       cycle_accurate=False, cores=1, clock_hz=1e6, cycle="cycle",
-                      timing_note=linux_user.NATIVE_NOTE)
+                      timing_note=linux_user.NATIVE_NOTE, feeds=frozenset({"bytes"}))
 
 
 class QemuAarch64(LinuxUserTarget):
     arch = "aarch64"
     info = TargetInfo("qemu-aarch64", "the virtual aarch64 Linux (qemu-aarch64-static)", VIRTUAL,
                       cycle_accurate=False, cores=1, clock_hz=1e6, cycle="cycle",
-                      timing_note=linux_user.QEMU_NOTE)
+                      timing_note=linux_user.QEMU_NOTE, feeds=frozenset({"bytes"}))
 
 
 LINUX_TARGETS = (LinuxNative, QemuAarch64)

@@ -16,8 +16,17 @@
 //  6. No core 1 -> core1.mjs: a second rp2040js CortexM0Core with its own NVIC/SysTick/SIO view, the inter-core
 //     FIFOs and IRQs, per-core divider/interpolators, shared spinlocks, PSM reset of core 1, SEV between the cores,
 //     lock-step by cycles (installCore1; runner.mjs installs it on every virtual board).
+//  7. An access outside the RP2040's address map reads 0xffffffff (writes are dropped) with a log line, and the
+//     core goes on -> installBusFaults: a bus error as the chip's bus fabric gives it (datasheet 2.2: it decodes
+//     ROM 0x0, XIP 0x1, SRAM 0x2, APB 0x4, AHB-Lite 0x5, SIO 0xD and the core's PPB 0xE; every other region
+//     answers with an error), which the Cortex-M0+ takes as a HardFault: the faulting instruction does not complete
+//     (the registers as before it, the first faulting access counted), the stacked PC is that instruction's (or
+//     the fetched address), and the core enters the HardFault vector. A fault while stacking or handling a
+//     HardFault is the M0+'s lockup: the core stops and onLockup is called. Holes inside a decoded region (e.g.
+//     an unmodelled peripheral) still read 0xffffffff as upstream does; unaligned accesses are not faulted.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { installCore1 } from './core1.mjs';
 
 export const PINNED_VERSION = '1.4.1';
 
@@ -211,8 +220,83 @@ export function makeRegisterFile(BasePeripheral) {
   };
 }
 
+// 7: the regions the RP2040's bus fabric decodes (address >>> 28); any other region is a bus error
+const DECODED_REGIONS = [0x0, 0x1, 0x2, 0x4, 0x5, 0xd, 0xe];
+const EXC_HARDFAULT = 3;
+
+/** Bus errors -> HardFault on every core made by installCore1 (its per-chip core class; upstream's is untouched:
+ * a chip without core1.mjs is left as it is, false).
+ * ``onLockup(core, detail)``: a fault during HardFault entry or inside the handler (the M0+ locks up). */
+export function installBusFaults(core0, { onLockup = () => {} } = {}) {
+  if (!core0 || !('dual' in core0)) return false; // only a core1.mjs core class: never upstream's CortexM0Core
+  const proto = Object.getPrototypeOf(core0);
+  const upstream = Object.getPrototypeOf(proto);
+  if (Object.prototype.hasOwnProperty.call(proto, 'fwtoolBusFaults')) return true; // this chip has it already
+  const decoded = new Uint8Array(16);
+  for (const r of DECODED_REGIONS) decoded[r] = 1;
+  const fault = (core, address, write) => {
+    if (core.lockedUp) return;
+    if (core.faultEntry || core.IPSR === EXC_HARDFAULT) {
+      core.lockedUp = true;
+      core.waiting = true; // never woken: lockup
+      core.busFault = null;
+      onLockup(core, `lockup: a bus error at 0x${(address >>> 0).toString(16)} while taking or handling a HardFault ` +
+        `(pc 0x${(core.PC >>> 0).toString(16)})`);
+      return;
+    }
+    if (core.busFault) return; // the first faulting access of the instruction decides
+    const pc = core.PC & ~1;
+    const fetch = address === pc || address === pc + 2; // executeInstruction fetches before it advances PC
+    core.busFault = { address: address >>> 0, write, fetch, pc: (fetch ? pc : pc - 2) >>> 0,
+      regs: Uint32Array.from(core.registers), apsr: core.APSR };
+    core.interruptsUpdated = true; // taken at the start of the next executeInstruction
+  };
+  proto.readUint32 = function (a) {
+    if (!decoded[a >>> 28]) { fault(this, a, false); return 0; }
+    return this.rp2040.readUint32(a);
+  };
+  proto.readUint16 = function (a) {
+    if (!decoded[a >>> 28]) { fault(this, a, false); return 0; }
+    return this.rp2040.readUint16(a);
+  };
+  proto.readUint8 = function (a) {
+    if (!decoded[a >>> 28]) { fault(this, a, false); return 0; }
+    return this.rp2040.readUint8(a);
+  };
+  proto.writeUint32 = function (a, v) {
+    if (!decoded[a >>> 28]) fault(this, a, true);
+    else this.rp2040.writeUint32(a, v);
+  };
+  proto.writeUint16 = function (a, v) {
+    if (!decoded[a >>> 28]) fault(this, a, true);
+    else this.rp2040.writeUint16(a, v);
+  };
+  proto.writeUint8 = function (a, v) {
+    if (!decoded[a >>> 28]) fault(this, a, true);
+    else this.rp2040.writeUint8(a, v);
+  };
+  proto.checkForInterrupts = function () {
+    if (this.lockedUp) return false;
+    const f = this.busFault;
+    if (!f) return upstream.checkForInterrupts.call(this);
+    this.busFault = null;
+    this.registers.set(f.regs); // the faulting instruction did not happen
+    this.APSR = f.apsr;
+    this.PC = f.pc;
+    this.faultEntry = true;
+    this.exceptionEntry(EXC_HARDFAULT);
+    this.faultEntry = false;
+    this.busFaults = (this.busFaults || 0) + 1;
+    this.lastBusFault = f;
+    return true;
+  };
+  proto.fwtoolBusFaults = true;
+  return true;
+}
+
 /** Apply every patch to one emulated chip. Returns the parts fwtool talks to. */
-export function applyPatches(rp, mcu, chip, { bootsel = false, engine = null } = {}) {
+export function applyPatches(rp, mcu, chip, { bootsel = false, engine = null, onLockup } = {}) {
+  installBusFaults(mcu.core, { onLockup }); // 7 (a no-op when runner.mjs installed it already)
   const FlashSSI = makeFlashSSI(rp.BasePeripheral);
   const IoQspi = makeIoQspi(rp.BasePeripheral);
   const ssi = new FlashSSI(mcu, 'SSI', chip);
@@ -238,6 +322,56 @@ export function applyPatches(rp, mcu, chip, { bootsel = false, engine = null } =
   return { ssi };
 }
 
+/** Patch 7's self test: upstream's behaviour, then a faulting LDR, STR and fetch on a patched chip. */
+function selfTestBusFaults(rp) {
+  const problems = [];
+  const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+  const stock = new rp.RP2040();
+  stock.logger = quiet;
+  if (stock.core.readUint32(0x30000000) !== 0xffffffff) problems.push('upstream reads of 0x30000000 changed (re-check patch 7)');
+  const RAM = 0x20000000, VT = RAM + 0x100, HANDLER = RAM + 0x200, CODE = RAM + 0x300, STACK = RAM + 0x1000;
+  const run = (program, setup) => {
+    const mcu = new rp.RP2040();
+    mcu.logger = quiet;
+    const dual = installCore1(mcu, { running: false });
+    let locked = null;
+    installBusFaults(mcu.core, { onLockup: (c, d) => { locked = d; } });
+    const core = mcu.core;
+    mcu.writeUint32(VT + 4 * EXC_HARDFAULT, HANDLER | 1);
+    mcu.writeUint16(HANDLER, 0xe7fe); // b . (the handler spins)
+    program.forEach((op, i) => mcu.writeUint16(CODE + 2 * i, op));
+    core.VTOR = VT;
+    core.SP = STACK;
+    core.PC = CODE;
+    setup(core);
+    for (let i = 0; i < program.length + 2; i++) dual.step();
+    const frame = [];
+    for (let i = 0; i < 8; i++) frame.push(mcu.readUint32(core.SP + 4 * i));
+    return { core, frame, locked };
+  };
+  // ldr r0, [r1] with r1 = 0x30000000, r0 = 0x1234: HardFault, stacked pc = the ldr, r0 untouched
+  const ld = run([0x6808, 0x46c0], (c) => { c.registers[0] = 0x1234; c.registers[1] = 0x30000000; });
+  if (ld.core.IPSR !== EXC_HARDFAULT) problems.push(`patched: a load from 0x30000000 did not enter HardFault (IPSR ${ld.core.IPSR})`);
+  if (ld.frame[6] !== CODE) problems.push(`patched: stacked pc 0x${ld.frame[6].toString(16)}, expected the ldr at 0x${CODE.toString(16)}`);
+  if (ld.frame[0] !== 0x1234) problems.push('patched: the faulting ldr changed r0');
+  if ((ld.core.PC & ~1) !== HANDLER) problems.push('patched: the core is not in the HardFault handler');
+  // str r0, [r1] to 0xf0000000: a fault too, and the write is dropped
+  const st = run([0x6008, 0x46c0], (c) => { c.registers[1] = 0xf0000000; });
+  if (st.core.IPSR !== EXC_HARDFAULT || st.frame[6] !== CODE) problems.push('patched: a store to 0xf0000000 did not fault at the str');
+  // blx r1 to 0x30000000: the fetch faults, stacked pc = 0x30000000, lr = after the blx
+  const fx = run([0x4788, 0x46c0], (c) => { c.registers[1] = 0x30000001; });
+  if (fx.frame[6] !== 0x30000000 || fx.frame[5] !== ((CODE + 2) | 1)) {
+    problems.push(`patched: a fetch from 0x30000000 stacked pc 0x${fx.frame[6].toString(16)} lr 0x${fx.frame[5].toString(16)}`);
+  }
+  // a good load still works: ldr r0, [r1] from SRAM
+  const ok = run([0x6808, 0x46c0], (c) => { c.registers[1] = STACK - 0x800; c.rp2040.writeUint32(STACK - 0x800, 0xcafe); });
+  if (ok.core.IPSR !== 0 || ok.core.registers[0] !== 0xcafe) problems.push('patched: a load from SRAM faulted or read wrong');
+  // a fault with the stack pointer in no memory: lockup
+  const lk = run([0x6808, 0x46c0], (c) => { c.registers[1] = 0x30000000; c.SP = 0x30001000; });
+  if (!lk.locked) problems.push('patched: a fault while stacking did not lock up');
+  return problems;
+}
+
 // ---- self test: `node patches.mjs --self-test <rp2040js dist/esm/index.js> [bootrom.bin]` ---------------------
 // With the B1 bootrom (16 KiB, little-endian words) it also runs the bootrom's core-1 launch handshake.
 // Checks the pinned version and the upstream behaviour each patch relies on or replaces; prints one JSON line.
@@ -245,6 +379,8 @@ async function selfTest(entry, bootromFile) {
   const { pathToFileURL } = await import('node:url');
   const rp = await import(pathToFileURL(entry).href);
   const problems = [];
+  const { checkForInterrupts: upstreamCheck, readUint32: upstreamRead } = rp.CortexM0Core ? rp.CortexM0Core.prototype
+    : Object.getPrototypeOf(new rp.RP2040().core);
   const version = packageVersion(entry);
   if (version !== PINNED_VERSION) problems.push(`rp2040js is ${version}, patches are written for ${PINNED_VERSION}`);
   const mcu = new rp.RP2040();
@@ -296,6 +432,12 @@ async function selfTest(entry, bootromFile) {
   mcu.writeUint32(0x4001800c, 3 << 8);
   if (id[1] !== 0xef || id[2] !== 0x40 || id[3] !== 0x15) problems.push(`patched SSI JEDEC read gave ${id}`);
   if (s !== mcu.findPeripheral(0x18000000)) problems.push('findPeripheral does not route 0x18000000 to the SSI slot');
+  // 7: bus errors. Upstream: a load from 0x30000000 reads 0xffffffff and nothing else happens.
+  problems.push(...selfTestBusFaults(rp));
+  const upstreamCore = Object.getPrototypeOf(new rp.RP2040().core); // CortexM0Core.prototype
+  if (upstreamCore.checkForInterrupts !== upstreamCheck || upstreamCore.readUint32 !== upstreamRead) {
+    problems.push('patch 7 changed upstream CortexM0Core itself (it must patch core1.mjs\'s per-chip class only)');
+  }
   // 6: core 1 (core1.mjs): upstream facts and every behaviour, with the real bootrom's handshake when given
   const { selfTestCore1 } = await import('./core1.mjs');
   let rom = null;

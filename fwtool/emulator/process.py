@@ -13,6 +13,43 @@ from fwtool.core.lines import LineSplitter
 from fwtool.emulator.result import RunResult
 
 
+class Child:
+    """A long-running child (an emulator, a program) that fwtool talks to over a live link instead of
+    :func:`run_lines`: started in its own process group, its stderr drained (the last 4 KB kept for an error
+    message), ended by ``stop()`` with its whole group."""
+
+    def __init__(self, cmd: list[str], on_command: Callable[[str], None] = lambda s: None) -> None:
+        on_command("$ " + runner.command_line(cmd))
+        self.cmd = cmd
+        self.proc = runner.spawn(cmd)
+        self._err = bytearray()
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        try:
+            for chunk in iter(lambda: self.proc.stderr.read1(4096), b""):
+                self._err = (self._err + chunk)[-4096:]
+        except (OSError, ValueError):  # closed by stop()
+            pass
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stderr_tail(self) -> str:
+        lines = bytes(self._err).decode(errors="replace").strip().splitlines()
+        return lines[-1] if lines else (f"exit {self.proc.returncode}" if self.proc.returncode is not None else "")
+
+    def stop(self) -> int | None:
+        code = runner.kill_group(self.proc)
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                if f is not None:
+                    f.close()
+            except OSError:
+                pass
+        return code
+
+
 def _feeder(proc, data: bytes) -> threading.Thread:
     def feed() -> None:
         try:

@@ -30,9 +30,17 @@ TIMING_NOTE_M33 = ("virtual Cortex-M33 (QEMU mps2-an505, -icount shift=0): 1 ins
                    "'us' counts instructions / 1000; not cycle-accurate and not RP2350 timing")
 
 
-def command(elf: Path, machine: str = MACHINE) -> list[str]:
-    return ["qemu-system-arm", "-M", machine, "-nographic", "-semihosting", "-icount", "shift=0",
-            "-monitor", "none", "-kernel", str(elf)]
+def command(elf: Path, machine: str = MACHINE, serial_socket: str | None = None) -> list[str]:
+    """The QEMU command line. ``serial_socket``: the machine's UART0 (serial0) on a Unix socket QEMU listens on
+    (``-chardev socket,server=on,wait=on``: the guest starts when fwtool connects, so no byte is missed), both
+    ways: what the firmware prints, and what fwtool writes into the UART's RX (a live feed; QEMU delivers a byte
+    only when the CMSDK UART's RX buffer is empty, so nothing is dropped). Without it: -nographic (stdout only)."""
+    if serial_socket is None:
+        return ["qemu-system-arm", "-M", machine, "-nographic", "-semihosting", "-icount", "shift=0",
+                "-monitor", "none", "-kernel", str(elf)]
+    return ["qemu-system-arm", "-M", machine, "-display", "none", "-semihosting", "-icount", "shift=0",
+            "-monitor", "none", "-chardev", f"socket,id=fwt0,path={serial_socket},server=on,wait=on",
+            "-serial", "chardev:fwt0", "-kernel", str(elf)]
 
 
 def check() -> str:

@@ -8,7 +8,7 @@ from fwtool.core.errors import Exit, FwtoolError
 
 # Why a run ended. Wanted: "count" (the count-th line with the marker was seen), "done" (nothing was asked and the
 # firmware ended by itself). Anything else is a failure (see failure()): emulated-limit, wall-limit,
-# firmware-error, watchdog, bootsel, breakpoint, stopped, parent-gone, exited, killed, ended-early.
+# firmware-error, watchdog, bootsel, breakpoint, lockup, stopped, parent-gone, exited, killed, ended-early.
 OK_REASONS = ("count", "done")
 
 
@@ -51,6 +51,10 @@ def failure(reason: str, detail: str | None, what: str = "the virtual board", hi
     """The FwtoolError for a run that ended for ``reason`` (not one of OK_REASONS). ``hint``: the target's own
     fix for a run that ran out of time or ended early (e.g. the QEMU command line to run by hand)."""
     d = f" ({detail})" if detail else ""
+    if reason == "firmware-error" and detail and detail.startswith(protocol.PREFIX_FAULT):
+        return FwtoolError(f"{what}'s firmware faulted: {detail}",
+                           "look at the faulting function (pc) and its caller (lr), fix it, rebuild and retry "
+                           "(docs/faults.md)", Exit.FIRMWARE_ERROR)
     if reason == "firmware-error":
         return FwtoolError(f"{what}'s firmware stopped: {detail or 'FWT:ERROR without a cause'}",
                            "fix what the firmware says (e.g. rebuild with a larger --arena, or a model the host "
@@ -62,6 +66,10 @@ def failure(reason: str, detail: str | None, what: str = "the virtual board", hi
     if reason in ("watchdog", "bootsel"):
         return FwtoolError(f"{what} rebooted{d}; the emulator cannot follow a reboot",
                            "check the firmware for watchdog_reboot()/reset_usb_boot() or a watchdog that is not fed")
+    if reason == "lockup":
+        return FwtoolError(f"{what} locked up{d}",
+                           "the CPU faulted while taking or handling a HardFault (a corrupt stack pointer?); check "
+                           "the stack size and the fault handler", Exit.FIRMWARE_ERROR)
     if reason == "breakpoint":
         return FwtoolError(f"{what} stopped at a breakpoint{d}",
                            "the firmware panicked or asserted; see the serial lines above")

@@ -19,6 +19,8 @@
 //    ("watchdog", or "bootsel" when the firmware asked for the USB bootloader);
 //  - USBCDC answers every armed CDC OUT buffer with a 0-byte packet 10 us later (an interrupt storm that slows
 //    the firmware ~3x): OUT transfers are held until the host has data;
+//  - an access outside the address map reads 0xffffffff and execution goes on: it is a bus error -> HardFault, as
+//    on the chip (patches.mjs 7), so the firmware's fault handler prints FWT:FAULT; a lockup ends the run;
 //  - power-on boot through the bootrom needs a flash model rp2040js lacks: --boot bootrom / --usb-bridge add one
 //    (flashchip.mjs, patches.mjs); the default still starts at boot2 (0x10000000) with the image preloaded.
 import { readFileSync } from 'node:fs';
@@ -96,6 +98,9 @@ const mcu = simulator.rp2040;
 const clock = simulator.clock;
 const { installCore1 } = await import('./core1.mjs');
 const dual = installCore1(mcu); // before loadBootrom: both cores reset from the bootrom's vector table
+const { installBusFaults } = await import('./patches.mjs');
+// an access outside the RP2040's address map is a bus error -> HardFault (patches.mjs 7); a lockup ends the run
+installBusFaults(mcu.core, { onLockup: (core, detail) => finish('lockup', detail) });
 mcu.clkSys = opts.mhz * 1e6;
 let warnings = 0;
 mcu.logger = {

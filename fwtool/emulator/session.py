@@ -27,6 +27,7 @@ from fwtool.emulator import bootrom as bootrom_mod
 from fwtool.emulator import image as image_mod
 from fwtool.emulator import node as node_mod
 from fwtool.emulator.result import RunResult, failure  # noqa: F401 - failure: re-exported (tests, commands)
+from fwtool.image.symbols import decode_fault
 
 RUNNER_JS = Path(__file__).resolve().parent / "runner.mjs"
 CLOCK_MHZ = 125  # pico-sdk's default clk_sys on the RP2040: the runner's cycle time until the firmware sets the PLL
@@ -238,5 +239,10 @@ class Rp2040jsProcess:
             parsed = protocol.parse_line(line)
             if isinstance(parsed, protocol.FirmwareError):
                 self.firmware_error = parsed.text or "FWT:ERROR without a cause"
+                if isinstance(parsed, protocol.FirmwareFault):  # pc/lr as function (file:line): the build's ELF
+                    try:
+                        self.firmware_error = decode_fault(line, self.image_path.with_suffix(".elf"))
+                    except FwtoolError:  # an unreadable ELF beside the image: the line as it came
+                        self.firmware_error = line
                 if self.stop_on_error:
                     self._kill()  # it halts and repeats the line every second: waiting would only time out

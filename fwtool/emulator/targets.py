@@ -5,6 +5,8 @@ mps2-an386. Both return the one :class:`~fwtool.emulator.result.RunResult` and r
 """
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -12,10 +14,11 @@ from typing import Callable
 from fwtool.core import protocol
 from fwtool.core.errors import FwtoolError
 from fwtool.devices.serial import open_serial
-from fwtool.emulator import node, qemu, virtual_flash
+from fwtool.emulator import node, process, qemu, virtual_flash
 from fwtool.emulator.latency import latency_stats
 from fwtool.emulator.result import RunResult, failure
 from fwtool.emulator.session import CLOCK_MHZ, TIMING_NOTE, Rp2040jsProcess
+from fwtool.targets import link as link_mod
 from fwtool.targets.base import VIRTUAL, Target, TargetConfig, TargetInfo, read_lines
 
 
@@ -31,13 +34,20 @@ class VirtualTarget(Target):
         super().__init__(config)
         self.max_emulated_s = self.config.max_emulated_s
         self.result: RunResult | None = None
+        self.child: process.Child | None = None  # open_link's emulator or program (QEMU, a Linux program)
 
     def start(self) -> None:
         if self.image is None:
             raise FwtoolError(f"{self.info.title} needs an image to run", "build one first ('fwtool build')")
 
-    def stop(self) -> None:  # each capture owns its process from start to kill
-        return None
+    def stop(self) -> None:
+        """Close open_link's link and its process (each capture owns its own process from start to kill)."""
+        if self.link is not None:
+            self.link.close()
+            self.link = None
+        if self.child is not None:
+            self.child.stop()
+            self.child = None
 
     def capture(self, until: str | None, count: int, timeout: float,
                 on_line: Callable[[str], None] | None = None) -> RunResult:
@@ -46,6 +56,9 @@ class VirtualTarget(Target):
 
     def read(self, until: str | None, count: int = 1, timeout: float = 300.0,
              on_line: Callable[[str], None] = lambda s: None) -> list[str]:
+        """Linked: lines from the link (the caller judges them, as on a board's port); else a run of its own."""
+        if self.link is not None:
+            return read_lines(self.link, until, count, timeout, on_line)
         result = self.capture(until, count if until else 0, timeout, on_line)
         self.result = result
         self._details.update({"wall_s": result.wall_s, "emulated_us": result.emulated_us})
@@ -107,6 +120,17 @@ class Rp2040js(VirtualTarget):
         """Bytes into the served board's serial stream (UART0 RX / its USB CDC)."""
         self._port().write(data)
 
+    def open_link(self, image: Path | None):
+        """The image loaded straight into emulated flash (never through the bootrom: the stream needs no flashing),
+        served on a TCP port, execution starting when the link connects; the link is that serial stream: its
+        bytes reach the firmware's USB CDC OUT (or UART0 RX before USB is up), as a board's port carries them."""
+        self.load(image)
+        self.start()
+        self.served = Rp2040jsProcess(self.image, serial="tcp", start="on-connect", port=0,
+                                      max_emulated_s=self.max_emulated_s, max_wall_s=self.config.max_wall_s).start()
+        self.link = self._port()
+        return self.link
+
     def read(self, until, count=1, timeout=300.0, on_line=lambda s: None) -> list[str]:
         """Served: lines from its socket (what it echoes to what was fed); else a run of its own (capture)."""
         if self.served is not None:
@@ -121,6 +145,7 @@ class Rp2040js(VirtualTarget):
                               "core1_launches": ev.get("core1_resets")})
 
     def stop(self) -> None:
+        self.link = None  # the served port below
         if self.port is not None:
             self.port.close()
             self.port = None
@@ -152,12 +177,44 @@ class QemuM4(VirtualTarget):
     Not cycle-accurate: -icount shift=0 makes one instruction one ns, so its clock counts instructions."""
 
     info = TargetInfo("qemu-mps2-an386", qemu.TITLE, VIRTUAL, cycle_accurate=False, cores=1,
-                      clock_hz=1e9 / qemu.NS_PER_INSTRUCTION, cycle="instruction", timing_note=qemu.TIMING_NOTE)
+                      clock_hz=1e9 / qemu.NS_PER_INSTRUCTION, cycle="instruction", timing_note=qemu.TIMING_NOTE,
+                      feeds=frozenset({"bytes"}))
     machine = qemu.MACHINE
+
+    def __init__(self, config: TargetConfig | None = None) -> None:
+        super().__init__(config)
+        self._dir: str | None = None  # its socket's folder
 
     def load(self, image: Path | None) -> None:
         super().load(image)
         self.hint = qemu.hint(self.image, self.machine) if self.image else None
+
+    def open_link(self, image: Path | None):
+        """QEMU with the machine's UART0 on a Unix socket (qemu.command ``serial_socket``): the link carries the
+        firmware's lines and writes into the CMSDK UART's RX (the vm*_platform's fwt_read_bytes polls it)."""
+        self.load(image)
+        self.start()
+        qemu.check()
+        self._dir = tempfile.mkdtemp(prefix="fwtool-qemu-")
+        sock = str(Path(self._dir) / "uart0.sock")
+        self.child = process.Child(qemu.command(self.image, self.machine, serial_socket=sock), self.on_step)
+        t0 = time.monotonic()
+        try:
+            self.link = link_mod.connect_unix(sock, START_WAIT_S, alive=self.child.alive)
+        except OSError as e:
+            time.sleep(0.2)  # its last words on stderr
+            why = self.child.stderr_tail() or str(e)
+            self.stop()
+            raise FwtoolError(f"{self.info.title} did not start: {why}", self.hint) from None
+        self._details.update({"elf": str(self.image), "link": "uart0 (unix socket)",
+                              "start_s": round(time.monotonic() - t0, 3)})
+        return self.link
+
+    def stop(self) -> None:
+        super().stop()
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
 
     def capture(self, until, count, timeout, on_line=None, on_event=None) -> RunResult:
         result = qemu.run(self.image, count=count or None, until=until, timeout=timeout,
@@ -179,7 +236,8 @@ class QemuM33(QemuM4):
     The same runner and instruction counting as the M4 machine; only the machine and the labels differ."""
 
     info = TargetInfo("qemu-mps2-an505", qemu.TITLE_M33, VIRTUAL, cycle_accurate=False, cores=1,
-                      clock_hz=1e9 / qemu.NS_PER_INSTRUCTION, cycle="instruction", timing_note=qemu.TIMING_NOTE_M33)
+                      clock_hz=1e9 / qemu.NS_PER_INSTRUCTION, cycle="instruction", timing_note=qemu.TIMING_NOTE_M33,
+                      feeds=frozenset({"bytes"}))
     machine = qemu.MACHINE_M33
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from fwtool import flash as flash_api
 from fwtool.flash.request import FlashResult, VirtualFlash
 from fwtool.core.files import atomic_write
+from fwtool.devices import board_lock
 from fwtool.core.paths import cache_dir
 from fwtool.emulator.usb_backend import VirtualBackend
 from fwtool.emulator.virtual_usb import Rp2040jsUsbProcess, default_flash_state
@@ -105,7 +106,8 @@ def flash_virtual(image, board_name: str = "pico", *, verify: bool = True, board
         note = _wait_usb(board)
         before = board.state().get("totals", {})
         t0 = time.monotonic()
-        with board.attached():
+        # one user of this virtual board at a time (fwtool/devices/board_lock.py), known by its kept flash
+        with board_lock.claim([f"virtual {Path(board.flash_state).resolve()}"]), board.attached():
             result = flash_api.flash_image(image, board=board_name, method="picoboot", verify=verify,
                                            on_step=on_step, wait_app=wait_app, **options)
         after = board.state().get("totals", {})

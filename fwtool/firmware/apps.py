@@ -59,10 +59,11 @@ class App:
             raise BadInput(f"model input '{t.name}' is {t.dtype.lower()} but app '{self.name}' feeds "
                            f"{self.input_dtype}", "convert with that input type (fwtool quantize does int8)")
 
-    def check_board(self, board: Board) -> None:
-        """Refuse a board that lacks a feature the app ``needs`` (naming the boards that have it)."""
+    def check_board(self, board: Board, provided: frozenset[str] = frozenset()) -> None:
+        """Refuse a board that lacks a feature the app ``needs`` (naming the boards that have it). ``provided``:
+        what every board of its family has without a board table (Family.features: linux's audio on stdin)."""
         for feature in self.needs:
-            if not has_feature(board, feature):
+            if feature not in provided and not has_feature(board, feature):
                 have = [b.name for b in all_boards().values() if has_feature(b, feature)]
                 raise BadInput(f"app '{self.name}' needs a {feature} but board '{board.name}' has none "
                                f"(no [{feature}] table in its board file)",

@@ -7,6 +7,7 @@ from pathlib import Path
 from fwtool import __version__
 from fwtool.audio import device as audio_device
 from fwtool.firmware.apps import template_values
+from fwtool.firmware import capture as capture_mod
 from fwtool.firmware.families import SourcePatch, apply_patches
 from fwtool.firmware.preprocessor import template_values as preprocessor_values
 from fwtool.firmware import speed
@@ -48,6 +49,7 @@ def generic_context(p: BuildPlan) -> dict:
         "input_desc": ",".join(map(tensor_desc, model.inputs)), "output_desc": ",".join(map(tensor_desc, model.outputs)),
         "labels": [escape.c_string(label) for label in p.labels], "led_pin": p.board.led_pin,
         "stdio_usb": int(stdio == "usb"), "stdio_uart": int(stdio == "uart"),
+        "on_fault": p.board.debug.on_fault,  # [debug] on_fault: "halt" | "reset" after FWT:FAULT (every family)
         "usb_wait_ms": opts.usb_wait_ms, "loop_delay_ms": opts.loop_delay_ms, "fmt": protocol.c_formats(),
         **speed.template_values(p),  # tflm_cores, clock_mhz, opt (banner) and the clock's CMake lines
     }
@@ -63,6 +65,8 @@ def template_context(p: BuildPlan, vendor_paths: dict[str, Path], patches: list[
     if "tflm_defines" in ctx:
         ctx["tflm_defines"] = tflm_defines_for(p.app, ctx["tflm_defines"])
     ctx.update(template_values(p.app))
+    ctx.update(capture_mod.template_values(p.capture))
+    ctx["app_defines"] = [*ctx["app_defines"], *(d for d in ctx.pop("capture_defines") if d not in ctx["app_defines"])]
     if patches:
         sources, copies = apply_patches(ctx["tflm_sources"], list(patches))
         ctx["tflm_sources"] = sources

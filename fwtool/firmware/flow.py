@@ -133,7 +133,8 @@ def build_once(opts: BuildOptions, on_line: Callable[[str], None], on_step: Call
             if progress:
                 on_progress(*progress)
 
-        compiled = family.compile(CompileRequest(project_dir, build_dir, board, vendor_paths, opts.jobs, tee))
+        compiled = family.compile(CompileRequest(project_dir, build_dir, board, vendor_paths, opts.jobs, tee,
+                                                 opts.builder))
     compile_s = time.monotonic() - t_compile
 
     on_step(f"checking sizes and writing the {board.image_kind.upper()}")
@@ -158,7 +159,7 @@ def build_once(opts: BuildOptions, on_line: Callable[[str], None], on_step: Call
     artifacts = Artifacts(out_dir, board.image_kind, **paths)
     build = {"seconds": round(time.monotonic() - t_start, 2), "compile_seconds": round(compile_s, 2),
              "changed_files": changed, "project_dir": str(project_dir), "build_dir": str(build_dir),
-             "notes": notes}
+             "notes": notes, **({"builder": compiled.builder} if compiled.builder else {})}
     report = build_report(p, ctx, sizes, artifacts, build, {name: s.version for name, s in tool_status.items()})
     atomic_write(out_dir / outdir.REPORT_NAME, json.dumps(report, indent=2))
     return p, BuildResult(board.name, p.app.name, artifacts, report)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,7 @@ from fwtool.audio import device as audio_device
 from fwtool.audio.params import FrontEnd
 from fwtool.firmware import fit as fit_mod
 from fwtool.firmware import codesize, speed, userdata
+from fwtool.firmware.capture import CapturePlan, plan_capture
 from fwtool.firmware.apps import App, get_app
 from fwtool.firmware.families import Family, get_family
 from fwtool.firmware.outdir import default_out_dir
@@ -57,6 +58,9 @@ class BuildOptions:
     inputs_source: str = ""  # how they were made, for the banner and the report
     preprocessor: Path | None = None  # an app's own front-end model (kws) instead of its default
     detection: Path | None = None  # kws: detection.json (threshold, smoothing) from fwtool train
+    capture_s: float | None = None  # --capture: seconds sent after a detection (firmware/capture.py)
+    pre_roll_s: float | None = None  # --pre-roll: seconds before it (default 0.3)
+    builder: str | None = None  # --builder: the family's build system (psoc6: cmake | mtb); None: its default
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,7 @@ class BuildPlan:
     preprocessor: PreprocessorPlan | None = None  # a second model the app runs first (kws), own arena
     arena_target: dict | None = None  # fit.arena_target: the key of the arena measured on the virtual board
     code_size_fields: dict = field(default_factory=dict)  # codesize.plan_fields: the code-size cache key
+    capture: CapturePlan | None = None  # --capture: the detect-then-capture ring and its link check
 
     @property
     def kernel_files(self) -> list[str]:
@@ -139,8 +144,10 @@ def plan(opts: BuildOptions) -> BuildPlan:
     """Check everything and decide the build; raises (FwtoolError) before anything is written."""
     board = get_board(opts.board, opts.model)  # a user board beside the model too (core/boards.py)
     family = get_family(board.family)
+    opts = replace(opts, tflm_cores=family.tflm_cores(board, int(opts.tflm_cores)))  # what the image really does
     app = get_app(opts.app)
-    app.check_board(board)
+    app.check_board(board, family.features)
+    check_builder(opts.builder, board, family)
     speed.resolve_clock(board, opts.clock)  # a clock or --opt the board cannot do is refused before anything else
     speed.check_opt(opts.opt)
     notes: list[str] = []
@@ -155,6 +162,10 @@ def plan(opts: BuildOptions) -> BuildPlan:
     pre = plan_preprocessor(app, opts.preprocessor)
     labels = labels_for(pre, opts.labels, read_labels(opts.labels, model.outputs[0].elements, notes))
     extra_arena, extra_flash = (pre.arena.total, pre.model.size) if pre else (0, 0)  # counted like inputs
+    cap = plan_capture(opts.capture_s, opts.pre_roll_s, app=app.name, family=board.family,
+                       stdio=opts.stdio or board.stdio, uart_baud=board.uart_baud,
+                       inferences_per_s=1000.0 / audio.inference_period_ms if audio else 0.0, labels=len(labels))
+    extra_arena += cap.ram_bytes if cap else 0  # the ring is RAM like an arena
     code_fields = codesize.plan_fields(board, family, app, codesize.kernel_files(model, pre),
                                        opts.stdio or board.stdio, opts.tflm_cores)
     code = codesize.reserve_for(code_fields, family.code_reserve_bytes)
@@ -162,7 +173,18 @@ def plan(opts: BuildOptions) -> BuildPlan:
                             sum(len(v) for v in inputs) + extra_flash, *code)
     out_dir = Path(opts.out_dir or default_out_dir(board.name)).resolve()
     return BuildPlan(opts, board, family, app, model, resolver_calls(model), arena, labels, inputs, inputs_source,
-                     fit, out_dir, notes, app_vendor_paths(app), audio, pre, target, code_fields)
+                     fit, out_dir, notes, app_vendor_paths(app), audio, pre, target, code_fields, cap)
+
+
+def check_builder(builder: str | None, board: Board, family: Family) -> None:
+    """--builder names one of the family's build systems (only PSoC 6 has a choice)."""
+    if builder is None or builder in family.builders:
+        return
+    if not family.builders:
+        raise BadInput(f"--builder {builder}: board '{board.name}' ({family.name}) has one build system",
+                       "leave out --builder (it chooses between cmake and mtb for PSoC 6 boards)")
+    raise BadInput(f"--builder {builder} is not a {family.name} build system",
+                   f"use one of: {', '.join(family.builders)}")
 
 
 def app_vendor_paths(app: App) -> dict[str, Path]:

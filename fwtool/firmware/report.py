@@ -46,6 +46,7 @@ def build_report(p: BuildPlan, ctx: dict, sizes: Sizes, artifacts: Artifacts, bu
         "fwtool": __version__, "board": p.board.to_dict(), "model": p.model.to_dict(),
         "ops": p.ops, "arena": p.arena.to_dict(), "labels": p.labels,
         "preprocessor": p.preprocessor.to_dict() if p.preprocessor else None,
+        "capture": p.capture.to_dict() if p.capture else None,
         "input": {"source": p.inputs_source, "bytes": p.input_bytes, "vectors": len(p.inputs)},
         "fit_check": p.fit,
         "sizes": sizes.to_dict(),

@@ -74,7 +74,7 @@ def template_values(plan) -> dict:
     """What the templates get: the banner's cores/clock/opt and the clock's CMake lines."""
     opts = plan.options
     mhz = resolve_clock(plan.board, getattr(opts, "clock", None))
-    cores = int(opts.tflm_cores) if plan.board.family == "rp2040" else 1  # only pico-tflmicro splits work
+    cores = int(opts.tflm_cores)  # already what the family runs (Family.tflm_cores)
     return {"tflm_cores": cores, "clock_mhz": mhz, "opt": check_opt(getattr(opts, "opt", None)),
             "speed_flag": SPEED_FLAG if getattr(opts, "opt", None) == "speed" else AUDIO_FLAG,
             "clock_cmake": sdk_clock_cmake(plan.board, mhz)}

@@ -20,7 +20,7 @@ from pathlib import Path
 from fwtool import devices
 from fwtool.core.boards import Board, all_boards, get_board
 from fwtool.core.errors import BadInput, DeviceLost, FlashFailed, NoUsbBackend, UsbAccessDenied, WaitTimeout
-from fwtool.devices import last_flash
+from fwtool.devices import board_lock, last_flash
 from fwtool.devices import usb as usbdevices
 from fwtool.devices.device import Device
 from fwtool.devices.chips import EXAMPLE_BOARD
@@ -111,6 +111,19 @@ def _flash(req: FlashRequest) -> FlashResult:
                        f"an {want_chip} board; nothing was written",
                        f"flash an image built for it (--board {EXAMPLE_BOARD[target.chip]}), or plug in the "
                        f"{want_chip} board")
+    # one device, one user (devices/board_lock.py): queue behind another flash of this board, make a monitor let go
+    waited: list[str] = []
+    # (a virtual board's USB location is the same for every one: flash_virtual claims it by its flash file instead)
+    ids = board_lock.of_device(target) if usbdevices.system_usb() else []
+    with board_lock.claim(ids, on_event=lambda e: e in ("waiting", "asked") and
+                          waited.append(e)):
+        if waited and found is not None:  # the board may have been rebooted or re-flashed while this one waited
+            found = devices.discover(boards)
+            target = devices.select(found, target.location or target.serial or req.device)
+        return _flash_claimed(req, board, img, tried, boards, found, target, notes, t0)
+
+
+def _flash_claimed(req, board, img, tried, boards, found, target, notes, t0) -> FlashResult:
     app_serial = target.serial if target.mode in ("app", "probe") else None  # a KitProg3's UID = its UART's serial
     req.step(f"board     {board.name}: {target.describe()}")
     # apps on USB before the flash other than this board (a new one afterwards, at no known location, is ours)

@@ -13,9 +13,8 @@ outside it is refused before anything is sent.
 from __future__ import annotations
 
 import hashlib
-import os
+import json
 import re
-import select
 import shlex
 import subprocess
 import time
@@ -25,13 +24,16 @@ from pathlib import Path, PurePosixPath
 from fwtool.core import runner
 from fwtool.core.boards import get_board
 from fwtool.core.errors import BadInput, Exit, FwtoolError, MissingTool, NoDevice
+from fwtool.firmware.apps import get_app
 from fwtool.firmware.families.linux import board_arch, check_executable
+from fwtool.flash import ssh_checks, ssh_service
+from fwtool.flash.ssh_checks import check_device_name
+from fwtool.flash.ssh_service import check_unit_name
 
 SAFE_OPTIONS = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=10",
                 "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3"]
 _HOST = re.compile(r"^(?:(?P<user>[A-Za-z0-9._-]+)@)?(?P<host>[A-Za-z0-9._-]+)(?::(?P<port>\d{1,5}))?$")
-# systemd unit names: [A-Za-z0-9:_.\-] plus '@' for instances (systemd.unit(5)); fwtool adds ".service"
-_UNIT = re.compile(r"^[A-Za-z0-9:_.\\-]{1,200}$")
+CAPTURE_SUFFIX = ".capture"  # beside the program: the ALSA device an audio app's deploy checked (for monitor --host)
 _FINGERPRINT = re.compile(r"(SHA256:[A-Za-z0-9+/=]+)")
 
 
@@ -136,135 +138,100 @@ def run_remote(host: SshHost, remote: str, data: bytes | None = None, timeout: f
     return p.stdout.decode(errors="replace")
 
 
-def check_unit_name(name: str) -> str:
-    """A systemd user unit name fwtool may write (``NAME`` or ``NAME.service``); BadInput otherwise."""
-    base = name[:-len(".service")] if name.endswith(".service") else name
-    if not _UNIT.match(base) or base.startswith("-") or base in (".", ".."):
-        raise BadInput(f"--service {name!r} is not a name systemd accepts",
-                       "use letters, digits and :_.- only, e.g. --service fwtool-kws")
-    return base + ".service"
-
-
 def remote_path(deploy_dir: str, name: str) -> str:
     """``deploy_dir/name`` (relative to the login's home); BadInput for anything that leaves ``deploy_dir``."""
     base = PurePosixPath(deploy_dir)
     rel = PurePosixPath(name)
     if base.is_absolute() or ".." in base.parts or rel.is_absolute() or ".." in rel.parts or not rel.parts \
-            or not base.parts:
+            or not base.parts or len(rel.parts) != 1:
         raise BadInput(f"remote path {deploy_dir}/{name} is outside the deploy folder ~/{deploy_dir}",
-                       "give a plain file name inside it (no '/', '..' or absolute paths)")
+                       "give a plain file name inside it (no '/', '..' or absolute paths) and a relative "
+                       "[sdk] deploy_dir")
     return str(base / rel)
 
 
-def unit_text(program: str, description: str) -> str:
-    return (f"[Unit]\nDescription={description}\n\n[Service]\nExecStart=%h/{program}\nRestart=on-failure\n"
-            f"RestartSec=2\n\n[Install]\nWantedBy=default.target\n")
+def audio_app(image: Path) -> str | None:
+    """The app of the build that made ``image`` (its report.json beside it) when it reads a microphone."""
+    report = Path(image).parent / "report.json"
+    try:
+        app = json.loads(report.read_text()).get("build", {}).get("app")
+        return app if app and any(n.endswith("mic") for n in get_app(app).needs) else None
+    except (OSError, ValueError, AttributeError, FwtoolError):
+        return None
 
 
 def deploy(image: Path, host: SshHost, board, arch: str, service: str | None = None, name: str | None = None,
-           log=lambda s: None) -> dict:
-    """Copy ``image`` to ``~/<deploy_dir>/<name>`` on ``host`` after checking its ``uname -m`` is ``arch``;
-    with ``service``, install and start a systemd user unit running it. Returns what was done."""
+           capture: str | None = None, audio: bool = False, log=lambda s: None) -> dict:
+    """Copy ``image`` to ``~/<deploy_dir>/<name>`` on ``host`` after the checks of ssh_checks (architecture,
+    space, the capture device for an audio program, a systemd user manager for ``service``) all pass — a failed
+    check changes nothing there; with ``service``, install and (re)start a systemd user unit running it."""
     deploy_dir = board.sdk.deploy_dir
     unit = check_unit_name(service) if service else None
+    named = check_device_name(capture) if capture else board.sdk.capture_device
+    audio = audio or capture is not None
     target = remote_path(deploy_dir, name or f"{board.name}.elf")
     data = Path(image).read_bytes()
     t0 = time.monotonic()
-    machine = run_remote(host, "uname -m", log=log).strip()
-    if machine != arch:
-        raise BadInput(f"{host.spec} is {machine or 'unknown'}, not {arch}: the {board.name} program cannot run "
-                       "there (nothing was copied)",
-                       f"deploy a build for that machine (e.g. --board linux-host for an {machine} host)")
+    probe = ssh_checks.script(deploy_dir, [named] if named else [], audio, unit)
+    facts = ssh_checks.parse(run_remote(host, probe, timeout=60, log=log))
+    checked = ssh_checks.check(facts, host=host.spec, arch=arch, board=board.name, size=len(data),
+                               deploy_dir=deploy_dir, audio=audio, device=named, unit=unit)
     sha = hashlib.sha256(data).hexdigest()
     q = shlex.quote
     tmp = f"{target}.tmp"
+    device = checked["capture_device"]
+    record = (f"printf '%s\\n' {q(device)} > {q(target + CAPTURE_SUFFIX)}" if device
+              else f"rm -f {q(target + CAPTURE_SUFFIX)}")
     script = (f"mkdir -p {q(deploy_dir)} && cat > {q(tmp)} && chmod 755 {q(tmp)} && "
-              f"[ \"$(sha256sum {q(tmp)} | cut -d' ' -f1)\" = {sha} ] && mv -f {q(tmp)} {q(target)}")
+              f"[ \"$(sha256sum {q(tmp)} | cut -d' ' -f1)\" = {sha} ] && mv -f {q(tmp)} {q(target)} && {record}")
     run_remote(host, script, data=data, timeout=300, log=log)
-    out = {"method": "ssh", "host": host.spec, "remote_arch": machine, "remote_path": f"~/{target}",
-           "bytes": len(data), "sha256": sha, "verified": True}
+    out = {"method": "ssh", "host": host.spec, "remote_arch": facts.arch, "remote_path": f"~/{target}",
+           "bytes": len(data), "sha256": sha, "verified": True, "free_bytes": (facts.free_kb or 0) * 1024,
+           "capture_device": checked["capture_device"], "notes": checked["notes"]}
     if unit:
-        text = unit_text(target, f"fwtool {board.name} program")
-        unit_path = f".config/systemd/user/{unit}"
-        run_remote(host, f"mkdir -p .config/systemd/user && cat > {q(unit_path)} && systemctl --user "
-                         f"daemon-reload && systemctl --user enable --now {q(unit)}", data=text.encode(), log=log)
+        text = ssh_service.unit_text(target, f"fwtool {board.name} program", checked["capture_device"])
+        said = run_remote(host, ssh_service.install_script(unit, target), data=text.encode(), log=log)
         out["service"] = unit
+        out["unit_file"] = f"~/{ssh_service.UNIT_DIR}/{unit}"
+        hint = ssh_service.linger_hint(said, host.spec)
+        if hint:
+            out["notes"].append(hint)
     out["seconds"] = round(time.monotonic() - t0, 2)
     return out
 
 
-class SshStream:
-    """A serial-port-like reader of a program's stdout over SSH (for fwtool's monitor: ``opener``). It runs the
-    deployed program (or, with ``service``, follows its journal); the remote side ends with the connection
-    (the program runs under ``read`` of the ssh channel's stdin: EOF there kills it)."""
-
-    def __init__(self, host: SshHost, program: str, service: str | None = None, timeout: float = 0.05):
-        check_ssh()
-        self.host, self.timeout = host, timeout
-        q = shlex.quote
-        if service:
-            remote = f"exec journalctl --user -f -o cat -u {q(check_unit_name(service))}"
-        else:
-            remote = f"{q(program)} & p=$!; cat >/dev/null; kill $p 2>/dev/null; wait $p 2>/dev/null"
-        self.proc = runner.spawn(host.command(remote))
-        self.is_open = True
-        self._buf = bytearray()
-        os.set_blocking(self.proc.stdout.fileno(), False)
-
-    @property
-    def in_waiting(self) -> int:
-        return len(self._buf)
-
-    def _fill(self, wait: float) -> None:
-        r, _, _ = select.select([self.proc.stdout], [], [], wait)
-        if not r:
-            return
-        chunk = self.proc.stdout.read(65536)
-        if chunk:
-            self._buf += chunk
-        elif chunk == b"":  # EOF: the connection ended
-            err = self.proc.stderr.read() or b""
-            self.close()
-            msg = err.decode(errors="replace").strip()
-            if self.proc.returncode == 255 and msg:
-                e = ssh_error(self.host, msg, 255)
-                raise OSError(f"{e.cause}")
-            raise OSError(f"the SSH connection to {self.host.spec} ended")
-
-    def read(self, n: int = 1) -> bytes:
-        if not self.is_open:
-            raise OSError("closed")
-        if not self._buf:
-            self._fill(self.timeout)
-        out, self._buf = bytes(self._buf[:n]), self._buf[n:]
-        return out
-
-    def write(self, data: bytes) -> int:
-        return len(data)  # the program's stdin is not forwarded by the monitor
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                self.proc.stdin.close()  # EOF: the remote wrapper kills the program
-                self.proc.wait(timeout=3)
-            except (OSError, subprocess.TimeoutExpired):
-                runner.kill_group(self.proc)
-        self.is_open = False
+def remove_service(board_name: str, host: str, config: Path | None = None, log=lambda s: None) -> dict:
+    """``fwtool flash --host … --service remove``: stop, disable and delete fwtool's units for the board's
+    program (the program itself stays)."""
+    board = _linux_board(board_name)
+    target = remote_path(board.sdk.deploy_dir, f"{board.name}.elf")
+    said = run_remote(SshHost(host, config), ssh_service.remove_script(target), log=log)
+    units = [ln.split("=", 1)[1] for ln in said.splitlines() if ln.startswith("removed=")]
+    return {"method": "ssh", "host": host, "removed": units, "program": f"~/{target}"}
 
 
-def flash_over_ssh(image: Path, board_name: str, host: str, config: Path | None = None,
-                   service: str | None = None, log=lambda s: None) -> dict:
-    """``fwtool flash --host``: the linux board's program ``image`` to ``host`` (checked first: a static ELF for
-    the board's architecture, the remote ``uname -m`` the same)."""
+def _linux_board(board_name: str):
     board = get_board(board_name)
     if board.family != "linux":
         raise BadInput(f"--host deploys a Linux board's program; {board.name} is a {board.family} board",
                        "use --board rpi4 or --board linux-host (or drop --host to flash over USB)")
+    return board
+
+
+def flash_over_ssh(image: Path, board_name: str, host: str, config: Path | None = None,
+                   service: str | None = None, capture: str | None = None, log=lambda s: None) -> dict:
+    """``fwtool flash --host``: the linux board's program ``image`` to ``host`` (checked first: a static ELF for
+    the board's architecture; then the remote checks of :func:`deploy`). An audio app (its build's report.json
+    says so) or a ``capture`` device gets the capture check and, with ``service``, the arecord pipe."""
+    board = _linux_board(board_name)
+    if service == ssh_service.REMOVE:
+        return remove_service(board_name, host, config, log)
     arch = board_arch(board)
     if not Path(image).is_file():
         raise BadInput(f"no program {image}", f"build it first: fwtool build --board {board.name}")
     check_executable(Path(image).read_bytes(), arch, str(image))
-    return deploy(Path(image), SshHost(host, config), board, arch, service=service, log=log)
+    return deploy(Path(image), SshHost(host, config), board, arch, service=service, capture=capture,
+                  audio=audio_app(Path(image)) is not None, log=log)
 
 
 def program_path(board_name: str, name: str | None = None) -> str:

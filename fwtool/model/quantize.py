@@ -31,7 +31,8 @@ import numpy as np
 
 from fwtool import __version__
 from fwtool.core.errors import BadInput, Exit, FwtoolError, MissingTool
-from fwtool.core.files import atomic_write
+from fwtool.core import locks
+from fwtool.core.files import atomic_write, file_sha256, read_json
 from fwtool.core.paths import cache_dir
 from fwtool.model import host
 from fwtool.model.evaluation import evaluate, run_int8
@@ -381,12 +382,26 @@ def cached_quantize(model: Path, representative: Path, samples: int = DEFAULT_SA
     stem = model_stem(model)
     folder = cache_dir() / "models" / key[:24]
     out = folder / f"{stem}.tflite"
-    if out.is_file():
+    record = folder / "quantize.json"
+
+    def cached() -> bool:  # the entry counts only when its record names the model's exact bytes (never a damaged one)
+        rec = read_json(record)
+        try:
+            return isinstance(rec, dict) and out.is_file() and rec.get("output_sha256") == file_sha256(out)
+        except OSError:
+            return False
+
+    if cached():
         return out, True
-    data, report = quantize(QuantizeOptions(model=model, representative=representative, output=out,
-                                            samples=samples), on_step)
-    atomic_write(folder / "quantize.json", json.dumps(report, indent=2, default=str).encode())
-    atomic_write(out, data)
+    # one conversion per entry (core/locks.py): a second process waits, then finds it converted
+    with locks.hold(locks.sibling_lock(folder), f"the int8 conversion of {model.name} in the cache"):
+        if cached():
+            return out, True
+        data, report = quantize(QuantizeOptions(model=model, representative=representative, output=out,
+                                                samples=samples), on_step)
+        atomic_write(out, data)
+        report["output_sha256"] = hashlib.sha256(data).hexdigest()
+        atomic_write(record, json.dumps(report, indent=2, default=str).encode())  # last: the entry is complete
     return out, False
 
 

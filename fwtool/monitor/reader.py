@@ -5,6 +5,9 @@
   :class:`Disconnected`, :class:`OpenFailed`). After a disconnect it looks for the same board (same USB serial
   number, any device name) every ``poll_s`` seconds and opens it the moment it is listed, so a boot banner printed
   right after re-enumeration is read.
+* With a ``gate`` (a :class:`fwtool.devices.board_lock.Yieldable`, the monitor's hold on its board) it lets go of the
+  board for a flash it did not start: on the poll after the flash asks, it closes the port and releases the board
+  (:class:`Yielded`); once the flash is over it takes the board back and reopens the port like after a reset.
 
 Ports are opened by the serial layer's one opener (fwtool.devices.serial.open_serial) and read by its one read
 loop (fwtool.core.lines.read_waiting).
@@ -43,6 +46,17 @@ class Disconnected:
 
 
 @dataclass
+class Yielded:
+    to: str  # the holder record of the process it let go for ("fwtool flash pid 1234")
+    t: float
+
+
+@dataclass
+class Reclaimed:
+    t: float
+
+
+@dataclass
 class OpenFailed:
     port: PortInfo
     error: str
@@ -53,8 +67,9 @@ class PortReader:
     def __init__(self, target: FollowedPort, discovery: Discovery, baud: int = 115200, *,
                  opener: Callable[[str, int, float], serial.SerialBase] = open_serial,
                  reconnect: bool = True, poll_s: float = 0.05, read_timeout: float = 0.05,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, gate=None):
         self.target = target
+        self.gate = gate
         self.discovery = discovery
         self.baud = baud
         self.opener = opener
@@ -100,6 +115,13 @@ class PortReader:
         """Read what is there (waiting up to ``read_timeout``), or look for the board if it is gone."""
         if self.ser is None:
             return self._look_for_board()
+        if self.gate is not None:
+            to = self.gate.wanted()
+            if to is not None:  # a flash this monitor did not start asks for the board
+                self.close()
+                self.gate.release(to)
+                self.disconnected_at = self.clock() if not self.reconnect else None  # no lost-timeout meanwhile
+                return [Yielded(to, time.time())]
         buf = bytearray()
         try:
             read_waiting(self.ser, buf)  # blocks up to read_timeout for the first byte
@@ -124,6 +146,17 @@ class PortReader:
         if not self.reconnect:
             time.sleep(self.read_timeout)
             return []
+        events: list = []
+        if self.gate is not None and not self.gate.held:
+            if not self.gate.try_reacquire():  # the flash still has the board
+                time.sleep(self.read_timeout)
+                return []
+            self.disconnected_at = self.clock()  # the reconnect timeout counts from the end of the flash
+            self._next_scan = 0.0
+            events.append(Reclaimed(time.time()))
+        return events + self._scan()
+
+    def _scan(self) -> list:
         now = self.clock()
         if now < self._next_scan:
             time.sleep(min(self.read_timeout, self._next_scan - now))

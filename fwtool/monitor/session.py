@@ -35,15 +35,22 @@ from typing import Callable, TextIO
 from rich.console import Console
 from rich.text import Text
 
+from fwtool.core.boards import get_board
 from fwtool.core.errors import Exit, FwtoolError
+from fwtool.core.protocol import FirmwareFault
 import fwtool.monitor.keys as keys_mod
 from fwtool.devices.last_flash import LAST_FLASH_FILE
 from fwtool.devices.ports import Discovery, PortInfo, resolve_port, target_for
 from fwtool.devices.serial import is_url, open_serial
+from fwtool.image.symbols import check_elf, fault_places
 from fwtool.core.lines import LineSplitter
-from fwtool.monitor.reader import Connected, Data, Disconnected, OpenFailed, PortReader
+from fwtool.devices import board_lock
+from fwtool.monitor.reader import Connected, Data, Disconnected, OpenFailed, PortReader, Reclaimed, Yielded
 from fwtool.monitor.conditions import Conditions, Verdict, firmware_error
+from fwtool.core.protocol_capture import PREFIX_CAPCFG
+from fwtool.monitor.frameport import FrameStripper
 from fwtool.monitor.handoff import Handoff, HandoffOptions, describe as describe_handoff
+from fwtool.monitor.attach_reset import reset_after_open
 from fwtool.monitor.reboot import default_reboot
 from fwtool.monitor.stats import Record, Stats, classify
 from fwtool.monitor.view import JsonView, LiveView, LogTee, PanelState, make_view
@@ -75,6 +82,9 @@ class MonitorOptions:
     last_flash_file: Path = field(default_factory=lambda: LAST_FLASH_FILE)
     handoff: HandoffOptions | None = None  # --on-detect: capture after a detection and hand it off (handoff.py)
     elf: Path | None = None  # the build's ELF: FWT:FAULT pc/lr shown as function (file:line)
+    # Reset the target once the port is open so its boot banner is seen (a PSoC 6 kit: through its KitProg3,
+    # monitor/attach_reset.py); off, or when that fails, the identity comes with the firmware's re-announce.
+    reset_on_open: bool = True
 
 
 @dataclass
@@ -95,7 +105,8 @@ class Session:
     def __init__(self, opts: MonitorOptions, *, discovery: Discovery | None = None,
                  opener: Callable | None = None, out: TextIO | None = None, err: TextIO | None = None,
                  stdin=None, reboot: Callable | None = None, stop: threading.Event | None = None,
-                 on_record: Callable[[Record], None] | None = None, clock: Callable[[], float] = time.monotonic):
+                 on_record: Callable[[Record], None] | None = None, clock: Callable[[], float] = time.monotonic,
+                 attach_reset: Callable | None = None):
         self.opts = opts
         self.discovery = discovery or Discovery()
         self.opener = opener or open_serial
@@ -103,6 +114,7 @@ class Session:
         self.err = err or sys.stderr
         self.stdin = stdin
         self.reboot = reboot or default_reboot
+        self.attach_reset = attach_reset or reset_after_open  # (board, port) -> message | None; FwtoolError
         self.stop_event = stop
         self.on_record = on_record
         self.clock = clock
@@ -127,15 +139,25 @@ class Session:
         if o.eol not in keys_mod.EOLS:
             raise FwtoolError(f"--eol must be one of {', '.join(keys_mod.EOLS)}", "pick one", code=Exit.USAGE)
         self.handoff: Handoff | None = None
+        self.stripper: FrameStripper | None = None  # a --capture firmware's frames without --on-detect
         self.cond = Conditions(o.count, tuple(o.expect), o.expect_label, o.min_score,
                                o.handoff.expect_transcript if o.handoff else None)
         self.cond.elf = o.elf
+        if o.elf is not None:
+            check_elf(o.elf)
         if o.handoff is not None:
             o.handoff.check()
         port, baud = self._resolve()
+        # one device, one user: hold the board, letting go for a flash another process starts (devices/board_lock)
+        gate = board_lock.Yieldable(board_lock.of_device(port))
+        gate.acquire(on_wait=self._info)
         self.reader = PortReader(target_for(port), self.discovery, baud, opener=self.opener,
-                                 reconnect=o.reconnect, poll_s=o.poll_s, clock=self.clock)
-        first = self.reader.open_first(port)
+                                 reconnect=o.reconnect, poll_s=o.poll_s, clock=self.clock, gate=gate)
+        try:
+            first = self.reader.open_first(port)
+        except BaseException:
+            gate.release()
+            raise
         self.splitter = LineSplitter()
         mode = "json" if o.view == "json" else o.view
         self.view = make_view(mode, self.out, self.err, o.timestamps)
@@ -159,6 +181,7 @@ class Session:
             if self.input is not None:
                 self.input.start()
             self._connected(first)
+            self._reset_on_open(first.port)
             while self.verdict is None:
                 if self.stop_event is not None and self.stop_event.is_set():
                     self.verdict = Verdict(Exit.OK, "stopped")
@@ -200,6 +223,7 @@ class Session:
             if self.input is not None:
                 self.input.stop()
             self.reader.close()
+            gate.release()
             if self.handoff is not None:
                 for hev in self.handoff.close():
                     self._handoff_event(hev, final=True)
@@ -250,11 +274,30 @@ class Session:
         self._emit_event("connected", ("reconnected: " if ev.again else "connected: ") + p.describe(long=False),
                          {"port": p.device, "serial": p.serial_number, "reconnect": ev.again}, ev.t)
 
+    def _reset_on_open(self, port: PortInfo) -> None:
+        """Once, after the first open: reset the target so the boot banner comes to this open port (ESP-IDF's
+        monitor pulses DTR/RTS); where the board has no such reset nothing happens, where it fails an event says
+        the identity comes with the firmware's periodic re-announce instead."""
+        if not self.opts.reset_on_open or not self.opts.board:
+            return
+        try:
+            board = get_board(self.opts.board)
+            msg = self.attach_reset(board, port)
+        except FwtoolError as e:
+            self._emit_event("reset_failed", f"could not reset the target after opening the port: {e.cause}"
+                             + (f" ({e.fix})" if e.fix else ""))
+            return
+        if msg:
+            self._emit_event("reset", msg)
+
     def _event(self, ev) -> None:
         if isinstance(ev, Data):
             if self.view.wants_bytes:
                 self.view.data(ev.data)
-            text = self.handoff.feed(ev.data) if self.handoff is not None else ev.data
+            if self.handoff is None and self.stripper is None and PREFIX_CAPCFG.encode() in ev.data:
+                self.stripper = FrameStripper()  # (also found by _line when the banner was cut between reads)
+            text = (self.handoff.feed(ev.data) if self.handoff is not None
+                    else self.stripper.feed(ev.data) if self.stripper is not None else ev.data)
             for line in self.splitter.feed(text, ev.t):
                 self._line(line)
                 if self.verdict is not None:
@@ -268,11 +311,26 @@ class Session:
             self._emit_event("disconnected", f"disconnected ({ev.reason}){follow}", {"reason": ev.reason}, ev.t)
         elif isinstance(ev, Connected):
             self._connected(ev)
+        elif isinstance(ev, Yielded):
+            for line in self.splitter.flush(ev.t):
+                self._line(line)
+            self.panel.status = "lent to a flash"
+            self._emit_event("yielded", f"let go of the board for {ev.to}; taking it back when that ends",
+                             {"to": ev.to}, ev.t)
+        elif isinstance(ev, Reclaimed):
+            self.panel.status = "disconnected"
+            self._emit_event("reclaimed", "the board is free again: reopening its port", None, ev.t)
         elif isinstance(ev, OpenFailed):
             self._emit_event("open_failed", f"{ev.port.device} is back but cannot be opened: {ev.error}",
                              {"port": ev.port.device, "error": ev.error}, ev.t)
 
     def _line(self, line) -> None:
+        if self.handoff is None:
+            if self.stripper is None and line.complete and line.text.startswith(PREFIX_CAPCFG):
+                self.stripper = FrameStripper()
+            note = self.stripper.take_summary() if self.stripper is not None else None
+            if note:
+                self._emit_event("capture_skipped", note)
         rec = classify(line)
         self.stats.add(rec)
         self.view.record(rec)
@@ -280,6 +338,11 @@ class Session:
             self.log.record(rec)
         if self.on_record is not None:
             self.on_record(rec)
+        if isinstance(rec.parsed, FirmwareFault) and self.opts.elf is not None and not self.cond.active:
+            # shown at once, as ESP-IDF's monitor decodes a panic (a stop condition ends with it in the verdict)
+            where = fault_places(rec.parsed.raw, self.opts.elf)
+            self._emit_event("fault", f"fault: {where or 'pc/lr not in ' + str(self.opts.elf)}",
+                             dict(rec.parsed.fields))
         v = self.cond.check(rec, self.stats)
         if v is not None:
             self.verdict = v

@@ -13,6 +13,11 @@ Lifecycle (``Target.run`` does all of it, ``stop`` always)::
     t.start()
     lines = t.read(until="FWT:DONE", count=1, timeout=300, on_line=print)
     t.stop()
+
+    # a target that takes bytes (info.feeds): a live link instead of start(), e.g. an audio stream
+    port = t.open_link(image)     # pyserial-like (fwtool/targets/link.py); t.feed(data) writes to it
+    capture(port, pcm, ...)       # fwtool/audio/capture.py, exactly as on a board's serial port
+    t.stop()
     t.details()                   # what the run recorded (port, wall_s, emulated_us, ...)
 """
 from __future__ import annotations
@@ -139,9 +144,24 @@ class Target(ABC):
         A virtual target whose run ends any other way (firmware error, crash, timeout with ``until``) raises its
         FwtoolError; a port (a board) gives the lines it read by the timeout, for the caller to judge."""
 
+    link = None  # the live byte link open_link() returned (fwtool/targets/link.py); stop() closes it
+
+    def open_link(self, image: Path | None):
+        """Load and start ``image`` with a live byte link into its console — if ``"bytes"`` in info.feeds — and
+        return it: a pyserial-like port (``write``, ``read(n)`` waiting at most ``timeout``, ``in_waiting``,
+        ``close``; fwtool/targets/link.py) carrying what the firmware prints and what it reads (the bytes a board's
+        USB CDC or UART RX would get: the audio stream of fwtool/audio/stream.py). Also kept as ``self.link``:
+        ``feed`` writes to it, ``read`` reads its lines, ``stop()`` ends the run and closes it."""
+        raise Unsupported(f"{self.info.title} cannot be fed while it runs",
+                          "stream to a target whose info.feeds has 'bytes' (docs/audio-validate.md lists them)")
+
     def feed(self, data: bytes) -> None:
-        """Send bytes to the running firmware (an audio stream, input vectors) — if ``"bytes"`` in info.feeds."""
-        raise Unsupported(f"{self.info.title} cannot be fed while it runs", None)
+        """Send bytes to the running firmware (an audio stream, input vectors) — if ``"bytes"`` in info.feeds;
+        after ``open_link``."""
+        if self.link is None:
+            raise Unsupported(f"{self.info.title} cannot be fed while it runs" if "bytes" not in self.info.feeds
+                              else f"{self.info.title} is not running with a link: call open_link() first", None)
+        self.link.write(data)
 
     @abstractmethod
     def stop(self) -> None:

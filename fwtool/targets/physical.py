@@ -3,11 +3,12 @@ port with the serial layer's one opener (fwtool.devices.serial: exclusive lock, 
 ``ign_set_control``), read by the one read loop in fwtool.core.lines."""
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Callable
 
 from fwtool.core import protocol
-from fwtool.devices import find_serial_port
+from fwtool.devices import board_lock, find_serial_port
 from fwtool import flash
 from fwtool.devices import serial as serial_layer
 from fwtool.targets.base import PHYSICAL, Target, TargetInfo, read_lines
@@ -61,13 +62,30 @@ class BoardTarget(PortTarget):
         super().__init__(config)
         self.port: str | None = self.config.port
         self.ser = None
+        self._board = contextlib.ExitStack()  # the board's lock, from the flash to stop() (devices/board_lock)
+        self._keeping = False
+
+    def _keep_board(self) -> None:
+        if not self._keeping:
+            self._board.enter_context(board_lock.keep())
+            self._keeping = True
+
+    def stop(self) -> None:
+        super().stop()
+        self._keeping = False
+        self._board.close()
 
     def load(self, image) -> None:
         super().load(image)
+        self._keep_board()  # the flash's claim on the board lasts until the last result line is read
         if self.config.flash and self.image is not None:
             self.on_step("flashing the firmware")
-            res = flash.flash_image(self.image, board=self.config.board, serial=self.config.serial,
-                                    method=self.config.method, verify=self.config.verify, on_step=self.on_step)
+            try:
+                res = flash.flash_image(self.image, board=self.config.board, serial=self.config.serial,
+                                        method=self.config.method, verify=self.config.verify, on_step=self.on_step)
+            except BaseException:
+                self.stop()  # a failed flash lets go of the board (Target.run stops only after a load)
+                raise
             self.flash_result = res
             self._details.update({"flash_method": res.get("method"), "serial": res.get("serial")})
             self.port = self.port or res.get("port")
@@ -87,6 +105,10 @@ class BoardTarget(PortTarget):
 
     def start(self) -> None:
         self._details["port"] = self.resolve_port()
+        self._keep_board()
+        with board_lock.claim(board_lock.identities(self._details.get("serial") or self.config.serial,
+                                                    port=self.port)):
+            pass  # held until stop() (keep): a run without a flash is one user of the board too
         self.on_step(f"reading results from {self.port}")
         self.ser = open_port(self.port)
         self._t0 = time.monotonic()

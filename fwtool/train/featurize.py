@@ -62,10 +62,10 @@ class Featurizer:
         p = self._path(sha, spec)
         try:
             x = np.load(p, allow_pickle=False)
-            if x.shape == (self.fe.frames, self.fe.bins):
+            if x.shape == (self.fe.frames, self.fe.bins) and x.dtype == self.dtype:
                 self.hits += 1
                 return x
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError):  # missing, truncated (EOFError: empty), garbage: computed again
             pass
         x = self.compute(pcm, spec)
         buf = io.BytesIO()
@@ -76,6 +76,10 @@ class Featurizer:
             pass  # a cache that cannot be written only costs time
         self.misses += 1
         return x
+
+    @property
+    def dtype(self):
+        return np.dtype(np.int8 if self.fe.app == "kws" else np.int16)
 
     def many(self, items: list[tuple[np.ndarray | None, str, augment.Spec]],
              on_progress: Callable[[int, int], None] = lambda i, n: None) -> np.ndarray:

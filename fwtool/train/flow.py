@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from fwtool.audio import detection, kws, params
+from fwtool.core import locks
 from fwtool.core.errors import BadInput
 from fwtool.core.files import atomic_write
 from fwtool.firmware import plan as build_plan
@@ -193,15 +194,17 @@ def run(opts: TrainOptions, on_step: Callable[[str], None] = lambda s: None,
                          "plots": [str(out / "plots" / n) for n in sorted(pngs)]}
     report["next"] = next_commands(opts, out, tfl_name, bool(det_text))
     on_step("writing the outputs")
-    atomic_write(out / "labels.txt", "".join(f"{lab}\n" for lab in ds.labels))
-    atomic_write(out / "split.json", json.dumps(dataset.split_record(ds, opts.seed), indent=1))
-    atomic_write(out / "model.keras", keras_bytes)
-    if det_text:
-        atomic_write(out / "detection.json", det_text)
-    for name, png in pngs.items():
-        atomic_write(out / "plots" / name, png)
-    atomic_write(out / "report.json", json.dumps(report, indent=1, default=str))
-    atomic_write(out / tfl_name, data)  # last: the model is there only when everything else is
+    # one writer of the folder at a time (core/locks.py): two trainings into one --out leave one run's whole set
+    with locks.hold(locks.folder_lock(out), f"training output folder {out}"):
+        atomic_write(out / "labels.txt", "".join(f"{lab}\n" for lab in ds.labels))
+        atomic_write(out / "split.json", json.dumps(dataset.split_record(ds, opts.seed), indent=1))
+        atomic_write(out / "model.keras", keras_bytes)
+        if det_text:
+            atomic_write(out / "detection.json", det_text)
+        for name, png in pngs.items():
+            atomic_write(out / "plots" / name, png)
+        atomic_write(out / "report.json", json.dumps(report, indent=1, default=str))
+        atomic_write(out / tfl_name, data)  # last: the model is there only when everything else is
     return report
 
 

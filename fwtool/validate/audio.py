@@ -35,7 +35,7 @@ from fwtool.emulator import latency_stats
 from fwtool.emulator.audio import stream_clip
 from fwtool.model.tflite import Model, load_model
 from fwtool.targets import registry
-from fwtool.targets.base import Target
+from fwtool.targets.base import Target, TargetConfig
 from fwtool.validate import reference
 
 
@@ -133,17 +133,22 @@ def audio_target(opts: AudioValidateOptions) -> type[Target]:
                        "drop --device/--port (fwtool run --audio clip.wav streams to a real board)")
     tgt = registry.target_class(opts.board, opts.target, opts.model)
     if "bytes" not in tgt.info.feeds:
-        raise BadInput(f"{tgt.info.title} cannot be fed an audio stream", "validate audio apps on an RP2040 board's "
-                       "virtual target (--board pico)")
+        able = [name for name, cls in registry.TARGETS.items() if cls.info.virtual and "bytes" in cls.info.feeds]
+        raise BadInput(f"{tgt.info.title} (board '{opts.board}') cannot be fed an audio stream yet",
+                       f"validate audio apps on a board whose virtual target takes one ({', '.join(sorted(able))}: "
+                       "e.g. --board pico, pico2, nano33ble_sense, rpi4)")
     return tgt
 
 
-def build_app(opts: AudioValidateOptions, on_line: Callable[[str], None], on_step: Callable[[str], None]):
+def build_app(opts: AudioValidateOptions, on_line: Callable[[str], None], on_step: Callable[[str], None],
+              cores: int = 2):
+    """The audio app built for the virtual target (``cores``: its TargetInfo.cores unless --tflm-cores: a QEMU
+    machine runs the single-core link)."""
     board = get_board(opts.board, opts.model)
     out_dir = Path(opts.out_dir) if opts.out_dir else outdir.default_out_dir(  # a folder per model/app/labels
         board.name, f"{opts.app}-emu", model=opts.model, labels=opts.labels)
     bopts = build_flow.BuildOptions(board=opts.board, model=Path(opts.model), out_dir=out_dir, app=opts.app,
-                                    jobs=opts.jobs, tflm_cores=getattr(opts, "tflm_cores", None) or 2,
+                                    jobs=opts.jobs, tflm_cores=getattr(opts, "tflm_cores", None) or cores,
                                     labels=opts.labels)
     if opts.preprocessor is not None and hasattr(bopts, "preprocessor"):
         bopts.preprocessor = opts.preprocessor
@@ -175,14 +180,16 @@ def run_audio(opts: AudioValidateOptions, on_line: Callable[[str], None] = lambd
                        f"inference after {fe.frames * fe.hop / fe.sample_rate:.3f} s of audio",
                        "use clips of at least that length (pad with silence: sox in.wav out.wav pad 0 1)")
     preprocessor = kws_mod.Preprocessor(opts.preprocessor) if opts.app == "kws" else None
-    on_step(f"building --app {opts.app} for the virtual board")
-    built = build_app(opts, on_line, on_step)
+    on_step(f"building --app {opts.app} for {tgt.info.title}")
+    built = build_app(opts, on_line, on_step, cores=tgt.info.cores)
+    image = registry.image_for(tgt, opts.board, built.artifacts.image, opts.model)  # e.g. the QEMU link's ELF
     labels = built.report.get("model", {}).get("labels") or built.report.get("labels") or []
     budget = opts.budget_ms if opts.budget_ms is not None else fe.inference_period_ms
     reports = []
     for i, (name, pcm) in enumerate(clips):
-        on_step(f"clip {i + 1}/{len(clips)} {name}: streaming to the virtual board")
-        cap = stream_clip(built.artifacts.image, pcm, fe, features=True, on_line=on_line)
+        on_step(f"clip {i + 1}/{len(clips)} {name}: streaming to {tgt.info.title}")
+        target = tgt(TargetConfig(board=opts.board, max_wall_s=900.0))
+        cap = stream_clip(image, pcm, fe, features=True, on_line=on_line, target=target)
         capture_mod.require_complete(cap, fe, len(pcm), name)
         on_step(f"clip {i + 1}/{len(clips)} {name}: host reference")
         reports.append(_clip_report(name, pcm, fe, model, cap, opts.max_diff, labels, preprocessor))
@@ -203,8 +210,10 @@ def run_audio(opts: AudioValidateOptions, on_line: Callable[[str], None] = lambd
                       "input_zero_point": fe.input_zero_point},
         "warm_up": ({"background": str(opts.warm_up), "seconds": opts.warm_up_seconds,
                      "frames": kws_mod.warm_up_frames(fe, opts.warm_up_seconds)} if opts.warm_up else None),
-        "target": {"kind": "emulator", "name": tgt.info.title},
+        "target": {"kind": "emulator", "name": tgt.info.title, "target": tgt.info.name,
+                   "cycle_accurate": tgt.info.cycle_accurate, "cycle": tgt.info.cycle},
         "firmware": {"image": str(built.artifacts.image), "sha256": file_sha256(built.artifacts.image),
+                     "ran": str(image),
                      "tflm_cores": built.report["build"]["tflm_cores"]},
         "thresholds": {"max_diff": opts.max_diff, "budget_ms": budget},
         "timing": {"hop": lat.to_dict() if lat else None,

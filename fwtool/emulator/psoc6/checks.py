@@ -8,7 +8,10 @@ Checked: the FLL is enabled and locked and its output (IMO / REF_DIV x MULT) is 
 kit's FLL frequency; CLK_HF0 = ``clock_hz``; the board's SCB is enabled in UART mode, clocked by a 16-bit PERI
 divider whose baud (CLK_PERI / (INT16_DIV + 1) / oversampling) is within 1.5 % of ``uart_baud``; the board's TX/RX
 pins are muxed (HSIOM) to that SCB's UART and TX drives (strong); those pins are the kit's KitProg3 bridge pins;
-the LED pin is a strong output and the kit's user LED.
+the LED pin is a strong output and the kit's user LED. When the firmware streams from the PDM-PCM block (an audio
+app on the microphone): CLK_HF1 is enabled, the sample rate its clocks and dividers give is within 1 % of 16 kHz,
+the board file's [pdm_mic] pins are muxed to the AUDIOSS PDM_CLK / PDM_DATA functions (CLK a strong output) and
+are the kit's CYBSP_PDM_CLK / CYBSP_PDM_DATA.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ if TYPE_CHECKING:
     from fwtool.emulator.psoc6.machine import Machine
 
 BAUD_TOLERANCE = 0.015
+MIC_RATE_HZ, MIC_RATE_TOLERANCE = 16_000, 0.01  # the audio apps' rate (fwtool/audio/params.py)
 
 
 def _pin(p) -> str:
@@ -90,6 +94,7 @@ def problems(m: Machine, board: Board) -> list[str]:
         if pin != kit_pin:
             out.append(f"the board file's UART {sig} pin {_pin(pin)} is not the kit's KitProg3 bridge pin "
                        f"{_pin(kit_pin)} ({kit.source})")
+    out += mic_problems(m, board)
     led = board.led
     if led is not None and led.port is not None:
         pin = (led.port, led.pin)
@@ -97,4 +102,34 @@ def problems(m: Machine, board: Board) -> list[str]:
             out.append(f"the LED pin {_pin(pin)} is not a strong output (drive mode {m.gpio.drive_mode(*pin)})")
         if kit.led is not None and pin != kit.led:
             out.append(f"the board file's LED {_pin(pin)} is not the kit's user LED {_pin(kit.led)} ({kit.source})")
+    return out
+
+
+def mic_problems(m: Machine, board: Board) -> list[str]:
+    """The microphone's clock, rate and pins (nothing when the firmware never started the PDM-PCM stream)."""
+    pdm, mic, kit, out = m.pdm, board.pdm_mic, m.kit, []
+    if pdm is None or not pdm.streaming():
+        return out
+    if not m.srss.hf_enabled(1):
+        out.append("the PDM-PCM block streams but CLK_HF1 (its clock) is not enabled")
+    rate = pdm.sample_rate()
+    if abs(rate - MIC_RATE_HZ) > MIC_RATE_TOLERANCE * MIC_RATE_HZ:
+        out.append(f"the PDM-PCM block samples at {rate:,.0f} Hz (CLK_HF1 {m.srss.hf_hz(1):,} Hz and its dividers), "
+                   f"not {MIC_RATE_HZ:,}")
+    if mic is None or mic.clk_port is None or mic.data_port is None:
+        return out + ["the firmware streams from the PDM-PCM block but the board file has no [pdm_mic] pins"]
+    for sig, pin, kit_pin in (("CLK", (mic.clk_port, mic.clk_pin), kit.pdm_clk),
+                              ("DATA", (mic.data_port, mic.data_pin), kit.pdm_data)):
+        want = next((m.dev.defines[n] for n in (f"P{pin[0]}_{pin[1]}_AUDIOSS0_PDM_{sig}",
+                                                f"P{pin[0]}_{pin[1]}_AUDIOSS_PDM_{sig}") if n in m.dev.defines), None)
+        got = m.gpio.function(*pin)
+        if want is None:
+            out.append(f"{_pin(pin)} has no PDM {sig} function on this device")
+        elif got != want:
+            out.append(f"{_pin(pin)} is muxed to HSIOM function {got}, not PDM {sig} ({want})")
+        if sig == "CLK" and m.gpio.drive_mode(*pin) != DM_STRONG_IN_OFF:
+            out.append(f"{_pin(pin)} (PDM CLK) has drive mode {m.gpio.drive_mode(*pin)}, not strong")
+        if kit_pin is not None and pin != kit_pin:
+            out.append(f"the board file's PDM {sig} pin {_pin(pin)} is not the kit's CYBSP_PDM_{sig} {_pin(kit_pin)} "
+                       f"({kit.source})")
     return out

@@ -8,8 +8,12 @@ the instruction count), CoreDebug DEMCR; NVIC registers are stored but raise not
 
 Not modelled (honest limits): no cycle timing — time is the number of instructions executed, counted in slices
 (CYCCNT reads inside a slice return the count at the slice's start, so a measurement is exact to one slice,
-``SLICE`` instructions); no interrupts or exception priorities (no NVIC behaviour, SysTick never fires, WFI
-ends the core's slice and the core sleeps until the other core's event); a fault (unmapped access, undefined
+``SLICE`` instructions); no exception priorities, preemption or tail-chaining, SysTick never fires, WFI
+ends the core's slice and the core sleeps until the other core's event. One peripheral interrupt at a time can be
+taken between slices (``take_irq``, used for the PDM-PCM block): only when the core is in thread mode with PRIMASK
+clear and the IRQ enabled in NVIC ISER (set/clear-enable registers kept as the bits they set); it stacks the basic
+frame (no FP state: the handler must not use the FPU), runs the vector table's handler, and returns on EXC_RETURN;
+a fault (unmapped access, undefined
 instruction) enters the HardFault handler with a basic stack frame and CFSR/HFSR/BFAR set as a Cortex-M4 would —
 without lazy FP stacking, priorities or lockup.
 """
@@ -29,6 +33,8 @@ DWT_CTRL, DWT_CYCCNT = 0xE0001000, 0xE0001004
 SYST_CSR, SYST_RVR, SYST_CVR = 0xE000E010, 0xE000E014, 0xE000E018
 CPUID, ICSR, VTOR, AIRCR = 0xE000ED00, 0xE000ED04, 0xE000ED08, 0xE000ED0C
 CFSR, HFSR, MMFAR, BFAR, CPACR, DEMCR = 0xE000ED28, 0xE000ED2C, 0xE000ED34, 0xE000ED38, 0xE000ED88, 0xE000EDFC
+NVIC_ISER, NVIC_ICER, NVIC_WORDS = 0xE000E100, 0xE000E180, 16  # set-enable / clear-enable, 32 IRQs per word
+EXCP_EXCEPTION_EXIT = 8  # QEMU's target/arm/cpu.h: a branch to EXC_RETURN in handler mode
 CPUIDS = {CM0P: 0x410CC601, CM4: 0x410FC241}
 # CFSR bits (ARMv7-M B3.2.15): BusFault PRECISERR | BFARVALID, UsageFault UNDEFINSTR; HFSR FORCED
 CFSR_PRECISERR, CFSR_BFARVALID, CFSR_IBUSERR, CFSR_UNDEFINSTR = 1 << 9, 1 << 15, 1 << 8, 1 << 16
@@ -92,7 +98,13 @@ class Core:
             self.pc = self.uc.reg_read(A.UC_ARM_REG_PC) | 1
         except unicorn.UcError as exc:
             self.pc = self.uc.reg_read(A.UC_ARM_REG_PC) | 1
+            if self.in_irq and self.pc >= 0xFFFFFFF0:  # the handler branched to EXC_RETURN (thread-mode decode)
+                self._irq_return()
+                return
             self._enter_fault(exc)
+            return
+        if self._event == "excret" or (self.in_irq and self.pc >= 0xFFFFFFF0):
+            self._irq_return()
             return
         if self._event == "wfi":
             self.sleeping = True
@@ -124,6 +136,8 @@ class Core:
         # EXCP_SWI 2 (SVC), EXCP_BKPT 7, EXCP_HLT (WFI/WFE) 10 (QEMU's target/arm/cpu.h numbering)
         if intno == 10:
             self._event = "wfi"
+        elif intno == EXCP_EXCEPTION_EXIT and self.in_irq:
+            self._event = "excret"
         elif intno == 7:
             self.halted = f"breakpoint (BKPT) at 0x{uc.reg_read(A.UC_ARM_REG_PC):08X}"
         else:
@@ -168,6 +182,55 @@ class Core:
         self.pc = handler | 1
         self.fault = Fault(str(exc), pc, self._fault_addr)
 
+    # ---- peripheral interrupts (one at a time, between slices) ----
+    in_irq: int | None = None  # the IRQ being handled
+
+    def irq_enabled(self, n: int) -> bool:
+        return bool(self.scs.get(NVIC_ISER + 4 * (n // 32), 0) >> (n % 32) & 1)
+
+    def take_irq(self, n: int) -> bool:
+        """Enter IRQ ``n``'s handler now if the core would (thread mode, PRIMASK clear, enabled); True if taken."""
+        uc = self.uc
+        if (self.in_irq is not None or self.halted or not self.running or not self.irq_enabled(n)
+                or uc.reg_read(A.UC_ARM_REG_PRIMASK) & 1 or uc.reg_read(A.UC_ARM_REG_IPSR)):
+            return False
+        sp_reg = A.UC_ARM_REG_PSP if uc.reg_read(A.UC_ARM_REG_CONTROL) & 2 else A.UC_ARM_REG_MSP
+        sp = uc.reg_read(sp_reg)
+        xpsr = uc.reg_read(A.UC_ARM_REG_XPSR) | (1 << 24)
+        if sp & 4:  # the frame is 8-byte aligned; bit 9 of the stacked xPSR says a word was skipped
+            xpsr |= 1 << 9
+        frame = [uc.reg_read(r) for r in (A.UC_ARM_REG_R0, A.UC_ARM_REG_R1, A.UC_ARM_REG_R2, A.UC_ARM_REG_R3,
+                                          A.UC_ARM_REG_R12, A.UC_ARM_REG_LR)] + [self.pc & ~1, xpsr]
+        sp = (sp - 32) & ~7
+        uc.mem_write(sp, b"".join(v.to_bytes(4, "little") for v in frame))
+        uc.reg_write(sp_reg, sp)
+        uc.reg_write(A.UC_ARM_REG_SP, sp)
+        self._irq_sp_reg = sp_reg
+        uc.reg_write(A.UC_ARM_REG_LR, 0xFFFFFFFD if sp_reg == A.UC_ARM_REG_PSP else 0xFFFFFFF9)
+        uc.reg_write(A.UC_ARM_REG_IPSR, 16 + n)
+        handler = int.from_bytes(uc.mem_read(self.scs.get(VTOR, 0) + 4 * (16 + n), 4), "little")
+        self.pc = handler | 1
+        self.in_irq = n
+        self.sleeping = False
+        return True
+
+    def _irq_return(self) -> None:
+        """Exception return: unstack the basic frame, back to thread mode where the IRQ came in."""
+        uc, sp_reg = self.uc, self._irq_sp_reg
+        sp = uc.reg_read(sp_reg)
+        words = [int.from_bytes(uc.mem_read(sp + 4 * i, 4), "little") for i in range(8)]
+        for reg, v in zip((A.UC_ARM_REG_R0, A.UC_ARM_REG_R1, A.UC_ARM_REG_R2, A.UC_ARM_REG_R3, A.UC_ARM_REG_R12,
+                           A.UC_ARM_REG_LR), words):
+            uc.reg_write(reg, v)
+        xpsr = words[7]
+        sp += 32 + (4 if xpsr & (1 << 9) else 0)
+        uc.reg_write(A.UC_ARM_REG_IPSR, 0)
+        uc.reg_write(A.UC_ARM_REG_XPSR, xpsr & ~((1 << 9) | 0x1FF))
+        uc.reg_write(sp_reg, sp)
+        uc.reg_write(A.UC_ARM_REG_SP, sp)
+        self.pc = words[6] | 1
+        self.in_irq = None
+
     # ---- peripheral bus (shared) and System Control Space (private) ----
     def _pread(self, uc, offset, size, base) -> int:
         return self.bus.read(self.which, base + offset, size)
@@ -197,6 +260,14 @@ class Core:
         if word == AIRCR and (value >> 16) == 0x05FA and value & 4:
             self.on_reset_request()
             uc.emu_stop()
+            return
+        if NVIC_ISER <= word < NVIC_ISER + 4 * NVIC_WORDS:  # write-one-to-set (NVIC_EnableIRQ)
+            self.scs[word] = self.scs.get(word, 0) | value
+            return
+        if NVIC_ICER <= word < NVIC_ICER + 4 * NVIC_WORDS:  # write-one-to-clear the enable bits
+            iser = word - NVIC_ICER + NVIC_ISER
+            self.scs[iser] = self.scs.get(iser, 0) & ~value
+            self.scs[word] = 0
             return
         if word in (CFSR, HFSR):  # write-one-to-clear
             self.scs[word] = self.scs.get(word, 0) & ~value

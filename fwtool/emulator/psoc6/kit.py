@@ -3,7 +3,8 @@
 board file — so a wrong board file is caught against the kit, not against itself.
 
 Read: the pins aliased ``CYBSP_DEBUG_UART_TX`` / ``CYBSP_DEBUG_UART_RX`` (the KitProg3 USB-UART bridge),
-``CYBSP_USER_LED`` (the LED), and the FLL personality's ``desiredFrequency`` (MHz).
+``CYBSP_USER_LED`` (the LED), ``CYBSP_PDM_CLK`` / ``CYBSP_PDM_DATA`` (the on-board PDM microphone, where the kit
+has one), and the FLL personality's ``desiredFrequency`` (MHz).
 """
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ class Kit:
     led: tuple[int, int] | None
     fll_hz: int | None
     source: str  # the design.modus it came from (for messages)
+    pdm_clk: tuple[int, int] | None = None  # the on-board microphone's pins (None: the kit has none)
+    pdm_data: tuple[int, int] | None = None
 
 
 def from_bsp(bsp_root: Path, bsp: str) -> Kit:
@@ -56,4 +59,4 @@ def from_bsp(bsp_root: Path, bsp: str) -> Kit:
         raise FwtoolError(f"{bsp}'s design.modus names no {', '.join(missing)} pin",
                           "this kit cannot run on the virtual PSoC 6 (its debug UART is unknown)")
     return Kit(bsp, pins["CYBSP_DEBUG_UART_TX"], pins["CYBSP_DEBUG_UART_RX"], pins.get("CYBSP_USER_LED"), fll_hz,
-               f"{bsp}/config/design.modus")
+               f"{bsp}/config/design.modus", pins.get("CYBSP_PDM_CLK"), pins.get("CYBSP_PDM_DATA"))

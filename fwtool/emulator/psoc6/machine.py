@@ -25,9 +25,11 @@ from fwtool.emulator.psoc6.cpuss import Cpuss
 from fwtool.emulator.psoc6.gpio import Gpio
 from fwtool.emulator.psoc6.ipc import Ipc
 from fwtool.emulator.psoc6.kit import Kit
+from fwtool.emulator.psoc6.pdm import Pdm
 from fwtool.emulator.psoc6.regdefs import Device
 from fwtool.emulator.psoc6.scb_uart import ScbUart
 from fwtool.emulator.psoc6.srss import Srss
+from fwtool.emulator.psoc6.tcpwm import led_duty
 from fwtool.image import firmware
 from fwtool.image.firmware import FirmwareImage
 
@@ -39,7 +41,8 @@ RWX = unicorn.UC_PROT_ALL
 
 class Machine:
     def __init__(self, image: FirmwareImage, dev: Device, kit: Kit, *, fll_locks: bool = True,
-                 on_byte: Callable[[int], None] = lambda b: None) -> None:
+                 on_byte: Callable[[int], None] = lambda b: None, clock_hz: int = 100_000_000,
+                 mic_pcm=None) -> None:
         self.dev, self.kit, self.on_byte = dev, kit, on_byte
         self.bus = Bus()
         flash_base, flash_size = dev.define("CY_FLASH_BASE"), dev.define("CY_FLASH_SIZE")
@@ -66,6 +69,13 @@ class Machine:
         self.gpio = Gpio(self.bus, dev, ports, self._pin_changed)
         self.scbs = {n: ScbUart(self.bus, dev, n, self._tx) for n in range(16) if f"SCB{n}_BASE" in dev.defines}
         self.cm4_started_at: int | None = None  # CM0+ instructions when it released the CM4
+        # the PDM-PCM block (pdm.py) with ``mic_pcm`` as what its microphone hears; its interrupt goes to the CM4
+        block = next((b for b in ("PDM0", "PDM") if f"{b}_BASE" in dev.defines), None)
+        irq = next((dev.defines[n] for n in ("audioss_0_interrupt_pdm_IRQn", "audioss_interrupt_pdm_IRQn")
+                    if n in dev.defines), None)
+        self.pdm = Pdm(self.bus, dev, block, lambda: self.cm4.instructions, clock_hz, lambda: self.srss.hf_hz(1),
+                       mic_pcm) if block and irq is not None else None
+        self.pdm_irq = irq
         self.cores[CM0P].start(self.bus.get(self.cpuss.vt0))
 
     # ---- the kit's wiring ----
@@ -130,6 +140,8 @@ class Machine:
                 # once the CM4 runs, the CM0+ (idle in Infineon's image) gets a tenth of the turns' length
                 c.step(cpu.SLICE // 10 if c.which == CM0P and self.cm4.running else cpu.SLICE)
                 self._skip_delay(c)
+        if self.pdm is not None and self.pdm.streaming() and self.pdm.pending():
+            self.cm4.take_irq(self.pdm_irq)
         if all(c.sleeping or not c.running or c.halted for c in self.cores):
             for c in self.cores:  # no interrupt model: a sleeping core wakes at the next turn
                 c.wake()
@@ -138,7 +150,9 @@ class Machine:
         """What the firmware programmed, in numbers (checks.py compares them with the board and the kit)."""
         hf0 = self.srss.hf0_hz()
         return {"fll_enabled": self.srss.fll_enabled(), "fll_locked": self.srss.fll_locked(),
-                "fll_target_hz": self.srss.fll_target_hz(), "hf0_hz": hf0,
+                "fll_target_hz": self.srss.fll_target_hz(), "hf0_hz": hf0, "hf1_hz": self.srss.hf_hz(1),
+                "pdm_rate_hz": self.pdm.sample_rate() if self.pdm is not None and self.pdm.streaming() else None,
+                "led_pwm_duty": led_duty(self.bus, self.dev, self.gpio, *self.kit.led) if self.kit.led else None,
                 "fast_hz": self.cpuss.fast_hz(hf0), "peri_hz": self.cpuss.peri_hz(hf0)}
 
 

@@ -20,6 +20,7 @@ _INCLUDE = re.compile(r'#include\s+"ip/(cyip_\w+\.h)"')
 _ALIAS = re.compile(r"typedef\s+(\w+_Type)\s+(\w+_Type)\s*;")
 _DEFINE = re.compile(r"#define\s+(\w+)\s+\(?(0x[0-9A-Fa-f]+|\d+)(?:[uU][lL]?)?\)?\s*(?:/[*/].*)?$", re.M)
 # gpio_psoc6_*.h: P5_1_SCB5_UART_TX = 18; psoc6_0N_config.h: PCLK_SCB5_CLOCK = 0x0005u
+_IRQN = re.compile(r"^\s*(\w+_IRQn)\s*=\s*(\d+)\s*,", re.M)
 _ENUM = re.compile(r"^\s*((?:P\d+_\d+|PCLK)_\w+)\s*=\s*(0x[0-9A-Fa-f]+|\d+)u?\s*,", re.M)
 _GPIO_HEADER = re.compile(r'#include\s+"(gpio_psoc6_\w+\.h)"')
 _STRUCT_END = re.compile(r"}\s*(\w+_Type)\s*;\s*/\*!<\s*Size\s*=\s*(\d+)")
@@ -135,5 +136,6 @@ def _load(pdl: str, device: str, series: str) -> Device:
         if (inc / name).is_file():
             defines.update((k, int(v, 0)) for k, v in _ENUM.findall((inc / name).read_text(errors="replace")))
     defines.update((k, int(v, 0)) for k, v in _ENUM.findall(cfg))
+    defines.update((k, int(v, 0)) for k, v in _IRQN.findall(dev_text))  # the CM4's IRQ numbers (the last wins)
     aliases = {alias: real for real, alias in _ALIAS.findall(cfg)}
     return Device(device, series, defines, structs, aliases)

@@ -6,7 +6,10 @@ CONFIG.FLL_ENABLE is set — immediately, no settling time — unless the machin
 the frequency those registers give (IMO 8 MHz / REF_DIV x MULT, /2 with OUTPUT_DIV, the FLL output only when
 BYPASS_SEL picks it and it is locked, as the hardware's AUTO mode does), WDT_CTL/WDT_CNT (stored, the watchdog
 never fires), RES_CAUSE (0: a power-on reset), the ECO status (never OK: the kits' boot does not use it).
-Not modelled: PLLs, ILO/WCO/PILO frequencies, power modes, LVD/BOD, hibernate."""
+The PLLs (clock paths 1.., SRSS_NUM_PLL of them; an audio app's CLK_HF1): CLK_PLL_CONFIG stored, CLK_PLL_STATUS
+reports LOCKED once CONFIG.ENABLE is set (no settling time), the output IMO x FEEDBACK_DIV / REFERENCE_DIV /
+OUTPUT_DIV when BYPASS_SEL picks it (AUTO: once locked); CLK_HFn's frequency from its root select (path, divider).
+Not modelled: ILO/WCO/PILO frequencies, a path fed by anything but the IMO, power modes, LVD/BOD, hibernate."""
 from __future__ import annotations
 
 from fwtool.emulator.psoc6.bus import Bus
@@ -28,6 +31,11 @@ class Srss:
         bus.on_read(self.status, self._status)
         bus.set(self.root0, self.f("SRSS_CLK_ROOT_SELECT", "ENABLE")[1])  # CLK_HF0 is on out of reset
         bus.set(r("CLK_IMO_CONFIG"), 1 << 31)  # IMO enabled
+        self.n_pll = dev.defines.get("SRSS_NUM_PLL", 0)
+        self.pll_config = [r(f"CLK_PLL_CONFIG[{i}]") for i in range(self.n_pll)]
+        for i in range(self.n_pll):
+            bus.on_read(r(f"CLK_PLL_STATUS[{i}]"), lambda core, i=i: self._pll_status(i))
+        self.roots = [r(f"CLK_ROOT_SELECT[{i}]") for i in range(dev.defines.get("SRSS_NUM_HFROOT", 1))]
 
     def _bits(self, addr: int, reg: str, name: str) -> int:
         pos, mask = self.f(reg, name)
@@ -63,7 +71,36 @@ class Srss:
         return IMO_HZ
 
     def hf0_hz(self) -> int:
-        mux = self._bits(self.root0, "SRSS_CLK_ROOT_SELECT", "ROOT_MUX")
-        div = 1 << self._bits(self.root0, "SRSS_CLK_ROOT_SELECT", "ROOT_DIV")
-        src = self.path0_hz() if mux == 0 else IMO_HZ  # paths 1.. are IMO-fed in the kits' boot (no PLL model)
-        return src // div
+        return self.hf_hz(0)
+
+    # ---- PLLs: clock path i + 1 ----
+    def pll_enabled(self, i: int) -> bool:
+        return bool(self._bits(self.pll_config[i], "SRSS_CLK_PLL_CONFIG", "ENABLE"))
+
+    def _pll_status(self, i: int) -> int:
+        return self.f("SRSS_CLK_PLL_STATUS", "LOCKED")[1] if self.pll_enabled(i) else 0
+
+    def pll_hz(self, i: int) -> int:
+        """PLL i's output (clock path i + 1): IMO x P / Q / OUTPUT_DIV through the bypass mux (the IMO otherwise)."""
+        cfg, reg = self.pll_config[i], "SRSS_CLK_PLL_CONFIG"
+        bypass = self._bits(cfg, reg, "BYPASS_SEL")
+        if not (bypass == BYPASS_OUT or (bypass == BYPASS_AUTO and self.pll_enabled(i))):
+            return IMO_HZ
+        if not self.pll_enabled(i):
+            return 0
+        p, q = self._bits(cfg, reg, "FEEDBACK_DIV"), self._bits(cfg, reg, "REFERENCE_DIV") or 1
+        return IMO_HZ * p // q // (self._bits(cfg, reg, "OUTPUT_DIV") or 1)
+
+    def path_hz(self, path: int) -> int:
+        if path == 0:
+            return self.path0_hz()
+        return self.pll_hz(path - 1) if path - 1 < self.n_pll else IMO_HZ  # the other paths: the IMO direct
+
+    def hf_enabled(self, n: int) -> bool:
+        return bool(self.bus.get(self.roots[n]) & self.f("SRSS_CLK_ROOT_SELECT", "ENABLE")[1])
+
+    def hf_hz(self, n: int) -> int:
+        """CLK_HFn: its root select's path, divided by 1, 2, 4 or 8."""
+        root = self.roots[n]
+        mux = self._bits(root, "SRSS_CLK_ROOT_SELECT", "ROOT_MUX")
+        return self.path_hz(mux) // (1 << self._bits(root, "SRSS_CLK_ROOT_SELECT", "ROOT_DIV"))

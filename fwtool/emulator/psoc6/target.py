@@ -16,6 +16,7 @@ from fwtool.core.boards import Board, get_board
 from fwtool.core.errors import Exit, FwtoolError, MissingTool
 from fwtool.core.lines import LineSplitter
 from fwtool.emulator.psoc6 import checks, kit as kit_mod
+from fwtool.emulator.psoc6.serial_port import MachinePort
 from fwtool.emulator.psoc6.regdefs import Device
 from fwtool.emulator.result import RunResult
 from fwtool.emulator.targets import VirtualTarget
@@ -44,7 +45,7 @@ def series(board: Board) -> str:
     return found[0].name.split("_")[2]
 
 
-def machine_for(image: Path, board: Board, fll_locks: bool = True, on_byte=lambda b: None):
+def machine_for(image: Path, board: Board, fll_locks: bool = True, on_byte=lambda b: None, mic_pcm=None):
     """A :class:`Machine` for ``board`` with ``image`` in its flash (the register map from the pinned PDL, the
     wiring from the pinned BSP)."""
     if Machine is None:
@@ -53,13 +54,17 @@ def machine_for(image: Path, board: Board, fll_locks: bool = True, on_byte=lambd
     pdl = vendor.require(vendor.manifest()["mtb-pdl-cat1"])
     dev = Device.load(pdl, board.sdk.device, series(board))
     kit = kit_mod.from_bsp(vendor.require(vendor.manifest()[board.sdk.bsp]), board.sdk.bsp)
-    return Machine(load_image(image), dev, kit, fll_locks=fll_locks, on_byte=on_byte)
+    return Machine(load_image(image), dev, kit, fll_locks=fll_locks, on_byte=on_byte, clock_hz=board.clock_hz,
+                   mic_pcm=mic_pcm)
 
 
 def run(image: Path, board: Board, until: str | None = protocol.PREFIX_INFER, count: int = 3,
         timeout: float = 120.0, on_line: Callable[[str], None] = lambda s: None, fll_locks: bool = True,
-        late_s: float = 0.0, check: bool = True, max_emulated_s: float | None = None) -> tuple[RunResult, dict]:
-    """Run until the ``count``-th line starting with ``until`` (None: until ``timeout``); (result, details)."""
+        late_s: float = 0.0, check: bool = True, max_emulated_s: float | None = None,
+        host_bytes: bytes = b"", mic_pcm=None) -> tuple[RunResult, dict]:
+    """Run until the ``count``-th line starting with ``until`` (None: until ``timeout``); (result, details).
+    ``host_bytes`` go to the UART's RX FIFO once the firmware has set the bridge's SCB up; ``mic_pcm`` (int16 at
+    the rate the firmware's PDM clocks give) is what the kit's microphone hears (pdm.py)."""
     splitter, lines = LineSplitter(), []
     state = {"hits": 0, "reason": ""}
     clock = board.clock_hz
@@ -81,10 +86,13 @@ def run(image: Path, board: Board, until: str | None = protocol.PREFIX_INFER, co
                 if state["hits"] >= count and not state["reason"]:
                     state["reason"] = "count"
 
-    m = machine_for(image, board, fll_locks, on_byte)
+    m = machine_for(image, board, fll_locks, on_byte, mic_pcm)
     t0 = time.monotonic()
     steps = 0
+    pending = bytes(host_bytes)
     while not state["reason"]:
+        if pending and m.feed(pending):
+            pending = b""
         m.step()
         steps += 1
         if steps % 64 == 0 and time.monotonic() - t0 > timeout:
@@ -106,7 +114,10 @@ def run(image: Path, board: Board, until: str | None = protocol.PREFIX_INFER, co
                "cm4_started_after_cm0p_instructions": m.cm4_started_at, "core_clock_hz": st["hf0_hz"],
                "fll_locked": st["fll_locked"], "invoke_us": us[:1] and us[0],
                "invoke_instructions": us[:1] and int(us[0] * clock / 1e6), "led_changes": m.led_changes,
-               "boot_instructions": state.get("boot")}
+               "boot_instructions": state.get("boot"), "hf1_hz": st["hf1_hz"], "pdm_rate_hz": st["pdm_rate_hz"],
+               "led_pwm_duty": st["led_pwm_duty"],
+               "pdm": ({"samples_read": m.pdm.reads, "fifo_overflows": m.pdm.overflows}
+                       if m.pdm is not None and m.pdm.started_at is not None else None)}
     if check and m.cm4.running:
         details["board_check"] = checks.problems(m, board)
     return result, details
@@ -122,7 +133,35 @@ class Psoc6Unicorn(VirtualTarget):
     """The virtual PSoC 6: both cores of the kit's real image on Unicorn (fwtool/emulator/psoc6/)."""
 
     info = TargetInfo(NAME, TITLE, VIRTUAL, cycle_accurate=False, cores=1, clock_hz=None, cycle="instruction",
-                      timing_note=TIMING_NOTE)
+                      timing_note=TIMING_NOTE, feeds=frozenset({"bytes"}))
+
+    def open_link(self, image: Path | None):
+        """Boot ``image`` (the kit's firmware.hex) from reset on a fresh machine and return its UART as a
+        pyserial-like link (serial_port.MachinePort: the machine runs while the host reads; host bytes reach the
+        bridge's RX FIFO once the firmware has set the SCB up). ``stop()`` ends it and checks the chip set-up."""
+        self.load(image)
+        self.start()
+        board = get_board(self.config.board)
+        port = MachinePort(board)
+        port.attach(machine_for(self.image, board, on_byte=port.on_byte))
+        self.link = port
+        return port
+
+    def stop(self) -> None:
+        """End a linked run: its figures into details(), then the board check (a mismatch raises, exit 8)."""
+        port, self.link = self.link, None
+        if port is None or port.machine is None:
+            return
+        port.close()
+        board = get_board(self.config.board)
+        m, clock = port.machine, board.clock_hz
+        self._details.update({"image": str(self.image), "image_kind": "hex", "target": NAME,
+                              "cm4_instructions": m.cm4.instructions, "emulated_us": int(m.cm4.instructions * 1e6 / clock),
+                              "uart_bytes_in": port.fed, "core_clock_hz": m.state()["hf0_hz"]})
+        problems = checks.problems(m, board) if m.cm4.running else []
+        self._details["board_check"] = problems
+        if problems:
+            raise board_check_error(problems, board)
 
     def capture(self, until, count, timeout, on_line=None, on_event=None) -> RunResult:
         board = get_board(self.config.board)

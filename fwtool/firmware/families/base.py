@@ -84,6 +84,7 @@ class CompileRequest:
     vendor_paths: dict[str, Path]
     jobs: int | None = None
     log: Callable[[str], None] = lambda line: None  # every output line and every command line ("$ …")
+    builder: str | None = None  # --builder: one of the family's ``builders`` (None: the family's default)
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class CompiledFiles:
     bin: Path | None = None
     hex: Path | None = None
     map: Path | None = None
+    builder: dict | None = None  # {"name", "why"}: which build system ran, for a family with a choice
 
 
 class Family:
@@ -112,8 +114,18 @@ class Family:
     arena_on_virtual_board: bool = False
     # The fwtool.targets registry name of the virtual target its images run on (None: none; data, not a type test).
     virtual_target: str | None = None
+    # What an app may ``need`` that every board of the family has without a board-file table (linux: the audio
+    # apps' microphone is raw S16LE PCM on stdin, e.g. from arecord: templates/linux/fwt_mic.cpp.j2).
+    features: frozenset[str] = frozenset()
     # Image kinds written executable (mode 0755): a Linux family's static program ("elf").
     executable_kinds: tuple[str, ...] = ()
+    # Build systems ``fwtool build --builder`` may choose (psoc6: cmake, mtb); empty: the family has one.
+    builders: tuple[str, ...] = ()
+
+    def tflm_cores(self, board: Board, asked: int) -> int:
+        """The cores TFLM runs on for ``--tflm-cores asked``. Default 1: only pico-tflmicro splits work across
+        cores, and only in CMSIS-NN's plain-C matmul (arm_nn_mat_mult_nt_t_s8.c, TF_LITE_PICO_MULTICORE)."""
+        return 1
 
     def virtual_target_for(self, board: Board) -> str | None:
         """The virtual target of ``board`` (default: the family's ``virtual_target``; a family whose boards run on

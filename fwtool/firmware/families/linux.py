@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import platform
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -69,6 +70,26 @@ def reference_plan(plan: BuildPlan) -> BuildPlan:
     return dataclasses.replace(plan, ops=swap(plan.ops), preprocessor=pre)
 
 
+_GPIO_LED = re.compile(r"^(?:/dev/)?(gpiochip\d{1,3}):(\d{1,4})$")
+_LED_FILE = re.compile(r"^/[A-Za-z0-9/_.:+-]{1,200}$")
+
+
+def led_parts(led: str | None) -> dict:
+    """The board's ``[sdk] led`` as the platform layer takes it: a sysfs/GPIO value file (``file``), or a GPIO
+    character-device line ``gpiochipN:LINE`` (``chip`` + ``line``, driven through the kernel's GPIO v2 uAPI, what
+    libgpiod's tools use); BadInput for anything else."""
+    if not led:
+        return {"file": "", "chip": "", "line": -1}
+    m = _GPIO_LED.match(led)
+    if m:
+        return {"file": "", "chip": f"/dev/{m.group(1)}", "line": int(m.group(2))}
+    if led.startswith(("gpiochip", "/dev/gpiochip")) or not _LED_FILE.match(led) or ".." in led.split("/"):
+        raise BadInput(f"[sdk] led = {led!r} is neither a GPIO line (gpiochipN:LINE) nor an absolute file path",
+                       "write e.g. led = \"gpiochip0:17\" (BCM GPIO 17 on a Pi) or "
+                       "led = \"/sys/class/leds/ACT/brightness\"")
+    return {"file": led, "chip": "", "line": -1}
+
+
 def compiler(board: Board) -> str:
     return f"{board.sdk.compiler_prefix}g++"
 
@@ -80,6 +101,7 @@ class LinuxFamily(Family):
     template_dir = "linux"
     arena_on_virtual_board = False
     executable_kinds = ("elf",)
+    features = frozenset({"pdm_mic"})  # the audio apps' microphone: raw S16LE 16 kHz mono on stdin (fwt_mic.cpp)
     virtual_target = "linux-native"  # per board: virtual_target_for (qemu-aarch64 when not this machine's arch)
     tools = [
         Tool("g++", "g++", "build"),
@@ -116,7 +138,7 @@ class LinuxFamily(Family):
                                       PICO_ONLY_SOURCES)
         return {**values, "arch_flags": list(board.sdk.cpu_flags),
                 "linux": {"arch": arch, "prefix": board.sdk.compiler_prefix, "compiler": compiler(board),
-                          "led": board.sdk.led or "", "cross": arch != host_arch() or bool(board.sdk.compiler_prefix),
+                          "led": led_parts(board.sdk.led), "cross": arch != host_arch() or bool(board.sdk.compiler_prefix),
                           "deploy_dir": board.sdk.deploy_dir}}
 
     def patches(self, plan: BuildPlan, vendor_paths: dict[str, Path], patch_dir: Path) -> list[SourcePatch]:

@@ -81,7 +81,7 @@ def board_values(board: Board, paths: dict[str, Path], pdm: bool) -> dict:
         "board_includes": [q(nrfx / i) if i else q(nrfx) for i in NRFX_INCLUDES] +
                           [q(cmsis / "CMSIS/Core/Include"), q(tusb / "src"), q(bsp)],
         "board_defines": board_defines(board, pdm),
-        "board_app_sources": [],
+        "board_app_sources": ["fwt_mic.cpp"] if pdm and board.pdm_mic is not None else [],
         "linker_script": q(bsp / "boards" / board.sdk.tinyusb_board / f"{board.sdk.tinyusb_board}.ld"),
         "nrf52": {"app_base": board.flash_base, "nrfx_version": manifest["nrfx"].version,
                   "tinyusb_version": manifest["tinyusb"].version, "tinyusb_board": board.sdk.tinyusb_board,

@@ -13,17 +13,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fwtool.core import vendor
+from fwtool.core import escape, vendor
 from fwtool.core.boards import Board
 from fwtool.core.errors import FwtoolError, MissingTool
 from fwtool.core.files import write_if_changed
 from fwtool.core.toolchain import ARM_BUILD_TOOLS, Tool
 from fwtool.image import ihex
 from fwtool.image import elf as elf_image
-from fwtool.firmware.families import cmake, tflm
+from fwtool.firmware.families import cmake, psoc6_mic, tflm
 from fwtool.firmware.families.base import CompiledFiles, CompileRequest, Family, SourcePatch
 from fwtool.firmware.families.psoc6_sources import (ARCH_FLAGS, MTB_TOOLS_GLOBS, PICO_ONLY_SOURCES, SWITCH,
                                                  board_values, builder_choice, find_mtb_tools, mtb_build, mtb_files,
+                                                 mtb_values,
                                                  validate_image)
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ class PSoC6Family(Family):
 
     name = "psoc6"
     template_dir = "psoc6"
+    builders = ("cmake", "mtb")  # --builder (psoc6_sources.builder_choice: cmake unless the user asks for mtb)
     arena_on_virtual_board = False  # the QEMU machine is another board: keep the host measurement + margin
     virtual_target = "psoc6-unicorn"  # fwtool/emulator/psoc6/: the kit's real firmware.hex, both cores
     qemu_target = "qemu-mps2-an386"  # the virtual Cortex-M4 (QEMU) on qemu_image(): the same objects, another board
@@ -49,7 +51,8 @@ class PSoC6Family(Family):
     ]
     context_keys = ("tflm_root", "tflm_version", "tflm_sources", "tflm_patched_sources", "tflm_includes",
                     "tflm_defines", "arch_flags", "board_sources", "board_includes", "board_defines",
-                    "linker_script", "psoc6", "mtb", "op_registrations", "op_registration_headers")
+                    "linker_script", "psoc6", "mtb", "op_registrations", "op_registration_headers",
+                    "board_app_sources", "app_vendor_libs")
     # BSP startup/system + PDL drivers + TFLM runtime + kernels (fire_alarm: ~120 KB) and the CM0+ image (the
     # BLE kit's BLESS image reserves 128 KiB of flash).
     code_reserve_bytes = 288 * 1024
@@ -67,10 +70,19 @@ class PSoC6Family(Family):
 
     def template_context(self, plan: BuildPlan, vendor_paths: dict[str, Path]) -> dict:
         root = vendor_paths["pico-tflmicro"]
-        return {**tflm.template_values(plan, root, self.template_dir, tflm.TFLM_DEFINES, PICO_ONLY_SOURCES),
-                "arch_flags": list(ARCH_FLAGS), **board_values(plan.board, vendor_paths),
-                "mtb": {"target": plan.board.sdk.bsp[len("TARGET_"):], "app_name": f"fwtool-{plan.board.name}",
-                        "libs": sorted(Path(n).stem for n in mtb_files(plan.board))}}
+        values = tflm.template_values(plan, root, self.template_dir, tflm.TFLM_DEFINES, PICO_ONLY_SOURCES)
+        board = board_values(plan.board, vendor_paths)
+        mic = psoc6_mic.wants_mic(plan.app.sources)
+        if mic:  # an audio app: the PDM-PCM block + the PWM LED (psoc6_mic.py), compiled per image (CMakeLists)
+            pdl = vendor_paths["mtb-pdl-cat1"]
+            defines = psoc6_mic.mic_defines(plan.board, pdl)
+            board["board_sources"] += [escape.cmake_quoted((pdl / s).as_posix()) for s in psoc6_mic.PDL_SOURCES]
+            board["board_defines"] += defines
+            board["psoc6"]["fwt_defines"] += defines
+        return {**values, "arch_flags": list(ARCH_FLAGS), **board,
+                "board_app_sources": [psoc6_mic.MIC_SOURCE] if mic else [],
+                "app_vendor_libs": psoc6_mic.dsp_libs(plan.app.vendor, vendor_paths),
+                "mtb": mtb_values(plan.board, root, plan.out_dir / "project", values["tflm_includes"])}
 
     def patches(self, plan: BuildPlan, vendor_paths: dict[str, Path], patch_dir: Path) -> list[SourcePatch]:
         """The resize fix for a model with that kernel; always the copy without pico's dual-core define."""
@@ -83,22 +95,23 @@ class PSoC6Family(Family):
     def compile(self, request: CompileRequest) -> CompiledFiles:
         for name, text in mtb_files(request.board).items():  # the ModusToolbox app's dependency files
             write_if_changed(request.project_dir / name, text)
-        builder, why = builder_choice()
+        builder, why = builder_choice(request.builder)
         tools = find_mtb_tools()
         if builder == "mtb":
             if tools is None:
-                raise MissingTool(f"ModusToolbox's make was asked for ({why}) but no tools_* folder was found "
-                                  f"({', '.join(MTB_TOOLS_GLOBS)} or CY_TOOLS_PATHS)",
-                                  f"install ModusToolbox 3.x, or build with CMake: unset it ({SWITCH})")
+                raise MissingTool(f"ModusToolbox's make was asked for ({why}) but no ModusToolbox 3.x tools folder "
+                                  f"with make/start.mk was found ({', '.join(MTB_TOOLS_GLOBS)} or CY_TOOLS_PATHS)",
+                                  f"install ModusToolbox 3.x, or build with CMake: --builder cmake ({SWITCH})")
             request.log(f"-- fwtool: builder mtb ({why}): ModusToolbox's make from {tools}; switch: {SWITCH}")
-            return mtb_build(request, tools)
-        request.log(f"-- fwtool: builder cmake ({why}): CMake+Ninja from the pinned Infineon trees"
-                    + (f"; ModusToolbox at {tools} is used only when asked ({SWITCH})" if tools else ""))
+            return mtb_build(request, tools, {"name": "mtb", "why": why, "tools": str(tools)})
+        request.log(f"-- fwtool: builder cmake ({why}): CMake+Ninja from the pinned Infineon trees; ModusToolbox's "
+                    f"make{f' (found at {tools})' if tools else ''} only when asked: {SWITCH}")
         elf = cmake.build(request, self.configure_args(request))
         hex_path = request.build_dir / "firmware.hex"
         if not hex_path.is_file():
             raise FwtoolError("the build finished but produced no firmware.hex", f"inspect {request.build_dir}")
-        return CompiledFiles(elf=elf, hex=hex_path, map=request.build_dir / "firmware.map")
+        return CompiledFiles(elf=elf, hex=hex_path, map=request.build_dir / "firmware.map",
+                             builder={"name": "cmake", "why": why})
 
     def package(self, compiled: CompiledFiles, board: Board) -> dict[str, bytes]:
         """firmware.hex from the ELF's loadable segments (or a raw .bin at the flash base), validated: inside the

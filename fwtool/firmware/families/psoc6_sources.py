@@ -68,6 +68,8 @@ def board_defines(board: Board) -> dict[str, str]:
             "FWT_UART_RX_HSIOM": f"P{rx[0]}_{rx[1]}_SCB{scb}_UART_RX",
             "FWT_LED_PORT": f"GPIO_PRT{led.port}", "FWT_LED_PIN": f"{led.pin}U",
             "FWT_LED_ON": f"{led.on_level}U",
+            # [debug] on_fault: after FWT:FAULT, 1 = NVIC_SystemReset() (once the UART drained), 0 = halt
+            "FWT_FAULT_RESET": "1U" if board.debug.on_fault == "reset" else "0U",
             # the UART has no attach signal: the inference app re-prints FWT:BOOT this often (fwt_runtime.cpp)
             "FWT_REANNOUNCE_MS": f"{REANNOUNCE_MS}U"}
 
@@ -97,14 +99,16 @@ def board_values(board: Board, paths: dict[str, Path]) -> dict:
 
 BUILDERS = ("cmake", "mtb")
 BUILDER_ENV = "FWTOOL_PSOC6_BUILDER"
-SWITCH = (f"{BUILDER_ENV}=mtb|cmake, or builder = \"mtb\" under [psoc6] in the config file "
-          "(fwtool doctor shows where it is)")
+SWITCH = (f"--builder mtb|cmake, or {BUILDER_ENV}=mtb|cmake, or builder = \"mtb\" under [psoc6] in the config "
+          "file (fwtool doctor shows where it is)")
 
 
-def builder_choice() -> tuple[str, str]:
-    """(builder, why): CMake+Ninja unless the user asked for ModusToolbox's make, by FWTOOL_PSOC6_BUILDER or the
-    config file's ``[psoc6] builder`` — an installed ModusToolbox alone never switches it (it must not turn a
-    working build into a failing one)."""
+def builder_choice(requested: str | None = None) -> tuple[str, str]:
+    """(builder, why): CMake+Ninja unless the user asked for ModusToolbox's make, by ``--builder`` (``requested``),
+    FWTOOL_PSOC6_BUILDER or the config file's ``[psoc6] builder``, in that order — an installed ModusToolbox alone
+    never switches it (it must not turn a working build into a failing one)."""
+    if requested:
+        return requested, "--builder"
     env = os.environ.get(BUILDER_ENV, "").strip().lower()
     cfg = config.load().get("psoc6", {})
     value, source = (env, BUILDER_ENV) if env else (str(cfg.get("builder", "")).strip().lower(),
@@ -125,6 +129,26 @@ def find_mtb_tools() -> Path | None:
     return Path(found[-1]) if found else None
 
 
+# pico-tflmicro's CMSIS 6 Core headers: TFLM and CMSIS-NN include none of them, and recipe-make-cat1a puts INCLUDES
+# before every auto-discovered folder (make/recipe/recipe_common.mk), so listed they would shadow the cmsis library's
+# core_cm4.h for the PDL and BSP (CMSIS 6's cmsis_gcc.h then wants m-profile/cmsis_gcc_m.h).
+PICO_CMSIS_CORE = "src/third_party/cmsis/CMSIS/Core/Include"
+
+
+def mtb_values(board: Board, tflm_root: Path, project_dir: Path, tflm_includes: list[str]) -> dict:
+    """The ModusToolbox app's template values: pico-tflmicro's folder relative to the app (core-make names the
+    object of an absolute source by its file name alone: TFLM's two common.cpp would collide), TFLM's include
+    folders without pico's CMSIS Core, and what auto-discovery must skip in the libraries (CY_IGNORE): the HAL the
+    BSP depends on, the BSP's cybsp.c and config/ (design.modus: its code generation needs the configurators;
+    fwt_platform.cpp replaces both)."""
+    bsp = f"$(SEARCH_{board.sdk.bsp})"
+    return {"target": board.sdk.bsp[len("TARGET_"):], "app_name": f"fwtool-{board.name}",
+            "tflm_root": Path(os.path.relpath(tflm_root, project_dir)).as_posix(),
+            "libs": sorted(Path(n).stem for n in mtb_files(board)),
+            "tflm_includes": [i for i in tflm_includes if i != PICO_CMSIS_CORE],
+            "ignore": ["$(SEARCH_mtb-hal-cat1)", f"{bsp}/cybsp.c", f"{bsp}/config"]}
+
+
 def mtb_files(board: Board) -> dict[str, str]:
     """deps/*.mtb of the generated ModusToolbox app: ``<url>#<tag>#$$ASSET_REPO$$/<name>/<tag>`` per library."""
     out = {}
@@ -137,21 +161,22 @@ def mtb_files(board: Board) -> dict[str, str]:
     return out
 
 
-def mtb_build(request: CompileRequest, tools: Path) -> CompiledFiles:
-    """``make getlibs`` + ``make build`` with ModusToolbox's own flow (configurators included)."""
+def mtb_build(request: CompileRequest, tools: Path, builder: dict | None = None) -> CompiledFiles:
+    """``make getlibs`` + ``make build`` with ModusToolbox's own flow; ``builder`` goes into the result."""
     env = {"CY_TOOLS_PATHS": str(tools)}
     for target in ("getlibs", "build"):
         rc, lines = runner.stream(["make", "-C", str(request.project_dir), target, "TOOLCHAIN=GCC_ARM",
                                    f"-j{request.jobs or os.cpu_count() or 2}"], env=env,
                                   on_line=request.log, on_command=request.log)
         if rc != 0:
-            raise link_overflow(lines, request.board.name) or FwtoolError(f"ModusToolbox 'make {target}' failed: {(lines or ['no output'])[-1][:200]}",
-                              f"see build.log; build with CMake instead: unset {BUILDER_ENV} / [psoc6] builder")
+            last = (lines or ["no output"])[-1][:200]
+            raise link_overflow(lines, request.board.name) or FwtoolError(
+                f"ModusToolbox 'make {target}' failed: {last}", "see build.log; build with CMake instead: --builder cmake")
     elfs = sorted((request.project_dir / "build").rglob("*.elf"))
     if not elfs:
         raise FwtoolError("ModusToolbox's build produced no .elf", f"inspect {request.project_dir / 'build'}")
     hexes = sorted(elfs[-1].parent.glob("*.hex"))
-    return CompiledFiles(elf=elfs[-1], hex=hexes[-1] if hexes else None)
+    return CompiledFiles(elf=elfs[-1], hex=hexes[-1] if hexes else None, builder=builder)
 
 
 # ---- the image check --------------------------------------------------------------------------------------------

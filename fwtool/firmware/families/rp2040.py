@@ -58,6 +58,9 @@ class RP2040Family(Family):
                 "tflm_fast_sources": fast_sources(root, plan) if plan.audio is not None
                 or plan.options.opt == "speed" else []}
 
+    def tflm_cores(self, board: Board, asked: int) -> int:
+        return asked  # the M0+ has no DSP extension: the plain-C matmul that pico-tflmicro splits is the one built
+
     def patches(self, plan: BuildPlan, vendor_paths: dict[str, Path], patch_dir: Path) -> list[SourcePatch]:
         """The resize fix for every build that compiles that kernel; the single-core copy for --tflm-cores 1; for the
         profile app of a dual-core build, the copy that times each core's share of the split."""

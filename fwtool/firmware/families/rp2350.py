@@ -38,8 +38,9 @@ NO_DSP_FLAGS = ("-mcpu=cortex-m33+nodsp", "-march=armv8-m.main+fp")
 
 
 def virtual_links(plan: BuildPlan) -> list[dict]:
-    """The virtual M33 link for a single-core build of an app without the microphone (pico-sdk PIO code)."""
-    if plan.options.tflm_cores != 1 or "fwt_mic.cpp" in plan.app.sources:
+    """The virtual M33 link for a single-core build (an audio app's microphone object, pico-sdk PIO code, is left
+    out of it: on the virtual board the audio is the host's stream over UART0)."""
+    if plan.options.tflm_cores != 1:
         return []
     # pico-sdk's toolchain appends .elf to executables: target firmware_vm33 -> firmware_vm33.elf
     return [{"target": Path(VIRTUAL_ELF).stem, "note": "not cycle-accurate: QEMU -icount counts instructions"}]
@@ -57,7 +58,7 @@ class RP2350Family(Family):
     ]
     context_keys = ("tflm_root", "tflm_version", "tflm_sources", "tflm_patched_sources", "tflm_includes",
                     "tflm_defines", "app_vendor_libs", "mic", "tflm_fast_sources", "op_registrations",
-                    "op_registration_headers", "tflm_unity_groups", "tflm_pico_sources", "tflm_pico_libs",
+                    "op_registration_headers", "tflm_unity_groups", "tflm_pico_sources", "tflm_pico_libs", "board_pico_libs",
                     "tflm_arch_flags", "tflm_arch_note", "pico_platform", "virtual_links", "vm33")
     # An upper bound, as RP2040's. Measured (fire_alarm on pico2, USB stdio, inference app): 97,436 B (RP2040: 62,980).
     code_reserve_bytes = 224 * 1024
@@ -75,8 +76,13 @@ class RP2350Family(Family):
         dsp = plan.board.sdk.dsp
         return {**values, "tflm_unity_groups": tflm.unity_groups(values["tflm_sources"], plan.kernel_files),
                 "tflm_pico_sources": list(PICO_ONLY_SOURCES),
-                # the dual-core CMSIS-NN kernel calls pico_multicore; the single-core copy needs no pico-sdk
-                "tflm_pico_libs": [] if plan.options.tflm_cores == 1 else ["pico_stdlib", "pico_multicore"],
+                # the dual-core CMSIS-NN kernel calls pico_multicore; the single-core copy needs no pico-sdk. The
+                # archive takes only the headers: pico-sdk's libraries are INTERFACE libraries carrying their
+                # sources, which would otherwise be compiled into fwt_app (it links tflm) and again into the board
+                # image (525 multiple definitions); the board image links the libraries themselves.
+                "tflm_pico_libs": [] if plan.options.tflm_cores == 1 else ["pico_stdlib_headers",
+                                                                            "pico_multicore_headers"],
+                "board_pico_libs": [] if plan.options.tflm_cores == 1 else ["pico_multicore"],
                 "tflm_arch_flags": [] if dsp else list(NO_DSP_FLAGS),
                 "tflm_arch_note": ("Cortex-M33 with the DSP extension: CMSIS-NN's ARM_MATH_DSP paths" if dsp else
                                    "[sdk] dsp = false: without the DSP extension (CMSIS-NN's plain C paths)"),
@@ -84,6 +90,11 @@ class RP2350Family(Family):
                 "vm33": {"clock_hz": VIRTUAL_CLOCK_HZ},
                 "app_vendor_libs": vendor_libs(plan.app.vendor, vendor_paths), **mic_values(plan.board),
                 "tflm_fast_sources": fast_sources(root, plan) if plan.audio is not None else []}
+
+    def tflm_cores(self, board: Board, asked: int) -> int:
+        """pico-tflmicro splits only CMSIS-NN's plain-C matmul across the cores; with the M33's DSP extension the
+        ARM_MATH_DSP path runs, on core 0 alone. So two cores only with ``[sdk] dsp = false``."""
+        return asked if not board.sdk.dsp else 1
 
     def patches(self, plan: BuildPlan, vendor_paths: dict[str, Path], patch_dir: Path) -> list[SourcePatch]:
         """The resize fix for every build that compiles that kernel; the single-core copy for --tflm-cores 1."""
