@@ -54,7 +54,7 @@ class RP2040Family(Family):
         return {**values, "tflm_unity_groups": tflm.unity_groups(values["tflm_sources"], plan.kernel_files),
                 "app_vendor_libs": vendor_libs(plan.app.vendor, vendor_paths), **mic_values(plan.board),
                 # audio apps have a real-time budget per hop, and --opt speed asks for it: the model's kernels and
-                # CMSIS-NN's hot folders at -O2 (firmware/speed.py SPEED_FLAG)
+                # CMSIS-NN's hot folders at -O2, or speed_flags() under --opt speed (firmware/speed.py)
                 "tflm_fast_sources": fast_sources(root, plan) if plan.audio is not None
                 or plan.options.opt == "speed" else []}
 
