@@ -131,6 +131,11 @@ def test_speed_choices_resolve_from_the_board_file():
     assert speed.sdk_clock_cmake(pico, 125) == []  # the default build is unchanged
     assert "PICO_USE_FASTEST_SUPPORTED_CLOCK" in speed.sdk_clock_cmake(pico, 200)[0]
     assert "SYS_CLK_HZ=150000000" in speed.sdk_clock_cmake(pico, 150)[0]
+    # --opt speed's options follow the CPU: the M0+'s register allocator choice, not the M33's or M4's
+    assert speed.speed_flags(pico)[0] == "-O3" and "-fira-algorithm=priority" in speed.speed_flags(pico)
+    for other in ("pico2", "cy8cproto_062_4343w"):
+        flags = speed.speed_flags(get_board(other))
+        assert flags[0] == "-O3" and "-fira-algorithm=priority" not in flags
 
 
 def test_validate_runs_the_default_dual_core_image_and_names_it(fire_alarm, emulator_ready, real_build_reason,
@@ -170,6 +175,8 @@ def test_fastest_speed_build_carries_its_choices_and_matches_the_reference(fire_
     report = json.loads((tmp_path / "v" / "report.json").read_text())
     assert (report["build"]["clock_mhz"], report["build"]["opt"], report["build"]["clock"]) == (200, "speed",
                                                                                              "fastest")
+    cmake = (tmp_path / "v" / "project" / "CMakeLists.txt").read_text()
+    assert 'COMPILE_OPTIONS "-O3;-fno-math-errno;-fno-trapping-math;-fira-algorithm=priority"' in cmake
 
 
 def test_run_emulator_uses_the_build_folder_and_profile_reports_cores(fire_alarm, emulator_ready,
