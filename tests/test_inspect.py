@@ -107,6 +107,15 @@ def test_text_output_when_piped_is_a_plain_wide_table(fire_alarm, capsys, monkey
     assert "total   809 parameters (836 B), 86,816 MACs per inference, model 3,936 B" in out
     assert "kernels 3 CMSIS-NN (CONV_2D, MAX_POOL_2D, FULLY_CONNECTED), 3 reference" in out
     assert "input   int8 1x124x129x1" in out
+    # a board row whose code part is the family's default reserve says so; a measured one carries no mark
+    rows = {ln.split()[0]: ln for ln in out.splitlines()[out.splitlines().index(next(
+        ln for ln in out.splitlines() if ln.startswith("board "))) + 1:] if ln and not ln.startswith("*")}
+    report = json.loads(M.run_cli(["inspect", fire_alarm, "--json"], capsys)[1])
+    for b in report["boards"]:
+        starred = rows[b["board"]].split()[1].endswith("*")
+        assert starred == (b["flash"]["code_reserve_source"] == "family default"), rows[b["board"]]
+    assert ("* code estimated" in out) == any(b["flash"]["code_reserve_source"] == "family default"
+                                              for b in report["boards"])
 
 
 def test_json_report(fire_alarm, capsys):

@@ -95,10 +95,14 @@ def print_report(r: dict) -> None:
     for name, justify in (("board", "left"), ("flash needed / available", "right"), ("margin", "right"),
                           ("RAM needed / available", "right"), ("margin", "right"), ("verdict", "left")):
         boards.add_column(name, justify=justify, no_wrap=name != "verdict")
+    estimated = False
     for b in r["boards"]:
         if "flash" in b:
             fl, ram = b["flash"], b["ram"]
-            cells = [f"{fl['required']:,} / {fl['available']:,}", f"{fl['margin']:,}",
+            # '*': the code part is the family's default reserve (an upper bound), not what a build measured
+            mark = "*" if fl.get("code_reserve_source") == "family default" else ""
+            estimated = estimated or bool(mark)
+            cells = [f"{fl['required']:,}{mark} / {fl['available']:,}", f"{fl['margin']:,}",
                      f"{ram['required']:,} / {ram['available']:,}", f"{ram['margin']:,}"]
         else:
             cells = ["-", "-", "-", "-"]
@@ -114,6 +118,9 @@ def print_report(r: dict) -> None:
         boards.add_row(b["board"], *cells, verdict)
     con.print()
     con.print(boards)
+    if estimated:
+        con.print("* code estimated: the family's default code reserve, an upper bound; after a 'fwtool build' for "
+                  "that board the figure is the code that build measured", markup=False)
 
 
 @click.command("inspect")
