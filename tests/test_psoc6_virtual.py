@@ -147,6 +147,17 @@ def test_a_fault_prints_fwt_fault_decoded_with_the_elf(images):
     m = target.machine_for(hex_path, board, on_byte=lambda b: lines.append(chr(b)))
     while "FWT:INFER" not in "".join(lines):
         m.step()
+    # fault where lr is a return address into the inference loop (a leaf such as __udivmoddi4 uses lr as scratch)
+    from unicorn.arm_const import UC_ARM_REG_LR
+
+    from fwtool.image.symbols import Symbolizer
+    sym = Symbolizer(hex_path.with_suffix(".elf"))
+    for _ in range(20_000):
+        if "fwt_inference_loop" in (sym.function(m.cm4.uc.reg_read(UC_ARM_REG_LR) & ~1) or ""):  # mangled name
+            break
+        m.step()
+    else:
+        pytest.fail("the CM4 never called out of fwt_inference_loop")
     m.cm4.pc = 0x30000001  # no memory there: an instruction bus fault
     for _ in range(50):
         m.step()

@@ -13,12 +13,14 @@ from fwtool.validate import console
 
 def test_vector_lines_format_and_parse_from_one_definition():
     f = protocol.c_formats()
-    assert f["vec_prefix"] == "FWT:VEC " and f["ready"] == "FWT:READY v=%lu n=%lu"
+    assert f["vec_prefix"] == "FWT:VEC " and f["ready"] == "FWT:READY v=%lu n=%lu sha256=%s"
     assert f["got"] == "FWT:GOT v=%lu n=%lu fnv=%lu"
     assert vec_command(3, 15996) == b"FWT:VEC v=3 n=15996\n"
     r = protocol.parse_line("FWT:GOT v=3 n=15996 fnv=3056271601")
     assert isinstance(r, protocol.VectorReply) and (r.kind, r.v, r.n, r.fnv) == ("got", 3, 15996, 3056271601)
     assert protocol.parse_line("FWT:READY v=1 n=9").kind == "ready"
+    assert protocol.parse_line("FWT:READY v=1 n=9 sha256=4d5f2cd1842e").sha256 == "4d5f2cd1842e"
+    assert protocol.parse_line("FWT:READY v=1 n=9").sha256 is None  # an older image: no model named
     assert protocol.parse_line("FWT:GOT v=x n=1 fnv=2") is None  # malformed: free text
     assert fnv1a32(b"") == 0x811C9DC5 and fnv1a32(b"a") == 0xE40C292C  # FNV-1a 32 reference values
 
@@ -52,10 +54,10 @@ class ScriptedBoard(Target):
     info = TargetInfo("scripted", "the scripted board", PHYSICAL, cycle_accurate=True, cores=2, clock_hz=None,
                       feeds=frozenset({"bytes"}), serves=True)
 
-    def __init__(self, input_bytes, corrupt=False):
+    def __init__(self, input_bytes, corrupt=False, banner=True):
         super().__init__()
         self.input_bytes, self.corrupt = input_bytes, corrupt
-        self.out: list[str] = ["FWT:BOOT model=m sha256=abc board=pico cores=2"]
+        self.out: list[str] = ["FWT:BOOT model=m sha256=abc board=pico cores=2"] if banner else []
         self.want = None
         self.fed: list[bytes] = []
 
@@ -70,7 +72,7 @@ class ScriptedBoard(Target):
         if data.startswith(b"FWT:VEC "):
             f = dict(kv.split("=") for kv in data.decode().split()[1:])
             self.want = int(f["v"])
-            self.out.append(f"FWT:READY v={self.want} n={self.input_bytes}")
+            self.out.append(f"FWT:READY v={self.want} n={self.input_bytes} sha256=abc")
             return
         got = bytes([data[0] ^ 1]) + data[1:] if self.corrupt else data
         self.out.append(f"FWT:GOT v={self.want} n={len(got)} fnv={fnv1a32(got)}")
@@ -123,3 +125,13 @@ def test_a_silent_image_times_out_naming_what_it_waited_for():
     with pytest.raises(FwtoolError) as e:
         console.run(Silent(4), None, _vectors(), 1, 0.5)
     assert e.value.code == Exit.TIMEOUT and "FWT:READY" in e.value.cause
+
+
+def test_a_running_board_whose_banner_went_by_long_ago_is_named_by_its_ready_reply():
+    """validate --no-flash on a board that has been running: no banner arrives; FWT:READY names its model."""
+    from fwtool.targets.base import TargetConfig
+
+    board = ScriptedBoard(4, banner=False)
+    board.config = TargetConfig(flash=False)
+    dev, _, _ = console.run(board, None, _vectors(), 2, 5.0)
+    assert dev.banner == {"sha256": "abc", "source": "FWT:READY"} and len(dev.outputs) == 3

@@ -4,7 +4,8 @@
 Between inferences the inference app reads its console (USB CDC or UART). The host asks for one vector at a time::
 
     host:   FWT:VEC v=3 n=15996          then nothing until the device is ready
-    device: FWT:READY v=3 n=15996        n = the bytes of every input tensor back to back (the image's own figure)
+    device: FWT:READY v=3 n=15996 sha256=4d5f2cd1842e    n = the bytes of every input tensor back to back (the
+                                         image's own figure); sha256 = the model it runs (as in its FWT:BOOT banner)
     host:   <n raw bytes>                only when the two n agree
     device: FWT:GOT v=3 n=15996 fnv=3056271601
     device: FWT:OUT v=3 t=0 us=22101 q=-128      one per output tensor (the validate app's line)
@@ -12,7 +13,8 @@ Between inferences the inference app reads its console (USB CDC or UART). The ho
 ``fnv`` is the 32-bit FNV-1a of the bytes the device received (the host compares it with its own); ``n`` in
 FWT:GOT is how many arrived (fewer: the device gave up waiting). After a vector the device listens for the next
 one before resuming its free-running loop, so a validation session runs its vectors back to back. A host that
-never sends FWT:VEC sees the inference app unchanged (FWT:INFER lines).
+never sends FWT:VEC sees the inference app unchanged (FWT:INFER lines). READY names the model because a board
+that was not reset for this session (``validate --no-flash``) printed its banner long ago.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ PREFIX_VEC = "FWT:VEC"
 PREFIX_READY = "FWT:READY"
 PREFIX_GOT = "FWT:GOT"
 VEC_FIELDS = [("v", "%lu"), ("n", "%lu")]
+READY_FIELDS = VEC_FIELDS + [("sha256", "%s")]
 GOT_FIELDS = [("v", "%lu"), ("n", "%lu"), ("fnv", "%lu")]  # fnv in decimal (the firmware's integer-only printf)
 _PAIR = re.compile(r"(\w+)=(\S*)")
 
@@ -33,7 +36,7 @@ def _fmt(prefix: str, fields) -> str:
 
 def vectors_c_formats() -> dict:
     """printf formats of the device's replies, and the command prefix it looks for."""
-    return {"vec_prefix": PREFIX_VEC + " ", "ready": _fmt(PREFIX_READY, VEC_FIELDS), "got": _fmt(PREFIX_GOT, GOT_FIELDS)}
+    return {"vec_prefix": PREFIX_VEC + " ", "ready": _fmt(PREFIX_READY, READY_FIELDS), "got": _fmt(PREFIX_GOT, GOT_FIELDS)}
 
 
 def vec_command(v: int, n: int) -> bytes:
@@ -57,9 +60,10 @@ class VectorReply:
     n: int
     fnv: int | None = None
     raw: str = ""
+    sha256: str | None = None  # READY: the model the image runs (its banner's sha256 prefix)
 
     def to_dict(self) -> dict:
-        return {"type": f"vector_{self.kind}", "v": self.v, "n": self.n, "fnv": self.fnv}
+        return {"type": f"vector_{self.kind}", "v": self.v, "n": self.n, "fnv": self.fnv, "sha256": self.sha256}
 
 
 def parse_vectors_line(line: str) -> VectorReply | None:
@@ -72,7 +76,7 @@ def parse_vectors_line(line: str) -> VectorReply | None:
         p = dict(_PAIR.findall(line[i + len(prefix):]))
         try:
             fnv = int(p["fnv"]) if kind == "got" else None
-            return VectorReply(kind, int(p["v"]), int(p["n"]), fnv, raw=line)
+            return VectorReply(kind, int(p["v"]), int(p["n"]), fnv, raw=line, sha256=p.get("sha256") or None)
         except (KeyError, ValueError):
             return None
     return None

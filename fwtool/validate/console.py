@@ -21,6 +21,7 @@ from fwtool.validate.vectors import as_bytes, vectors_sha
 
 
 BANNER_WAIT_S = 30.0  # wall seconds for the FWT:BOOT banner after the image starts (the virtual board: ~2 s)
+RUNNING_BANNER_WAIT_S = 3.0  # a board validate did not flash (--no-flash) printed its banner long ago, if at all
 
 
 def supports(target: Target | type[Target]) -> bool:
@@ -64,15 +65,18 @@ def run(tgt: Target, image, vectors, n_outputs: int, timeout: float,
     try:
         # the banner names the model it runs; a UART board printed it at boot, before the port was opened: then
         # go on without it (validate refuses a board it did not flash and cannot identify)
-        got = tgt.read(protocol.PREFIX_BANNER, 1, min(BANNER_WAIT_S, max(0.1, deadline - time.monotonic())), on_line)
+        wait = BANNER_WAIT_S if tgt.info.virtual or getattr(tgt.config, "flash", True) else RUNNING_BANNER_WAIT_S
+        got = tgt.read(protocol.PREFIX_BANNER, 1, min(wait, max(0.1, deadline - time.monotonic())), on_line)
         lines.extend(got)
         banners = [r for r in map(protocol.parse_line, got) if isinstance(r, protocol.Banner)]
-        banner = banners[-1].fields if banners else {}
+        banner = dict(banners[-1].fields) if banners else {}
         for v, vec in enumerate(data):
             on_step(f"vector {v + 1}/{len(data)}")
             tgt.feed(vec_command(v, len(vec)))
             ready = [r for r in _expect(tgt, protocol.PREFIX_READY, 1, deadline, lines, on_line, f"vector {v}")
                      if isinstance(r, protocol.VectorReply)][-1]
+            if not banner.get("sha256") and ready.sha256:  # no banner seen: the reply names the model
+                banner.update(sha256=ready.sha256, source="FWT:READY")
             if ready.n != len(vec):
                 raise FwtoolError(f"the image takes {ready.n} input bytes per inference, a vector of this model has "
                                   f"{len(vec)}", "validate the model the image was built from", Exit.MISMATCH)
