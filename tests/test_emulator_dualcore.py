@@ -195,17 +195,23 @@ def test_run_emulator_uses_the_build_folder_and_profile_reports_cores(fire_alarm
     assert r["cores"]["core_busy_us_per_invoke"][0] > 0 and r["cores"]["core1_launches"] == 0  # no 1x1 conv
 
 
-def test_a_multi_op_corpus_model_validates_on_the_dual_core_image(emulator_ready, real_build_reason, tmp_path):
-    if real_build_reason:
-        pytest.skip(real_build_reason)
+def _corpus_model(name: str):
+    """The coverage corpus' int8 model ``name``, or a skip saying why there is none (no TensorFlow, refused)."""
     import models_tf as M
 
     try:
-        path, why = M.corpus_tflite("multi_io", "int8")
+        path, why = M.corpus_tflite(name, "int8")
     except Exception as e:  # TensorFlow missing
         pytest.skip(f"coverage corpus not available: {e}")
     if path is None:
         pytest.skip(why)
+    return path
+
+
+def test_a_multi_op_corpus_model_validates_on_the_dual_core_image(emulator_ready, real_build_reason, tmp_path):
+    if real_build_reason:
+        pytest.skip(real_build_reason)
+    path = _corpus_model("multi_io")
     p = _fwtool("validate", "-m", path, "--count", "5", "--out", tmp_path / "mio", "--json")
     assert p.returncode == 0, p.stderr[-3000:]
     r = json.loads(p.stdout)
@@ -220,14 +226,7 @@ def test_profile_times_each_core_where_pico_tflmicro_splits_the_work(emulator_re
     count of core 1's busy cycles."""
     if real_build_reason:
         pytest.skip(real_build_reason)
-    import models_tf as M
-
-    try:
-        path, why = M.corpus_tflite("conv", "int8")
-    except Exception as e:  # TensorFlow missing
-        pytest.skip(f"coverage corpus not available: {e}")
-    if path is None:
-        pytest.skip(why)
+    path = _corpus_model("conv")
     p = _fwtool("profile", "-m", path, "--out", tmp_path / "prof", "--json")
     assert p.returncode == 0, p.stderr[-3000:]
     r = json.loads(p.stdout)["profile"]

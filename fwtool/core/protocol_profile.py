@@ -63,11 +63,7 @@ class ProfileEvent:
 
 @dataclass
 class ProfileRun:
-    """``FWT:SPLIT`` (dual-core builds, after the FWT:PROF line of an event during which pico-tflmicro split matrix
-products across the cores): how many products were split, and in µs core 0's share ``c0``, core 1's share ``c1``
-and core 0's wait for core 1 ``wait`` (timed by the profile build's copy of the split kernel). Core 0 is busy for
-the event's ``us`` minus ``wait``; core 1 only for ``c1``.
-``FWT:PROFRUN``: run ``r``'s whole Invoke() time, its event count, dropped events and arena use."""
+    """``FWT:PROFRUN``: run ``r``'s whole Invoke() time, its event count, dropped events and arena use."""
 
     r: int
     us: int

@@ -52,7 +52,7 @@ def target_class(board: str, where: str, model=None) -> type[Target]:
 
 
 def default_cores(board: str, where: str, model=None) -> int:
-    """TFLM cores when the user gave none: what the target runs (1 on the virtual RP2040: no core 1)."""
+    """TFLM cores when the user gave none: what the target runs (2 on the virtual RP2040, as on a Pico)."""
     return target_class(board, where, model).info.cores
 
 

@@ -192,7 +192,7 @@ def tflm_includes(kernel_files: list[str]) -> list[str]:
 
 
 # pico-tflmicro hard-defines TF_LITE_PICO_MULTICORE here (core 1 computes part of each matrix product). Single-core
-# builds (--tflm-cores 1, and every image for the emulator, which has no core 1) compile a copy without that line.
+# builds (--tflm-cores 1, and the single-core families psoc6/nrf52) compile a copy without that line.
 MULTICORE_SOURCE = "src/third_party/cmsis_nn/Source/NNSupportFunctions/arm_nn_mat_mult_nt_t_s8.c"
 _MULTICORE_DEFINE = re.compile(r"^[ \t]*#[ \t]*define[ \t]+TF_LITE_PICO_MULTICORE\b[^\n]*$", re.M)
 
@@ -219,7 +219,7 @@ def single_core_patch(tflm_root: Path, patch_dir: Path) -> SourcePatch:
     dst = _patched_copy(MULTICORE_SOURCE, patched, patch_dir, "single-core TFLM")
     return SourcePatch(MULTICORE_SOURCE, dst,
                        f"--tflm-cores 1: compiled a copy of pico-tflmicro's {src.name} without TF_LITE_PICO_MULTICORE "
-                       f"(core 1 unused; required for the emulator) from {dst}")
+                       f"(core 1 unused) from {dst}")
 
 
 # The profile app's per-core time (`fwtool profile` on a dual-core build): a copy of MULTICORE_SOURCE whose split
