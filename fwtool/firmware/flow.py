@@ -17,9 +17,7 @@ from fwtool.firmware.families import CompileRequest
 from fwtool.firmware.plan import BuildOptions, BuildPlan, plan
 from fwtool.firmware.report import build_report
 from fwtool.firmware.result import Artifacts, BuildResult
-from fwtool.core import locks
 from fwtool.core.errors import DoesNotFit, FwtoolError
-from fwtool.core.escape import terminal
 from fwtool.core.files import atomic_write, copy_atomic
 from fwtool.core.toolchain import require_all
 from fwtool.model import arena as arena_mod
@@ -79,9 +77,7 @@ def run(opts: BuildOptions, on_line: Callable[[str], None] = lambda s: None,
     folder = outdir.requested(opts.out_dir, opts.board, opts.model)
     if folder is None:  # unknown board and no --out: plan() refuses it, there is no folder to lock
         return _run(opts, on_line, on_step, on_progress, arena_probe)
-    outdir.check(folder)
-    # a new folder holding only the lock after a refused build is removed again (a refusal writes nothing)
-    with locks.hold(locks.folder_lock(folder), f"build folder {terminal(folder)}", remove_if_alone=not folder.exists()):
+    with outdir.locked(folder):
         return _run(opts, on_line, on_step, on_progress, arena_probe)
 
 

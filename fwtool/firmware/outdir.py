@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from fwtool.core.boards import get_board
 from fwtool.core.errors import BadInput, FwtoolError, MissingTool
 from fwtool.core import escape
+from fwtool.core import locks
 from fwtool.core.locks import LOCK_NAME
 from fwtool.core.escape import terminal
 
@@ -70,6 +73,16 @@ def requested(out_dir: Path | str | None, board: str, model: Path | str | None =
         return Path(os.path.abspath(default_out_dir(get_board(board, model).name)))
     except FwtoolError:
         return None
+
+
+@contextmanager
+def locked(folder: Path) -> Iterator[None]:
+    """``folder`` checked (:func:`check`), then its build lock held for the block (core/locks.py): a second build
+    into it waits, or fails with --no-wait. A new folder holding only the lock after a refused build is removed
+    again (a refusal writes nothing)."""
+    check(folder)
+    with locks.hold(locks.folder_lock(folder), f"build folder {terminal(folder)}", remove_if_alone=not folder.exists()):
+        yield
 
 
 def check(out_dir: Path) -> None:

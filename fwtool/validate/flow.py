@@ -35,9 +35,7 @@ from fwtool.firmware.families import get_family
 from fwtool.firmware.result import BuildResult
 from fwtool.core.boards import get_board
 from fwtool.core.files import file_sha256
-from fwtool.core import locks
 from fwtool.core.errors import BadInput, DoesNotFit, Exit, FwtoolError
-from fwtool.core.escape import terminal
 from fwtool.emulator import latency_stats
 from fwtool.emulator.arena_probe import banner_arena_used
 from fwtool.model.tflite import Model, load_model
@@ -139,10 +137,6 @@ def image_options(opts: ValidateOptions) -> build_flow.BuildOptions:
                                    jobs=opts.jobs, tflm_cores=cores, clock=opts.clock, opt=opts.opt)
 
 
-def image_folder(opts: ValidateOptions) -> Path:
-    return Path(opts.out_dir) if opts.out_dir else default_out_dir(get_board(opts.board, opts.model).name)
-
-
 def build_image(opts: ValidateOptions, on_line: Callable[[str], None] = lambda s: None,
                 on_step: Callable[[str], None] = lambda s: None) -> BuildResult:
     """The image ``fwtool build`` makes for these options (the same call: arena measured on the virtual board)."""
@@ -209,10 +203,8 @@ def run(opts: ValidateOptions, on_line: Callable[[str], None] = lambda s: None,
     ref_s = time.monotonic() - t0
 
     if opts.prebuilt is None and not opts.embedded and console.supports(tgt):
-        folder = image_folder(opts)  # held from the build to the end of the run: no other build replaces the image
-        outdir.check(folder)
-        with locks.hold(locks.folder_lock(folder), f"build folder {terminal(folder)}",
-                        remove_if_alone=not folder.exists()):
+        # build's folder, held from the build to the end of the run: no other build replaces the image meanwhile
+        with outdir.locked(outdir.requested(opts.out_dir, opts.board, opts.model)):
             built = None
             if not (opts.target == "board" and not opts.flash):  # --no-flash: the board runs it already
                 on_step("building the image (as fwtool build)")
